@@ -1,0 +1,285 @@
+//! `Trigger`: an event source bound to a function (HTTP route, schedule,
+//! queue, stream), with per-type configuration and validation.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::Qualifier;
+use crate::time::{self, Timestamp};
+use crate::validation::ValidationErrors;
+
+pub mod schedule;
+
+/// Event trigger types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum TriggerType {
+    /// HTTP API trigger (GET, POST, etc.).
+    #[default]
+    Http,
+    /// Scheduled trigger (cron/rate expressions).
+    Scheduled,
+    /// Queue-based trigger (message queue).
+    Queue,
+    /// Stream-based trigger (Kafka, Kinesis).
+    Stream,
+}
+
+impl TriggerType {
+    pub const ALL: [TriggerType; 4] = [
+        TriggerType::Http,
+        TriggerType::Scheduled,
+        TriggerType::Queue,
+        TriggerType::Stream,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerType::Http => "Http",
+            TriggerType::Scheduled => "Scheduled",
+            TriggerType::Queue => "Queue",
+            TriggerType::Stream => "Stream",
+        }
+    }
+}
+
+impl fmt::Display for TriggerType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TriggerType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown trigger type '{s}' (Http, Scheduled, Queue, Stream)"))
+    }
+}
+
+/// Type-specific trigger settings.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct TriggerConfig {
+    // HTTP
+    pub http_path: Option<String>,
+    pub http_methods: Option<Vec<String>>,
+    pub cors_enabled: Option<bool>,
+    // Scheduled
+    pub schedule_expression: Option<String>,
+    pub timezone: Option<String>,
+    // Queue
+    pub queue_name: Option<String>,
+    pub batch_size: Option<u32>,
+    /// Seconds.
+    pub visibility_timeout: Option<u32>,
+    // Stream
+    pub stream_arn: Option<String>,
+    pub starting_position: Option<String>,
+    pub parallelization_factor: Option<u32>,
+}
+
+pub const HTTP_METHODS: [&str; 9] = [
+    "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY", "*",
+];
+pub const STARTING_POSITIONS: [&str; 3] = ["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"];
+pub const MAX_QUEUE_BATCH: u32 = 10_000;
+pub const MAX_VISIBILITY_TIMEOUT_S: u32 = 43_200;
+
+/// An event trigger for a function.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Trigger {
+    pub trigger_id: String,
+    pub function_name: String,
+    /// Version number, alias or `$LATEST`.
+    pub target_version: String,
+    #[serde(rename = "type")]
+    pub trigger_type: TriggerType,
+    pub is_enabled: bool,
+    pub config: TriggerConfig,
+    pub created_at: Timestamp,
+    pub last_executed_at: Option<Timestamp>,
+    pub execution_count: u64,
+    pub failure_count: u64,
+}
+
+impl Trigger {
+    pub fn new(
+        function_name: impl Into<String>,
+        trigger_type: TriggerType,
+        config: TriggerConfig,
+    ) -> Self {
+        Self {
+            trigger_id: uuid::Uuid::new_v4().to_string(),
+            function_name: function_name.into(),
+            target_version: crate::names::LATEST.to_owned(),
+            trigger_type,
+            is_enabled: true,
+            config,
+            created_at: time::now(),
+            last_executed_at: None,
+            execution_count: 0,
+            failure_count: 0,
+        }
+    }
+
+    /// The seed's `IsValid` (its three messages first) and the per-type
+    /// checks a trigger needs to actually fire.
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let c = &self.config;
+        if self.function_name.trim().is_empty() {
+            errors.push("FunctionName is required");
+        }
+        if self.trigger_type == TriggerType::Http && blank(&c.http_path) {
+            errors.push("HttpPath is required for HTTP triggers");
+        }
+        if self.trigger_type == TriggerType::Scheduled && blank(&c.schedule_expression) {
+            errors.push("ScheduleExpression is required for Scheduled triggers");
+        }
+        if self.trigger_type == TriggerType::Queue && blank(&c.queue_name) {
+            errors.push("QueueName is required for Queue triggers");
+        }
+        if self.trigger_type == TriggerType::Stream && blank(&c.stream_arn) {
+            errors.push("StreamArn is required for Stream triggers");
+        }
+        if self.target_version.parse::<Qualifier>().is_err() {
+            errors.push("TargetVersion must be $LATEST, a version number or an alias name");
+        }
+        match self.trigger_type {
+            TriggerType::Http => validate_http(c, &mut errors),
+            TriggerType::Scheduled => validate_schedule(c, &mut errors),
+            TriggerType::Queue => validate_queue(c, &mut errors),
+            TriggerType::Stream => validate_stream(c, &mut errors),
+        }
+        errors.extend(foreign_settings(self.trigger_type, c));
+        errors.into_result()
+    }
+
+    pub fn is_valid(&self) -> bool {
+        self.validate().is_ok()
+    }
+}
+
+fn blank(s: &Option<String>) -> bool {
+    s.as_deref().is_none_or(|s| s.trim().is_empty())
+}
+
+fn validate_http(c: &TriggerConfig, errors: &mut ValidationErrors) {
+    if let Some(path) = c.http_path.as_deref().filter(|p| !p.trim().is_empty()) {
+        let chars_ok = path.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~' | b'{' | b'}' | b'+')
+        });
+        if !path.starts_with('/')
+            || !chars_ok
+            || path.contains("//")
+            || path.split('/').any(|s| s == ".." || s == ".")
+        {
+            errors.push("HttpPath must start with '/' and hold only letters, digits, '-', '_', '.', '~' and {param} segments");
+        }
+    }
+    if let Some(methods) = &c.http_methods {
+        if methods.is_empty() {
+            errors.push("HttpMethods must list at least one method when given");
+        }
+        for m in methods {
+            if !HTTP_METHODS.contains(&m.to_ascii_uppercase().as_str()) {
+                errors.push(format!("HttpMethods: unknown method '{m}'"));
+            }
+        }
+    }
+}
+
+fn validate_schedule(c: &TriggerConfig, errors: &mut ValidationErrors) {
+    if let Some(expr) = c
+        .schedule_expression
+        .as_deref()
+        .filter(|e| !e.trim().is_empty())
+    {
+        if let Err(e) = schedule::Schedule::parse(expr) {
+            errors.push(format!("ScheduleExpression is invalid: {e}"));
+        }
+    }
+    if let Some(tz) = c.timezone.as_deref() {
+        if tz.parse::<chrono_tz::Tz>().is_err() {
+            errors.push(format!("Timezone '{tz}' is not an IANA time zone name"));
+        }
+    }
+}
+
+fn validate_queue(c: &TriggerConfig, errors: &mut ValidationErrors) {
+    if let Some(b) = c.batch_size {
+        if !(1..=MAX_QUEUE_BATCH).contains(&b) {
+            errors.push(format!("BatchSize must be 1-{MAX_QUEUE_BATCH}"));
+        }
+    }
+    if let Some(v) = c.visibility_timeout {
+        if v > MAX_VISIBILITY_TIMEOUT_S {
+            errors.push(format!(
+                "VisibilityTimeout must be 0-{MAX_VISIBILITY_TIMEOUT_S} seconds"
+            ));
+        }
+    }
+}
+
+fn validate_stream(c: &TriggerConfig, errors: &mut ValidationErrors) {
+    if let Some(p) = c.starting_position.as_deref() {
+        if !STARTING_POSITIONS.contains(&p) {
+            errors.push("StartingPosition must be TRIM_HORIZON, LATEST or AT_TIMESTAMP");
+        }
+    }
+    if let Some(f) = c.parallelization_factor {
+        if !(1..=10).contains(&f) {
+            errors.push("ParallelizationFactor must be 1-10");
+        }
+    }
+    if let Some(b) = c.batch_size {
+        if !(1..=MAX_QUEUE_BATCH).contains(&b) {
+            errors.push(format!("BatchSize must be 1-{MAX_QUEUE_BATCH}"));
+        }
+    }
+}
+
+/// Settings of another trigger type are refused rather than ignored.
+fn foreign_settings(t: TriggerType, c: &TriggerConfig) -> ValidationErrors {
+    let mut errors = ValidationErrors::new();
+    let groups: [(TriggerType, bool); 4] = [
+        (
+            TriggerType::Http,
+            c.http_path.is_some() || c.http_methods.is_some() || c.cors_enabled.is_some(),
+        ),
+        (
+            TriggerType::Scheduled,
+            c.schedule_expression.is_some() || c.timezone.is_some(),
+        ),
+        (
+            TriggerType::Queue,
+            c.queue_name.is_some() || c.visibility_timeout.is_some(),
+        ),
+        (
+            TriggerType::Stream,
+            c.stream_arn.is_some()
+                || c.starting_position.is_some()
+                || c.parallelization_factor.is_some(),
+        ),
+    ];
+    for (owner, set) in groups {
+        if set && owner != t {
+            errors.push(format!("{owner} settings do not apply to {t} triggers"));
+        }
+    }
+    if c.batch_size.is_some() && !matches!(t, TriggerType::Queue | TriggerType::Stream) {
+        errors.push(format!("BatchSize does not apply to {t} triggers"));
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,211 @@
+//! `FunctionVersion`: an immutable snapshot of a function's code and
+//! configuration. Version 0 is `$LATEST`, the mutable working copy.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::function::Function;
+use crate::names::LATEST;
+use crate::runtime::Runtime;
+use crate::time::{self, Timestamp};
+
+/// Function version status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum VersionStatus {
+    #[default]
+    Active,
+    Deprecated,
+    Archived,
+}
+
+impl VersionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionStatus::Active => "Active",
+            VersionStatus::Deprecated => "Deprecated",
+            VersionStatus::Archived => "Archived",
+        }
+    }
+}
+
+impl fmt::Display for VersionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for VersionStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            VersionStatus::Active,
+            VersionStatus::Deprecated,
+            VersionStatus::Archived,
+        ]
+        .into_iter()
+        .find(|v| v.as_str().eq_ignore_ascii_case(s))
+        .ok_or_else(|| format!("unknown version status '{s}' (Active, Deprecated, Archived)"))
+    }
+}
+
+/// An immutable function version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionVersion {
+    pub function_name: String,
+    /// 1, 2, 3…; 0 is `$LATEST`.
+    pub version: u32,
+    /// SHA-256 of the code package, lower-case hex.
+    pub code_sha256: String,
+    pub code_size: u64,
+    /// `functions/{functionName}/versions/{version}/code.zip`
+    pub code_location: String,
+    pub runtime: Runtime,
+    pub handler: String,
+    pub memory_size: u32,
+    pub timeout: u32,
+    pub environment: BTreeMap<String, String>,
+    pub layers: Vec<String>,
+    pub created_at: Timestamp,
+    pub created_by: String,
+    pub description: Option<String>,
+    pub invocation_count: u64,
+    pub status: VersionStatus,
+}
+
+/// Where a version's code package lives in the blob store.
+pub fn code_location(function_name: &str, version: u32) -> String {
+    format!(
+        "functions/{function_name}/versions/{}/code.zip",
+        version_path_segment(version)
+    )
+}
+
+fn version_path_segment(version: u32) -> String {
+    if version == 0 {
+        "latest".to_owned()
+    } else {
+        version.to_string()
+    }
+}
+
+/// `"$LATEST"` for 0, `"v{n}"` otherwise.
+pub fn version_string(version: u32) -> String {
+    if version == 0 {
+        LATEST.to_owned()
+    } else {
+        format!("v{version}")
+    }
+}
+
+impl FunctionVersion {
+    /// A snapshot of `function`'s configuration with the given code, as
+    /// version `version` (0 for `$LATEST`).
+    pub fn snapshot(
+        function: &Function,
+        version: u32,
+        code_sha256: impl Into<String>,
+        code_size: u64,
+        created_by: impl Into<String>,
+        description: Option<String>,
+    ) -> Self {
+        Self {
+            function_name: function.name.clone(),
+            version,
+            code_sha256: code_sha256.into(),
+            code_size,
+            code_location: code_location(&function.name, version),
+            runtime: function.runtime,
+            handler: function.handler.clone(),
+            memory_size: function.memory_size,
+            timeout: function.timeout,
+            environment: function.environment.clone(),
+            layers: function.layers.clone(),
+            created_at: time::now(),
+            created_by: created_by.into(),
+            description,
+            invocation_count: 0,
+            status: VersionStatus::Active,
+        }
+    }
+
+    /// The seed's `VersionString`: `"$LATEST"` for 0, `"v{n}"` otherwise.
+    pub fn version_string(&self) -> String {
+        version_string(self.version)
+    }
+
+    /// The seed's `CanDelete`: an Active version that has served invocations
+    /// must be deprecated or archived first. (Aliases pointing at a version
+    /// are checked by the service, which knows them.)
+    pub fn can_delete(&self) -> bool {
+        self.status != VersionStatus::Active || self.invocation_count == 0
+    }
+
+    pub fn is_latest(&self) -> bool {
+        self.version == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(n: u32) -> FunctionVersion {
+        let f = Function::new("f", Runtime::Node20, "index.handler", "o");
+        FunctionVersion::snapshot(&f, n, "ab", 10, "o", None)
+    }
+
+    #[test]
+    fn version_strings() {
+        assert_eq!(v(0).version_string(), "$LATEST");
+        assert_eq!(v(1).version_string(), "v1");
+        assert_eq!(v(42).version_string(), "v42");
+    }
+
+    #[test]
+    fn code_locations() {
+        assert_eq!(v(3).code_location, "functions/f/versions/3/code.zip");
+        assert_eq!(v(0).code_location, "functions/f/versions/latest/code.zip");
+    }
+
+    #[test]
+    fn can_delete_rules() {
+        let mut x = v(1);
+        assert!(x.can_delete(), "active, never invoked");
+        x.invocation_count = 1;
+        assert!(!x.can_delete(), "active and invoked");
+        x.status = VersionStatus::Deprecated;
+        assert!(x.can_delete());
+        x.status = VersionStatus::Archived;
+        assert!(x.can_delete());
+    }
+
+    #[test]
+    fn snapshot_copies_configuration() {
+        let mut f = Function::new("f", Runtime::Python311, "app.handler", "o");
+        f.memory_size = 512;
+        f.environment.insert("A".into(), "1".into());
+        f.layers.push("deps".into());
+        let s = FunctionVersion::snapshot(&f, 2, "cafe", 99, "alice", Some("d".into()));
+        assert_eq!(s.memory_size, 512);
+        assert_eq!(s.environment["A"], "1");
+        assert_eq!(s.layers, vec!["deps"]);
+        assert_eq!(s.created_by, "alice");
+        assert_eq!(s.status, VersionStatus::Active);
+        assert_eq!(s.invocation_count, 0);
+    }
+
+    #[test]
+    fn status_parse() {
+        assert_eq!(
+            "deprecated".parse::<VersionStatus>().unwrap(),
+            VersionStatus::Deprecated
+        );
+        assert!("gone".parse::<VersionStatus>().is_err());
+    }
+}
