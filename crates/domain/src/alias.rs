@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::names::validate_alias_name;
-use crate::time::{self, Timestamp};
+use crate::time;
 use crate::validation::ValidationErrors;
 
 /// A function alias (mutable pointer to versions).
@@ -22,8 +23,8 @@ pub struct FunctionAlias {
     /// all traffic to `version`. A remainder below 100 goes to `version`.
     pub routing_config: BTreeMap<u32, f64>,
     pub description: Option<String>,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 impl FunctionAlias {

@@ -5,10 +5,11 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::duration;
-use crate::time::{self, Timestamp};
+use crate::time;
 use crate::validation::ValidationErrors;
 
 /// Deployment strategy types.
@@ -240,7 +241,7 @@ pub struct DeploymentMetrics {
     pub avg_duration: f64,
     /// Milliseconds.
     pub p99_duration: f64,
-    pub captured_at: Timestamp,
+    pub captured_at: DateTime<Utc>,
 }
 
 impl Default for DeploymentMetrics {
@@ -273,8 +274,8 @@ pub struct Deployment {
     /// 0–100.
     pub progress: f64,
     pub current_phase: Option<String>,
-    pub started_at: Timestamp,
-    pub completed_at: Option<Timestamp>,
+    pub started_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
     pub deployed_by: String,
     pub error_message: Option<String>,
     pub rollback_reason: Option<String>,

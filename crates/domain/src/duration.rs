@@ -22,7 +22,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn from_secs(secs: f64) -> Result<Duration, String> {
-    if !secs.is_finite() || secs < 0.0 || secs > 10.0 * 365.0 * 86_400.0 {
+    if !secs.is_finite() || !(0.0..=10.0 * 365.0 * 86_400.0).contains(&secs) {
         return Err(format!(
             "invalid duration {secs}: must be 0 or more seconds"
         ));

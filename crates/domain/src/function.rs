@@ -2,11 +2,12 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::names::is_valid_function_name;
 use crate::runtime::Runtime;
-use crate::time::{self, Timestamp};
+use crate::time;
 use crate::validation::ValidationErrors;
 use crate::value::{ScalingConfig, VpcConfig};
 
@@ -45,10 +46,10 @@ pub struct Function {
     /// Newest published version (`"v5"`), or `None` before the first publish.
     pub published_version: Option<String>,
     pub owner_id: String,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
     pub total_invocations: u64,
-    pub last_invoked_at: Option<Timestamp>,
+    pub last_invoked_at: Option<DateTime<Utc>>,
     pub scaling_config: ScalingConfig,
 }
 
@@ -131,7 +132,7 @@ impl Function {
 }
 
 pub fn is_valid_memory_size(mb: u32) -> bool {
-    (MIN_MEMORY_MB..=MAX_MEMORY_MB).contains(&mb) && mb % MEMORY_STEP_MB == 0
+    (MIN_MEMORY_MB..=MAX_MEMORY_MB).contains(&mb) && mb.is_multiple_of(MEMORY_STEP_MB)
 }
 
 /// The seed's measure: the sum of key and value lengths (here in bytes).

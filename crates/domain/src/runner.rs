@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::Duration as ChronoDuration;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::runtime::Runtime;
@@ -25,8 +26,8 @@ pub struct RunnerNode {
     pub resources: RunnerResources,
     /// `"{function}:{version}"` → instance (container) ID.
     pub active_containers: BTreeMap<String, String>,
-    pub last_heartbeat: Timestamp,
-    pub started_at: Timestamp,
+    pub last_heartbeat: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
     pub metrics: RunnerMetrics,
     /// Runtimes this runner can execute (reported at registration).
     #[serde(default)]

@@ -4,10 +4,11 @@
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::names::Qualifier;
-use crate::time::{self, Timestamp};
+use crate::time;
 use crate::validation::ValidationErrors;
 
 pub mod schedule;
@@ -103,8 +104,8 @@ pub struct Trigger {
     pub trigger_type: TriggerType,
     pub is_enabled: bool,
     pub config: TriggerConfig,
-    pub created_at: Timestamp,
-    pub last_executed_at: Option<Timestamp>,
+    pub created_at: DateTime<Utc>,
+    pub last_executed_at: Option<DateTime<Utc>>,
     pub execution_count: u64,
     pub failure_count: u64,
 }

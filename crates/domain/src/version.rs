@@ -5,12 +5,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::function::Function;
 use crate::names::LATEST;
 use crate::runtime::Runtime;
-use crate::time::{self, Timestamp};
+use crate::time;
 
 /// Function version status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -71,26 +72,24 @@ pub struct FunctionVersion {
     pub timeout: u32,
     pub environment: BTreeMap<String, String>,
     pub layers: Vec<String>,
-    pub created_at: Timestamp,
+    pub created_at: DateTime<Utc>,
     pub created_by: String,
     pub description: Option<String>,
     pub invocation_count: u64,
     pub status: VersionStatus,
 }
 
-/// Where a version's code package lives in the blob store.
-pub fn code_location(function_name: &str, version: u32) -> String {
-    format!(
-        "functions/{function_name}/versions/{}/code.zip",
-        version_path_segment(version)
-    )
-}
-
-fn version_path_segment(version: u32) -> String {
+/// Where a version's code package lives in the blob store: published
+/// versions at `functions/{name}/versions/{n}/code.zip` (written once), and
+/// the mutable `$LATEST` content-addressed at
+/// `functions/{name}/versions/latest/{sha256}/code.zip`, so that replacing
+/// its code is an atomic switch of the stored pointer, never an overwrite in
+/// place that a reader could catch half-done.
+pub fn code_location(function_name: &str, version: u32, code_sha256: &str) -> String {
     if version == 0 {
-        "latest".to_owned()
+        format!("functions/{function_name}/versions/latest/{code_sha256}/code.zip")
     } else {
-        version.to_string()
+        format!("functions/{function_name}/versions/{version}/code.zip")
     }
 }
 
@@ -114,12 +113,13 @@ impl FunctionVersion {
         created_by: impl Into<String>,
         description: Option<String>,
     ) -> Self {
+        let code_sha256 = code_sha256.into();
         Self {
             function_name: function.name.clone(),
             version,
-            code_sha256: code_sha256.into(),
+            code_location: code_location(&function.name, version, &code_sha256),
+            code_sha256,
             code_size,
-            code_location: code_location(&function.name, version),
             runtime: function.runtime,
             handler: function.handler.clone(),
             memory_size: function.memory_size,
@@ -170,7 +170,10 @@ mod tests {
     #[test]
     fn code_locations() {
         assert_eq!(v(3).code_location, "functions/f/versions/3/code.zip");
-        assert_eq!(v(0).code_location, "functions/f/versions/latest/code.zip");
+        assert_eq!(
+            v(0).code_location,
+            "functions/f/versions/latest/ab/code.zip"
+        );
     }
 
     #[test]

@@ -61,7 +61,7 @@ impl Schedule {
                     let next = cron.find_next_occurrence(&from, false).ok()?;
                     let year = chrono::Datelike::year(&next);
                     match years {
-                        Some((lo, hi)) if year > *hi => return None,
+                        Some((_, hi)) if year > *hi => return None,
                         Some((lo, _)) if year < *lo => {
                             from = tz.with_ymd_and_hms(*lo, 1, 1, 0, 0, 0).earliest()?
                                 - chrono::Duration::seconds(1);

@@ -1,0 +1,74 @@
+use axum::extract::State;
+use axum::http::StatusCode;
+use hotswap_control::NewDeployment;
+use hotswap_domain::Deployment;
+
+use crate::dto::{CancelDeploymentRequest, CreateDeploymentRequest, Page, PageQuery};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Caller, Json, OptionalJson, Path, Query};
+use crate::AppState;
+
+/// Record a deployment of a version to an alias (one active per alias).
+#[utoipa::path(post, path = "/v1/functions/{name}/deployments", tag = "deployments", request_body = CreateDeploymentRequest,
+    responses((status = 201, body = Deployment), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
+pub(crate) async fn create(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+    Json(req): Json<CreateDeploymentRequest>,
+) -> ApiResult<(StatusCode, axum::Json<Deployment>)> {
+    let new = NewDeployment {
+        alias_name: req.alias_name,
+        target_version: req.target_version,
+        strategy: req.strategy,
+        config: req.config,
+    };
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(s.control.create_deployment(&caller, &name, new).await?),
+    ))
+}
+
+/// Deployments of a function, newest first.
+#[utoipa::path(get, path = "/v1/functions/{name}/deployments", tag = "deployments", params(PageQuery),
+    responses((status = 200, body = Page<Deployment>)))]
+pub(crate) async fn list(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<axum::Json<Page<Deployment>>> {
+    Ok(axum::Json(Page::of(
+        s.control.list_deployments(&caller, &name).await?,
+        q.limit,
+        q.next_token.as_deref(),
+    )?))
+}
+
+#[utoipa::path(get, path = "/v1/functions/{name}/deployments/{id}", tag = "deployments",
+    responses((status = 200, body = Deployment), (status = 404, body = ApiError)))]
+pub(crate) async fn get(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path((name, id)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Deployment>> {
+    Ok(axum::Json(
+        s.control.get_deployment(&caller, &name, &id).await?,
+    ))
+}
+
+/// Cancel a deployment that has not finished.
+#[utoipa::path(post, path = "/v1/functions/{name}/deployments/{id}/cancel", tag = "deployments", request_body = CancelDeploymentRequest,
+    responses((status = 200, body = Deployment), (status = 409, body = ApiError)))]
+pub(crate) async fn cancel(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path((name, id)): Path<(String, String)>,
+    OptionalJson(req): OptionalJson<CancelDeploymentRequest>,
+) -> ApiResult<axum::Json<Deployment>> {
+    Ok(axum::Json(
+        s.control
+            .cancel_deployment(&caller, &name, &id, req.reason)
+            .await?,
+    ))
+}

@@ -1,0 +1,217 @@
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::{header, StatusCode};
+use bytes::Bytes;
+use hotswap_control::{FunctionPatch, NewFunction};
+use hotswap_domain::Function;
+use hotswap_store::FunctionFilter;
+
+use crate::dto::{
+    CodeInput, CreateFunctionRequest, ListFunctionsQuery, Page, UpdateFunctionRequest,
+    VersionResponse,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Caller, Json, Path, Query};
+use crate::AppState;
+
+fn content_type(req: &Request) -> String {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::payload_too_large(
+            "request body is larger than the configured limit (--max-body-bytes)",
+        )
+    } else {
+        ApiError::bad_request(format!("invalid multipart body: {}", e.body_text()))
+    }
+}
+
+/// Reads `metadata` (JSON, the same fields as the JSON request without
+/// `code`) and `code` (the zip) from a multipart body.
+async fn read_multipart(mut m: Multipart) -> ApiResult<(CreateFunctionRequest, Bytes)> {
+    let (mut meta, mut code) = (None, None);
+    while let Some(field) = m.next_field().await.map_err(multipart_error)? {
+        match field.name() {
+            Some("metadata") => {
+                let bytes = field.bytes().await.map_err(multipart_error)?;
+                meta = Some(
+                    serde_json::from_slice::<CreateFunctionRequest>(&bytes).map_err(|e| {
+                        ApiError::bad_request(format!("invalid metadata part: {e}"))
+                    })?,
+                );
+            }
+            Some("code") => code = Some(field.bytes().await.map_err(multipart_error)?),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unexpected multipart part {other:?}; expected 'metadata' and 'code'"
+                )))
+            }
+        }
+    }
+    match (meta, code) {
+        (Some(meta), Some(code)) if meta.code.is_none() => Ok((meta, code)),
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "give the code either as the 'code' part or in metadata, not both",
+        )),
+        (None, _) => Err(ApiError::bad_request(
+            "multipart body lacks the 'metadata' part",
+        )),
+        (_, None) => Err(ApiError::bad_request(
+            "multipart body lacks the 'code' part",
+        )),
+    }
+}
+
+/// Create a function with its code (JSON with base64 `code.zipFile`, or
+/// multipart with `metadata` and `code` parts).
+#[utoipa::path(post, path = "/v1/functions", tag = "functions", request_body = CreateFunctionRequest,
+    responses((status = 201, body = Function), (status = 400, body = ApiError), (status = 409, body = ApiError), (status = 413, body = ApiError)))]
+pub(crate) async fn create(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    req: Request,
+) -> ApiResult<(StatusCode, axum::Json<Function>)> {
+    let (body, code) = if content_type(&req).starts_with("multipart/form-data") {
+        let m = Multipart::from_request(req, &s)
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        read_multipart(m).await?
+    } else {
+        let Json(body) = Json::<CreateFunctionRequest>::from_request(req, &s).await?;
+        let code = body
+            .code
+            .as_ref()
+            .ok_or_else(|| {
+                ApiError::validation(vec![
+                    "Code is required: give code.zipFile (base64 zip)".into()
+                ])
+            })?
+            .decode()?;
+        (body, code)
+    };
+    let new = NewFunction {
+        name: body.name,
+        runtime: body.runtime,
+        handler: body.handler,
+        description: body.description,
+        memory_size: body.memory_size,
+        timeout: body.timeout,
+        environment: body.environment,
+        layers: body.layers,
+        tags: body.tags,
+        vpc_config: body.vpc_config,
+        scaling_config: body.scaling_config,
+    };
+    let f = s.control.create_function(&caller, new, code).await?;
+    Ok((StatusCode::CREATED, axum::Json(f)))
+}
+
+/// List functions (yours; admins see all), by name, paged.
+#[utoipa::path(get, path = "/v1/functions", tag = "functions", params(ListFunctionsQuery),
+    responses((status = 200, body = Page<Function>)))]
+pub(crate) async fn list(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Query(q): Query<ListFunctionsQuery>,
+) -> ApiResult<axum::Json<Page<Function>>> {
+    let limit = crate::dto::check_limit(q.limit)?;
+    let tag = q.tag.map(|t| match t.split_once('=') {
+        Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
+        None => (t, None),
+    });
+    let filter = FunctionFilter {
+        owner_id: q.owner,
+        tag,
+        limit,
+        after: q.next_token,
+    };
+    let page = s.control.list_functions(&caller, filter).await?;
+    Ok(axum::Json(Page {
+        items: page.items,
+        next_token: page.next_token,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/functions/{name}", tag = "functions",
+    responses((status = 200, body = Function), (status = 404, body = ApiError)))]
+pub(crate) async fn get(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Function>> {
+    Ok(axum::Json(s.control.get_function(&caller, &name).await?))
+}
+
+/// Change configuration; applies to the function and its `$LATEST`.
+#[utoipa::path(patch, path = "/v1/functions/{name}", tag = "functions", request_body = UpdateFunctionRequest,
+    responses((status = 200, body = Function), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
+pub(crate) async fn update(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+    Json(req): Json<UpdateFunctionRequest>,
+) -> ApiResult<axum::Json<Function>> {
+    let patch = FunctionPatch {
+        description: req.description,
+        runtime: req.runtime,
+        handler: req.handler,
+        memory_size: req.memory_size,
+        timeout: req.timeout,
+        environment: req.environment,
+        layers: req.layers,
+        tags: req.tags,
+        vpc_config: req.vpc_config,
+        scaling_config: req.scaling_config,
+    };
+    Ok(axum::Json(
+        s.control.update_function(&caller, &name, patch).await?,
+    ))
+}
+
+/// Replace `$LATEST`'s code: JSON `{ "zipFile": base64 }` or a raw
+/// `application/zip` body.
+#[utoipa::path(put, path = "/v1/functions/{name}/code", tag = "functions", request_body = CodeInput,
+    responses((status = 200, body = VersionResponse), (status = 400, body = ApiError), (status = 413, body = ApiError)))]
+pub(crate) async fn update_code(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+    req: Request,
+) -> ApiResult<axum::Json<VersionResponse>> {
+    let code = if content_type(&req).starts_with("application/zip")
+        || content_type(&req).starts_with("application/octet-stream")
+    {
+        Bytes::from_request(req, &s).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::payload_too_large(
+                    "request body is larger than the configured limit (--max-body-bytes)",
+                )
+            } else {
+                ApiError::bad_request(e.body_text())
+            }
+        })?
+    } else {
+        let Json(input) = Json::<CodeInput>::from_request(req, &s).await?;
+        input.decode()?
+    };
+    Ok(axum::Json(
+        s.control.update_code(&caller, &name, code).await?.into(),
+    ))
+}
+
+/// Delete a function with its versions, aliases, triggers and deployments.
+#[utoipa::path(delete, path = "/v1/functions/{name}", tag = "functions",
+    responses((status = 204), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+pub(crate) async fn delete(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.control.delete_function(&caller, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,72 @@
+//! Route table of `/v1`.
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::AppState;
+
+pub(crate) mod aliases;
+pub(crate) mod deployments;
+pub(crate) mod functions;
+pub(crate) mod runners;
+pub(crate) mod tokens;
+pub(crate) mod triggers;
+pub(crate) mod versions;
+
+pub(crate) fn v1() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(crate::openapi::serve))
+        .route("/tokens", post(tokens::create))
+        .route("/whoami", get(tokens::whoami))
+        .route("/functions", post(functions::create).get(functions::list))
+        .route(
+            "/functions/{name}",
+            get(functions::get)
+                .patch(functions::update)
+                .delete(functions::delete),
+        )
+        .route(
+            "/functions/{name}/code",
+            axum::routing::put(functions::update_code),
+        )
+        .route(
+            "/functions/{name}/versions",
+            post(versions::publish).get(versions::list),
+        )
+        .route(
+            "/functions/{name}/versions/{version}",
+            get(versions::get)
+                .patch(versions::update)
+                .delete(versions::delete),
+        )
+        .route(
+            "/functions/{name}/aliases",
+            post(aliases::create).get(aliases::list),
+        )
+        .route(
+            "/functions/{name}/aliases/{alias}",
+            get(aliases::get)
+                .put(aliases::update)
+                .patch(aliases::update)
+                .delete(aliases::delete),
+        )
+        .route(
+            "/functions/{name}/deployments",
+            post(deployments::create).get(deployments::list),
+        )
+        .route("/functions/{name}/deployments/{id}", get(deployments::get))
+        .route(
+            "/functions/{name}/deployments/{id}/cancel",
+            post(deployments::cancel),
+        )
+        .route("/triggers", post(triggers::create).get(triggers::list))
+        .route(
+            "/triggers/{id}",
+            get(triggers::get)
+                .patch(triggers::update)
+                .delete(triggers::delete),
+        )
+        .route("/runners", post(runners::register).get(runners::list))
+        .route("/runners/{node_id}", get(runners::get))
+        .route("/runners/{node_id}/heartbeat", post(runners::heartbeat))
+}

@@ -1,0 +1,85 @@
+use axum::extract::State;
+use axum::http::StatusCode;
+use hotswap_control::NewTrigger;
+use hotswap_domain::Trigger;
+
+use crate::dto::{CreateTriggerRequest, ListTriggersQuery, Page, UpdateTriggerRequest};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Caller, Json, Path, Query};
+use crate::AppState;
+
+/// Create a trigger, validated per type.
+#[utoipa::path(post, path = "/v1/triggers", tag = "triggers", request_body = CreateTriggerRequest,
+    responses((status = 201, body = Trigger), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
+pub(crate) async fn create(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Json(req): Json<CreateTriggerRequest>,
+) -> ApiResult<(StatusCode, axum::Json<Trigger>)> {
+    let new = NewTrigger {
+        function_name: req.function_name,
+        target_version: req.target_version,
+        trigger_type: req.trigger_type,
+        is_enabled: req.is_enabled,
+        config: req.config,
+    };
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(s.control.create_trigger(&caller, new).await?),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/triggers", tag = "triggers", params(ListTriggersQuery),
+    responses((status = 200, body = Page<Trigger>)))]
+pub(crate) async fn list(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Query(q): Query<ListTriggersQuery>,
+) -> ApiResult<axum::Json<Page<Trigger>>> {
+    let triggers = s
+        .control
+        .list_triggers(&caller, q.function_name.as_deref())
+        .await?;
+    Ok(axum::Json(Page::of(
+        triggers,
+        q.limit,
+        q.next_token.as_deref(),
+    )?))
+}
+
+#[utoipa::path(get, path = "/v1/triggers/{id}", tag = "triggers",
+    responses((status = 200, body = Trigger), (status = 404, body = ApiError)))]
+pub(crate) async fn get(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Trigger>> {
+    Ok(axum::Json(s.control.get_trigger(&caller, &id).await?))
+}
+
+/// Enable or disable a trigger.
+#[utoipa::path(patch, path = "/v1/triggers/{id}", tag = "triggers", request_body = UpdateTriggerRequest,
+    responses((status = 200, body = Trigger), (status = 404, body = ApiError)))]
+pub(crate) async fn update(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    Json(req): Json<UpdateTriggerRequest>,
+) -> ApiResult<axum::Json<Trigger>> {
+    Ok(axum::Json(
+        s.control
+            .set_trigger_enabled(&caller, &id, req.is_enabled)
+            .await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/v1/triggers/{id}", tag = "triggers",
+    responses((status = 204), (status = 404, body = ApiError)))]
+pub(crate) async fn delete(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.control.delete_trigger(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,959 @@
+//! The command line: clap definitions of the client's global options and
+//! subcommands, plus the value parsers that catch bad input before any
+//! request is sent.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+use hotswap_domain::{DeploymentStrategy, Runtime, TriggerType, VersionStatus};
+
+/// The default API address (`hotswap server`'s default listener).
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+
+const GLOBAL: &str = "Global options";
+
+// Options shared by every client command. All are global, so they may be
+// given before or after the subcommand. (Plain comments, not doc comments:
+// clap would use a doc comment as the about text of the binary that
+// flattens this.)
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// Address of the HotSwap API.
+    #[arg(long, global = true, help_heading = GLOBAL, env = "HOTSWAP_URL", default_value = DEFAULT_URL)]
+    pub url: String,
+
+    /// API token, sent as `Authorization: Bearer TOKEN`.
+    #[arg(long, global = true, help_heading = GLOBAL, env = "HOTSWAP_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Output format: human tables, or the server's JSON for scripts.
+    #[arg(short, long, global = true, help_heading = GLOBAL, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+impl Default for ClientArgs {
+    fn default() -> Self {
+        Self {
+            url: DEFAULT_URL.to_owned(),
+            token: None,
+            output: OutputFormat::Table,
+        }
+    }
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable tables.
+    #[default]
+    Table,
+    /// The API's JSON, pretty-printed, exactly as the server returned it.
+    Json,
+}
+
+// The client's commands (plain comment for the same reason as above).
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Create, inspect, update, publish and delete functions.
+    #[command(name = "fn", subcommand)]
+    Function(FnCommand),
+
+    /// Inspect and retire published versions.
+    #[command(subcommand)]
+    Version(VersionCommand),
+
+    /// Manage aliases: named pointers to versions, optionally weighted.
+    #[command(subcommand)]
+    Alias(AliasCommand),
+
+    /// Manage event triggers (HTTP routes, schedules, queues, streams).
+    #[command(subcommand)]
+    Trigger(TriggerCommand),
+
+    /// List and inspect runner nodes.
+    Runners(RunnersArgs),
+
+    /// Move an alias to a new version with a deployment strategy.
+    #[command(after_help = DEPLOY_EXAMPLES)]
+    Deploy(DeployArgs),
+
+    /// List, inspect and cancel deployments.
+    #[command(subcommand)]
+    Deployments(DeploymentsCommand),
+
+    /// Manage API tokens (admin).
+    #[command(subcommand)]
+    Token(TokenCommand),
+
+    /// Show who the current token belongs to.
+    Whoami,
+}
+
+// ---------------------------------------------------------------- functions
+
+const FN_CREATE_EXAMPLES: &str = "\
+Examples:
+  hotswap fn create ./hello --runtime python311 --handler app.handler
+  hotswap fn create ./build/api.zip --name api --runtime node20 --handler index.handler \\
+      --memory 512 --timeout 10 --env STAGE=prod --tag team=web
+  hotswap fn create ./rust-fn --runtime provided --handler bootstrap
+
+PATH is a directory (zipped in memory; file modes are kept, so an executable
+`bootstrap` stays executable; `.git` folders are skipped) or a ready-made .zip.";
+
+/// Function commands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum FnCommand {
+    /// Create a function from a directory or a .zip file.
+    #[command(after_help = FN_CREATE_EXAMPLES)]
+    Create(FnCreateArgs),
+
+    /// List functions.
+    #[command(
+        after_help = "Examples:\n  hotswap fn list\n  hotswap fn list --tag team=web --all\n  hotswap fn list --owner alice -o json"
+    )]
+    List(FnListArgs),
+
+    /// Show one function.
+    Get {
+        /// Function name.
+        name: String,
+    },
+
+    /// Change a function's configuration (only the options given change).
+    #[command(
+        after_help = "Examples:\n  hotswap fn update hello --memory 1024 --timeout 60\n  hotswap fn update hello --env STAGE=prod --env DEBUG=0   # replaces the whole environment"
+    )]
+    Update(FnUpdateArgs),
+
+    /// Replace the code of $LATEST from a directory or a .zip file.
+    #[command(after_help = "Example:\n  hotswap fn update-code hello ./hello")]
+    UpdateCode {
+        /// Function name.
+        name: String,
+        /// Directory or .zip file holding the code.
+        path: PathBuf,
+    },
+
+    /// Delete a function with all its versions, aliases and triggers.
+    Delete {
+        /// Function name.
+        name: String,
+    },
+
+    /// Publish $LATEST as a new immutable version.
+    #[command(after_help = "Example:\n  hotswap fn publish hello --description \"faster resize\"")]
+    Publish {
+        /// Function name.
+        name: String,
+        /// Description of the new version.
+        #[arg(long)]
+        description: Option<String>,
+    },
+
+    /// List a function's versions ($LATEST first).
+    Versions {
+        /// Function name.
+        name: String,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+}
+
+/// `hotswap fn create`.
+#[derive(Debug, Clone, Args)]
+pub struct FnCreateArgs {
+    /// Directory or .zip file holding the code.
+    pub path: PathBuf,
+
+    /// Function name [default: the directory's (or zip file's) name].
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// Runtime, case-insensitive (python311, node20, java21, provided, …).
+    #[arg(long)]
+    pub runtime: Runtime,
+
+    /// Handler, e.g. `app.handler` (Python), `index.handler` (Node).
+    #[arg(long)]
+    pub handler: String,
+
+    /// Memory in MB (128–10240, in 64 MB steps).
+    #[arg(long, value_name = "MB")]
+    pub memory: Option<u32>,
+
+    /// Timeout in seconds (1–900).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u32>,
+
+    /// Environment variable; repeat for more.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub env: Vec<(String, String)>,
+
+    /// Layer to attach (in order); repeat for more.
+    #[arg(long = "layer", value_name = "NAME")]
+    pub layers: Vec<String>,
+
+    /// Tag; repeat for more.
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub tags: Vec<(String, String)>,
+
+    /// Free-text description.
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+/// `hotswap fn list`.
+#[derive(Debug, Clone, Args)]
+pub struct FnListArgs {
+    /// Only functions of this owner (admin tokens).
+    #[arg(long)]
+    pub owner: Option<String>,
+
+    /// Only functions with this tag key, or this tag key and value.
+    #[arg(long, value_name = "KEY[=VALUE]", value_parser = parse_tag_filter)]
+    pub tag: Option<String>,
+
+    #[command(flatten)]
+    pub page: PageArgs,
+}
+
+/// `hotswap fn update`.
+#[derive(Debug, Clone, Args)]
+pub struct FnUpdateArgs {
+    /// Function name.
+    pub name: String,
+
+    /// New runtime.
+    #[arg(long)]
+    pub runtime: Option<Runtime>,
+
+    /// New handler.
+    #[arg(long)]
+    pub handler: Option<String>,
+
+    /// New memory size in MB.
+    #[arg(long, value_name = "MB")]
+    pub memory: Option<u32>,
+
+    /// New timeout in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u32>,
+
+    /// Environment variable; when given, replaces the whole environment.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value, conflicts_with = "clear_env")]
+    pub env: Vec<(String, String)>,
+
+    /// Remove every environment variable.
+    #[arg(long)]
+    pub clear_env: bool,
+
+    /// Layer; when given, replaces the whole layer list.
+    #[arg(long = "layer", value_name = "NAME")]
+    pub layers: Vec<String>,
+
+    /// New description.
+    #[arg(long)]
+    pub description: Option<String>,
+
+    /// Tag; when given, replaces all tags.
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub tags: Vec<(String, String)>,
+}
+
+// ----------------------------------------------------------------- versions
+
+/// Version commands. VERSION is a number (`3` or `v3`) or `$LATEST` (also
+/// written `latest`).
+#[derive(Debug, Clone, Subcommand)]
+pub enum VersionCommand {
+    /// Show one version.
+    #[command(
+        after_help = "Examples:\n  hotswap version get hello 3\n  hotswap version get hello latest"
+    )]
+    Get {
+        /// Function name.
+        name: String,
+        /// Version number, or $LATEST.
+        #[arg(value_parser = parse_version_ref)]
+        version: String,
+    },
+
+    /// Change a version's status.
+    #[command(after_help = "Example:\n  hotswap version set-status hello 2 deprecated")]
+    SetStatus {
+        /// Function name.
+        name: String,
+        /// Version number.
+        #[arg(value_parser = parse_version_ref)]
+        version: String,
+        /// Active, Deprecated or Archived (case-insensitive).
+        status: VersionStatus,
+    },
+
+    /// Delete a published version.
+    Delete {
+        /// Function name.
+        name: String,
+        /// Version number.
+        #[arg(value_parser = parse_version_ref)]
+        version: String,
+    },
+}
+
+// ------------------------------------------------------------------ aliases
+
+/// Alias commands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AliasCommand {
+    /// Create an alias.
+    #[command(
+        after_help = "Examples:\n  hotswap alias create hello prod --version 5\n  hotswap alias create hello prod --version 5 --weight 6=10   # 90% to v5, 10% to v6"
+    )]
+    Create {
+        /// Function name.
+        name: String,
+        /// Alias name.
+        alias: String,
+        /// Primary version the alias points to.
+        #[arg(long, value_name = "N")]
+        version: u32,
+        /// Traffic share of a version; repeat for more. The rest goes to --version.
+        #[arg(long = "weight", value_name = "VERSION=PERCENT", value_parser = parse_weight)]
+        weights: Vec<(u32, f64)>,
+        /// Free-text description.
+        #[arg(long)]
+        description: Option<String>,
+    },
+
+    /// Show one alias.
+    Get {
+        /// Function name.
+        name: String,
+        /// Alias name.
+        alias: String,
+    },
+
+    /// List a function's aliases.
+    List {
+        /// Function name.
+        name: String,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+
+    /// Change an alias (only the options given change).
+    #[command(
+        after_help = "Examples:\n  hotswap alias update hello prod --version 6\n  hotswap alias update hello prod --weight 7=25\n  hotswap alias update hello prod --clear-weights"
+    )]
+    Update {
+        /// Function name.
+        name: String,
+        /// Alias name.
+        alias: String,
+        /// New primary version.
+        #[arg(long, value_name = "N")]
+        version: Option<u32>,
+        /// Traffic share of a version; replaces the routing configuration.
+        #[arg(long = "weight", value_name = "VERSION=PERCENT", value_parser = parse_weight, conflicts_with = "clear_weights")]
+        weights: Vec<(u32, f64)>,
+        /// Send all traffic to the primary version.
+        #[arg(long)]
+        clear_weights: bool,
+        /// New description.
+        #[arg(long)]
+        description: Option<String>,
+    },
+
+    /// Delete an alias.
+    Delete {
+        /// Function name.
+        name: String,
+        /// Alias name.
+        alias: String,
+    },
+}
+
+// ----------------------------------------------------------------- triggers
+
+const TRIGGER_CREATE_EXAMPLES: &str = "\
+Examples:
+  hotswap trigger create hello --type http --path /hello --method GET --method POST --cors
+  hotswap trigger create report --type scheduled --schedule \"cron(0 8 * * ? *)\" --timezone Europe/Paris
+  hotswap trigger create worker --type queue --queue jobs --batch-size 10 --visibility-timeout 60
+  hotswap trigger create indexer --type stream --stream orders --starting-position LATEST";
+
+/// Trigger commands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum TriggerCommand {
+    /// Create a trigger for a function.
+    #[command(after_help = TRIGGER_CREATE_EXAMPLES)]
+    Create(TriggerCreateArgs),
+
+    /// List triggers.
+    List {
+        /// Only the triggers of this function.
+        #[arg(long = "function", value_name = "NAME")]
+        function: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+
+    /// Show one trigger.
+    Get {
+        /// Trigger ID.
+        id: String,
+    },
+
+    /// Enable a trigger.
+    Enable {
+        /// Trigger ID.
+        id: String,
+    },
+
+    /// Disable a trigger (it keeps its configuration).
+    Disable {
+        /// Trigger ID.
+        id: String,
+    },
+
+    /// Delete a trigger.
+    Delete {
+        /// Trigger ID.
+        id: String,
+    },
+}
+
+/// `hotswap trigger create`.
+#[derive(Debug, Clone, Args)]
+pub struct TriggerCreateArgs {
+    /// Function name.
+    pub name: String,
+
+    /// Trigger type: http, scheduled, queue or stream.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub trigger_type: TriggerType,
+
+    /// What to invoke: a version number, an alias or $LATEST [server default: $LATEST].
+    #[arg(long, value_name = "QUALIFIER", value_parser = parse_qualifier)]
+    pub target_version: Option<String>,
+
+    /// HTTP: the route, served at /fn/PATH.
+    #[arg(long, help_heading = "HTTP")]
+    pub path: Option<String>,
+
+    /// HTTP: an accepted method; repeat for more.
+    #[arg(long = "method", value_name = "METHOD", help_heading = "HTTP")]
+    pub methods: Vec<String>,
+
+    /// HTTP: answer CORS preflights and add CORS headers.
+    #[arg(long, help_heading = "HTTP")]
+    pub cors: bool,
+
+    /// Scheduled: `rate(5 minutes)` or `cron(…)`.
+    #[arg(long, value_name = "EXPRESSION", help_heading = "Scheduled")]
+    pub schedule: Option<String>,
+
+    /// Scheduled: IANA time zone of the cron expression.
+    #[arg(long, help_heading = "Scheduled")]
+    pub timezone: Option<String>,
+
+    /// Queue: queue name.
+    #[arg(long, value_name = "NAME", help_heading = "Queue")]
+    pub queue: Option<String>,
+
+    /// Queue: messages per invocation.
+    #[arg(long, value_name = "N", help_heading = "Queue")]
+    pub batch_size: Option<u32>,
+
+    /// Queue: seconds a received message stays invisible.
+    #[arg(long, value_name = "SECONDS", help_heading = "Queue")]
+    pub visibility_timeout: Option<u32>,
+
+    /// Stream: stream name or ARN.
+    #[arg(long, value_name = "STREAM", help_heading = "Stream")]
+    pub stream: Option<String>,
+
+    /// Stream: TRIM_HORIZON, LATEST or AT_TIMESTAMP.
+    #[arg(long, value_name = "POSITION", help_heading = "Stream")]
+    pub starting_position: Option<String>,
+
+    /// Stream: concurrent batches per shard.
+    #[arg(long = "parallelization", value_name = "N", help_heading = "Stream")]
+    pub parallelization: Option<u32>,
+
+    /// Create the trigger disabled.
+    #[arg(long)]
+    pub disabled: bool,
+}
+
+// ------------------------------------------------------------------ runners
+
+/// `hotswap runners [list|get]`.
+#[derive(Debug, Clone, Args)]
+pub struct RunnersArgs {
+    #[command(subcommand)]
+    pub command: Option<RunnersCommand>,
+}
+
+/// Runner commands; `hotswap runners` alone lists them.
+#[derive(Debug, Clone, Subcommand)]
+pub enum RunnersCommand {
+    /// List runner nodes (the default).
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show one runner node.
+    Get {
+        /// Node ID.
+        node_id: String,
+    },
+}
+
+// -------------------------------------------------------------- deployments
+
+const DEPLOY_EXAMPLES: &str = "\
+Examples:
+  hotswap deploy hello --alias prod --version 6 --strategy all-at-once
+  hotswap deploy hello --alias prod --version 6 --strategy canary \\
+      --canary-percent 10 --canary-duration 5m --rollback-error-rate 5
+  hotswap deploy hello --alias prod --version 6 --strategy canary --canary-increments 10,25,50
+  hotswap deploy hello --alias prod --version 6 --strategy blue-green --test-duration 2m --keep-blue
+
+Durations are seconds (`300`) or text (`5m`, `1h30m`, `00:05:00`). Rates are
+percentages (0–100); --rollback-latency-p99 is milliseconds.";
+
+/// `hotswap deploy`.
+#[derive(Debug, Clone, Args)]
+pub struct DeployArgs {
+    /// Function name.
+    pub name: String,
+
+    /// Alias to move.
+    #[arg(long)]
+    pub alias: String,
+
+    /// Version to deploy.
+    #[arg(long, value_name = "N")]
+    pub version: u32,
+
+    /// all-at-once, canary, blue-green, rolling or ab-testing (case-insensitive).
+    #[arg(long, default_value = "AllAtOnce")]
+    pub strategy: DeploymentStrategy,
+
+    /// Canary: percent of traffic for the new version at the first step.
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    pub canary_percent: Option<f64>,
+
+    /// Canary: how long each step lasts.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_secs)]
+    pub canary_duration: Option<f64>,
+
+    /// Canary: traffic percentages of the successive steps.
+    #[arg(long, value_name = "P,P,…", value_delimiter = ',', value_parser = parse_percent)]
+    pub canary_increments: Vec<f64>,
+
+    /// Blue-green: how long to test the green version before switching.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_secs)]
+    pub test_duration: Option<f64>,
+
+    /// Blue-green: keep the blue version's instances after the switch.
+    #[arg(long)]
+    pub keep_blue: bool,
+
+    /// Rolling: fraction (0 < x ≤ 1) or count (≥ 1) of runner nodes per batch.
+    #[arg(long, value_name = "X", value_parser = parse_positive)]
+    pub batch_size: Option<f64>,
+
+    /// Rolling: how long each batch lasts.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_secs)]
+    pub batch_duration: Option<f64>,
+
+    /// Roll back when the error rate exceeds this percentage.
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    pub rollback_error_rate: Option<f64>,
+
+    /// Roll back when p99 latency exceeds this many milliseconds.
+    #[arg(long = "rollback-latency-p99", value_name = "MS", value_parser = parse_positive)]
+    pub rollback_latency_p99: Option<f64>,
+
+    /// Roll back when the success rate falls below this percentage.
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    pub rollback_success_rate: Option<f64>,
+}
+
+/// Deployment commands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum DeploymentsCommand {
+    /// List a function's deployments.
+    List {
+        /// Function name.
+        name: String,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show one deployment.
+    Get {
+        /// Function name.
+        name: String,
+        /// Deployment ID.
+        id: String,
+    },
+    /// Cancel a deployment that has not finished.
+    Cancel {
+        /// Function name.
+        name: String,
+        /// Deployment ID.
+        id: String,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+// ------------------------------------------------------------------- tokens
+
+/// Token commands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for an owner (needs an admin token).
+    #[command(
+        after_help = "Example:\n  export HOTSWAP_TOKEN=$(hotswap token create alice -o json | jq -r .token)"
+    )]
+    Create {
+        /// Owner (tenant) the token acts as.
+        owner: String,
+        /// Give the token admin rights.
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+// ------------------------------------------------------------------- paging
+
+/// Paging options of list commands.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PageArgs {
+    /// At most this many items per page.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+
+    /// Continue from a previous page's `nextToken`.
+    #[arg(long, value_name = "TOKEN")]
+    pub next_token: Option<String>,
+
+    /// Fetch every page.
+    #[arg(long, conflicts_with = "next_token")]
+    pub all: bool,
+}
+
+// ------------------------------------------------------------ value parsers
+
+/// `KEY=VALUE`: the key is non-empty and has no whitespace or `=`; the value
+/// may be empty and may contain `=`.
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("invalid KEY=VALUE '{s}': no '=' found"))?;
+    check_key(key, s)?;
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+fn check_key(key: &str, whole: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err(format!("invalid KEY=VALUE '{whole}': empty key"));
+    }
+    if key.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "invalid KEY=VALUE '{whole}': the key must not contain whitespace"
+        ));
+    }
+    Ok(())
+}
+
+/// A tag filter: `KEY` or `KEY=VALUE`, passed to the server as is.
+pub fn parse_tag_filter(s: &str) -> Result<String, String> {
+    match s.split_once('=') {
+        Some((key, _)) => check_key(key, s)?,
+        None => check_key(s, s)?,
+    }
+    Ok(s.to_owned())
+}
+
+/// `VERSION=PERCENT`: a published version number (`6` or `v6`) and a
+/// traffic percentage in 0–100.
+pub fn parse_weight(s: &str) -> Result<(u32, f64), String> {
+    let (v, p) = s
+        .split_once('=')
+        .ok_or_else(|| format!("invalid weight '{s}': expected VERSION=PERCENT, e.g. 6=10"))?;
+    let digits = v.trim().strip_prefix('v').unwrap_or(v.trim());
+    let version: u32 =
+        digits.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+            format!("invalid weight '{s}': '{v}' is not a published version number")
+        })?;
+    let percent = parse_percent(p.trim().trim_end_matches('%'))
+        .map_err(|e| format!("invalid weight '{s}': {e}"))?;
+    Ok((version, percent))
+}
+
+/// A percentage in 0–100.
+pub fn parse_percent(s: &str) -> Result<f64, String> {
+    let p: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number"))?;
+    if !p.is_finite() || !(0.0..=100.0).contains(&p) {
+        return Err(format!("{s} is not a percentage between 0 and 100"));
+    }
+    Ok(p)
+}
+
+/// A number greater than 0.
+pub fn parse_positive(s: &str) -> Result<f64, String> {
+    let x: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number"))?;
+    if !x.is_finite() || x <= 0.0 {
+        return Err(format!("{s} must be greater than 0"));
+    }
+    Ok(x)
+}
+
+/// A duration (`300`, `5m`, `1h30m`, `00:05:00`) as seconds.
+pub fn parse_duration_secs(s: &str) -> Result<f64, String> {
+    hotswap_domain::duration::parse_duration(s).map(|d| d.as_secs_f64())
+}
+
+/// A version reference as the API path wants it: `3` (also `v3`) or `$LATEST`
+/// (also `latest`, which needs no shell quoting).
+pub fn parse_version_ref(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t == hotswap_domain::LATEST || t.eq_ignore_ascii_case("latest") {
+        return Ok(hotswap_domain::LATEST.to_owned());
+    }
+    let digits = t.strip_prefix('v').unwrap_or(t);
+    match digits.parse::<u32>() {
+        Ok(0) => Ok(hotswap_domain::LATEST.to_owned()),
+        Ok(n) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(n.to_string())
+        }
+        _ => Err(format!(
+            "invalid version '{s}': expected a version number or $LATEST"
+        )),
+    }
+}
+
+/// A qualifier: a version number, an alias name or `$LATEST`.
+pub fn parse_qualifier(s: &str) -> Result<String, String> {
+    s.parse::<hotswap_domain::Qualifier>()
+        .map(|q| q.to_string())
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    /// The binary's shape: global client options, a `server` subcommand of
+    /// its own, and the client commands flattened beside it.
+    #[derive(Debug, Parser)]
+    #[command(name = "hotswap", version)]
+    struct TestCli {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: TestCmd,
+    }
+
+    #[derive(Debug, Subcommand)]
+    enum TestCmd {
+        Server {
+            #[arg(long)]
+            listen: Option<String>,
+        },
+        // Boxed: `Command` is much larger than a typical `server` variant.
+        #[command(flatten)]
+        Client(Box<Command>),
+    }
+
+    fn parse(args: &[&str]) -> Result<TestCli, clap::Error> {
+        TestCli::try_parse_from(std::iter::once("hotswap").chain(args.iter().copied()))
+    }
+
+    fn client_cmd(args: &[&str]) -> Command {
+        match parse(args).unwrap().cmd {
+            TestCmd::Client(c) => *c,
+            other => panic!("not a client command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn command_definition_is_valid() {
+        TestCli::command().debug_assert();
+        // And on its own, as a subcommand set.
+        let cmd = Command::augment_subcommands(clap::Command::new("hotswap"));
+        ClientArgs::augment_args(cmd).debug_assert();
+    }
+
+    #[test]
+    fn key_value_parsing() {
+        assert_eq!(parse_key_value("A=1").unwrap(), ("A".into(), "1".into()));
+        assert_eq!(parse_key_value("A=").unwrap(), ("A".into(), "".into()));
+        assert_eq!(
+            parse_key_value("URL=http://x/?a=b").unwrap(),
+            ("URL".into(), "http://x/?a=b".into())
+        );
+        assert!(parse_key_value("A").unwrap_err().contains("no '='"));
+        assert!(parse_key_value("=1").unwrap_err().contains("empty key"));
+        assert!(parse_key_value("A B=1").unwrap_err().contains("whitespace"));
+        assert_eq!(parse_tag_filter("team").unwrap(), "team");
+        assert_eq!(parse_tag_filter("team=web").unwrap(), "team=web");
+        assert!(parse_tag_filter("=web").is_err());
+    }
+
+    #[test]
+    fn weight_parsing() {
+        assert_eq!(parse_weight("6=10").unwrap(), (6, 10.0));
+        assert_eq!(parse_weight("v6=12.5%").unwrap(), (6, 12.5));
+        assert!(parse_weight("6").unwrap_err().contains("VERSION=PERCENT"));
+        assert!(parse_weight("0=10").unwrap_err().contains("version number"));
+        assert!(parse_weight("prod=10")
+            .unwrap_err()
+            .contains("version number"));
+        assert!(parse_weight("6=101")
+            .unwrap_err()
+            .contains("between 0 and 100"));
+        assert!(parse_weight("6=-1").is_err());
+        assert!(parse_weight("6=ten").unwrap_err().contains("not a number"));
+    }
+
+    #[test]
+    fn version_and_qualifier_parsing() {
+        assert_eq!(parse_version_ref("3").unwrap(), "3");
+        assert_eq!(parse_version_ref("v3").unwrap(), "3");
+        assert_eq!(parse_version_ref("latest").unwrap(), "$LATEST");
+        assert_eq!(parse_version_ref("$LATEST").unwrap(), "$LATEST");
+        assert!(parse_version_ref("prod").is_err());
+        assert!(parse_version_ref("-1").is_err());
+        assert_eq!(parse_qualifier("prod").unwrap(), "prod");
+        assert_eq!(parse_qualifier("v2").unwrap(), "2");
+        assert!(parse_qualifier("bad name").is_err());
+    }
+
+    #[test]
+    fn durations_and_percentages() {
+        assert_eq!(parse_duration_secs("5m").unwrap(), 300.0);
+        assert_eq!(parse_duration_secs("90").unwrap(), 90.0);
+        assert!(parse_duration_secs("soon").is_err());
+        assert!(parse_percent("100").is_ok());
+        assert!(parse_percent("100.1").is_err());
+        assert!(parse_positive("0").is_err());
+    }
+
+    #[test]
+    fn parses_a_full_command_line() {
+        let cli = parse(&[
+            "--url",
+            "http://h:1",
+            "fn",
+            "create",
+            "./hello",
+            "--runtime",
+            "PYTHON311",
+            "--handler",
+            "app.handler",
+            "--env",
+            "A=1",
+            "--env",
+            "B=2",
+            "-o",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(cli.client.url, "http://h:1");
+        assert_eq!(cli.client.output, OutputFormat::Json);
+        match cli.cmd {
+            TestCmd::Client(c) if matches!(*c, Command::Function(FnCommand::Create(_))) => {
+                let Command::Function(FnCommand::Create(a)) = *c else {
+                    unreachable!()
+                };
+                assert_eq!(a.runtime, Runtime::Python311);
+                assert_eq!(a.env.len(), 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            client_cmd(&["runners"]),
+            Command::Runners(RunnersArgs { command: None })
+        ));
+        match client_cmd(&[
+            "deploy",
+            "f",
+            "--alias",
+            "prod",
+            "--version",
+            "2",
+            "--strategy",
+            "blue-green",
+            "--canary-increments",
+            "10,25,50",
+        ]) {
+            Command::Deploy(d) => {
+                assert_eq!(d.strategy, DeploymentStrategy::BlueGreen);
+                assert_eq!(d.canary_increments, vec![10.0, 25.0, 50.0]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["server", "--listen", "x"]).unwrap().cmd,
+            TestCmd::Server { .. }
+        ));
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for args in [
+            &["fn", "create", "d", "--runtime", "cobol", "--handler", "h"][..],
+            &[
+                "fn",
+                "create",
+                "d",
+                "--runtime",
+                "node20",
+                "--handler",
+                "h",
+                "--env",
+                "NOEQUALS",
+            ],
+            &[
+                "deploy",
+                "f",
+                "--alias",
+                "a",
+                "--version",
+                "1",
+                "--strategy",
+                "yolo",
+            ],
+            &[
+                "alias",
+                "create",
+                "f",
+                "a",
+                "--version",
+                "1",
+                "--weight",
+                "2=200",
+            ],
+            &["trigger", "create", "f", "--type", "carrier-pigeon"],
+            &["version", "set-status", "f", "1", "retired"],
+            &["--output", "yaml", "whoami"],
+        ] {
+            let err = parse(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+        }
+    }
+}

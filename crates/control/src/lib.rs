@@ -1,0 +1,62 @@
+//! The control plane: every operation the REST API offers, as plain async
+//! methods on [`ControlPlane`]. It enforces ownership, validates with the
+//! domain rules, and keeps the metadata store and the blob store consistent.
+//! The API crate only maps HTTP onto these calls and errors onto responses.
+
+use std::sync::Arc;
+
+use hotswap_store::{BlobStore, MetadataStore};
+
+mod aliases;
+mod auth;
+mod code;
+mod deployments;
+mod error;
+mod functions;
+mod runners;
+mod triggers;
+mod versions;
+
+pub use aliases::AliasUpdate;
+pub use auth::{hash_token, Principal};
+pub use code::{CodeLimits, CodePackage};
+pub use deployments::NewDeployment;
+pub use error::ControlError;
+pub use functions::{FunctionPatch, NewFunction};
+pub use runners::{Heartbeat, RunnerView};
+pub use triggers::NewTrigger;
+
+pub type Result<T, E = ControlError> = std::result::Result<T, E>;
+
+/// The control plane over one metadata store and one blob store.
+#[derive(Clone)]
+pub struct ControlPlane {
+    store: Arc<dyn MetadataStore>,
+    blobs: BlobStore,
+    limits: CodeLimits,
+}
+
+impl ControlPlane {
+    pub fn new(store: Arc<dyn MetadataStore>, blobs: BlobStore, limits: CodeLimits) -> Self {
+        Self {
+            store,
+            blobs,
+            limits,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn MetadataStore> {
+        &self.store
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    pub fn limits(&self) -> &CodeLimits {
+        &self.limits
+    }
+}
+
+#[cfg(test)]
+mod tests;

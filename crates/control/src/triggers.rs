@@ -1,0 +1,155 @@
+//! Triggers: event sources bound to a function's version or alias.
+
+use hotswap_domain::{Qualifier, Trigger, TriggerConfig, TriggerType};
+
+use crate::{ControlError, ControlPlane, Principal, Result};
+
+/// A trigger to create.
+#[derive(Debug, Clone)]
+pub struct NewTrigger {
+    pub function_name: String,
+    pub target_version: Option<String>,
+    pub trigger_type: TriggerType,
+    pub is_enabled: Option<bool>,
+    pub config: TriggerConfig,
+}
+
+fn normalise_path(p: &str) -> String {
+    let trimmed = p.trim_end_matches('/');
+    if trimmed.is_empty() {
+        "/".into()
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+fn methods_overlap(a: &Option<Vec<String>>, b: &Option<Vec<String>>) -> bool {
+    let any = |m: &Option<Vec<String>>| {
+        m.as_ref()
+            .is_none_or(|v| v.iter().any(|x| x == "ANY" || x == "*"))
+    };
+    if any(a) || any(b) {
+        return true;
+    }
+    let (a, b) = (
+        a.as_deref().unwrap_or_default(),
+        b.as_deref().unwrap_or_default(),
+    );
+    a.iter()
+        .any(|x| b.iter().any(|y| x.eq_ignore_ascii_case(y)))
+}
+
+impl ControlPlane {
+    /// Checks that the trigger's target exists now.
+    async fn check_target(&self, function: &str, target: &str) -> Result<()> {
+        let missing = |what: String| {
+            ControlError::validation(format!(
+                "TargetVersion {what} of function '{function}' does not exist"
+            ))
+        };
+        match target.parse::<Qualifier>() {
+            Ok(Qualifier::Latest) | Err(_) => Ok(()),
+            Ok(Qualifier::Version(n)) => match self.store.get_version(function, n).await? {
+                Some(_) => Ok(()),
+                None => Err(missing(format!("{n}"))),
+            },
+            Ok(Qualifier::Alias(a)) => match self.store.get_alias(function, &a).await? {
+                Some(_) => Ok(()),
+                None => Err(missing(format!("alias '{a}'"))),
+            },
+        }
+    }
+
+    pub async fn create_trigger(&self, caller: &Principal, new: NewTrigger) -> Result<Trigger> {
+        let mut trigger = Trigger::new(new.function_name, new.trigger_type, new.config);
+        if let Some(t) = new.target_version {
+            trigger.target_version = t;
+        }
+        if let Some(e) = new.is_enabled {
+            trigger.is_enabled = e;
+        }
+        if let Some(methods) = trigger.config.http_methods.as_mut() {
+            methods.iter_mut().for_each(|m| *m = m.to_ascii_uppercase());
+        }
+        trigger.validate()?;
+        self.owned_function(caller, &trigger.function_name, true)
+            .await?;
+        self.check_target(&trigger.function_name, &trigger.target_version)
+            .await?;
+        if trigger.trigger_type == TriggerType::Http {
+            let path = normalise_path(trigger.config.http_path.as_deref().unwrap_or("/"));
+            let existing = self.store.list_triggers(None).await?;
+            if let Some(other) = existing.iter().find(|t| {
+                t.trigger_type == TriggerType::Http
+                    && t.config.http_path.as_deref().map(normalise_path).as_deref()
+                        == Some(path.as_str())
+                    && methods_overlap(&t.config.http_methods, &trigger.config.http_methods)
+            }) {
+                return Err(ControlError::Conflict(format!(
+                    "HTTP path '{path}' is already served by trigger {} for the same methods",
+                    other.trigger_id
+                )));
+            }
+        }
+        self.store.create_trigger(&trigger).await?;
+        Ok(trigger)
+    }
+
+    /// A trigger is visible to whoever may see its function.
+    pub async fn get_trigger(&self, caller: &Principal, id: &str) -> Result<Trigger> {
+        let not_found = || ControlError::NotFound(format!("trigger '{id}' not found"));
+        let t = self.store.get_trigger(id).await?.ok_or_else(not_found)?;
+        self.owned_function(caller, &t.function_name, false)
+            .await
+            .map_err(|_| not_found())?;
+        Ok(t)
+    }
+
+    pub async fn list_triggers(
+        &self,
+        caller: &Principal,
+        function: Option<&str>,
+    ) -> Result<Vec<Trigger>> {
+        if let Some(f) = function {
+            self.owned_function(caller, f, false).await?;
+            return Ok(self.store.list_triggers(Some(f)).await?);
+        }
+        let all = self.store.list_triggers(None).await?;
+        if caller.is_admin {
+            return Ok(all);
+        }
+        let mut visible = Vec::with_capacity(all.len());
+        for t in all {
+            if self
+                .owned_function(caller, &t.function_name, false)
+                .await
+                .is_ok()
+            {
+                visible.push(t);
+            }
+        }
+        Ok(visible)
+    }
+
+    pub async fn set_trigger_enabled(
+        &self,
+        caller: &Principal,
+        id: &str,
+        enabled: bool,
+    ) -> Result<Trigger> {
+        let mut t = self.get_trigger(caller, id).await?;
+        self.owned_function(caller, &t.function_name, true).await?;
+        t.is_enabled = enabled;
+        self.store.update_trigger(&t).await?;
+        Ok(t)
+    }
+
+    pub async fn delete_trigger(&self, caller: &Principal, id: &str) -> Result<()> {
+        let t = self.get_trigger(caller, id).await?;
+        self.owned_function(caller, &t.function_name, true).await?;
+        if !self.store.delete_trigger(id).await? {
+            return Err(ControlError::NotFound(format!("trigger '{id}' not found")));
+        }
+        Ok(())
+    }
+}

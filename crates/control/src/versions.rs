@@ -1,0 +1,99 @@
+//! Versions: immutable snapshots of `$LATEST`'s code and configuration.
+
+use hotswap_domain::{time, version, FunctionVersion, VersionStatus};
+
+use crate::functions::MAX_DESCRIPTION_LEN;
+use crate::{ControlError, ControlPlane, Principal, Result};
+
+impl ControlPlane {
+    /// Publishes `$LATEST` as the next version number: its code is copied to
+    /// the version's own location first, then the version is recorded.
+    pub async fn publish_version(
+        &self,
+        caller: &Principal,
+        name: &str,
+        description: Option<String>,
+    ) -> Result<FunctionVersion> {
+        if description
+            .as_deref()
+            .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_LEN)
+        {
+            return Err(ControlError::validation(format!(
+                "Description must be at most {MAX_DESCRIPTION_LEN} characters"
+            )));
+        }
+        self.owned_function(caller, name, true).await?;
+        let latest = self.latest(name).await?;
+        let number = self.store.allocate_version_number(name).await?;
+        let mut v = latest.clone();
+        v.version = number;
+        v.code_location = version::code_location(name, number, &latest.code_sha256);
+        v.created_at = time::now();
+        v.created_by = caller.owner_id.clone();
+        v.description = description;
+        v.invocation_count = 0;
+        v.status = VersionStatus::Active;
+        self.blobs
+            .copy(&latest.code_location, &v.code_location)
+            .await?;
+        self.store.insert_version(&v).await?;
+        tracing::info!(function = %name, version = number, sha256 = %v.code_sha256, "version published");
+        Ok(v)
+    }
+
+    pub async fn list_versions(
+        &self,
+        caller: &Principal,
+        name: &str,
+    ) -> Result<Vec<FunctionVersion>> {
+        self.owned_function(caller, name, false).await?;
+        Ok(self.store.list_versions(name).await?)
+    }
+
+    pub async fn get_version(
+        &self,
+        caller: &Principal,
+        name: &str,
+        number: u32,
+    ) -> Result<FunctionVersion> {
+        self.owned_function(caller, name, false).await?;
+        self.store.get_version(name, number).await?.ok_or_else(|| {
+            ControlError::NotFound(format!(
+                "version {} of function '{name}' not found",
+                version::version_string(number)
+            ))
+        })
+    }
+
+    pub async fn set_version_status(
+        &self,
+        caller: &Principal,
+        name: &str,
+        number: u32,
+        status: VersionStatus,
+    ) -> Result<FunctionVersion> {
+        self.owned_function(caller, name, true).await?;
+        if number == 0 {
+            return Err(ControlError::validation(
+                "$LATEST has no status; publish a version first",
+            ));
+        }
+        Ok(self.store.set_version_status(name, number, status).await?)
+    }
+
+    /// Refused while an alias routes to the version or `can_delete()` says
+    /// no; the store checks both atomically with the delete.
+    pub async fn delete_version(&self, caller: &Principal, name: &str, number: u32) -> Result<()> {
+        self.owned_function(caller, name, true).await?;
+        if number == 0 {
+            return Err(ControlError::Conflict(
+                "$LATEST cannot be deleted; delete the function instead".into(),
+            ));
+        }
+        let deleted = self.store.delete_version(name, number).await?;
+        if let Err(e) = self.blobs.delete(&deleted.code_location).await {
+            tracing::warn!(function = %name, version = number, error = %e, "code of a deleted version left behind");
+        }
+        Ok(())
+    }
+}

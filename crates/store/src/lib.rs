@@ -1,0 +1,213 @@
+//! Durable storage for HotSwap.
+//!
+//! - [`MetadataStore`]: functions, versions, aliases, triggers, runners,
+//!   deployments and API tokens, behind one trait with a SQLite backend (the
+//!   embedded default) and a PostgreSQL backend, sharing one test suite.
+//! - [`BlobStore`]: code packages on `object_store` (local directory or
+//!   S3-compatible), with SHA-256 and size checked when read back.
+
+use async_trait::async_trait;
+use hotswap_domain::{
+    Deployment, Function, FunctionAlias, FunctionVersion, RunnerNode, Trigger, VersionStatus,
+};
+
+pub mod blob;
+pub use blob::{BlobStore, StoredBlob};
+
+mod open;
+pub use open::open_metadata_store;
+
+mod sql;
+pub use sql::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The addressed record does not exist.
+    #[error("{kind} '{id}' not found")]
+    NotFound {
+        /// What is missing: `"function"`, `"version"`, `"alias"`, …
+        kind: &'static str,
+        /// Its identity (`name`, `function:version`, `function:alias`, …).
+        id: String,
+    },
+    /// The write conflicts with what is stored (duplicate key, a version
+    /// still referenced by an alias, an active deployment on the alias…).
+    #[error("{0}")]
+    Conflict(String),
+    /// A stored row could not be decoded.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// A code package read back does not match its recorded hash or size.
+    #[error("integrity check failed for {location}: {detail}")]
+    Integrity {
+        /// The blob's location.
+        location: String,
+        /// What differs (size or hash, with both values).
+        detail: String,
+    },
+    /// The database failed (connection, I/O, an unexpected SQL error).
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("migration failed")]
+    Migration(#[source] sqlx::migrate::MigrateError),
+    /// The object store failed.
+    #[error("blob store error")]
+    Blob(#[source] object_store::Error),
+    /// The configuration (URL, path) is unusable.
+    #[error("invalid storage configuration: {0}")]
+    Config(String),
+}
+
+/// The result of every storage operation.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// An API token as stored: only the SHA-256 of the secret is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    /// Lower-case hex SHA-256 of the token secret.
+    pub token_hash: String,
+    /// The tenant the token acts for.
+    pub owner_id: String,
+    /// Whether the token may act for every tenant.
+    pub is_admin: bool,
+    /// When the token was issued.
+    pub created_at: hotswap_domain::time::Timestamp,
+}
+
+/// Which functions `list_functions` returns, and which page.
+#[derive(Debug, Clone, Default)]
+pub struct FunctionFilter {
+    /// Only functions of this owner.
+    pub owner_id: Option<String>,
+    /// Only functions carrying this tag key (and value, when given).
+    pub tag: Option<(String, Option<String>)>,
+    /// Page size (1–1000; the store clamps, and 0 means
+    /// [`DEFAULT_PAGE_SIZE`]).
+    pub limit: u32,
+    /// Return names strictly after this one (the previous page's `next_token`).
+    pub after: Option<String>,
+}
+
+/// One page of a listing, ordered by name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// At most `limit` items.
+    pub items: Vec<T>,
+    /// Pass as `after` for the next page; `None` on the last page.
+    pub next_token: Option<String>,
+}
+
+/// The metadata store. Every method is atomic; backends serialise the
+/// mutations of one function's sub-resources (versions, aliases, deployments)
+/// so that the invariants below hold under concurrent requests.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    /// A one-line description for logs and `/v1/runners` (backend, location).
+    fn summary(&self) -> String;
+
+    // ---- functions -------------------------------------------------------
+
+    /// Inserts the function and its `$LATEST` version (number 0).
+    /// `Conflict` when the name is taken.
+    async fn create_function(&self, function: &Function, latest: &FunctionVersion) -> Result<()>;
+    /// The function with this name, if any.
+    async fn get_function(&self, name: &str) -> Result<Option<Function>>;
+    /// One page of functions, ordered by name (the database's collation;
+    /// byte order on SQLite), filtered by owner and tag. See
+    /// [`FunctionFilter`].
+    async fn list_functions(&self, filter: &FunctionFilter) -> Result<Page<Function>>;
+    /// Replaces the function's configuration and its `$LATEST` row.
+    /// `NotFound` when absent.
+    async fn update_function(&self, function: &Function, latest: &FunctionVersion) -> Result<()>;
+    /// Deletes the function with its versions, aliases, triggers and
+    /// deployments. `false` when it did not exist.
+    async fn delete_function(&self, name: &str) -> Result<bool>;
+
+    // ---- versions --------------------------------------------------------
+
+    /// Reserves the next version number of the function (1, 2, …). Numbers
+    /// are never reused, even after a version is deleted. `NotFound` when the
+    /// function does not exist.
+    async fn allocate_version_number(&self, function: &str) -> Result<u32>;
+    /// Inserts a published version (number ≥ 1) and sets the function's
+    /// `published_version` to its version string. `Conflict` if it exists.
+    async fn insert_version(&self, version: &FunctionVersion) -> Result<()>;
+    /// Version 0 is `$LATEST`.
+    async fn get_version(&self, function: &str, version: u32) -> Result<Option<FunctionVersion>>;
+    /// `$LATEST` first, then published versions in ascending order.
+    async fn list_versions(&self, function: &str) -> Result<Vec<FunctionVersion>>;
+    /// `NotFound` when absent; returns the updated version.
+    async fn set_version_status(
+        &self,
+        function: &str,
+        version: u32,
+        status: VersionStatus,
+    ) -> Result<FunctionVersion>;
+    /// Deletes a published version. `Conflict` (with a message naming the
+    /// aliases) while an alias routes to it, or when `can_delete()` is false;
+    /// `NotFound` when absent. Checked and deleted atomically.
+    async fn delete_version(&self, function: &str, version: u32) -> Result<FunctionVersion>;
+
+    // ---- aliases ---------------------------------------------------------
+
+    /// `Conflict` when the alias exists, or when a version it routes to does
+    /// not exist at the time of the write (checked atomically).
+    async fn create_alias(&self, alias: &FunctionAlias) -> Result<()>;
+    /// The alias of this function with this name, if any.
+    async fn get_alias(&self, function: &str, alias: &str) -> Result<Option<FunctionAlias>>;
+    /// The function's aliases, ordered by name.
+    async fn list_aliases(&self, function: &str) -> Result<Vec<FunctionAlias>>;
+    /// Replaces version, routing, description and `updated_at`. `NotFound`
+    /// when absent; `Conflict` when a routed version no longer exists.
+    async fn update_alias(&self, alias: &FunctionAlias) -> Result<()>;
+    /// Deletes the alias; `false` when it did not exist.
+    async fn delete_alias(&self, function: &str, alias: &str) -> Result<bool>;
+
+    // ---- triggers --------------------------------------------------------
+
+    /// Inserts a trigger. `Conflict` when the ID is taken, `NotFound` when
+    /// its function does not exist.
+    async fn create_trigger(&self, trigger: &Trigger) -> Result<()>;
+    /// The trigger with this ID, if any.
+    async fn get_trigger(&self, trigger_id: &str) -> Result<Option<Trigger>>;
+    /// All triggers, or those of one function; ordered by creation time.
+    async fn list_triggers(&self, function: Option<&str>) -> Result<Vec<Trigger>>;
+    /// Replaces the stored trigger. `NotFound` when absent.
+    async fn update_trigger(&self, trigger: &Trigger) -> Result<()>;
+    /// Deletes the trigger; `false` when it did not exist.
+    async fn delete_trigger(&self, trigger_id: &str) -> Result<bool>;
+
+    // ---- runner nodes ----------------------------------------------------
+
+    /// Inserts or replaces the runner with this node ID.
+    async fn upsert_runner(&self, runner: &RunnerNode) -> Result<()>;
+    /// The runner with this node ID, if any.
+    async fn get_runner(&self, node_id: &str) -> Result<Option<RunnerNode>>;
+    /// Ordered by node ID.
+    async fn list_runners(&self) -> Result<Vec<RunnerNode>>;
+    /// Deletes the runner; `false` when it did not exist.
+    async fn delete_runner(&self, node_id: &str) -> Result<bool>;
+
+    // ---- deployments -----------------------------------------------------
+
+    /// `Conflict` when another deployment of the same function and alias is
+    /// still active (Pending or InProgress); checked atomically.
+    async fn create_deployment(&self, deployment: &Deployment) -> Result<()>;
+    /// The deployment with this ID, if any.
+    async fn get_deployment(&self, deployment_id: &str) -> Result<Option<Deployment>>;
+    /// Newest first.
+    async fn list_deployments(&self, function: &str) -> Result<Vec<Deployment>>;
+    /// Replaces the stored deployment. `NotFound` when absent.
+    async fn update_deployment(&self, deployment: &Deployment) -> Result<()>;
+
+    // ---- API tokens ------------------------------------------------------
+
+    /// Inserts a token; `Conflict` when the hash exists.
+    async fn insert_token(&self, token: &ApiToken) -> Result<()>;
+    /// The token with this hash, if any.
+    async fn find_token(&self, token_hash: &str) -> Result<Option<ApiToken>>;
+    /// Whether any admin token exists (first-start bootstrap).
+    async fn has_admin_token(&self) -> Result<bool>;
+}

@@ -1,0 +1,703 @@
+//! The SQL metadata store: one implementation of [`MetadataStore`] for both
+//! SQLite and PostgreSQL, over sqlx's `Any` driver.
+//!
+//! # Why `Any` rather than a generic implementation
+//!
+//! Both backends run the same statements: `$1…` placeholders, `RETURNING`,
+//! `ON CONFLICT … DO UPDATE`, partial indexes and `ON DELETE CASCADE` are
+//! accepted by SQLite (≥ 3.35) and PostgreSQL alike, and the schema sticks to
+//! `TEXT`, `BIGINT` and `DOUBLE PRECISION`, which both understand. So the SQL
+//! is written once, the migrations are one directory, and the only
+//! per-backend code is the [`Backend`] enum below: how a transaction begins
+//! and how the parent function row is locked. A generic implementation
+//! (`impl<DB: Database>`) would need a long list of `where` bounds on every
+//! method (`for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>`,
+//! `i64: Encode<DB> + Type<DB>`, …) for no gain in behaviour.
+//!
+//! The price of `Any` is its small type set (integers, floats, text, blobs):
+//! timestamps are stored as microseconds since the epoch (the domain truncates
+//! to microseconds, so they round-trip exactly), booleans as 0/1, unsigned
+//! counters as checked `i64`, nested values as JSON text. (A SQLite column
+//! declared `BOOLEAN` cannot even be read through `Any`, hence 0/1.) See
+//! [`record`] for the mapping.
+//!
+//! One difference stays visible: `list_functions` orders names by the
+//! database's collation, byte order on SQLite and the database's default on
+//! PostgreSQL (`C` in CI; with a locale collation `fn-b` may sort after
+//! `fna`). Pagination is consistent on either, since the `after` cursor is
+//! compared under the same collation. A per-column `COLLATE "C"` would need
+//! PostgreSQL-only DDL; function names are `[A-Za-z0-9-]`, so the orders only
+//! differ in case and dashes.
+//!
+//! # Atomicity
+//!
+//! Every mutation of a function's versions, aliases and deployments runs in a
+//! transaction that first locks the function row: on PostgreSQL with
+//! `SELECT … FOR UPDATE`, on SQLite by starting the transaction with
+//! `BEGIN IMMEDIATE` (which takes the database's write lock up front, so a
+//! check and the write that depends on it cannot interleave with another
+//! writer). The invariants (versions referenced by aliases are not deleted,
+//! aliases only route to existing versions, one active deployment per alias,
+//! version numbers never reused) are therefore checked and kept atomically.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use sqlx::error::ErrorKind;
+use sqlx::{Any, Executor, Row, Transaction};
+use sqlx::{AnyConnection, AnyPool};
+
+use hotswap_domain::{
+    Deployment, DeploymentStatus, Function, FunctionAlias, FunctionVersion, RunnerNode, Trigger,
+    VersionStatus,
+};
+
+use crate::{ApiToken, FunctionFilter, MetadataStore, Page, Result, StoreError};
+
+pub(crate) mod record;
+mod records;
+
+use record::{int, query_with, text, Record, SqlText, Value};
+
+/// Page size of `list_functions` when the filter gives 0.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+/// Largest page `list_functions` returns.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+/// What differs between the two backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// Suffix of the `SELECT` that locks a function row for the rest of the
+    /// transaction. SQLite has no row locks: `BEGIN IMMEDIATE` already holds
+    /// the database's write lock.
+    fn row_lock(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
+}
+
+/// [`MetadataStore`] on a SQLite or PostgreSQL database.
+pub(crate) struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+    summary: String,
+}
+
+/// The parts of a function row that version bookkeeping needs.
+struct FunctionHead {
+    published: Option<u32>,
+    counter: u32,
+}
+
+impl SqlStore {
+    /// Wraps a pool whose database is migrated.
+    pub(crate) fn new(pool: AnyPool, backend: Backend, summary: String) -> Self {
+        Self {
+            pool,
+            backend,
+            summary,
+        }
+    }
+
+    /// A transaction that holds the write lock from its first statement on
+    /// SQLite, and a plain one on PostgreSQL (which locks rows instead).
+    async fn begin(&self) -> Result<Transaction<'static, Any>> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        };
+        tx.map_err(StoreError::Database)
+    }
+
+    /// Locks the function row until the transaction ends. `NotFound` when
+    /// the function does not exist.
+    async fn lock_function(&self, conn: &mut AnyConnection, name: &str) -> Result<FunctionHead> {
+        let sql = format!(
+            "SELECT published_version, version_counter FROM functions WHERE name = $1{}",
+            self.backend.row_lock()
+        );
+        let row = query_with(&sql, vec![text(name)])
+            .fetch_optional(conn)
+            .await
+            .map_err(StoreError::Database)?
+            .ok_or_else(|| not_found("function", name))?;
+        let c = record::Cols::new(&row, "functions");
+        let published = match c.opt_text("published_version")? {
+            None => None,
+            Some(v) => Some(parse_version_string(&v).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "functions.published_version: '{v}' is not a version string (v1, v2, …)"
+                ))
+            })?),
+        };
+        Ok(FunctionHead {
+            published,
+            counter: c.int("version_counter")?,
+        })
+    }
+}
+
+fn not_found(kind: &'static str, id: impl Into<String>) -> StoreError {
+    StoreError::NotFound {
+        kind,
+        id: id.into(),
+    }
+}
+
+fn version_id(function: &str, version: u32) -> String {
+    format!("{function}:{version}")
+}
+
+/// `"v5"` → 5.
+fn parse_version_string(v: &str) -> Option<u32> {
+    v.strip_prefix('v')?.parse().ok()
+}
+
+/// Maps a failed write of `record`: a duplicate key becomes `Conflict` with
+/// `duplicate` as its message, a missing parent function `NotFound`.
+fn write_error<R: Record>(
+    record: &R,
+    e: sqlx::Error,
+    duplicate: impl FnOnce() -> String,
+) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        match db.kind() {
+            ErrorKind::UniqueViolation => return StoreError::Conflict(duplicate()),
+            ErrorKind::ForeignKeyViolation => {
+                if let Some(function) = record.parent_function() {
+                    return not_found("function", function);
+                }
+            }
+            _ => {}
+        }
+    }
+    StoreError::Database(e)
+}
+
+fn already_exists<R: Record>(record: &R) -> String {
+    format!("{} {} already exists", R::KIND, record.describe())
+}
+
+async fn execute<'c>(
+    exec: impl Executor<'c, Database = Any>,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<u64> {
+    query_with(sql, values)
+        .execute(exec)
+        .await
+        .map(|done| done.rows_affected())
+        .map_err(StoreError::Database)
+}
+
+async fn fetch_optional<'c, R: Record>(
+    exec: impl Executor<'c, Database = Any>,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Option<R>> {
+    let row = query_with(sql, values)
+        .fetch_optional(exec)
+        .await
+        .map_err(StoreError::Database)?;
+    row.as_ref().map(R::from_row).transpose()
+}
+
+async fn fetch_all<'c, R: Record>(
+    exec: impl Executor<'c, Database = Any>,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Vec<R>> {
+    let rows = query_with(sql, values)
+        .fetch_all(exec)
+        .await
+        .map_err(StoreError::Database)?;
+    rows.iter().map(R::from_row).collect()
+}
+
+/// The row with this primary key.
+async fn fetch_by_key<'c, R: Record>(
+    exec: impl Executor<'c, Database = Any>,
+    key: Vec<Value>,
+) -> Result<Option<R>> {
+    let sql = SqlText::select::<R>(&SqlText::where_key::<R>());
+    fetch_optional(exec, &sql, key).await
+}
+
+/// Deletes the row with this primary key; whether there was one.
+async fn delete_by_key<'c, R: Record>(
+    exec: impl Executor<'c, Database = Any>,
+    key: Vec<Value>,
+) -> Result<bool> {
+    let sql = format!("DELETE FROM {} {}", R::TABLE, SqlText::where_key::<R>());
+    Ok(execute(exec, &sql, key).await? > 0)
+}
+
+async fn insert<'c, R: Record>(exec: impl Executor<'c, Database = Any>, record: &R) -> Result<()> {
+    query_with(&SqlText::insert::<R>(), record.values()?)
+        .execute(exec)
+        .await
+        .map_err(|e| write_error(record, e, || already_exists(record)))?;
+    Ok(())
+}
+
+/// Replaces the stored row (but [`Record::KEEP_ON_UPDATE`]); whether it
+/// existed. A unique violation becomes `Conflict(duplicate())`.
+async fn update<'c, R: Record>(
+    exec: impl Executor<'c, Database = Any>,
+    record: &R,
+    duplicate: impl FnOnce() -> String,
+) -> Result<bool> {
+    let values = SqlText::update_values::<R>(record.values()?);
+    let done = query_with(&SqlText::update::<R>(), values)
+        .execute(exec)
+        .await
+        .map_err(|e| write_error(record, e, duplicate))?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Rewrites the function's rows in `function_tags` from `function.tags`.
+async fn write_tags(conn: &mut AnyConnection, function: &Function) -> Result<()> {
+    execute(
+        &mut *conn,
+        "DELETE FROM function_tags WHERE function_name = $1",
+        vec![text(&function.name)],
+    )
+    .await?;
+    for (key, value) in &function.tags {
+        execute(
+            &mut *conn,
+            "INSERT INTO function_tags (function_name, tag_key, tag_value) VALUES ($1, $2, $3)",
+            vec![text(&function.name), text(key), text(value)],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// `Conflict` unless every version `alias` routes to exists.
+async fn check_routed_versions(conn: &mut AnyConnection, alias: &FunctionAlias) -> Result<()> {
+    let rows = query_with(
+        "SELECT version FROM versions WHERE function_name = $1",
+        vec![text(&alias.function_name)],
+    )
+    .fetch_all(conn)
+    .await
+    .map_err(StoreError::Database)?;
+    let existing: BTreeSet<i64> = rows
+        .iter()
+        .map(|row| row.try_get::<i64, _>("version"))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| StoreError::Corrupt(format!("versions.version: {e}")))?;
+    let missing: BTreeSet<u32> = alias
+        .referenced_versions()
+        .filter(|v| !existing.contains(&i64::from(*v)))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list = join(missing.iter());
+    let (noun, verb) = if missing.len() == 1 {
+        ("version", "does")
+    } else {
+        ("versions", "do")
+    };
+    Err(StoreError::Conflict(format!(
+        "alias '{}' routes to {noun} {list}, which {verb} not exist",
+        alias.alias_name
+    )))
+}
+
+fn join<T: ToString>(items: impl Iterator<Item = T>) -> String {
+    items.map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+fn check_latest(function: &Function, latest: &FunctionVersion) -> Result<()> {
+    if latest.version != 0 || latest.function_name != function.name {
+        return Err(StoreError::Conflict(format!(
+            "the $LATEST row of function '{}' must be its version 0 (got version {} of '{}')",
+            function.name, latest.version, latest.function_name
+        )));
+    }
+    Ok(())
+}
+
+/// The `SELECT` of one page of `list_functions`, and its parameters. It
+/// asks for one row more than `limit`, which tells whether a page follows.
+fn list_functions_query(filter: &FunctionFilter, limit: u32) -> (String, Vec<Value>) {
+    fn param(values: &mut Vec<Value>, v: Value) -> String {
+        values.push(v);
+        format!("${}", values.len())
+    }
+    let mut values = Vec::new();
+    let mut terms = Vec::new();
+    if let Some(owner) = &filter.owner_id {
+        terms.push(format!("owner_id = {}", param(&mut values, text(owner))));
+    }
+    if let Some(after) = &filter.after {
+        terms.push(format!("name > {}", param(&mut values, text(after))));
+    }
+    if let Some((key, value)) = &filter.tag {
+        let mut tag = format!(
+            "EXISTS (SELECT 1 FROM function_tags t WHERE t.function_name = functions.name AND t.tag_key = {}",
+            param(&mut values, text(key))
+        );
+        if let Some(value) = value {
+            let value = param(&mut values, text(value));
+            tag.push_str(&format!(" AND t.tag_value = {value}"));
+        }
+        tag.push(')');
+        terms.push(tag);
+    }
+    let filter_sql = if terms.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", terms.join(" AND "))
+    };
+    let limit = param(&mut values, int(limit + 1));
+    let sql = SqlText::select::<Function>(&format!("{filter_sql} ORDER BY name LIMIT {limit}"));
+    (sql, values)
+}
+
+#[async_trait]
+impl MetadataStore for SqlStore {
+    fn summary(&self) -> String {
+        self.summary.clone()
+    }
+
+    // ---- functions -------------------------------------------------------
+
+    async fn create_function(&self, function: &Function, latest: &FunctionVersion) -> Result<()> {
+        check_latest(function, latest)?;
+        let mut tx = self.begin().await?;
+        insert(&mut *tx, function).await?;
+        write_tags(&mut tx, function).await?;
+        insert(&mut *tx, latest).await?;
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn get_function(&self, name: &str) -> Result<Option<Function>> {
+        fetch_by_key(&self.pool, vec![text(name)]).await
+    }
+
+    async fn list_functions(&self, filter: &FunctionFilter) -> Result<Page<Function>> {
+        let limit = match filter.limit {
+            0 => DEFAULT_PAGE_SIZE,
+            n => n.min(MAX_PAGE_SIZE),
+        };
+        let (sql, values) = list_functions_query(filter, limit);
+        let mut items: Vec<Function> = fetch_all(&self.pool, &sql, values).await?;
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        let next_token = if more {
+            items.last().map(|f| f.name.clone())
+        } else {
+            None
+        };
+        Ok(Page { items, next_token })
+    }
+
+    async fn update_function(&self, function: &Function, latest: &FunctionVersion) -> Result<()> {
+        check_latest(function, latest)?;
+        let mut tx = self.begin().await?;
+        if !update(&mut *tx, function, || already_exists(function)).await? {
+            return Err(not_found("function", &function.name));
+        }
+        write_tags(&mut tx, function).await?;
+        query_with(&SqlText::upsert::<FunctionVersion>(), latest.values()?)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?;
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn delete_function(&self, name: &str) -> Result<bool> {
+        delete_by_key::<Function>(&self.pool, vec![text(name)]).await
+    }
+
+    // ---- versions --------------------------------------------------------
+
+    async fn allocate_version_number(&self, function: &str) -> Result<u32> {
+        let row = query_with(
+            "UPDATE functions SET version_counter = version_counter + 1 WHERE name = $1 RETURNING version_counter",
+            vec![text(function)],
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::Database)?
+        .ok_or_else(|| not_found("function", function))?;
+        record::Cols::new(&row, "functions").int("version_counter")
+    }
+
+    async fn insert_version(&self, version: &FunctionVersion) -> Result<()> {
+        if version.version == 0 {
+            return Err(StoreError::Conflict(format!(
+                "version 0 of function '{}' is $LATEST; published versions start at 1",
+                version.function_name
+            )));
+        }
+        let mut tx = self.begin().await?;
+        let head = self.lock_function(&mut tx, &version.function_name).await?;
+        insert(&mut *tx, version).await?;
+        let published = head.published.max(Some(version.version));
+        let counter = head.counter.max(version.version);
+        execute(
+            &mut *tx,
+            "UPDATE functions SET published_version = $2, version_counter = $3 WHERE name = $1",
+            vec![
+                text(&version.function_name),
+                Value::OptText(published.map(hotswap_domain::version::version_string)),
+                int(counter),
+            ],
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn get_version(&self, function: &str, version: u32) -> Result<Option<FunctionVersion>> {
+        fetch_by_key(&self.pool, vec![text(function), int(version)]).await
+    }
+
+    async fn list_versions(&self, function: &str) -> Result<Vec<FunctionVersion>> {
+        let sql = SqlText::select::<FunctionVersion>("WHERE function_name = $1 ORDER BY version");
+        fetch_all(&self.pool, &sql, vec![text(function)]).await
+    }
+
+    async fn set_version_status(
+        &self,
+        function: &str,
+        version: u32,
+        status: VersionStatus,
+    ) -> Result<FunctionVersion> {
+        let sql = format!(
+            "UPDATE versions SET status = $3 WHERE function_name = $1 AND version = $2 RETURNING {}",
+            FunctionVersion::COLUMNS.join(", ")
+        );
+        let values = vec![text(function), int(version), text(status.as_str())];
+        fetch_optional(&self.pool, &sql, values)
+            .await?
+            .ok_or_else(|| not_found("version", version_id(function, version)))
+    }
+
+    async fn delete_version(&self, function: &str, version: u32) -> Result<FunctionVersion> {
+        if version == 0 {
+            return Err(StoreError::Conflict(format!(
+                "$LATEST (version 0) of function '{function}' cannot be deleted; delete the function instead"
+            )));
+        }
+        let mut tx = self.begin().await?;
+        self.lock_function(&mut tx, function).await?;
+        let key = vec![text(function), int(version)];
+        let stored: FunctionVersion = fetch_by_key(&mut *tx, key.clone())
+            .await?
+            .ok_or_else(|| not_found("version", version_id(function, version)))?;
+        let sql = SqlText::select::<FunctionAlias>("WHERE function_name = $1 ORDER BY alias_name");
+        let aliases: Vec<FunctionAlias> = fetch_all(&mut *tx, &sql, vec![text(function)]).await?;
+        let referencing: Vec<&str> = aliases
+            .iter()
+            .filter(|a| a.references(version))
+            .map(|a| a.alias_name.as_str())
+            .collect();
+        if !referencing.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "version {version} is referenced by alias(es) {}",
+                referencing.join(", ")
+            )));
+        }
+        if !stored.can_delete() {
+            return Err(StoreError::Conflict(format!(
+                "version {version} is {} and has served invocations; deprecate or archive it first",
+                stored.status
+            )));
+        }
+        delete_by_key::<FunctionVersion>(&mut *tx, key).await?;
+        tx.commit().await.map_err(StoreError::Database)?;
+        Ok(stored)
+    }
+
+    // ---- aliases ---------------------------------------------------------
+
+    async fn create_alias(&self, alias: &FunctionAlias) -> Result<()> {
+        let mut tx = self.begin().await?;
+        self.lock_function(&mut tx, &alias.function_name).await?;
+        check_routed_versions(&mut tx, alias).await?;
+        insert(&mut *tx, alias).await?;
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn get_alias(&self, function: &str, alias: &str) -> Result<Option<FunctionAlias>> {
+        fetch_by_key(&self.pool, vec![text(function), text(alias)]).await
+    }
+
+    async fn list_aliases(&self, function: &str) -> Result<Vec<FunctionAlias>> {
+        let sql = SqlText::select::<FunctionAlias>("WHERE function_name = $1 ORDER BY alias_name");
+        fetch_all(&self.pool, &sql, vec![text(function)]).await
+    }
+
+    async fn update_alias(&self, alias: &FunctionAlias) -> Result<()> {
+        let mut tx = self.begin().await?;
+        self.lock_function(&mut tx, &alias.function_name).await?;
+        if !update(&mut *tx, alias, || already_exists(alias)).await? {
+            return Err(not_found(
+                "alias",
+                format!("{}:{}", alias.function_name, alias.alias_name),
+            ));
+        }
+        check_routed_versions(&mut tx, alias).await?;
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn delete_alias(&self, function: &str, alias: &str) -> Result<bool> {
+        delete_by_key::<FunctionAlias>(&self.pool, vec![text(function), text(alias)]).await
+    }
+
+    // ---- triggers --------------------------------------------------------
+
+    async fn create_trigger(&self, trigger: &Trigger) -> Result<()> {
+        insert(&self.pool, trigger).await
+    }
+
+    async fn get_trigger(&self, trigger_id: &str) -> Result<Option<Trigger>> {
+        fetch_by_key(&self.pool, vec![text(trigger_id)]).await
+    }
+
+    async fn list_triggers(&self, function: Option<&str>) -> Result<Vec<Trigger>> {
+        let (filter, values) = match function {
+            Some(f) => ("WHERE function_name = $1 ", vec![text(f)]),
+            None => ("", Vec::new()),
+        };
+        let sql = SqlText::select::<Trigger>(&format!("{filter}ORDER BY created_at, trigger_id"));
+        fetch_all(&self.pool, &sql, values).await
+    }
+
+    async fn update_trigger(&self, trigger: &Trigger) -> Result<()> {
+        if update(&self.pool, trigger, || already_exists(trigger)).await? {
+            Ok(())
+        } else {
+            Err(not_found("trigger", &trigger.trigger_id))
+        }
+    }
+
+    async fn delete_trigger(&self, trigger_id: &str) -> Result<bool> {
+        delete_by_key::<Trigger>(&self.pool, vec![text(trigger_id)]).await
+    }
+
+    // ---- runner nodes ----------------------------------------------------
+
+    async fn upsert_runner(&self, runner: &RunnerNode) -> Result<()> {
+        execute(
+            &self.pool,
+            &SqlText::upsert::<RunnerNode>(),
+            runner.values()?,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn get_runner(&self, node_id: &str) -> Result<Option<RunnerNode>> {
+        fetch_by_key(&self.pool, vec![text(node_id)]).await
+    }
+
+    async fn list_runners(&self) -> Result<Vec<RunnerNode>> {
+        fetch_all(
+            &self.pool,
+            &SqlText::select::<RunnerNode>("ORDER BY node_id"),
+            Vec::new(),
+        )
+        .await
+    }
+
+    async fn delete_runner(&self, node_id: &str) -> Result<bool> {
+        delete_by_key::<RunnerNode>(&self.pool, vec![text(node_id)]).await
+    }
+
+    // ---- deployments -----------------------------------------------------
+
+    async fn create_deployment(&self, deployment: &Deployment) -> Result<()> {
+        let mut tx = self.begin().await?;
+        self.lock_function(&mut tx, &deployment.function_name)
+            .await?;
+        if deployment.status.is_active() {
+            let active = query_with(
+                "SELECT deployment_id FROM deployments WHERE function_name = $1 AND alias_name = $2 AND status IN ($3, $4)",
+                vec![
+                    text(&deployment.function_name),
+                    text(&deployment.alias_name),
+                    text(DeploymentStatus::Pending.as_str()),
+                    text(DeploymentStatus::InProgress.as_str()),
+                ],
+            )
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?;
+            if let Some(row) = active {
+                let id = record::Cols::new(&row, "deployments").text("deployment_id")?;
+                return Err(StoreError::Conflict(active_deployment(
+                    deployment,
+                    Some(&id),
+                )));
+            }
+        }
+        insert(&mut *tx, deployment).await?;
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn get_deployment(&self, deployment_id: &str) -> Result<Option<Deployment>> {
+        fetch_by_key(&self.pool, vec![text(deployment_id)]).await
+    }
+
+    async fn list_deployments(&self, function: &str) -> Result<Vec<Deployment>> {
+        let sql = SqlText::select::<Deployment>(
+            "WHERE function_name = $1 ORDER BY started_at DESC, deployment_id DESC",
+        );
+        fetch_all(&self.pool, &sql, vec![text(function)]).await
+    }
+
+    async fn update_deployment(&self, deployment: &Deployment) -> Result<()> {
+        // The only unique index an update can violate is the one that allows
+        // a single active deployment per alias.
+        let duplicate = || active_deployment(deployment, None);
+        if update(&self.pool, deployment, duplicate).await? {
+            Ok(())
+        } else {
+            Err(not_found("deployment", &deployment.deployment_id))
+        }
+    }
+
+    // ---- API tokens ------------------------------------------------------
+
+    async fn insert_token(&self, token: &ApiToken) -> Result<()> {
+        insert(&self.pool, token).await
+    }
+
+    async fn find_token(&self, token_hash: &str) -> Result<Option<ApiToken>> {
+        fetch_by_key(&self.pool, vec![text(token_hash)]).await
+    }
+
+    async fn has_admin_token(&self) -> Result<bool> {
+        let row = query_with(
+            "SELECT COUNT(*) AS admins FROM api_tokens WHERE is_admin = $1",
+            vec![record::flag(true)],
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        let admins: u64 = record::Cols::new(&row, "api_tokens").int("admins")?;
+        Ok(admins > 0)
+    }
+}
+
+/// The message for a second active deployment of one alias.
+fn active_deployment(deployment: &Deployment, existing: Option<&str>) -> String {
+    let existing = existing.map(|id| format!(" ({id})")).unwrap_or_default();
+    format!(
+        "alias '{}' of function '{}' already has an active deployment{existing}; wait for it to finish or cancel it",
+        deployment.alias_name, deployment.function_name
+    )
+}

@@ -1,0 +1,232 @@
+//! The table mapping of each stored domain type. Every field is stored in
+//! the column of the same name (see the migrations); how is decided by the
+//! field's type: its [`Column`](super::record::Column) impl.
+
+use std::collections::BTreeMap;
+
+use hotswap_domain::deployment::DeploymentMetrics;
+use hotswap_domain::runner::{RunnerHealth, RunnerMetrics, RunnerResources};
+use hotswap_domain::{
+    Deployment, DeploymentConfig, DeploymentStatus, DeploymentStrategy, Function, FunctionAlias,
+    FunctionVersion, RunnerNode, Runtime, ScalingConfig, Trigger, TriggerConfig, TriggerType,
+    VersionStatus, VpcConfig,
+};
+
+use super::record::{columns, json_columns, named_columns, Record};
+use crate::ApiToken;
+
+named_columns!(
+    Runtime,
+    VersionStatus,
+    TriggerType,
+    DeploymentStrategy,
+    DeploymentStatus,
+);
+
+json_columns!(
+    BTreeMap<String, String>,
+    BTreeMap<u32, f64>,
+    Vec<String>,
+    Vec<Runtime>,
+    VpcConfig,
+    ScalingConfig,
+    TriggerConfig,
+    RunnerHealth,
+    RunnerResources,
+    RunnerMetrics,
+    DeploymentConfig,
+    DeploymentMetrics,
+);
+
+impl Record for Function {
+    const TABLE: &'static str = "functions";
+    const KIND: &'static str = "function";
+    const KEY_LEN: usize = 1;
+    /// Set by `insert_version` only, so that a read-modify-write of the
+    /// configuration cannot roll it back.
+    const KEEP_ON_UPDATE: &'static [&'static str] = &["published_version"];
+
+    columns! {
+        name, owner_id, description, runtime, handler, memory_size, timeout, environment,
+        layers, vpc_config, tags, published_version, created_at, updated_at, total_invocations,
+        last_invoked_at, scaling_config
+    }
+
+    fn describe(&self) -> String {
+        format!("'{}'", self.name)
+    }
+}
+
+impl Record for FunctionVersion {
+    const TABLE: &'static str = "versions";
+    const KIND: &'static str = "version";
+    const KEY_LEN: usize = 2;
+
+    columns! {
+        function_name, version, code_sha256, code_size, code_location, runtime, handler,
+        memory_size, timeout, environment, layers, created_at, created_by, description,
+        invocation_count, status
+    }
+
+    fn describe(&self) -> String {
+        format!("{} of function '{}'", self.version, self.function_name)
+    }
+
+    fn parent_function(&self) -> Option<&str> {
+        Some(&self.function_name)
+    }
+}
+
+impl Record for FunctionAlias {
+    const TABLE: &'static str = "aliases";
+    const KIND: &'static str = "alias";
+    const KEY_LEN: usize = 2;
+    const KEEP_ON_UPDATE: &'static [&'static str] = &["created_at"];
+
+    columns! {
+        function_name, alias_name, version, routing_config, description, created_at, updated_at
+    }
+
+    fn describe(&self) -> String {
+        format!("'{}' of function '{}'", self.alias_name, self.function_name)
+    }
+
+    fn parent_function(&self) -> Option<&str> {
+        Some(&self.function_name)
+    }
+}
+
+impl Record for Trigger {
+    const TABLE: &'static str = "triggers";
+    const KIND: &'static str = "trigger";
+    const KEY_LEN: usize = 1;
+
+    columns! {
+        trigger_id, function_name, target_version, trigger_type, is_enabled, config, created_at,
+        last_executed_at, execution_count, failure_count
+    }
+
+    fn describe(&self) -> String {
+        format!("'{}'", self.trigger_id)
+    }
+
+    fn parent_function(&self) -> Option<&str> {
+        Some(&self.function_name)
+    }
+}
+
+impl Record for RunnerNode {
+    const TABLE: &'static str = "runners";
+    const KIND: &'static str = "runner";
+    const KEY_LEN: usize = 1;
+
+    columns! {
+        node_id, hostname, port, health, resources, active_containers, last_heartbeat,
+        started_at, metrics, runtimes, sandbox
+    }
+
+    fn describe(&self) -> String {
+        format!("'{}'", self.node_id)
+    }
+}
+
+impl Record for Deployment {
+    const TABLE: &'static str = "deployments";
+    const KIND: &'static str = "deployment";
+    const KEY_LEN: usize = 1;
+
+    columns! {
+        deployment_id, function_name, alias_name, target_version, source_version, strategy,
+        config, status, progress, current_phase, started_at, completed_at, deployed_by,
+        error_message, rollback_reason, metrics
+    }
+
+    fn describe(&self) -> String {
+        format!("'{}'", self.deployment_id)
+    }
+
+    fn parent_function(&self) -> Option<&str> {
+        Some(&self.function_name)
+    }
+}
+
+impl Record for ApiToken {
+    const TABLE: &'static str = "api_tokens";
+    const KIND: &'static str = "API token";
+    const KEY_LEN: usize = 1;
+
+    columns! {
+        token_hash, owner_id, is_admin, created_at
+    }
+
+    /// The hash is a credential's fingerprint: keep it out of messages.
+    fn describe(&self) -> String {
+        format!("of owner '{}'", self.owner_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::record::{SqlText, Value};
+
+    fn consistent<R: Record>() {
+        assert!(
+            R::KEY_LEN >= 1 && R::KEY_LEN < R::COLUMNS.len(),
+            "{}",
+            R::TABLE
+        );
+        for kept in R::KEEP_ON_UPDATE {
+            assert!(
+                R::COLUMNS[R::KEY_LEN..].contains(kept),
+                "{}.{kept}",
+                R::TABLE
+            );
+        }
+    }
+
+    #[test]
+    fn mappings_are_consistent() {
+        consistent::<Function>();
+        consistent::<FunctionVersion>();
+        consistent::<FunctionAlias>();
+        consistent::<Trigger>();
+        consistent::<RunnerNode>();
+        consistent::<Deployment>();
+        consistent::<ApiToken>();
+    }
+
+    #[test]
+    fn generated_sql() {
+        assert_eq!(
+            SqlText::insert::<FunctionAlias>(),
+            "INSERT INTO aliases (function_name, alias_name, version, routing_config, description, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        );
+        assert_eq!(
+            SqlText::update::<FunctionAlias>(),
+            "UPDATE aliases SET version = $1, routing_config = $2, description = $3, \
+             updated_at = $4 WHERE function_name = $5 AND alias_name = $6"
+        );
+        assert_eq!(
+            SqlText::upsert::<ApiToken>(),
+            "INSERT INTO api_tokens (token_hash, owner_id, is_admin, created_at) VALUES \
+             ($1, $2, $3, $4) ON CONFLICT (token_hash) DO UPDATE SET owner_id = \
+             excluded.owner_id, is_admin = excluded.is_admin, created_at = excluded.created_at"
+        );
+        assert_eq!(
+            SqlText::select::<ApiToken>(&SqlText::where_key::<ApiToken>()),
+            "SELECT token_hash, owner_id, is_admin, created_at FROM api_tokens WHERE token_hash = $1"
+        );
+    }
+
+    #[test]
+    fn update_binds_updated_columns_then_the_key() {
+        let alias = FunctionAlias::new("f", "prod", 3);
+        let values = SqlText::update_values::<FunctionAlias>(alias.values().unwrap());
+        assert_eq!(values.len(), 6);
+        assert!(matches!(values[0], Value::Int(3)));
+        assert!(matches!(&values[4], Value::Text(f) if f == "f"));
+        assert!(matches!(&values[5], Value::Text(a) if a == "prod"));
+    }
+}

@@ -1,0 +1,1457 @@
+//! The metadata store suite: every case is written once, as an async fn over
+//! a [`Ctx`], and `suite!` runs each against SQLite (a temp file) and
+//! PostgreSQL (a fresh database per test, dropped afterwards).
+//!
+//! PostgreSQL: `HOTSWAP_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) must reach a server whose
+//! user may create databases. When it cannot be reached the PostgreSQL tests
+//! fail; they never skip.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::Connection;
+
+use hotswap_domain::deployment::DeploymentMetrics;
+use hotswap_domain::time::{self, Timestamp};
+use hotswap_domain::{
+    Deployment, DeploymentConfig, DeploymentStatus, DeploymentStrategy, Function, FunctionAlias,
+    FunctionVersion, RunnerNode, Runtime, ScalingConfig, Trigger, TriggerConfig, TriggerType,
+    VersionStatus, VpcConfig,
+};
+use hotswap_store::{
+    open_metadata_store, ApiToken, FunctionFilter, MetadataStore, Result, StoreError,
+};
+
+// ---- harness ---------------------------------------------------------------
+
+/// What a case gets: an open store and the means to reopen it.
+struct Ctx {
+    store: Arc<dyn MetadataStore>,
+    url: String,
+    /// Which backend, for the summary check.
+    backend: &'static str,
+}
+
+impl Ctx {
+    async fn open(url: String, backend: &'static str) -> Self {
+        let store = open_metadata_store(&url)
+            .await
+            .unwrap_or_else(|e| panic!("opening {backend} store: {e:?}"));
+        Self {
+            store,
+            url,
+            backend,
+        }
+    }
+
+    /// Drops the store (closing its pool) and opens the same database again.
+    async fn reopen(self) -> Self {
+        let Ctx {
+            store,
+            url,
+            backend,
+        } = self;
+        drop(store);
+        Self::open(url, backend).await
+    }
+}
+
+async fn run_sqlite<F, Fut>(case: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("nested/metadata.db").display()
+    );
+    let ctx = Ctx::open(url, "sqlite").await;
+    case(ctx).await;
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("HOTSWAP_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+async fn run_postgres<F, Fut>(case: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let admin_url = postgres_admin_url();
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is not reachable at {admin_url}: {e}. Start PostgreSQL or point \
+             HOTSWAP_TEST_DATABASE_URL at one; the PostgreSQL tests fail rather than skip."
+            )
+        });
+    let db = format!("hotswap_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&mut admin)
+        .await
+        .unwrap_or_else(|e| panic!("CREATE DATABASE {db} at {admin_url}: {e}"));
+    let mut url = url::Url::parse(&admin_url).expect("HOTSWAP_TEST_DATABASE_URL is a URL");
+    url.set_path(&db);
+
+    // The case runs in its own task so that a failing assertion still lets
+    // the database be dropped.
+    let ctx = Ctx::open(url.to_string(), "postgres").await;
+    let outcome = tokio::spawn(case(ctx)).await;
+
+    let dropped = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await;
+    if let Err(e) = dropped {
+        eprintln!("warning: could not drop test database {db}: {e}");
+    }
+    if let Err(e) = outcome {
+        match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("test task failed: {e}"),
+        }
+    }
+}
+
+/// Instantiates each case as a test for SQLite and one for PostgreSQL.
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::run_sqlite(super::$case).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::run_postgres(super::$case).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    summary_names_the_backend,
+    function_round_trip,
+    function_update_replaces_configuration,
+    functions_paginate_and_filter,
+    counters_and_extreme_values_round_trip,
+    version_round_trip_and_status,
+    version_numbers_are_never_reused,
+    concurrent_allocations_are_distinct,
+    concurrent_publishes_keep_the_newest,
+    delete_version_refused_while_aliased,
+    delete_version_refused_while_active_and_invoked,
+    alias_round_trip,
+    alias_refused_for_missing_versions,
+    trigger_round_trip,
+    runner_round_trip,
+    deployment_round_trip,
+    one_active_deployment_per_alias,
+    concurrent_deployments_admit_one,
+    token_round_trip,
+    delete_function_cascades,
+    data_survives_reopen,
+    corrupt_rows_are_reported_not_panicked_on,
+);
+
+// ---- fixtures ---------------------------------------------------------------
+
+/// A timestamp with a non-zero microsecond part.
+fn at(micros: i64) -> Timestamp {
+    Timestamp::from_timestamp_micros(micros).expect("valid timestamp")
+}
+
+fn function(name: &str, owner: &str) -> Function {
+    let mut f = Function::new(name, Runtime::Python311, "app.handler", owner);
+    f.description = Some(format!("the {name} function"));
+    f.memory_size = 512;
+    f.timeout = 60;
+    f.environment = BTreeMap::from([
+        ("LOG_LEVEL".to_owned(), "debug".to_owned()),
+        ("EMPTY".to_owned(), String::new()),
+        ("QUOTED".to_owned(), "a \"b\" 'c' é ✓".to_owned()),
+    ]);
+    f.layers = vec!["numpy".to_owned(), "pandas".to_owned()];
+    f.vpc_config = Some(VpcConfig {
+        subnet_ids: vec!["subnet-1".to_owned(), "subnet-2".to_owned()],
+        security_group_ids: vec!["sg-1".to_owned()],
+        vpc_id: Some("vpc-9".to_owned()),
+    });
+    f.tags = BTreeMap::from([
+        ("team".to_owned(), "core".to_owned()),
+        ("env".to_owned(), "prod".to_owned()),
+    ]);
+    f.created_at = at(1_700_000_000_123_456);
+    f.updated_at = at(1_700_000_100_654_321);
+    f.total_invocations = 1 << 40;
+    f.last_invoked_at = Some(at(1_700_000_200_000_001));
+    f.scaling_config = ScalingConfig {
+        min_instances: 1,
+        max_instances: 7,
+        target_concurrency: 3,
+        scale_up_cooldown: Duration::from_millis(1500),
+        scale_down_cooldown: Duration::from_secs(90),
+        pre_provisioned_concurrency: 2,
+        keep_warm_enabled: true,
+        keep_warm_interval: Duration::from_secs(240),
+    };
+    f
+}
+
+fn snapshot(f: &Function, n: u32) -> FunctionVersion {
+    let mut v = FunctionVersion::snapshot(
+        f,
+        n,
+        format!("{n:064x}"),
+        1000 + u64::from(n),
+        "alice",
+        Some(format!("version {n}")),
+    );
+    v.created_at = at(1_700_000_300_000_007 + i64::from(n));
+    v
+}
+
+/// Creates a function with its `$LATEST`.
+async fn create(store: &dyn MetadataStore, name: &str, owner: &str) -> Function {
+    let f = function(name, owner);
+    store
+        .create_function(&f, &snapshot(&f, 0))
+        .await
+        .expect("create function");
+    f
+}
+
+/// Creates a function and publishes versions 1..=n.
+async fn create_with_versions(store: &dyn MetadataStore, name: &str, n: u32) -> Function {
+    let f = create(store, name, "owner-1").await;
+    for _ in 0..n {
+        let number = store.allocate_version_number(name).await.expect("allocate");
+        store
+            .insert_version(&snapshot(&f, number))
+            .await
+            .expect("insert version");
+    }
+    f
+}
+
+fn alias(function: &str, name: &str, version: u32) -> FunctionAlias {
+    let mut a = FunctionAlias::new(function, name, version);
+    a.description = Some(format!("{name} traffic"));
+    a.created_at = at(1_700_000_400_000_011);
+    a.updated_at = at(1_700_000_400_000_012);
+    a
+}
+
+fn deployment(function: &str, alias: &str, started: i64) -> Deployment {
+    let config = DeploymentConfig {
+        canary_percentage: Some(12.5),
+        canary_duration: Some(Duration::from_secs(300)),
+        canary_increments: Some(vec![0.1 + 0.2, 50.0, 100.0]),
+        rollback_on_error_rate: Some(1.0 / 3.0),
+        rollback_on_latency_p99: Some(250.0),
+        rollback_on_success_rate: Some(99.9),
+        ..Default::default()
+    };
+    let mut d = Deployment::new(
+        function,
+        alias,
+        Some(1),
+        2,
+        DeploymentStrategy::Canary,
+        config,
+        "alice",
+    );
+    d.started_at = at(started);
+    d
+}
+
+fn conflict<T: std::fmt::Debug>(result: Result<T>) -> String {
+    match result {
+        Err(StoreError::Conflict(message)) => message,
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+}
+
+fn not_found<T: std::fmt::Debug>(result: Result<T>) -> (&'static str, String) {
+    match result {
+        Err(StoreError::NotFound { kind, id }) => (kind, id),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}
+
+async fn published(store: &dyn MetadataStore, function: &str) -> Option<String> {
+    store
+        .get_function(function)
+        .await
+        .expect("get function")
+        .expect("function exists")
+        .published_version
+}
+
+fn names(functions: &[Function]) -> Vec<String> {
+    functions.iter().map(|f| f.name.clone()).collect()
+}
+
+// ---- cases ------------------------------------------------------------------
+
+async fn summary_names_the_backend(ctx: Ctx) {
+    let summary = ctx.store.summary();
+    assert!(
+        summary.starts_with(ctx.backend),
+        "summary '{summary}' should start with '{}'",
+        ctx.backend
+    );
+    assert!(!summary.contains("password"));
+}
+
+async fn function_round_trip(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    assert_eq!(s.get_function("hello").await.unwrap(), None);
+    let f = create(s, "hello", "owner-1").await;
+
+    let got = s.get_function("hello").await.unwrap().expect("stored");
+    assert_eq!(got.name, "hello");
+    assert_eq!(got.owner_id, "owner-1");
+    assert_eq!(got.description.as_deref(), Some("the hello function"));
+    assert_eq!(got.runtime, Runtime::Python311);
+    assert_eq!(got.handler, "app.handler");
+    assert_eq!((got.memory_size, got.timeout), (512, 60));
+    assert_eq!(got.environment, f.environment);
+    assert_eq!(got.environment["QUOTED"], "a \"b\" 'c' é ✓");
+    assert_eq!(got.layers, ["numpy", "pandas"]);
+    assert_eq!(got.vpc_config, f.vpc_config);
+    assert_eq!(got.tags, f.tags);
+    assert_eq!(got.published_version, None);
+    assert_eq!(got.created_at, at(1_700_000_000_123_456));
+    assert_eq!(got.updated_at, f.updated_at);
+    assert_eq!(got.total_invocations, 1 << 40);
+    assert_eq!(got.last_invoked_at, f.last_invoked_at);
+    assert_eq!(got.scaling_config, f.scaling_config);
+    assert_eq!(
+        got.scaling_config.scale_up_cooldown,
+        Duration::from_millis(1500)
+    );
+    assert_eq!(got, f);
+
+    let latest = s.get_version("hello", 0).await.unwrap().expect("$LATEST");
+    assert_eq!(latest, snapshot(&f, 0));
+
+    // A minimal function: every Option empty, every map empty.
+    let bare = Function::new("bare", Runtime::Node20, "index.handler", "owner-2");
+    s.create_function(&bare, &snapshot(&bare, 0)).await.unwrap();
+    assert_eq!(s.get_function("bare").await.unwrap(), Some(bare.clone()));
+
+    let message = conflict(s.create_function(&f, &snapshot(&f, 0)).await);
+    assert_eq!(message, "function 'hello' already exists");
+    // The refused create changed nothing.
+    assert_eq!(s.get_function("hello").await.unwrap(), Some(f.clone()));
+
+    // A $LATEST that is not version 0 of this function is refused.
+    conflict(
+        s.create_function(&function("other", "o"), &snapshot(&f, 0))
+            .await,
+    );
+    assert_eq!(s.get_function("other").await.unwrap(), None);
+}
+
+async fn function_update_replaces_configuration(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    let f = create_with_versions(s, "upd", 2).await;
+    let mut changed = s.get_function("upd").await.unwrap().unwrap();
+    assert_eq!(changed.published_version.as_deref(), Some("v2"));
+    changed.description = None;
+    changed.runtime = Runtime::Node20;
+    changed.handler = "index.main".to_owned();
+    changed.memory_size = 1024;
+    changed.environment = BTreeMap::from([("ONLY".to_owned(), "one".to_owned())]);
+    changed.layers.clear();
+    changed.vpc_config = None;
+    changed.tags = BTreeMap::from([("tier".to_owned(), "gold".to_owned())]);
+    changed.updated_at = at(1_800_000_000_000_001);
+    changed.last_invoked_at = None;
+    // A stale published version is not written back.
+    changed.published_version = Some("v1".to_owned());
+    let mut latest = snapshot(&changed, 0);
+    latest.code_sha256 = "ff".repeat(32);
+    s.update_function(&changed, &latest).await.unwrap();
+
+    let got = s.get_function("upd").await.unwrap().unwrap();
+    assert_eq!(got.published_version.as_deref(), Some("v2"));
+    changed.published_version = Some("v2".to_owned());
+    assert_eq!(got, changed);
+    assert_eq!(s.get_version("upd", 0).await.unwrap(), Some(latest));
+    // Published versions are untouched.
+    assert_eq!(
+        s.get_version("upd", 1).await.unwrap(),
+        Some(snapshot(&f, 1))
+    );
+
+    // Tags are filtered on the new values.
+    let tagged = |k: &str, v: Option<&str>| FunctionFilter {
+        tag: Some((k.to_owned(), v.map(str::to_owned))),
+        ..Default::default()
+    };
+    let page = s.list_functions(&tagged("team", None)).await.unwrap();
+    assert!(page.items.is_empty());
+    let page = s
+        .list_functions(&tagged("tier", Some("gold")))
+        .await
+        .unwrap();
+    assert_eq!(names(&page.items), ["upd"]);
+
+    let missing = function("missing", "o");
+    let (kind, id) = not_found(s.update_function(&missing, &snapshot(&missing, 0)).await);
+    assert_eq!((kind, id.as_str()), ("function", "missing"));
+    assert_eq!(s.get_function("missing").await.unwrap(), None);
+}
+
+async fn functions_paginate_and_filter(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    let mut all = Vec::new();
+    for i in 0..25 {
+        let name = format!("fn-{i:02}");
+        let mut f = function(&name, if i % 2 == 0 { "even" } else { "odd" });
+        f.tags = BTreeMap::from([
+            ("index".to_owned(), i.to_string()),
+            ("mod3".to_owned(), (i % 3).to_string()),
+        ]);
+        if i % 5 == 0 {
+            f.tags.insert("fifth".to_owned(), String::new());
+        }
+        s.create_function(&f, &snapshot(&f, 0)).await.unwrap();
+        all.push(name);
+    }
+
+    // Three pages of 10, 10, 5, joined they are every name in order.
+    let mut seen = Vec::new();
+    let mut after = None;
+    let mut pages = 0;
+    loop {
+        let page = s
+            .list_functions(&FunctionFilter {
+                limit: 10,
+                after: after.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        pages += 1;
+        let expected_len = if pages < 3 { 10 } else { 5 };
+        assert_eq!(page.items.len(), expected_len, "page {pages}");
+        seen.extend(names(&page.items));
+        match page.next_token {
+            Some(token) => {
+                assert_eq!(Some(&token), seen.last(), "next token is the last name");
+                after = Some(token);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, all);
+    // Full items come back, not just names.
+    let first = s
+        .list_functions(&FunctionFilter {
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        first.items,
+        vec![s.get_function("fn-00").await.unwrap().unwrap()]
+    );
+    assert_eq!(first.next_token.as_deref(), Some("fn-00"));
+
+    // A page that ends exactly at the last row has no next token.
+    let exact = s
+        .list_functions(&FunctionFilter {
+            limit: 5,
+            after: Some("fn-19".to_owned()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        names(&exact.items),
+        ["fn-20", "fn-21", "fn-22", "fn-23", "fn-24"]
+    );
+    assert_eq!(exact.next_token, None);
+
+    // The cursor is exclusive, and need not be a stored name.
+    let tail = s
+        .list_functions(&FunctionFilter {
+            after: Some("fn-22".to_owned()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(names(&tail.items), ["fn-23", "fn-24"]);
+    let tail = s
+        .list_functions(&FunctionFilter {
+            after: Some("fn-225".to_owned()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(names(&tail.items), ["fn-23", "fn-24"]);
+
+    // limit 0 means the default (50), limits above 1000 are clamped.
+    for limit in [0, 5000] {
+        let page = s
+            .list_functions(&FunctionFilter {
+                limit,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 25, "limit {limit}");
+        assert_eq!(page.next_token, None);
+    }
+
+    // Owner filter, paginated.
+    let odd = |after: Option<String>| FunctionFilter {
+        owner_id: Some("odd".to_owned()),
+        limit: 7,
+        after,
+        ..Default::default()
+    };
+    let page1 = s.list_functions(&odd(None)).await.unwrap();
+    assert_eq!(
+        names(&page1.items),
+        ["fn-01", "fn-03", "fn-05", "fn-07", "fn-09", "fn-11", "fn-13"]
+    );
+    assert!(page1.items.iter().all(|f| f.owner_id == "odd"));
+    let page2 = s.list_functions(&odd(page1.next_token)).await.unwrap();
+    assert_eq!(
+        names(&page2.items),
+        ["fn-15", "fn-17", "fn-19", "fn-21", "fn-23"]
+    );
+    assert_eq!(page2.next_token, None);
+
+    // Tag key, tag key and value, combined with the owner.
+    let tag = |k: &str, v: Option<&str>, owner: Option<&str>| FunctionFilter {
+        tag: Some((k.to_owned(), v.map(str::to_owned))),
+        owner_id: owner.map(str::to_owned),
+        ..Default::default()
+    };
+    let fifth = s.list_functions(&tag("fifth", None, None)).await.unwrap();
+    assert_eq!(
+        names(&fifth.items),
+        ["fn-00", "fn-05", "fn-10", "fn-15", "fn-20"]
+    );
+    let fifth_empty = s
+        .list_functions(&tag("fifth", Some(""), None))
+        .await
+        .unwrap();
+    assert_eq!(fifth_empty.items.len(), 5);
+    let mod3 = s
+        .list_functions(&tag("mod3", Some("1"), None))
+        .await
+        .unwrap();
+    assert_eq!(
+        names(&mod3.items),
+        ["fn-01", "fn-04", "fn-07", "fn-10", "fn-13", "fn-16", "fn-19", "fn-22"]
+    );
+    let mod3_even = s
+        .list_functions(&tag("mod3", Some("1"), Some("even")))
+        .await
+        .unwrap();
+    assert_eq!(
+        names(&mod3_even.items),
+        ["fn-04", "fn-10", "fn-16", "fn-22"]
+    );
+    let none = s
+        .list_functions(&tag("mod3", Some("7"), None))
+        .await
+        .unwrap();
+    assert!(none.items.is_empty());
+    assert_eq!(none.next_token, None);
+    let nobody = s
+        .list_functions(&FunctionFilter {
+            owner_id: Some("nobody".to_owned()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(nobody.items.is_empty());
+}
+
+async fn counters_and_extreme_values_round_trip(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    let mut f = function("extreme", "o");
+    f.total_invocations = i64::MAX as u64;
+    f.memory_size = u32::MAX;
+    f.timeout = u32::MAX;
+    f.created_at = at(-1_234_567); // before the epoch
+    f.last_invoked_at = Some(at(253_402_300_799_999_999)); // 9999-12-31
+    let mut latest = snapshot(&f, 0);
+    latest.code_size = i64::MAX as u64;
+    latest.invocation_count = u64::from(u32::MAX) + 1;
+    s.create_function(&f, &latest).await.unwrap();
+    assert_eq!(s.get_function("extreme").await.unwrap(), Some(f.clone()));
+    assert_eq!(s.get_version("extreme", 0).await.unwrap(), Some(latest));
+
+    // Counters beyond what the database holds are refused, not wrapped.
+    let mut too_big = function("too-big", "o");
+    too_big.total_invocations = u64::MAX;
+    let message = conflict(s.create_function(&too_big, &snapshot(&too_big, 0)).await);
+    assert!(message.contains("total_invocations"), "{message}");
+    assert_eq!(s.get_function("too-big").await.unwrap(), None);
+
+    // Weights that are not the shortest decimal of themselves.
+    let number = s.allocate_version_number("extreme").await.unwrap();
+    s.insert_version(&snapshot(&f, number)).await.unwrap();
+    let mut a = alias("extreme", "weights", 1);
+    a.routing_config = BTreeMap::from([(1, 0.1 + 0.2), (0, 100.0 - (0.1 + 0.2))]);
+    s.create_alias(&a).await.unwrap();
+    let got = s.get_alias("extreme", "weights").await.unwrap().unwrap();
+    assert_eq!(got.routing_config[&1].to_bits(), (0.1f64 + 0.2).to_bits());
+    assert_eq!(got, a);
+
+    // NaN has no JSON form: refused rather than stored as null.
+    let mut nan = alias("extreme", "nan", 1);
+    nan.routing_config = BTreeMap::from([(1, f64::NAN)]);
+    conflict(s.create_alias(&nan).await);
+    assert_eq!(s.get_alias("extreme", "nan").await.unwrap(), None);
+}
+
+async fn version_round_trip_and_status(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    let f = create(s, "ver", "o").await;
+    let n = s.allocate_version_number("ver").await.unwrap();
+    assert_eq!(n, 1);
+    let mut v = snapshot(&f, n);
+    v.invocation_count = 77;
+    v.status = VersionStatus::Deprecated;
+    v.description = None;
+    v.environment.insert("EXTRA".to_owned(), "x".to_owned());
+    s.insert_version(&v).await.unwrap();
+
+    let got = s.get_version("ver", 1).await.unwrap().expect("stored");
+    assert_eq!(got.function_name, "ver");
+    assert_eq!(got.version, 1);
+    assert_eq!(got.code_sha256, v.code_sha256);
+    assert_eq!(got.code_size, 1001);
+    assert_eq!(got.code_location, v.code_location);
+    assert_eq!(got.runtime, Runtime::Python311);
+    assert_eq!(got.environment["EXTRA"], "x");
+    assert_eq!(got.layers, ["numpy", "pandas"]);
+    assert_eq!(got.created_at, v.created_at);
+    assert_eq!(got.created_by, "alice");
+    assert_eq!(got.description, None);
+    assert_eq!(got.invocation_count, 77);
+    assert_eq!(got.status, VersionStatus::Deprecated);
+    assert_eq!(got, v);
+    assert_eq!(
+        s.get_function("ver")
+            .await
+            .unwrap()
+            .unwrap()
+            .published_version
+            .as_deref(),
+        Some("v1")
+    );
+
+    let archived = s
+        .set_version_status("ver", 1, VersionStatus::Archived)
+        .await
+        .unwrap();
+    v.status = VersionStatus::Archived;
+    assert_eq!(archived, v);
+    assert_eq!(s.get_version("ver", 1).await.unwrap(), Some(v.clone()));
+
+    let (kind, id) = not_found(s.set_version_status("ver", 9, VersionStatus::Active).await);
+    assert_eq!((kind, id.as_str()), ("version", "ver:9"));
+    assert_eq!(s.get_version("ver", 9).await.unwrap(), None);
+    assert_eq!(s.get_version("nope", 0).await.unwrap(), None);
+
+    let message = conflict(s.insert_version(&v).await);
+    assert_eq!(message, "version 1 of function 'ver' already exists");
+    conflict(s.insert_version(&snapshot(&f, 0)).await);
+    let (kind, id) = not_found(
+        s.insert_version(&snapshot(&function("ghost", "o"), 1))
+            .await,
+    );
+    assert_eq!((kind, id.as_str()), ("function", "ghost"));
+
+    let versions = s.list_versions("ver").await.unwrap();
+    assert_eq!(versions, vec![snapshot(&f, 0), v]);
+    assert!(s.list_versions("nope").await.unwrap().is_empty());
+}
+
+async fn version_numbers_are_never_reused(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    let f = create_with_versions(s, "seq", 3).await;
+    let listed: Vec<u32> = s
+        .list_versions("seq")
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.version)
+        .collect();
+    assert_eq!(listed, [0, 1, 2, 3]);
+    assert_eq!(published(s, "seq").await.as_deref(), Some("v3"));
+
+    let deleted = s.delete_version("seq", 3).await.unwrap();
+    assert_eq!(deleted, snapshot(&f, 3));
+    assert_eq!(s.get_version("seq", 3).await.unwrap(), None);
+    assert_eq!(s.allocate_version_number("seq").await.unwrap(), 4);
+    assert_eq!(s.allocate_version_number("seq").await.unwrap(), 5);
+
+    // Inserting an older number does not move published_version back, and a
+    // number inserted beyond the counter moves the counter past it.
+    s.insert_version(&snapshot(&f, 3)).await.unwrap();
+    assert_eq!(published(s, "seq").await.as_deref(), Some("v3"));
+    s.insert_version(&snapshot(&f, 10)).await.unwrap();
+    assert_eq!(published(s, "seq").await.as_deref(), Some("v10"));
+    s.insert_version(&snapshot(&f, 4)).await.unwrap();
+    assert_eq!(published(s, "seq").await.as_deref(), Some("v10"));
+    assert_eq!(s.allocate_version_number("seq").await.unwrap(), 11);
+
+    let (kind, id) = not_found(s.allocate_version_number("nope").await);
+    assert_eq!((kind, id.as_str()), ("function", "nope"));
+}
+
+async fn concurrent_allocations_are_distinct(ctx: Ctx) {
+    create(ctx.store.as_ref(), "race", "o").await;
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = Arc::clone(&ctx.store);
+            tokio::spawn(async move { store.allocate_version_number("race").await })
+        })
+        .collect();
+    let mut numbers = BTreeSet::new();
+    for task in tasks {
+        let n = task.await.expect("task").expect("allocate");
+        assert!(numbers.insert(n), "number {n} handed out twice");
+    }
+    assert_eq!(numbers, (1..=20).collect::<BTreeSet<u32>>());
+    assert_eq!(ctx.store.allocate_version_number("race").await.unwrap(), 21);
+}
+
+async fn concurrent_publishes_keep_the_newest(ctx: Ctx) {
+    let f = create(ctx.store.as_ref(), "pub", "o").await;
+    let mut numbers = Vec::new();
+    for _ in 0..20 {
+        numbers.push(ctx.store.allocate_version_number("pub").await.unwrap());
+    }
+    // Published in any order, concurrently: published_version ends at the
+    // highest number (each insert's read-compare-write is serialised).
+    let tasks: Vec<_> = numbers
+        .iter()
+        .rev()
+        .map(|&n| {
+            let store = Arc::clone(&ctx.store);
+            let version = snapshot(&f, n);
+            tokio::spawn(async move { store.insert_version(&version).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task").expect("insert version");
+    }
+    assert_eq!(
+        published(ctx.store.as_ref(), "pub").await.as_deref(),
+        Some("v20")
+    );
+    assert_eq!(ctx.store.list_versions("pub").await.unwrap().len(), 21);
+}
+
+async fn delete_version_refused_while_aliased(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    let f = create_with_versions(s, "guard", 3).await;
+    s.create_alias(&alias("guard", "prod", 1)).await.unwrap();
+    s.create_alias(&alias("guard", "staging", 1)).await.unwrap();
+    let mut canary = alias("guard", "canary", 2);
+    canary.set_weighted_routing(2, 3, 10.0);
+    s.create_alias(&canary).await.unwrap();
+
+    let message = conflict(s.delete_version("guard", 1).await);
+    assert_eq!(
+        message,
+        "version 1 is referenced by alias(es) prod, staging"
+    );
+    // Referenced only by the routing config of `canary`.
+    let message = conflict(s.delete_version("guard", 3).await);
+    assert_eq!(message, "version 3 is referenced by alias(es) canary");
+    assert_eq!(
+        s.get_version("guard", 3).await.unwrap(),
+        Some(snapshot(&f, 3))
+    );
+
+    // Once the alias moves on, the version can go.
+    let mut moved = canary.clone();
+    moved.update_version(2);
+    s.update_alias(&moved).await.unwrap();
+    assert_eq!(s.delete_version("guard", 3).await.unwrap(), snapshot(&f, 3));
+
+    s.delete_alias("guard", "prod").await.unwrap();
+    let message = conflict(s.delete_version("guard", 1).await);
+    assert_eq!(message, "version 1 is referenced by alias(es) staging");
+    let mut staging = alias("guard", "staging", 2);
+    staging.updated_at = at(1_800_000_000_000_000);
+    s.update_alias(&staging).await.unwrap();
+    assert_eq!(s.delete_version("guard", 1).await.unwrap(), snapshot(&f, 1));
+
+    let listed: Vec<u32> = s
+        .list_versions("guard")
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.version)
+        .collect();
+    assert_eq!(listed, [0, 2]);
+
+    // $LATEST is never deleted this way; unknown versions are NotFound.
+    let message = conflict(s.delete_version("guard", 0).await);
+    assert!(message.contains("$LATEST"), "{message}");
+    assert!(s.get_version("guard", 0).await.unwrap().is_some());
+    let (kind, id) = not_found(s.delete_version("guard", 3).await);
+    assert_eq!((kind, id.as_str()), ("version", "guard:3"));
+    let (kind, _) = not_found(s.delete_version("nope", 1).await);
+    assert_eq!(kind, "function");
+}
+
+async fn delete_version_refused_while_active_and_invoked(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    let f = create(s, "busy", "o").await;
+    let mut invoked = snapshot(&f, 1);
+    invoked.invocation_count = 5;
+    s.insert_version(&invoked).await.unwrap();
+    let quiet = snapshot(&f, 2);
+    s.insert_version(&quiet).await.unwrap();
+
+    let message = conflict(s.delete_version("busy", 1).await);
+    assert_eq!(
+        message,
+        "version 1 is Active and has served invocations; deprecate or archive it first"
+    );
+    assert_eq!(
+        s.get_version("busy", 1).await.unwrap(),
+        Some(invoked.clone())
+    );
+
+    // Active but never invoked: allowed.
+    assert_eq!(s.delete_version("busy", 2).await.unwrap(), quiet);
+
+    let deprecated = s
+        .set_version_status("busy", 1, VersionStatus::Deprecated)
+        .await
+        .unwrap();
+    assert_eq!(s.delete_version("busy", 1).await.unwrap(), deprecated);
+    assert_eq!(s.get_version("busy", 1).await.unwrap(), None);
+}
+
+async fn alias_round_trip(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    create_with_versions(s, "al", 3).await;
+    let mut a = alias("al", "live", 2);
+    a.routing_config = BTreeMap::from([(2, 66.6), (3, 33.4)]);
+    s.create_alias(&a).await.unwrap();
+    let plain = alias("al", "a-plain", 0);
+    s.create_alias(&plain).await.unwrap();
+
+    let got = s.get_alias("al", "live").await.unwrap().expect("stored");
+    assert_eq!(got.function_name, "al");
+    assert_eq!(got.alias_name, "live");
+    assert_eq!(got.version, 2);
+    assert_eq!(got.routing_config, BTreeMap::from([(2, 66.6), (3, 33.4)]));
+    assert_eq!(got.description.as_deref(), Some("live traffic"));
+    assert_eq!(got.created_at, a.created_at);
+    assert_eq!(got.updated_at, a.updated_at);
+    assert_eq!(got, a);
+    assert_eq!(
+        s.list_aliases("al").await.unwrap(),
+        vec![plain.clone(), a.clone()]
+    );
+
+    let message = conflict(s.create_alias(&a).await);
+    assert_eq!(message, "alias 'live' of function 'al' already exists");
+
+    // Update replaces version, routing, description and updated_at, and
+    // keeps created_at.
+    let mut updated = a.clone();
+    updated.version = 3;
+    updated.routing_config.clear();
+    updated.description = None;
+    updated.updated_at = at(1_800_000_000_000_123);
+    updated.created_at = at(1); // ignored
+    s.update_alias(&updated).await.unwrap();
+    updated.created_at = a.created_at;
+    assert_eq!(s.get_alias("al", "live").await.unwrap(), Some(updated));
+
+    let (kind, id) = not_found(s.update_alias(&alias("al", "ghost", 1)).await);
+    assert_eq!((kind, id.as_str()), ("alias", "al:ghost"));
+    assert_eq!(s.get_alias("al", "ghost").await.unwrap(), None);
+
+    assert!(s.delete_alias("al", "live").await.unwrap());
+    assert!(!s.delete_alias("al", "live").await.unwrap());
+    assert_eq!(s.get_alias("al", "live").await.unwrap(), None);
+    assert_eq!(s.list_aliases("al").await.unwrap(), vec![plain]);
+    assert!(s.list_aliases("nope").await.unwrap().is_empty());
+}
+
+async fn alias_refused_for_missing_versions(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    create_with_versions(s, "miss", 2).await;
+
+    let message = conflict(s.create_alias(&alias("miss", "prod", 7)).await);
+    assert_eq!(
+        message,
+        "alias 'prod' routes to version 7, which does not exist"
+    );
+    let mut routed = alias("miss", "canary", 1);
+    routed.routing_config = BTreeMap::from([(1, 80.0), (8, 10.0), (9, 10.0)]);
+    let message = conflict(s.create_alias(&routed).await);
+    assert_eq!(
+        message,
+        "alias 'canary' routes to versions 8, 9, which do not exist"
+    );
+    assert!(s.list_aliases("miss").await.unwrap().is_empty());
+
+    // A deleted version is as missing as one never published.
+    s.delete_version("miss", 2).await.unwrap();
+    conflict(s.create_alias(&alias("miss", "prod", 2)).await);
+
+    let good = alias("miss", "prod", 1);
+    s.create_alias(&good).await.unwrap();
+    let mut bad = good.clone();
+    bad.set_weighted_routing(1, 2, 5.0);
+    let message = conflict(s.update_alias(&bad).await);
+    assert_eq!(
+        message,
+        "alias 'prod' routes to version 2, which does not exist"
+    );
+    // The refused update left the alias as it was.
+    assert_eq!(s.get_alias("miss", "prod").await.unwrap(), Some(good));
+
+    let (kind, id) = not_found(s.create_alias(&alias("nope", "prod", 1)).await);
+    assert_eq!((kind, id.as_str()), ("function", "nope"));
+}
+
+async fn trigger_round_trip(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    create(s, "trg", "o").await;
+    create(s, "trg2", "o").await;
+    let mut http = Trigger::new(
+        "trg",
+        TriggerType::Http,
+        TriggerConfig {
+            http_path: Some("/hello/{name}".to_owned()),
+            http_methods: Some(vec!["GET".to_owned(), "POST".to_owned()]),
+            cors_enabled: Some(true),
+            ..Default::default()
+        },
+    );
+    http.target_version = "prod".to_owned();
+    http.created_at = at(1_700_000_000_000_001);
+    http.last_executed_at = Some(at(1_700_000_000_500_002));
+    http.execution_count = 1 << 33;
+    http.failure_count = 3;
+    let mut cron = Trigger::new(
+        "trg2",
+        TriggerType::Scheduled,
+        TriggerConfig {
+            schedule_expression: Some("cron(0 12 * * ? *)".to_owned()),
+            timezone: Some("Europe/Paris".to_owned()),
+            ..Default::default()
+        },
+    );
+    cron.is_enabled = false;
+    cron.created_at = at(1_700_000_000_000_000);
+    let mut queue = Trigger::new(
+        "trg",
+        TriggerType::Queue,
+        TriggerConfig {
+            queue_name: Some("jobs".to_owned()),
+            batch_size: Some(25),
+            visibility_timeout: Some(120),
+            ..Default::default()
+        },
+    );
+    queue.created_at = at(1_700_000_000_000_002);
+    for t in [&http, &cron, &queue] {
+        s.create_trigger(t).await.unwrap();
+    }
+
+    let got = s
+        .get_trigger(&http.trigger_id)
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(got.function_name, "trg");
+    assert_eq!(got.target_version, "prod");
+    assert_eq!(got.trigger_type, TriggerType::Http);
+    assert!(got.is_enabled);
+    assert_eq!(got.config, http.config);
+    assert_eq!(got.created_at, http.created_at);
+    assert_eq!(got.last_executed_at, http.last_executed_at);
+    assert_eq!((got.execution_count, got.failure_count), (1 << 33, 3));
+    assert_eq!(got, http);
+    assert_eq!(
+        s.get_trigger(&cron.trigger_id).await.unwrap(),
+        Some(cron.clone())
+    );
+    assert!(!cron.is_enabled);
+
+    // Ordered by creation time.
+    let all = s.list_triggers(None).await.unwrap();
+    assert_eq!(all, vec![cron.clone(), http.clone(), queue.clone()]);
+    let of_trg = s.list_triggers(Some("trg")).await.unwrap();
+    assert_eq!(of_trg, vec![http.clone(), queue.clone()]);
+    assert!(s.list_triggers(Some("nope")).await.unwrap().is_empty());
+
+    let mut changed = http.clone();
+    changed.is_enabled = false;
+    changed.execution_count += 1;
+    changed.last_executed_at = None;
+    changed.config.cors_enabled = None;
+    s.update_trigger(&changed).await.unwrap();
+    assert_eq!(
+        s.get_trigger(&http.trigger_id).await.unwrap(),
+        Some(changed)
+    );
+
+    let message = conflict(s.create_trigger(&http).await);
+    assert_eq!(
+        message,
+        format!("trigger '{}' already exists", http.trigger_id)
+    );
+    let orphan = Trigger::new("nope", TriggerType::Http, TriggerConfig::default());
+    let (kind, id) = not_found(s.create_trigger(&orphan).await);
+    assert_eq!((kind, id.as_str()), ("function", "nope"));
+    let (kind, _) = not_found(s.update_trigger(&orphan).await);
+    assert_eq!(kind, "trigger");
+
+    assert!(s.delete_trigger(&queue.trigger_id).await.unwrap());
+    assert!(!s.delete_trigger(&queue.trigger_id).await.unwrap());
+    assert_eq!(s.get_trigger(&queue.trigger_id).await.unwrap(), None);
+}
+
+async fn runner_round_trip(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    let mut r = RunnerNode::new("node-b", "host-b.internal");
+    r.port = 65535;
+    r.health.cpu_usage = 12.345;
+    r.health.memory_usage = 1.0 / 7.0;
+    r.health.active_containers = 2;
+    r.health.is_healthy = false;
+    r.resources.total_memory_mb = 1 << 36;
+    r.resources.cpu_usage = 99.99;
+    r.active_containers = BTreeMap::from([
+        ("hello:1".to_owned(), "inst-1".to_owned()),
+        ("hello:$LATEST".to_owned(), "inst-2".to_owned()),
+    ]);
+    r.last_heartbeat = at(1_700_000_000_999_999);
+    r.started_at = at(1_699_999_999_000_001);
+    r.metrics.total_invocations = 1 << 50;
+    r.metrics.avg_invocation_duration = 12.5;
+    r.metrics.avg_cold_start_duration = 0.1 + 0.7;
+    r.runtimes = vec![Runtime::Python311, Runtime::Node20, Runtime::Provided];
+    r.sandbox = Some("namespaces+cgroup-v2".to_owned());
+    s.upsert_runner(&r).await.unwrap();
+    let a = RunnerNode::new("node-a", "host-a");
+    s.upsert_runner(&a).await.unwrap();
+
+    let got = s.get_runner("node-b").await.unwrap().expect("stored");
+    assert_eq!(got.hostname, "host-b.internal");
+    assert_eq!(got.port, 65535);
+    assert_eq!(got.health, r.health);
+    assert_eq!(got.resources.total_memory_mb, 1 << 36);
+    assert_eq!(got.active_containers, r.active_containers);
+    assert_eq!(got.last_heartbeat, r.last_heartbeat);
+    assert_eq!(got.metrics.avg_cold_start_duration, 0.1 + 0.7);
+    assert_eq!(got.runtimes, r.runtimes);
+    assert_eq!(got.sandbox, r.sandbox);
+    assert_eq!(got, r);
+
+    // Upsert replaces.
+    let mut beat = r.clone();
+    beat.last_heartbeat = at(1_700_000_010_000_000);
+    beat.active_containers.clear();
+    beat.sandbox = None;
+    beat.health.is_healthy = true;
+    s.upsert_runner(&beat).await.unwrap();
+    assert_eq!(s.get_runner("node-b").await.unwrap(), Some(beat.clone()));
+    assert_eq!(s.list_runners().await.unwrap(), vec![a.clone(), beat]);
+
+    assert!(s.delete_runner("node-b").await.unwrap());
+    assert!(!s.delete_runner("node-b").await.unwrap());
+    assert_eq!(s.get_runner("node-b").await.unwrap(), None);
+    assert_eq!(s.list_runners().await.unwrap(), vec![a]);
+}
+
+async fn deployment_round_trip(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    create_with_versions(s, "dep", 2).await;
+    let mut d = deployment("dep", "prod", 1_700_000_000_000_001);
+    d.progress = 100.0 / 3.0;
+    d.current_phase = Some("canary 1/3".to_owned());
+    d.metrics = Some(DeploymentMetrics {
+        invocation_count: 1 << 35,
+        error_count: 7,
+        error_rate: 0.1 + 0.2,
+        avg_duration: 12.75,
+        p99_duration: 99.125,
+        captured_at: at(1_700_000_000_333_333),
+    });
+    s.create_deployment(&d).await.unwrap();
+
+    let got = s
+        .get_deployment(&d.deployment_id)
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(got.function_name, "dep");
+    assert_eq!(got.alias_name, "prod");
+    assert_eq!((got.source_version, got.target_version), (Some(1), 2));
+    assert_eq!(got.strategy, DeploymentStrategy::Canary);
+    assert_eq!(got.config, d.config);
+    assert_eq!(
+        got.config.canary_increments,
+        Some(vec![0.1 + 0.2, 50.0, 100.0])
+    );
+    assert_eq!(got.status, DeploymentStatus::Pending);
+    assert_eq!(got.progress.to_bits(), (100.0f64 / 3.0).to_bits());
+    assert_eq!(got.current_phase.as_deref(), Some("canary 1/3"));
+    assert_eq!(got.started_at, d.started_at);
+    assert_eq!(got.completed_at, None);
+    assert_eq!(got.metrics, d.metrics);
+    assert_eq!(got, d);
+
+    // Every strategy and status survives.
+    let mut done = d.clone();
+    done.start("shifting").unwrap();
+    done.mark_rolled_back("p99 over threshold");
+    done.strategy = DeploymentStrategy::ABTesting;
+    done.source_version = None;
+    done.metrics = None;
+    s.update_deployment(&done).await.unwrap();
+    assert_eq!(
+        s.get_deployment(&d.deployment_id).await.unwrap(),
+        Some(done.clone())
+    );
+    assert_eq!(done.status, DeploymentStatus::RolledBack);
+
+    let mut second = deployment("dep", "prod", 1_700_000_000_000_002);
+    second.strategy = DeploymentStrategy::BlueGreen;
+    second.config = DeploymentConfig {
+        test_duration: Some(Duration::from_secs(60)),
+        keep_blue: Some(true),
+        ..Default::default()
+    };
+    s.create_deployment(&second).await.unwrap();
+    let mut third = deployment("dep", "beta", 1_700_000_000_000_000);
+    third.strategy = DeploymentStrategy::Rolling;
+    third.config = DeploymentConfig {
+        batch_size: Some(0.25),
+        batch_duration: Some(Duration::from_secs(30)),
+        ..Default::default()
+    };
+    s.create_deployment(&third).await.unwrap();
+
+    // Newest first.
+    assert_eq!(
+        s.list_deployments("dep").await.unwrap(),
+        vec![second, done, third]
+    );
+    assert!(s.list_deployments("nope").await.unwrap().is_empty());
+    assert_eq!(s.get_deployment("nope").await.unwrap(), None);
+
+    let message = conflict(s.create_deployment(&d).await);
+    assert!(message.contains("already"), "{message}");
+    let (kind, _) = not_found(s.update_deployment(&deployment("dep", "x", 0)).await);
+    assert_eq!(kind, "deployment");
+    let (kind, id) = not_found(s.create_deployment(&deployment("nope", "x", 0)).await);
+    assert_eq!((kind, id.as_str()), ("function", "nope"));
+}
+
+async fn one_active_deployment_per_alias(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    create_with_versions(s, "one", 2).await;
+    let first = deployment("one", "prod", 1);
+    s.create_deployment(&first).await.unwrap();
+
+    let mut second = deployment("one", "prod", 2);
+    let message = conflict(s.create_deployment(&second).await);
+    assert_eq!(
+        message,
+        format!(
+            "alias 'prod' of function 'one' already has an active deployment ({}); wait for it to finish or cancel it",
+            first.deployment_id
+        )
+    );
+    assert_eq!(s.get_deployment(&second.deployment_id).await.unwrap(), None);
+
+    // InProgress counts as active too; other aliases are independent.
+    let mut running = first.clone();
+    running.start("step 1").unwrap();
+    s.update_deployment(&running).await.unwrap();
+    conflict(s.create_deployment(&second).await);
+    let other_alias = deployment("one", "beta", 3);
+    s.create_deployment(&other_alias).await.unwrap();
+
+    // A finished one frees the alias.
+    let mut finished = running.clone();
+    finished.mark_completed();
+    s.update_deployment(&finished).await.unwrap();
+    s.create_deployment(&second).await.unwrap();
+
+    // Reviving the old one while the new one runs is refused.
+    let message = conflict(s.update_deployment(&running).await);
+    assert!(
+        message.contains("already has an active deployment"),
+        "{message}"
+    );
+    assert_eq!(
+        s.get_deployment(&first.deployment_id).await.unwrap(),
+        Some(finished)
+    );
+
+    // Terminal deployments do not need the alias to be free.
+    let mut imported = deployment("one", "prod", 4);
+    imported.mark_failed("imported");
+    s.create_deployment(&imported).await.unwrap();
+    second.cancel(None).unwrap();
+    s.update_deployment(&second).await.unwrap();
+    assert_eq!(s.list_deployments("one").await.unwrap().len(), 4);
+}
+
+async fn concurrent_deployments_admit_one(ctx: Ctx) {
+    create_with_versions(ctx.store.as_ref(), "rush", 2).await;
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let store = Arc::clone(&ctx.store);
+            tokio::spawn(async move {
+                store
+                    .create_deployment(&deployment("rush", "prod", i))
+                    .await
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(()) => admitted += 1,
+            Err(StoreError::Conflict(_)) => {}
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert_eq!(admitted, 1);
+    assert_eq!(ctx.store.list_deployments("rush").await.unwrap().len(), 1);
+}
+
+async fn token_round_trip(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    assert!(!s.has_admin_token().await.unwrap());
+    let user = ApiToken {
+        token_hash: "ab".repeat(32),
+        owner_id: "tenant-1".to_owned(),
+        is_admin: false,
+        created_at: at(1_700_000_000_000_042),
+    };
+    s.insert_token(&user).await.unwrap();
+    assert_eq!(
+        s.find_token(&user.token_hash).await.unwrap(),
+        Some(user.clone())
+    );
+    assert!(!s.has_admin_token().await.unwrap());
+
+    let admin = ApiToken {
+        token_hash: "cd".repeat(32),
+        owner_id: "root".to_owned(),
+        is_admin: true,
+        created_at: at(1_700_000_000_000_043),
+    };
+    s.insert_token(&admin).await.unwrap();
+    assert!(s.has_admin_token().await.unwrap());
+    assert_eq!(s.find_token(&admin.token_hash).await.unwrap(), Some(admin));
+    assert_eq!(s.find_token(&"00".repeat(32)).await.unwrap(), None);
+
+    let message = conflict(s.insert_token(&user).await);
+    assert!(message.contains("already exists"), "{message}");
+    assert!(
+        !message.contains(&user.token_hash),
+        "the hash stays out of messages"
+    );
+}
+
+async fn delete_function_cascades(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    create_with_versions(s, "doomed", 2).await;
+    create_with_versions(s, "kept", 1).await;
+    s.create_alias(&alias("doomed", "prod", 1)).await.unwrap();
+    s.create_alias(&alias("kept", "prod", 1)).await.unwrap();
+    let doomed_trigger = Trigger::new("doomed", TriggerType::Http, TriggerConfig::default());
+    let kept_trigger = Trigger::new("kept", TriggerType::Http, TriggerConfig::default());
+    s.create_trigger(&doomed_trigger).await.unwrap();
+    s.create_trigger(&kept_trigger).await.unwrap();
+    let doomed_deployment = deployment("doomed", "prod", 1);
+    s.create_deployment(&doomed_deployment).await.unwrap();
+    s.create_deployment(&deployment("kept", "prod", 1))
+        .await
+        .unwrap();
+
+    assert!(s.delete_function("doomed").await.unwrap());
+    assert!(!s.delete_function("doomed").await.unwrap());
+    assert_eq!(s.get_function("doomed").await.unwrap(), None);
+    assert!(s.list_versions("doomed").await.unwrap().is_empty());
+    assert!(s.list_aliases("doomed").await.unwrap().is_empty());
+    assert_eq!(
+        s.get_trigger(&doomed_trigger.trigger_id).await.unwrap(),
+        None
+    );
+    assert!(s.list_deployments("doomed").await.unwrap().is_empty());
+    assert_eq!(
+        s.get_deployment(&doomed_deployment.deployment_id)
+            .await
+            .unwrap(),
+        None
+    );
+    let by_tag = s
+        .list_functions(&FunctionFilter {
+            tag: Some(("team".to_owned(), Some("core".to_owned()))),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(names(&by_tag.items), ["kept"]);
+
+    // The other function is untouched.
+    assert_eq!(s.list_versions("kept").await.unwrap().len(), 2);
+    assert_eq!(s.list_aliases("kept").await.unwrap().len(), 1);
+    assert_eq!(s.list_triggers(None).await.unwrap(), vec![kept_trigger]);
+    assert_eq!(s.list_deployments("kept").await.unwrap().len(), 1);
+
+    // The name can be taken again, from a clean slate.
+    create(s, "doomed", "someone-else").await;
+    assert_eq!(s.list_versions("doomed").await.unwrap().len(), 1);
+    assert!(s.list_aliases("doomed").await.unwrap().is_empty());
+}
+
+async fn data_survives_reopen(ctx: Ctx) {
+    let f = create_with_versions(ctx.store.as_ref(), "durable", 2).await;
+    let a = alias("durable", "prod", 2);
+    ctx.store.create_alias(&a).await.unwrap();
+    let t = Trigger::new("durable", TriggerType::Http, TriggerConfig::default());
+    ctx.store.create_trigger(&t).await.unwrap();
+    let d = deployment("durable", "prod", 5);
+    ctx.store.create_deployment(&d).await.unwrap();
+    let r = RunnerNode::new("node-1", "h");
+    ctx.store.upsert_runner(&r).await.unwrap();
+    let token = ApiToken {
+        token_hash: "ee".repeat(32),
+        owner_id: "o".to_owned(),
+        is_admin: true,
+        created_at: time::now(),
+    };
+    ctx.store.insert_token(&token).await.unwrap();
+    let before = ctx.store.get_function("durable").await.unwrap();
+
+    let ctx = ctx.reopen().await;
+    let s = ctx.store.as_ref();
+    assert_eq!(s.get_function("durable").await.unwrap(), before);
+    assert_eq!(
+        s.list_versions("durable").await.unwrap(),
+        vec![snapshot(&f, 0), snapshot(&f, 1), snapshot(&f, 2)]
+    );
+    assert_eq!(s.get_alias("durable", "prod").await.unwrap(), Some(a));
+    assert_eq!(s.get_trigger(&t.trigger_id).await.unwrap(), Some(t));
+    assert_eq!(s.get_deployment(&d.deployment_id).await.unwrap(), Some(d));
+    assert_eq!(s.get_runner("node-1").await.unwrap(), Some(r));
+    assert_eq!(s.find_token(&token.token_hash).await.unwrap(), Some(token));
+    assert!(s.has_admin_token().await.unwrap());
+    // The counter survives too: numbers are not reused after a restart.
+    assert_eq!(s.allocate_version_number("durable").await.unwrap(), 3);
+
+    // Opening an up-to-date database again runs no migration twice.
+    let again = ctx.reopen().await;
+    assert_eq!(
+        again
+            .store
+            .allocate_version_number("durable")
+            .await
+            .unwrap(),
+        4
+    );
+}
+
+async fn corrupt_rows_are_reported_not_panicked_on(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    sqlx::any::install_default_drivers();
+    let mut raw = sqlx::AnyConnection::connect(&ctx.url)
+        .await
+        .expect("raw connection");
+
+    for (corrupt_sql, column) in [
+        (
+            "UPDATE functions SET runtime = 'Cobol85'",
+            "functions.runtime",
+        ),
+        (
+            "UPDATE functions SET environment = 'not json'",
+            "functions.environment",
+        ),
+        (
+            "UPDATE functions SET memory_size = -1",
+            "functions.memory_size",
+        ),
+        (
+            "UPDATE functions SET created_at = 9223372036854775807",
+            "functions.created_at",
+        ),
+        (
+            "UPDATE functions SET published_version = 'latest'",
+            "functions.published_version",
+        ),
+    ] {
+        create_with_versions(s, "bad", 1).await;
+        sqlx::query(corrupt_sql).execute(&mut raw).await.unwrap();
+        if column == "functions.published_version" {
+            // Only the version bookkeeping reads it as a number.
+            let f = function("bad", "owner-1");
+            let number = s.allocate_version_number("bad").await.unwrap();
+            match s.insert_version(&snapshot(&f, number)).await {
+                Err(StoreError::Corrupt(detail)) => assert!(detail.starts_with(column), "{detail}"),
+                other => panic!("expected Corrupt, got {other:?}"),
+            }
+        } else {
+            match s.get_function("bad").await {
+                Err(StoreError::Corrupt(detail)) => {
+                    assert!(detail.starts_with(column), "{corrupt_sql}: {detail}")
+                }
+                other => panic!("{corrupt_sql}: expected Corrupt, got {other:?}"),
+            }
+            let listed = s.list_functions(&FunctionFilter::default()).await;
+            assert!(matches!(listed, Err(StoreError::Corrupt(_))), "{listed:?}");
+        }
+        // A corrupt function can still be deleted.
+        assert!(s.delete_function("bad").await.unwrap());
+    }
+
+    create_with_versions(s, "bad", 1).await;
+    sqlx::query("UPDATE versions SET status = 'Gone' WHERE version = 1")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    match s.get_version("bad", 1).await {
+        Err(StoreError::Corrupt(detail)) => {
+            assert!(detail.starts_with("versions.status"), "{detail}")
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert!(s.get_version("bad", 0).await.unwrap().is_some());
+    raw.close().await.unwrap();
+}
