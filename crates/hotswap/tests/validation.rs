@@ -658,3 +658,15 @@ fn paging_through_functions() {
     let (_, even) = s.admin("GET", "/v1/functions?tag=parity=even", None);
     assert_eq!(even["items"].as_array().unwrap().len(), 4);
 }
+
+#[test]
+fn health_and_openapi_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let (st, body) = s.call("GET", "/healthz", None, None);
+    assert_eq!((st, body.as_str()), (200, Some("ok")));
+    let (st, doc) = s.admin("GET", "/v1/openapi.json", None);
+    assert_eq!(st, 200);
+    assert_eq!(doc["info"]["title"], "HotSwap API");
+    assert!(doc["paths"]["/v1/functions/{name}/aliases/{alias}"]["put"].is_object(), "{}", doc["paths"]);
+}
