@@ -668,5 +668,9 @@ fn health_and_openapi_are_served() {
     let (st, doc) = s.admin("GET", "/v1/openapi.json", None);
     assert_eq!(st, 200);
     assert_eq!(doc["info"]["title"], "HotSwap API");
-    assert!(doc["paths"]["/v1/functions/{name}/aliases/{alias}"]["put"].is_object(), "{}", doc["paths"]);
+    assert!(
+        doc["paths"]["/v1/functions/{name}/aliases/{alias}"]["put"].is_object(),
+        "{}",
+        doc["paths"]
+    );
 }
