@@ -63,7 +63,7 @@ impl CodePackage {
             )));
         }
         let mut unpacked: u64 = 0;
-        let mut has_bootstrap = false;
+        let mut bootstrap: Option<Option<u32>> = None;
         for i in 0..archive.len() {
             let entry = archive.by_index_raw(i).map_err(|e| {
                 ControlError::InvalidCode(format!("code package entry {i} is unreadable: {e}"))
@@ -75,7 +75,7 @@ impl CodePackage {
                 )));
             };
             if path.as_os_str() == "bootstrap" && !entry.is_dir() {
-                has_bootstrap = true;
+                bootstrap = Some(entry.unix_mode());
             }
             unpacked = unpacked.saturating_add(entry.size());
         }
@@ -85,10 +85,23 @@ impl CodePackage {
                 limits.max_unzipped_bytes
             )));
         }
-        if runtime == Runtime::Provided && !has_bootstrap {
-            return Err(ControlError::InvalidCode(
-                "a Provided function's zip must hold an executable 'bootstrap' at its root".into(),
-            ));
+        if runtime == Runtime::Provided {
+            match bootstrap {
+                None => {
+                    return Err(ControlError::InvalidCode(
+                        "a Provided function's zip must hold an executable 'bootstrap' at its root".into(),
+                    ))
+                }
+                // Zips made without Unix permissions (mode absent) are
+                // accepted; the runner marks the file executable.
+                Some(Some(mode)) if mode & 0o111 == 0 => {
+                    return Err(ControlError::InvalidCode(format!(
+                        "'bootstrap' is not executable (mode {:o}); zip it with its execute permission",
+                        mode & 0o7777
+                    )))
+                }
+                Some(_) => {}
+            }
         }
         let sha256 = hex::encode(Sha256::digest(&bytes));
         Ok(CodePackage {
@@ -176,11 +189,44 @@ pub(crate) mod tests {
         ));
     }
 
+    fn zip_with_mode(name: &str, mode: u32) -> Bytes {
+        let mut buf = Cursor::new(Vec::new());
+        {
+            let mut w = zip::ZipWriter::new(&mut buf);
+            let opts = zip::write::SimpleFileOptions::default().unix_permissions(mode);
+            w.start_file(name, opts).unwrap();
+            w.write_all(b"#!/bin/sh\n").unwrap();
+            w.finish().unwrap();
+        }
+        Bytes::from(buf.into_inner())
+    }
+
+    #[test]
+    fn provided_bootstrap_must_be_executable_when_modes_are_recorded() {
+        let limits = CodeLimits::default();
+        let e = CodePackage::inspect(
+            zip_with_mode("bootstrap", 0o644),
+            Runtime::Provided,
+            &limits,
+        );
+        assert!(matches!(e, Err(ControlError::InvalidCode(m)) if m.contains("not executable")));
+        assert!(CodePackage::inspect(
+            zip_with_mode("bootstrap", 0o755),
+            Runtime::Provided,
+            &limits
+        )
+        .is_ok());
+        assert!(
+            CodePackage::inspect(zip_with_mode("app.py", 0o644), Runtime::Python311, &limits)
+                .is_ok()
+        );
+    }
+
     #[test]
     fn provided_needs_bootstrap() {
         let z = zip_of(&[("main", "x")]);
         assert!(CodePackage::inspect(z, Runtime::Provided, &CodeLimits::default()).is_err());
-        let z = zip_of(&[("bootstrap", "#!/bin/sh\n")]);
+        let z = zip_with_mode("bootstrap", 0o755);
         assert!(CodePackage::inspect(z, Runtime::Provided, &CodeLimits::default()).is_ok());
     }
 }
