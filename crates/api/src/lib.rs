@@ -12,6 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use hotswap_control::{hash_token, ControlPlane, Principal};
+use hotswap_runner::Runner;
 
 pub mod dto;
 pub mod error;
@@ -28,13 +29,15 @@ const TOKEN_CACHE_TTL: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct AppState {
     pub control: ControlPlane,
+    pub runner: Arc<Runner>,
     tokens: Arc<RwLock<HashMap<String, (Principal, Instant)>>>,
 }
 
 impl AppState {
-    pub fn new(control: ControlPlane) -> Self {
+    pub fn new(control: ControlPlane, runner: Arc<Runner>) -> Self {
         Self {
             control,
+            runner,
             tokens: Arc::default(),
         }
     }

@@ -13,6 +13,7 @@ mod code;
 mod deployments;
 mod error;
 mod functions;
+mod invoke;
 mod runners;
 mod triggers;
 mod versions;

@@ -6,8 +6,18 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use hotswap_api::{ApiConfig, AppState};
+use hotswap_control::Principal;
 use hotswap_control::{CodeLimits, ControlPlane};
+use hotswap_domain::RunnerNode;
+use hotswap_runner::{Runner, RunnerConfig};
+use hotswap_sandbox::ProcessSandbox;
 use hotswap_store::BlobStore;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    hotswap_domain::duration::parse_duration(s)
+}
 
 #[derive(clap::Args, Debug)]
 pub struct ServerArgs {
@@ -29,6 +39,12 @@ pub struct ServerArgs {
     /// Largest code zip, in bytes.
     #[arg(long, default_value_t = 50 * 1024 * 1024, env = "HOTSWAP_MAX_CODE_BYTES")]
     max_code_bytes: u64,
+    /// Stop warm instances idle for longer than this (e.g. `5m`, `30s`).
+    #[arg(long, default_value = "5m", env = "HOTSWAP_INSTANCE_IDLE_TIMEOUT", value_parser = parse_duration)]
+    instance_idle_timeout: Duration,
+    /// How long an invocation may wait for a free instance at MaxInstances before 429.
+    #[arg(long, default_value = "1s", env = "HOTSWAP_QUEUE_TIMEOUT", value_parser = parse_duration)]
+    queue_timeout: Duration,
     /// Admin API token to install at start (at least 16 characters).
     #[arg(long, env = "HOTSWAP_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
@@ -69,7 +85,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         max_zip_bytes: args.max_code_bytes,
         ..CodeLimits::default()
     };
-    let control = ControlPlane::new(store, blobs, limits);
+    let control = ControlPlane::new(store, blobs.clone(), limits);
     if let Some(secret) = control
         .bootstrap_admin(args.admin_token.as_deref())
         .await
@@ -78,8 +94,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         println!("admin token (shown once, stored only as a hash): {secret}");
     }
 
+    let mut runner_config = RunnerConfig::new(data_dir.join("runner"));
+    runner_config.idle_timeout = args.instance_idle_timeout;
+    runner_config.queue_timeout = args.queue_timeout;
+    let runner = Runner::start(runner_config, Arc::new(ProcessSandbox), blobs)
+        .context("cannot start the runner")?;
+
     let app = hotswap_api::router(
-        AppState::new(control),
+        AppState::new(control.clone(), runner.clone()),
         &ApiConfig {
             max_body_bytes: args.max_body_bytes,
         },
@@ -88,12 +110,59 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    register_local_runner(&control, &runner, &addr).await?;
     println!("hotswap listening on http://{addr}");
     tracing::info!(%addr, "serving");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("server error")
+}
+
+/// The all-in-one server's runner registers itself like a remote one would,
+/// so that `GET /v1/runners` shows its runtimes and isolation, and keeps its
+/// heartbeat going.
+async fn register_local_runner(
+    control: &ControlPlane,
+    runner: &Arc<Runner>,
+    listen: &std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    let system = Principal {
+        owner_id: "system".into(),
+        is_admin: true,
+    };
+    let mut node = RunnerNode::new("local", listen.ip().to_string());
+    node.port = listen.port();
+    node.runtimes = runner.catalog().available();
+    node.sandbox = Some(runner.sandbox_summary());
+    node.resources.total_cpu_cores = std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1);
+    control
+        .register_runner(&system, node)
+        .await
+        .context("cannot register the local runner")?;
+    let (control, runner) = (control.clone(), Arc::downgrade(runner));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(r) = runner.upgrade() else { break };
+            let health = hotswap_domain::RunnerHealth {
+                active_containers: r.idle_instances() as u32,
+                ..Default::default()
+            };
+            let beat = hotswap_control::Heartbeat {
+                health: Some(health),
+                ..Default::default()
+            };
+            if let Err(e) = control.heartbeat(&system, "local", beat).await {
+                tracing::warn!(error = %e, "local runner heartbeat failed");
+            }
+        }
+    });
+    Ok(())
 }
 
 async fn shutdown_signal() {

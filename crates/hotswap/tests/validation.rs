@@ -534,7 +534,25 @@ fn runners_register_and_go_unhealthy_without_heartbeats() {
     );
     assert_eq!(st, 403, "only admins register runners");
     let (st, list) = s.call("GET", "/v1/runners", Some(&user), None);
-    assert_eq!((st, list["items"].as_array().map(Vec::len)), (200, Some(1)));
+    let ids: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["nodeId"].as_str().unwrap())
+        .collect();
+    assert_eq!((st, ids), (200, vec!["local", "runner-1"]));
+    // the server's own runner registered itself with what it can run and how
+    let (_, local) = s.admin("GET", "/v1/runners/local", None);
+    assert_eq!(local["healthy"], true);
+    let runtimes = local["runtimes"].as_array().unwrap();
+    assert!(
+        runtimes.contains(&json!("Python311")) && runtimes.contains(&json!("Provided")),
+        "{local}"
+    );
+    assert!(
+        local["sandbox"].as_str().unwrap().contains("unisolated"),
+        "{local}"
+    );
 }
 
 #[test]

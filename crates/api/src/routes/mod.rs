@@ -8,6 +8,7 @@ use crate::AppState;
 pub(crate) mod aliases;
 pub(crate) mod deployments;
 pub(crate) mod functions;
+pub(crate) mod invoke;
 pub(crate) mod runners;
 pub(crate) mod tokens;
 pub(crate) mod triggers;
@@ -29,6 +30,8 @@ pub(crate) fn v1() -> Router<AppState> {
             "/functions/{name}/code",
             axum::routing::put(functions::update_code),
         )
+        .route("/functions/{name}/invoke", post(invoke::invoke))
+        .route("/functions/{name}/logs", get(invoke::logs))
         .route(
             "/functions/{name}/versions",
             post(versions::publish).get(versions::list),

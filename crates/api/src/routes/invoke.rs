@@ -1,0 +1,171 @@
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hotswap_domain::InvocationResult;
+use hotswap_runner::{InvokeRequest, LogQuery, RunnerError};
+use serde::Deserialize;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Caller, Path, Query};
+use crate::AppState;
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct InvokeQuery {
+    /// `$LATEST` (default), a version number or an alias name.
+    pub qualifier: Option<String>,
+    /// `full`: answer with the whole InvocationResult as JSON.
+    pub result: Option<String>,
+    /// `tail`: add the last 4 KB of the invocation's log (`X-Log-Result`, base64).
+    pub log: Option<String>,
+}
+
+impl From<RunnerError> for ApiError {
+    fn from(e: RunnerError) -> Self {
+        match e {
+            RunnerError::RuntimeUnavailable(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "RuntimeUnavailable", m)
+            }
+            RunnerError::TooManyRequests(m) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", m)
+            }
+            RunnerError::Layer(m) => ApiError::validation(vec![m]),
+            other => {
+                let mut chain = other.to_string();
+                let mut cause = std::error::Error::source(&other);
+                while let Some(c) = cause {
+                    chain.push_str(": ");
+                    chain.push_str(&c.to_string());
+                    cause = c.source();
+                }
+                tracing::error!(error = %chain, "invocation failed in the platform");
+                ApiError::new(StatusCode::BAD_GATEWAY, "InvocationFailed", chain)
+            }
+        }
+    }
+}
+
+fn header(h: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        h.insert(HeaderName::from_static(name), v);
+    }
+}
+
+/// Invoke a function synchronously; the body is the event. The function's
+/// payload is the response body and the InvocationResult is in `X-…`
+/// headers (or the whole result as JSON with `?result=full`).
+#[utoipa::path(post, path = "/v1/functions/{name}/invoke", tag = "invoke", params(InvokeQuery),
+    request_body(content = String, description = "the event", content_type = "application/json"),
+    responses((status = 200, body = InvocationResult), (status = 404, body = ApiError), (status = 429, body = ApiError), (status = 503, body = ApiError)))]
+pub(crate) async fn invoke(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+    Query(q): Query<InvokeQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let qualifier = q.qualifier.as_deref().unwrap_or(hotswap_domain::LATEST);
+    let (function, version) = s
+        .control
+        .resolve_invocation(&caller, &name, qualifier)
+        .await?;
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_owned();
+    let payload = if body.is_empty() {
+        Bytes::from_static(b"{}")
+    } else {
+        body
+    };
+    let inv = s
+        .runner
+        .invoke(InvokeRequest {
+            function: &function,
+            version: &version,
+            payload,
+            content_type,
+        })
+        .await?;
+    let executed = if version.version == 0 {
+        hotswap_domain::LATEST.to_owned()
+    } else {
+        version.version.to_string()
+    };
+    let log_tail = match q.log.as_deref() {
+        Some("tail") | Some("Tail") => Some(s.runner.logs().tail(
+            &function.name,
+            &inv.result.request_id,
+            4096,
+        )),
+        _ => None,
+    };
+    let r = &inv.result;
+    let mut h = HeaderMap::new();
+    header(&mut h, "x-request-id", &r.request_id);
+    header(&mut h, "x-executed-version", &executed);
+    header(
+        &mut h,
+        "x-cold-start",
+        if r.was_cold_start { "true" } else { "false" },
+    );
+    header(&mut h, "x-execution-ms", &r.execution_time_ms.to_string());
+    header(&mut h, "x-billed-ms", &r.billed_duration_ms.to_string());
+    header(&mut h, "x-memory-used-mb", &r.memory_used_mb.to_string());
+    if let Some(stream) = &r.log_stream_name {
+        header(&mut h, "x-log-stream", stream);
+    }
+    if let Some(t) = &inv.function_error {
+        header(&mut h, "x-function-error", t);
+    }
+    if let Some(tail) = &log_tail {
+        use base64::Engine;
+        header(
+            &mut h,
+            "x-log-result",
+            &base64::engine::general_purpose::STANDARD.encode(tail),
+        );
+    }
+    if q.result.as_deref() == Some("full") {
+        return Ok((StatusCode::OK, h, axum::Json(inv.result)).into_response());
+    }
+    header(&mut h, "content-type", "application/json");
+    Ok((StatusCode::OK, h, inv.payload).into_response())
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LogsQuery {
+    pub request_id: Option<String>,
+    /// `$LATEST` or a version number.
+    pub version: Option<String>,
+    /// RFC 3339 timestamp.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Most lines (default 1000).
+    pub limit: Option<usize>,
+}
+
+/// Log lines of a function's instances, each with its request id.
+#[utoipa::path(get, path = "/v1/functions/{name}/logs", tag = "invoke", params(LogsQuery),
+    responses((status = 200, description = "{ items: [LogLine] }"), (status = 404, body = ApiError)))]
+pub(crate) async fn logs(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> ApiResult<Response> {
+    s.control.get_function(&caller, &name).await?;
+    let query = LogQuery {
+        request_id: q.request_id,
+        version: q.version,
+        since: q.since,
+        limit: q.limit.unwrap_or(1000),
+    };
+    let lines = s.runner.logs().query(&name, &query);
+    Ok(axum::Json(serde_json::json!({ "items": lines, "nextToken": null })).into_response())
+}

@@ -1,0 +1,42 @@
+//! Resolving what an invocation runs: the qualifier (`$LATEST`, a version
+//! number, an alias with weighted routing) to one concrete version.
+
+use hotswap_domain::{Function, FunctionVersion, Qualifier};
+
+use crate::{ControlError, ControlPlane, Principal, Result};
+
+impl ControlPlane {
+    /// The function and the version an invocation with `qualifier` runs.
+    /// Aliases apply their weights with a fresh random draw per call.
+    pub async fn resolve_invocation(
+        &self,
+        caller: &Principal,
+        name: &str,
+        qualifier: &str,
+    ) -> Result<(Function, FunctionVersion)> {
+        let function = self.owned_function(caller, name, false).await?;
+        let q: Qualifier =
+            qualifier
+                .parse()
+                .map_err(|e: hotswap_domain::names::InvalidQualifier| {
+                    ControlError::validation(e.to_string())
+                })?;
+        let number = match &q {
+            Qualifier::Latest => 0,
+            Qualifier::Version(n) => *n,
+            Qualifier::Alias(a) => {
+                let alias = self.store.get_alias(name, a).await?.ok_or_else(|| {
+                    ControlError::NotFound(format!("alias '{a}' of function '{name}' not found"))
+                })?;
+                alias.route_version(rand::random::<f64>())
+            }
+        };
+        let version = self.store.get_version(name, number).await?.ok_or_else(|| {
+            ControlError::NotFound(format!(
+                "version {} of function '{name}' not found",
+                hotswap_domain::version::version_string(number)
+            ))
+        })?;
+        Ok((function, version))
+    }
+}

@@ -1,0 +1,415 @@
+//! Invocations through the real binary: Python, Node and Provided functions,
+//! errors, timeouts, warm reuse, versions side by side, aliases, logs, limits.
+
+mod common;
+
+use std::time::Instant;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn create(
+    s: &Server,
+    name: &str,
+    runtime: &str,
+    handler: &str,
+    files: &[(&str, &str)],
+    extra: Value,
+) -> Value {
+    let mut body = json!({ "name": name, "runtime": runtime, "handler": handler, "code": { "zipFile": b64(&zip_of(files)) } });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let (st, f) = s.admin("POST", "/v1/functions", Some(body));
+    assert_eq!(st, 201, "{f}");
+    f
+}
+
+/// Invokes and returns (status, headers, body text).
+fn invoke(s: &Server, path: &str, event: &str) -> (u16, reqwest::header::HeaderMap, String) {
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("{}{}", s.url, path))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body(event.to_owned())
+        .send()
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, headers, resp.text().unwrap())
+}
+
+fn h<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
+    headers.get(name).map(|v| v.to_str().unwrap()).unwrap_or("")
+}
+
+const PY_ECHO: &str = r#"
+import os
+calls = 0
+def handler(event, context):
+    global calls
+    calls += 1
+    print("handling", context.aws_request_id)
+    return {"event": event, "calls": calls, "version": os.environ["AWS_LAMBDA_FUNCTION_VERSION"],
+            "memory": context.memory_limit_in_mb, "stage": os.environ.get("STAGE"), "reply": REPLY}
+REPLY = "one"
+"#;
+
+#[test]
+fn python_echo_cold_then_warm_with_all_result_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    create(
+        &s,
+        "py-echo",
+        "Python311",
+        "app.handler",
+        &[("app.py", PY_ECHO)],
+        json!({ "environment": { "STAGE": "test" }, "memorySize": 512 }),
+    );
+
+    let (st, hd, body) = invoke(&s, "/v1/functions/py-echo/invoke", r#"{"hello":"world"}"#);
+    assert_eq!(st, 200, "{body}");
+    let out: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(out["event"], json!({ "hello": "world" }));
+    assert_eq!(out["calls"], 1);
+    assert_eq!(out["version"], "$LATEST");
+    assert_eq!(out["memory"], 512);
+    assert_eq!(out["stage"], "test");
+    assert_eq!(h(&hd, "x-cold-start"), "true");
+    assert_eq!(h(&hd, "x-executed-version"), "$LATEST");
+    assert_eq!(h(&hd, "x-request-id").len(), 36);
+    assert!(h(&hd, "x-log-stream").contains("[$LATEST]"), "{hd:?}");
+    let billed: u64 = h(&hd, "x-billed-ms").parse().unwrap();
+    let exec: u64 = h(&hd, "x-execution-ms").parse().unwrap();
+    assert!(billed >= 1 && billed >= exec, "billed {billed} exec {exec}");
+    assert!(h(&hd, "x-memory-used-mb").parse::<u64>().unwrap() > 0);
+    assert!(hd.get("x-function-error").is_none());
+
+    // warm: same process (module state kept), flagged warm
+    let (st, hd, body) = invoke(
+        &s,
+        "/v1/functions/py-echo/invoke?result=full&log=tail",
+        r#"{"n":2}"#,
+    );
+    assert_eq!(st, 200);
+    let full: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(full["wasColdStart"], false);
+    assert_eq!(full["success"], true);
+    assert_eq!(full["statusCode"], 200);
+    let inner: Value = serde_json::from_str(full["body"].as_str().unwrap()).unwrap();
+    assert_eq!(inner["calls"], 2, "the warm instance was reused");
+    let rid = full["requestId"].as_str().unwrap();
+    assert_eq!(h(&hd, "x-request-id"), rid);
+    use base64::Engine;
+    let tail = base64::engine::general_purpose::STANDARD
+        .decode(h(&hd, "x-log-result"))
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(tail).unwrap(),
+        format!("handling {rid}\n")
+    );
+
+    // the logs API has the line, tagged with its request id
+    let (st, logs) = s.admin(
+        "GET",
+        &format!("/v1/functions/py-echo/logs?requestId={rid}"),
+        None,
+    );
+    assert_eq!(st, 200);
+    let items = logs["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{logs}");
+    assert_eq!(items[0]["message"], format!("handling {rid}"));
+    assert_eq!(items[0]["version"], "$LATEST");
+}
+
+#[test]
+fn function_errors_timeouts_and_crashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let code = r#"
+import time, os
+def boom(event, context):
+    raise ValueError("bad input: " + str(event.get("x")))
+def slow(event, context):
+    time.sleep(5)
+    return "late"
+def crash(event, context):
+    os._exit(3)
+def ok(event, context):
+    return "fine"
+"#;
+    create(
+        &s,
+        "err",
+        "Python311",
+        "app.boom",
+        &[("app.py", code)],
+        json!({}),
+    );
+    let (st, hd, body) = invoke(&s, "/v1/functions/err/invoke", r#"{"x":42}"#);
+    assert_eq!(st, 200, "a function error is not a platform error");
+    assert_eq!(h(&hd, "x-function-error"), "ValueError");
+    let e: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(e["errorType"], "ValueError");
+    assert_eq!(e["errorMessage"], "bad input: 42");
+    assert!(
+        e["stackTrace"].as_array().is_some_and(|t| !t.is_empty()),
+        "{e}"
+    );
+    let (_, _, body) = invoke(&s, "/v1/functions/err/invoke?result=full", "{}");
+    let full: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (full["success"].as_bool(), full["errorType"].as_str()),
+        (Some(false), Some("ValueError"))
+    );
+    assert_eq!(
+        full["wasColdStart"], false,
+        "an instance survives a handler exception"
+    );
+
+    create(
+        &s,
+        "slow",
+        "Python311",
+        "app.slow",
+        &[("app.py", code)],
+        json!({ "timeout": 1 }),
+    );
+    let started = Instant::now();
+    let (st, hd, body) = invoke(&s, "/v1/functions/slow/invoke", "{}");
+    assert_eq!(st, 200);
+    assert!(
+        started.elapsed().as_secs_f64() < 4.0,
+        "the timeout kills: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(h(&hd, "x-function-error"), "Sandbox.Timedout");
+    assert!(body.contains("Task timed out after 1 seconds"), "{body}");
+    // the killed instance is replaced by a cold one
+    let (_, hd, _) = invoke(&s, "/v1/functions/slow/invoke", "{}");
+    assert_eq!(h(&hd, "x-cold-start"), "true");
+
+    create(
+        &s,
+        "crash",
+        "Python311",
+        "app.crash",
+        &[("app.py", code)],
+        json!({}),
+    );
+    let (st, hd, body) = invoke(&s, "/v1/functions/crash/invoke", "{}");
+    assert_eq!(st, 200);
+    assert_eq!(h(&hd, "x-function-error"), "Runtime.ExitError", "{body}");
+    assert!(body.contains("exit status 3"), "{body}");
+
+    create(
+        &s,
+        "nomod",
+        "Python311",
+        "missing.handler",
+        &[("app.py", code)],
+        json!({}),
+    );
+    let (_, hd, body) = invoke(&s, "/v1/functions/nomod/invoke", "{}");
+    assert_eq!(
+        h(&hd, "x-function-error"),
+        "Runtime.ImportModuleError",
+        "{body}"
+    );
+
+    create(
+        &s,
+        "java",
+        "Java17",
+        "Handler::handle",
+        &[("Handler.class", "x")],
+        json!({}),
+    );
+    let (st, _, body) = invoke(&s, "/v1/functions/java/invoke", "{}");
+    assert_eq!(st, 503, "{body}");
+    assert!(body.contains("not available on any runner"), "{body}");
+}
+
+#[test]
+fn versions_side_by_side_and_alias_routing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    create(
+        &s,
+        "vv",
+        "Python311",
+        "app.handler",
+        &[("app.py", PY_ECHO)],
+        json!({}),
+    );
+    assert_eq!(s.admin("POST", "/v1/functions/vv/versions", None).0, 201);
+    let two = PY_ECHO.replace("REPLY = \"one\"", "REPLY = \"two\"");
+    let (st, _) = s.admin(
+        "PUT",
+        "/v1/functions/vv/code",
+        Some(json!({ "zipFile": b64(&zip_of(&[("app.py", &two)])) })),
+    );
+    assert_eq!(st, 200);
+    assert_eq!(s.admin("POST", "/v1/functions/vv/versions", None).0, 201);
+
+    for (q, reply, version) in [
+        ("1", "one", "1"),
+        ("2", "two", "2"),
+        ("$LATEST", "two", "$LATEST"),
+        ("1", "one", "1"),
+    ] {
+        let (st, hd, body) = invoke(
+            &s,
+            &format!(
+                "/v1/functions/vv/invoke?qualifier={}",
+                q.replace('$', "%24")
+            ),
+            "{}",
+        );
+        assert_eq!(st, 200, "{body}");
+        let out: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (out["reply"].as_str(), out["version"].as_str()),
+            (Some(reply), Some(version)),
+            "qualifier {q}"
+        );
+        assert_eq!(h(&hd, "x-executed-version"), version);
+    }
+    // v1 ran twice on its own warm instance, never on v2's
+    let (_, _, body) = invoke(&s, "/v1/functions/vv/invoke?qualifier=1", "{}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["calls"], 3);
+
+    assert_eq!(
+        s.admin(
+            "POST",
+            "/v1/functions/vv/aliases",
+            Some(
+                json!({ "aliasName": "prod", "version": 1, "routingConfig": { "1": 50, "2": 50 } })
+            )
+        )
+        .0,
+        201
+    );
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..40 {
+        let (st, hd, _) = invoke(&s, "/v1/functions/vv/invoke?qualifier=prod", "{}");
+        assert_eq!(st, 200);
+        *seen
+            .entry(h(&hd, "x-executed-version").to_owned())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(
+        seen.keys().cloned().collect::<Vec<_>>(),
+        vec!["1", "2"],
+        "both versions get traffic: {seen:?}"
+    );
+    assert!(seen.values().all(|n| *n >= 5), "roughly 50/50: {seen:?}");
+    let (st, _, body) = invoke(&s, "/v1/functions/vv/invoke?qualifier=nope", "{}");
+    assert_eq!(st, 404, "{body}");
+}
+
+#[test]
+fn node_handlers_and_a_provided_bootstrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let js = r#"
+exports.asyncHandler = async (event, context) => ({ got: event, fn: context.functionName });
+exports.syncHandler = (event) => ({ sync: event.n * 2 });
+exports.cbHandler = (event, context, callback) => { setTimeout(() => callback(null, { cb: true }), 5); };
+exports.failing = async () => { throw new TypeError("nope"); };
+"#;
+    for (name, handler) in [
+        ("n-async", "index.asyncHandler"),
+        ("n-sync", "index.syncHandler"),
+        ("n-cb", "index.cbHandler"),
+        ("n-fail", "index.failing"),
+    ] {
+        create(&s, name, "Node20", handler, &[("index.js", js)], json!({}));
+    }
+    let (st, _, body) = invoke(&s, "/v1/functions/n-async/invoke", r#"{"a":1}"#);
+    assert_eq!(st, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({ "got": { "a": 1 }, "fn": "n-async" })
+    );
+    let (_, _, body) = invoke(&s, "/v1/functions/n-sync/invoke", r#"{"n":21}"#);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({ "sync": 42 })
+    );
+    let (_, _, body) = invoke(&s, "/v1/functions/n-cb/invoke", "{}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({ "cb": true })
+    );
+    let (_, hd, body) = invoke(&s, "/v1/functions/n-fail/invoke", "{}");
+    assert_eq!(h(&hd, "x-function-error"), "TypeError", "{body}");
+
+    // Provided: the zip's own executable bootstrap speaks the Runtime API.
+    let bootstrap = r#"#!/usr/bin/python3 -S
+import json, os, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
+while True:
+    with urllib.request.urlopen(api + "next") as r:
+        rid = r.headers["Lambda-Runtime-Aws-Request-Id"]
+        event = json.loads(r.read())
+    out = json.dumps({"provided": event, "handler": os.environ["_HANDLER"]}).encode()
+    urllib.request.urlopen(urllib.request.Request(api + rid + "/response", data=out, method="POST")).read()
+"#;
+    let zip = zip_with_exec("bootstrap", bootstrap);
+    let (st, f) = s.admin("POST", "/v1/functions", Some(json!({ "name": "prov", "runtime": "Provided", "handler": "my.handler", "code": { "zipFile": b64(&zip) } })));
+    assert_eq!(st, 201, "{f}");
+    let (st, _, body) = invoke(&s, "/v1/functions/prov/invoke", r#"{"x":1}"#);
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({ "provided": { "x": 1 }, "handler": "my.handler" })
+    );
+}
+
+#[test]
+fn max_instances_queues_then_429() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(
+        dir.path(),
+        ServerOptions {
+            extra_args: vec!["--queue-timeout".into(), "200ms".into()],
+            ..Default::default()
+        },
+    );
+    let code = "import time\ndef handler(e, c):\n    time.sleep(e.get('s', 0))\n    return 'ok'\n";
+    create(
+        &s,
+        "one",
+        "Python311",
+        "app.handler",
+        &[("app.py", code)],
+        json!({ "scalingConfig": { "maxInstances": 1 } }),
+    );
+    assert_eq!(invoke(&s, "/v1/functions/one/invoke", "{}").0, 200);
+    let url = s.url.clone();
+    let busy = std::thread::spawn(move || {
+        reqwest::blocking::Client::new()
+            .post(format!("{url}/v1/functions/one/invoke"))
+            .bearer_auth(ADMIN_TOKEN)
+            .body(r#"{"s":1.5}"#)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (st, _, body) = invoke(&s, "/v1/functions/one/invoke", "{}");
+    assert_eq!(st, 429, "{body}");
+    assert!(
+        body.contains("TooManyRequests") && body.contains("MaxInstances"),
+        "{body}"
+    );
+    assert_eq!(busy.join().unwrap(), 200);
+    assert_eq!(
+        invoke(&s, "/v1/functions/one/invoke", "{}").0,
+        200,
+        "free again"
+    );
+}

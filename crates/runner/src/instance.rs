@@ -1,0 +1,248 @@
+//! One running instance: its process (in a sandbox), its Runtime API
+//! endpoint, its log capture, and one invocation at a time.
+
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hotswap_sandbox::{Instance as Process, InstanceGuard, LaunchSpec, RuntimeEndpoint, Sandbox};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::logs::{LogLine, LogStore};
+use crate::runtime_api::{self, Outcome, Pending, Slot};
+use crate::RunnerError;
+
+/// How an invocation on an instance ended.
+#[derive(Debug)]
+pub(crate) enum RunResult {
+    Answered(Outcome),
+    /// No answer within the function's timeout.
+    TimedOut,
+    /// The process ended first (crash, `exit`, OOM kill).
+    Exited {
+        status: String,
+        oom: bool,
+    },
+}
+
+/// What a new instance needs besides the sandbox spec.
+pub(crate) struct InstanceSetup {
+    pub function_name: String,
+    pub version_label: String,
+    pub log_stream: String,
+    pub function_arn: String,
+}
+
+pub(crate) struct Instance {
+    pub id: String,
+    pub log_stream: String,
+    tx: mpsc::Sender<Pending>,
+    exit: watch::Receiver<Option<ExitStatus>>,
+    guard: Box<dyn InstanceGuard>,
+    tasks: Vec<JoinHandle<()>>,
+    pub last_used: Instant,
+}
+
+/// How long a cold instance may take to ask for its first event.
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Instance {
+    pub async fn start(
+        sandbox: &dyn Sandbox,
+        mut spec: LaunchSpec,
+        setup: InstanceSetup,
+        logs: Arc<LogStore>,
+    ) -> Result<Instance, RunnerError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| {
+                RunnerError::Internal(format!("cannot open a Runtime API endpoint: {e}"))
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| RunnerError::Internal(e.to_string()))?;
+        spec.endpoint = RuntimeEndpoint::Tcp(addr.to_string());
+
+        let (tx, rx) = mpsc::channel(1);
+        let active = Arc::new(Mutex::new(None));
+        let slot = Arc::new(Slot::new(rx, setup.function_arn.clone(), active.clone()));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, runtime_api::router(slot)).await;
+        });
+
+        let Process { mut child, guard } = match sandbox.launch(&spec) {
+            Ok(p) => p,
+            Err(e) => {
+                server.abort();
+                return Err(RunnerError::Sandbox(e));
+            }
+        };
+        let mut tasks = vec![server];
+        let meta = Arc::new((
+            setup.function_name,
+            setup.version_label,
+            setup.log_stream.clone(),
+        ));
+        if let Some(out) = child.stdout.take() {
+            tasks.push(tokio::spawn(capture(
+                out,
+                "stdout",
+                meta.clone(),
+                active.clone(),
+                logs.clone(),
+            )));
+        }
+        if let Some(err) = child.stderr.take() {
+            tasks.push(tokio::spawn(capture(err, "stderr", meta, active, logs)));
+        }
+        let (exit_tx, exit) = watch::channel(None);
+        tasks.push(tokio::spawn(async move {
+            if let Ok(status) = child.wait().await {
+                let _ = exit_tx.send(Some(status));
+            }
+        }));
+        Ok(Instance {
+            id: spec.instance_id,
+            log_stream: setup.log_stream,
+            tx,
+            exit,
+            guard,
+            tasks,
+            last_used: Instant::now(),
+        })
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.exit.borrow().is_none()
+    }
+
+    pub fn peak_memory_bytes(&self) -> Option<u64> {
+        self.guard.peak_memory_bytes()
+    }
+
+    /// Hands one event to the instance and waits for its answer: up to
+    /// `INIT_TIMEOUT` for a cold instance to ask for it, then `timeout` from
+    /// the moment it has it.
+    pub async fn run(
+        &mut self,
+        request_id: &str,
+        payload: Bytes,
+        content_type: &str,
+        timeout: Duration,
+    ) -> RunResult {
+        let (reply_tx, mut reply_rx) = oneshot::channel();
+        let (delivered_tx, delivered_rx) = oneshot::channel();
+        let pending = Pending {
+            request_id: request_id.to_owned(),
+            payload,
+            content_type: content_type.to_owned(),
+            timeout,
+            delivered: delivered_tx,
+            reply: reply_tx,
+        };
+        self.last_used = Instant::now();
+        if self.tx.send(pending).await.is_err() {
+            return self.exited().await;
+        }
+        // Phase 1: until the runtime takes the event.
+        tokio::select! {
+            biased;
+            r = &mut reply_rx => return self.answered(r).await,
+            d = delivered_rx => if d.is_err() {
+                // Taken without delivery: an init error answers it, or the
+                // instance is going away.
+                return match tokio::time::timeout(Duration::from_millis(200), &mut reply_rx).await {
+                    Ok(r) => self.answered(r).await,
+                    Err(_) => self.exited().await,
+                };
+            },
+            _ = exit_signal(self.exit.clone()) => return self.exited().await,
+            _ = tokio::time::sleep(INIT_TIMEOUT.max(timeout)) => return RunResult::TimedOut,
+        }
+        // Phase 2: the function's own timeout.
+        let result = tokio::select! {
+            biased;
+            r = &mut reply_rx => self.answered(r).await,
+            _ = exit_signal(self.exit.clone()) => self.exited().await,
+            _ = tokio::time::sleep(timeout) => RunResult::TimedOut,
+        };
+        self.last_used = Instant::now();
+        result
+    }
+
+    async fn answered(&mut self, r: Result<Outcome, oneshot::error::RecvError>) -> RunResult {
+        match r {
+            Ok(o) => RunResult::Answered(o),
+            // The runtime asked for another event without answering this one.
+            Err(_) => RunResult::Exited {
+                status: "the runtime abandoned the invocation".into(),
+                oom: false,
+            },
+        }
+    }
+
+    async fn exited(&mut self) -> RunResult {
+        let _ = tokio::time::timeout(Duration::from_secs(2), exit_signal(self.exit.clone())).await;
+        let status = self
+            .exit
+            .borrow()
+            .map(describe)
+            .unwrap_or_else(|| "the runtime stopped answering".into());
+        RunResult::Exited {
+            status,
+            oom: self.guard.oom_killed(),
+        }
+    }
+
+    pub fn kill(&self) {
+        self.guard.kill_all();
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.guard.kill_all();
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Resolves when the process has exited (holding no lock across awaits).
+async fn exit_signal(mut exit: watch::Receiver<Option<ExitStatus>>) {
+    let _ = exit.wait_for(Option::is_some).await.map(|_| ());
+}
+
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (_, Some(s)) => format!("signal {s}"),
+        _ => "unknown exit".into(),
+    }
+}
+
+async fn capture(
+    pipe: impl AsyncRead + Unpin,
+    stream: &'static str,
+    meta: Arc<(String, String, String)>,
+    active: Arc<Mutex<Option<String>>>,
+    logs: Arc<LogStore>,
+) {
+    let mut lines = BufReader::new(pipe).lines();
+    while let Ok(Some(message)) = lines.next_line().await {
+        let request_id = active.lock().ok().and_then(|a| a.clone());
+        logs.push(LogLine {
+            timestamp: chrono::Utc::now(),
+            function_name: meta.0.clone(),
+            version: meta.1.clone(),
+            log_stream_name: meta.2.clone(),
+            request_id,
+            stream,
+            message,
+        });
+    }
+}

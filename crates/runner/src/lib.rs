@@ -1,0 +1,546 @@
+//! The runner: executes function versions in sandboxed instances that speak
+//! the Lambda Runtime API, keeps them warm per (function, version,
+//! configuration), and turns each invocation into an `InvocationResult`.
+//!
+//! Path of one invocation: [`Runner::invoke`] → the version's pool → a warm
+//! instance, or a cold start (code from the cache, a fresh Runtime API
+//! endpoint, the sandbox) → `next` hands the event over → `response` /
+//! `error` / timeout / exit → the result, with logs captured per request.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hotswap_domain::value::billed_ms;
+use hotswap_domain::{Function, FunctionVersion, InvocationResult};
+use hotswap_sandbox::{LaunchSpec, RuntimeEndpoint, Sandbox, SandboxError};
+use hotswap_store::BlobStore;
+use tokio::sync::Semaphore;
+
+mod code;
+mod instance;
+pub mod logs;
+mod runtime_api;
+pub mod runtimes;
+
+use instance::{Instance, InstanceSetup, RunResult};
+pub use logs::{LogLine, LogQuery, LogStore};
+use runtime_api::Outcome;
+pub use runtimes::RuntimeCatalog;
+
+/// Errors that stop an invocation before the function could answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("{0}")]
+    RuntimeUnavailable(String),
+    #[error("{0}")]
+    TooManyRequests(String),
+    #[error("{0}")]
+    Code(String),
+    #[error("{0}")]
+    Layer(String),
+    #[error("sandbox error")]
+    Sandbox(#[source] SandboxError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Runner settings.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// Scratch space: code cache, bootstraps.
+    pub work_dir: PathBuf,
+    /// Idle instances older than this are stopped.
+    pub idle_timeout: Duration,
+    /// How long an invocation waits for a free instance when the version is
+    /// at `MaxInstances`, before 429.
+    pub queue_timeout: Duration,
+    /// Most processes per instance.
+    pub max_pids: u32,
+    /// Size of each instance's `/tmp`, MB.
+    pub tmp_mb: u32,
+    /// Log lines kept per function.
+    pub log_lines_per_function: usize,
+}
+
+impl RunnerConfig {
+    pub fn new(work_dir: PathBuf) -> Self {
+        Self {
+            work_dir,
+            idle_timeout: Duration::from_secs(300),
+            queue_timeout: Duration::from_secs(1),
+            max_pids: 256,
+            tmp_mb: 512,
+            log_lines_per_function: 10_000,
+        }
+    }
+}
+
+/// One invocation to run.
+pub struct InvokeRequest<'a> {
+    pub function: &'a Function,
+    pub version: &'a FunctionVersion,
+    pub payload: Bytes,
+    pub content_type: String,
+}
+
+/// What an invocation produced.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub result: InvocationResult,
+    /// The payload as returned by the function (or its error JSON).
+    pub payload: Bytes,
+    /// `errorType` when the function failed.
+    pub function_error: Option<String>,
+}
+
+struct Pool {
+    permits: Arc<Semaphore>,
+    idle: Mutex<Vec<Instance>>,
+}
+
+/// The runner.
+pub struct Runner {
+    config: RunnerConfig,
+    sandbox: Arc<dyn Sandbox>,
+    code: code::CodeCache,
+    catalog: RuntimeCatalog,
+    runtime_dir: PathBuf,
+    pools: Mutex<HashMap<String, Arc<Pool>>>,
+    logs: Arc<LogStore>,
+}
+
+impl Runner {
+    /// Prepares the work directory and the built-in bootstraps, and starts
+    /// the idle reaper.
+    pub fn start(
+        config: RunnerConfig,
+        sandbox: Arc<dyn Sandbox>,
+        blobs: BlobStore,
+    ) -> Result<Arc<Runner>, RunnerError> {
+        let runtime_dir = config.work_dir.join("runtime");
+        RuntimeCatalog::install_bootstraps(&runtime_dir).map_err(|e| {
+            RunnerError::Internal(format!(
+                "cannot install bootstraps in {}: {e}",
+                runtime_dir.display()
+            ))
+        })?;
+        let code = code::CodeCache::new(config.work_dir.join("code"), blobs);
+        let runner = Arc::new(Runner {
+            logs: Arc::new(LogStore::new(config.log_lines_per_function)),
+            catalog: RuntimeCatalog::detect(),
+            config,
+            sandbox,
+            code,
+            runtime_dir,
+            pools: Mutex::default(),
+        });
+        if !runner.sandbox.isolated() {
+            tracing::warn!(sandbox = %runner.sandbox.summary(), "function instances are NOT isolated");
+        }
+        let weak = Arc::downgrade(&runner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                match weak.upgrade() {
+                    Some(r) => r.reap_idle(),
+                    None => break,
+                }
+            }
+        });
+        Ok(runner)
+    }
+
+    pub fn sandbox_summary(&self) -> String {
+        self.sandbox.summary()
+    }
+
+    pub fn isolated(&self) -> bool {
+        self.sandbox.isolated()
+    }
+
+    pub fn catalog(&self) -> &RuntimeCatalog {
+        &self.catalog
+    }
+
+    pub fn logs(&self) -> &Arc<LogStore> {
+        &self.logs
+    }
+
+    /// Warm instances across all pools.
+    pub fn idle_instances(&self) -> usize {
+        let pools: Vec<Arc<Pool>> = self
+            .pools
+            .lock()
+            .map(|p| p.values().cloned().collect())
+            .unwrap_or_default();
+        pools
+            .iter()
+            .map(|p| p.idle.lock().map(|i| i.len()).unwrap_or(0))
+            .sum()
+    }
+
+    fn pool(&self, key: &str, max_instances: u32) -> Arc<Pool> {
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        pools
+            .entry(key.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Pool {
+                    permits: Arc::new(Semaphore::new(max_instances.max(1) as usize)),
+                    idle: Mutex::default(),
+                })
+            })
+            .clone()
+    }
+
+    fn reap_idle(&self) {
+        let now = Instant::now();
+        let pools: Vec<(String, Arc<Pool>)> = self
+            .pools
+            .lock()
+            .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        for (key, pool) in pools {
+            let stale: Vec<Instance> = match pool.idle.lock() {
+                Ok(mut idle) => {
+                    let (old, keep): (Vec<Instance>, Vec<Instance>) =
+                        idle.drain(..).partition(|i| {
+                            now.duration_since(i.last_used) >= self.config.idle_timeout
+                                || !i.is_alive()
+                        });
+                    *idle = keep;
+                    old
+                }
+                Err(_) => Vec::new(),
+            };
+            for i in stale {
+                tracing::debug!(pool = %key, instance = %i.id, "idle instance reaped");
+            }
+        }
+    }
+
+    /// Runs one invocation to its end.
+    pub async fn invoke(&self, req: InvokeRequest<'_>) -> Result<Invocation, RunnerError> {
+        let (f, v) = (req.function, req.version);
+        let entry = self.catalog.entry(v.runtime)?;
+        if let Some(layer) = v.layers.first() {
+            return Err(RunnerError::Layer(format!(
+                "layer '{layer}' not found: this runner has no layers"
+            )));
+        }
+        let key = pool_key(f, v);
+        let pool = self.pool(&key, f.scaling_config.max_instances);
+        let permit = match tokio::time::timeout(self.config.queue_timeout, pool.permits.clone().acquire_owned()).await {
+            Ok(Ok(p)) => p,
+            _ => {
+                return Err(RunnerError::TooManyRequests(format!(
+                    "function '{}' version {} is at its limit of {} concurrent instances (ScalingConfig.MaxInstances)",
+                    f.name,
+                    v.version_string(),
+                    f.scaling_config.max_instances
+                )))
+            }
+        };
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let warm = loop {
+            let next = pool.idle.lock().ok().and_then(|mut i| i.pop());
+            match next {
+                Some(i) if i.is_alive() => break Some(i),
+                Some(_dead) => continue,
+                None => break None,
+            }
+        };
+        let cold = warm.is_none();
+        let mut instance = match warm {
+            Some(i) => i,
+            None => self.start_instance(f, v, entry).await?,
+        };
+        let timeout = Duration::from_secs(u64::from(v.timeout));
+        let outcome = instance
+            .run(&request_id, req.payload, &req.content_type, timeout)
+            .await;
+        let memory_mb = instance
+            .peak_memory_bytes()
+            .map(|b| b.div_ceil(1024 * 1024) as u32)
+            .unwrap_or(0);
+        let log_stream = instance.log_stream.clone();
+        let mut result = InvocationResult {
+            request_id: request_id.clone(),
+            was_cold_start: cold,
+            memory_used_mb: memory_mb,
+            log_stream_name: Some(log_stream),
+            status_code: 200,
+            ..InvocationResult::default()
+        };
+        result
+            .headers
+            .insert("Content-Type".into(), "application/json".into());
+        let (payload, function_error, reuse) = match outcome {
+            RunResult::Answered(Outcome::Response { body, elapsed }) => {
+                result.success = true;
+                set_times(&mut result, elapsed);
+                (body, None, true)
+            }
+            RunResult::Answered(Outcome::FunctionError {
+                error_type,
+                body,
+                elapsed,
+            }) => {
+                set_times(&mut result, elapsed);
+                (body, Some(error_type), true)
+            }
+            RunResult::Answered(Outcome::InitError { error_type, body }) => {
+                (body, Some(error_type), false)
+            }
+            RunResult::TimedOut => {
+                set_times(&mut result, timeout);
+                let msg = format!("Task timed out after {} seconds", v.timeout);
+                (
+                    error_body(&request_id, "Sandbox.Timedout", &msg),
+                    Some("Sandbox.Timedout".to_owned()),
+                    false,
+                )
+            }
+            RunResult::Exited { status, oom } => {
+                let (t, msg) = if oom {
+                    (
+                        "Runtime.OutOfMemory",
+                        format!(
+                            "Runtime exited: out of memory (MemorySize {} MB)",
+                            v.memory_size
+                        ),
+                    )
+                } else {
+                    (
+                        "Runtime.ExitError",
+                        format!("Runtime exited with error: {status}"),
+                    )
+                };
+                (error_body(&request_id, t, &msg), Some(t.to_owned()), false)
+            }
+        };
+        if let Some(t) = &function_error {
+            result.error_type = Some(t.clone());
+            result.error_message = serde_json::from_slice::<serde_json::Value>(&payload)
+                .ok()
+                .and_then(|v| {
+                    v.get("errorMessage")
+                        .and_then(|m| m.as_str())
+                        .map(str::to_owned)
+                })
+                .or_else(|| Some(String::from_utf8_lossy(&payload).into_owned()));
+        }
+        result.body = Some(String::from_utf8_lossy(&payload).into_owned());
+        if reuse && instance.is_alive() {
+            if let Ok(mut idle) = pool.idle.lock() {
+                idle.push(instance);
+            }
+        } else {
+            instance.kill();
+        }
+        drop(permit);
+        Ok(Invocation {
+            result,
+            payload,
+            function_error,
+        })
+    }
+
+    async fn start_instance(
+        &self,
+        f: &Function,
+        v: &FunctionVersion,
+        entry: hotswap_sandbox::Entry,
+    ) -> Result<Instance, RunnerError> {
+        let code_dir = self.code.ensure(v).await?;
+        let instance_id = uuid::Uuid::new_v4().simple().to_string();
+        let version_label = if v.version == 0 {
+            hotswap_domain::LATEST.to_owned()
+        } else {
+            v.version.to_string()
+        };
+        let log_stream = format!(
+            "{}/[{}]{}",
+            chrono::Utc::now().format("%Y/%m/%d"),
+            version_label,
+            &instance_id[..16]
+        );
+        let env = instance_env(f, v, &version_label, &log_stream);
+        let spec = LaunchSpec {
+            instance_id,
+            entry,
+            code_dir,
+            runtime_dir: self.runtime_dir.clone(),
+            layers: Vec::new(),
+            env,
+            endpoint: RuntimeEndpoint::Tcp(String::new()),
+            memory_mb: v.memory_size,
+            cpus: f64::from(v.memory_size) / hotswap_domain::function::MB_PER_VCPU,
+            max_pids: self.config.max_pids,
+            tmp_mb: self.config.tmp_mb,
+        };
+        let setup = InstanceSetup {
+            function_name: f.name.clone(),
+            version_label: version_label.clone(),
+            log_stream,
+            function_arn: format!(
+                "arn:aws:lambda:local:000000000000:function:{}:{}",
+                f.name, version_label
+            ),
+        };
+        let started = Instant::now();
+        let instance =
+            Instance::start(self.sandbox.as_ref(), spec, setup, self.logs.clone()).await?;
+        tracing::debug!(function = %f.name, version = %version_label, instance = %instance.id,
+            spawn_us = started.elapsed().as_micros() as u64, "cold start");
+        Ok(instance)
+    }
+}
+
+fn set_times(result: &mut InvocationResult, elapsed: Duration) {
+    result.execution_time_ms = u32::try_from(elapsed.as_millis()).unwrap_or(u32::MAX);
+    result.billed_duration_ms = billed_ms(elapsed);
+}
+
+fn error_body(request_id: &str, error_type: &str, message: &str) -> Bytes {
+    Bytes::from(
+        serde_json::json!({ "errorMessage": format!("RequestId: {request_id} Error: {message}"), "errorType": error_type })
+            .to_string(),
+    )
+}
+
+/// Instances are shared only by invocations of the same function version
+/// with the same code and configuration.
+fn pool_key(f: &Function, v: &FunctionVersion) -> String {
+    let env: Vec<String> = v
+        .environment
+        .iter()
+        .map(|(k, val)| format!("{k}={val}"))
+        .collect();
+    format!(
+        "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        f.name,
+        v.version,
+        v.code_sha256,
+        v.runtime,
+        v.handler,
+        v.memory_size,
+        v.timeout,
+        f.scaling_config.max_instances,
+        env.join("\u{1e}")
+    )
+}
+
+/// Variables the platform sets; a function's own variable of the same name
+/// is ignored.
+const RESERVED: [&str; 14] = [
+    "_HANDLER",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_EXECUTION_ENV",
+    "_LAMBDA_SERVER_PORT",
+    "AWS_LAMBDA_MAX_CONCURRENCY",
+    "TZ",
+];
+
+fn instance_env(
+    f: &Function,
+    v: &FunctionVersion,
+    version_label: &str,
+    log_stream: &str,
+) -> Vec<(String, String)> {
+    let exec_env = match v.runtime.family() {
+        hotswap_domain::runtime::RuntimeFamily::Python => "AWS_Lambda_python3",
+        hotswap_domain::runtime::RuntimeFamily::Node => "AWS_Lambda_nodejs",
+        _ => "AWS_Lambda_provided",
+    };
+    let mut env: Vec<(String, String)> = vec![
+        ("_HANDLER".into(), v.handler.clone()),
+        ("AWS_LAMBDA_FUNCTION_NAME".into(), f.name.clone()),
+        (
+            "AWS_LAMBDA_FUNCTION_VERSION".into(),
+            version_label.to_owned(),
+        ),
+        (
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
+            v.memory_size.to_string(),
+        ),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME".into(),
+            format!("/aws/lambda/{}", f.name),
+        ),
+        ("AWS_LAMBDA_LOG_STREAM_NAME".into(), log_stream.to_owned()),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "on-demand".into()),
+        ("AWS_REGION".into(), "local".into()),
+        ("AWS_DEFAULT_REGION".into(), "local".into()),
+        ("AWS_EXECUTION_ENV".into(), exec_env.into()),
+        ("TZ".into(), ":UTC".into()),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+        ("HOME".into(), "/tmp".into()),
+    ];
+    for (k, val) in &v.environment {
+        if RESERVED.contains(&k.as_str()) {
+            continue;
+        }
+        match env.iter_mut().find(|(ek, _)| ek == k) {
+            Some(slot) => slot.1 = val.clone(),
+            None => env.push((k.clone(), val.clone())),
+        }
+    }
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hotswap_domain::Runtime;
+
+    #[test]
+    fn environment_has_the_lambda_variables_and_the_functions_own() {
+        let mut f = Function::new("fn", Runtime::Python311, "app.handler", "o");
+        f.environment.insert("STAGE".into(), "prod".into());
+        f.environment
+            .insert("_HANDLER".into(), "evil.handler".into());
+        f.environment.insert("PATH".into(), "/custom".into());
+        let v = FunctionVersion::snapshot(&f, 3, "ab", 1, "o", None);
+        let env: HashMap<String, String> = instance_env(&f, &v, "3", "2026/01/01/[3]abc")
+            .into_iter()
+            .collect();
+        assert_eq!(
+            env["_HANDLER"], "app.handler",
+            "reserved variables cannot be overridden"
+        );
+        assert_eq!(env["AWS_LAMBDA_FUNCTION_VERSION"], "3");
+        assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "256");
+        assert_eq!(env["STAGE"], "prod");
+        assert_eq!(env["PATH"], "/custom");
+        assert!(
+            !env.contains_key("_LAMBDA_SERVER_PORT")
+                && !env.contains_key("AWS_LAMBDA_MAX_CONCURRENCY")
+        );
+    }
+
+    #[test]
+    fn pool_keys_separate_versions_and_configurations() {
+        let f = Function::new("fn", Runtime::Python311, "app.handler", "o");
+        let v1 = FunctionVersion::snapshot(&f, 1, "ab", 1, "o", None);
+        let v2 = FunctionVersion::snapshot(&f, 2, "ab", 1, "o", None);
+        assert_ne!(pool_key(&f, &v1), pool_key(&f, &v2));
+        let mut latest = FunctionVersion::snapshot(&f, 0, "ab", 1, "o", None);
+        let before = pool_key(&f, &latest);
+        latest.memory_size = 512;
+        assert_ne!(before, pool_key(&f, &latest));
+        assert_eq!(pool_key(&f, &v1), pool_key(&f, &v1.clone()));
+    }
+}

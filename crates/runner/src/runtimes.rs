@@ -1,0 +1,131 @@
+//! Which runtimes this runner can run, and how each one starts.
+
+use std::path::{Path, PathBuf};
+
+use hotswap_domain::runtime::RuntimeFamily;
+use hotswap_domain::Runtime;
+use hotswap_sandbox::Entry;
+
+use crate::RunnerError;
+
+/// Built-in bootstrap scripts, written to the runtime directory at start.
+pub(crate) const PYTHON_BOOTSTRAP: &str = include_str!("../runtimes/python/bootstrap.py");
+pub(crate) const NODE_BOOTSTRAP: &str = include_str!("../runtimes/node/bootstrap.js");
+
+/// The interpreters found on this machine.
+#[derive(Debug, Clone)]
+pub struct RuntimeCatalog {
+    python: Option<PathBuf>,
+    node: Option<PathBuf>,
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+impl RuntimeCatalog {
+    /// Python is Debian's `/usr/bin/python3` (or `HOTSWAP_PYTHON`); Node is
+    /// `node` on `PATH` (or `HOTSWAP_NODE`).
+    pub fn detect() -> Self {
+        let pick = |var: &str, default: Option<PathBuf>| {
+            std::env::var_os(var)
+                .map(PathBuf::from)
+                .filter(|p| is_executable(p))
+                .or(default)
+        };
+        let python = pick(
+            "HOTSWAP_PYTHON",
+            Some(PathBuf::from("/usr/bin/python3")).filter(|p| is_executable(p)),
+        );
+        let node = pick("HOTSWAP_NODE", find_on_path("node"));
+        Self { python, node }
+    }
+
+    pub fn available(&self) -> Vec<Runtime> {
+        Runtime::ALL
+            .into_iter()
+            .filter(|r| self.entry(*r).is_ok())
+            .collect()
+    }
+
+    /// How to start an instance of `runtime`, or why it cannot run here.
+    pub fn entry(&self, runtime: Runtime) -> Result<Entry, RunnerError> {
+        let unavailable = || {
+            RunnerError::RuntimeUnavailable(format!(
+                "runtime {runtime} is not available on any runner (this runner has: {})",
+                self.names()
+            ))
+        };
+        match runtime.family() {
+            RuntimeFamily::Python => self
+                .python
+                .clone()
+                .map(|program| Entry::Interpreter {
+                    program,
+                    args: vec!["-S".into(), "-B".into()],
+                    script: "bootstrap.py".into(),
+                })
+                .ok_or_else(unavailable),
+            RuntimeFamily::Node => self
+                .node
+                .clone()
+                .map(|program| Entry::Interpreter {
+                    program,
+                    args: Vec::new(),
+                    script: "bootstrap.js".into(),
+                })
+                .ok_or_else(unavailable),
+            RuntimeFamily::Provided => Ok(Entry::TaskExecutable("bootstrap".into())),
+            _ => Err(unavailable()),
+        }
+    }
+
+    fn names(&self) -> String {
+        let mut names = Vec::new();
+        if self.python.is_some() {
+            names.push("Python3x");
+        }
+        if self.node.is_some() {
+            names.push("Node*");
+        }
+        names.push("Provided");
+        names.join(", ")
+    }
+
+    /// Writes the built-in bootstraps into `dir`.
+    pub(crate) fn install_bootstraps(dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("bootstrap.py"), PYTHON_BOOTSTRAP)?;
+        std::fs::write(dir.join("bootstrap.js"), NODE_BOOTSTRAP)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provided_always_and_java_never() {
+        let c = RuntimeCatalog {
+            python: None,
+            node: None,
+        };
+        assert!(matches!(
+            c.entry(Runtime::Provided),
+            Ok(Entry::TaskExecutable(_))
+        ));
+        let e = c.entry(Runtime::Java17).unwrap_err().to_string();
+        assert!(e.contains("not available on any runner"), "{e}");
+        assert!(c.entry(Runtime::Python311).is_err());
+        assert_eq!(c.available(), vec![Runtime::Provided]);
+    }
+}

@@ -1,0 +1,107 @@
+//! Sandboxes: how a function instance's process is started and contained.
+//!
+//! A [`Sandbox`] turns a [`LaunchSpec`] (what to run, with which code,
+//! layers, environment and limits) into a running [`Instance`] process. The
+//! runner does not care how: the plain-process backend runs it as a child of
+//! the server (unisolated, for machines without privileges), the namespace
+//! backend (bubblewrap + cgroups) isolates it.
+
+use std::path::PathBuf;
+
+mod process;
+
+pub use process::ProcessSandbox;
+
+/// Errors of the sandbox layer.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot start the instance: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("sandbox set-up failed: {0}")]
+    Setup(String),
+}
+
+/// What the instance's entry point is.
+#[derive(Debug, Clone)]
+pub enum Entry {
+    /// An interpreter (host path) running one of the runner's built-in
+    /// bootstrap scripts from the runtime directory.
+    Interpreter {
+        program: PathBuf,
+        args: Vec<String>,
+        script: String,
+    },
+    /// An executable inside the code package (the `Provided` runtime's
+    /// `bootstrap`).
+    TaskExecutable(String),
+}
+
+/// How the instance reaches its Runtime API.
+#[derive(Debug, Clone)]
+pub enum RuntimeEndpoint {
+    /// A TCP address the instance can connect to directly (`host:port`).
+    Tcp(String),
+}
+
+/// Everything needed to start one instance.
+#[derive(Debug, Clone)]
+pub struct LaunchSpec {
+    /// Unique per instance; names cgroups and log lines.
+    pub instance_id: String,
+    pub entry: Entry,
+    /// The function's code, unpacked (host path). Seen as `/var/task` in an
+    /// isolated sandbox.
+    pub code_dir: PathBuf,
+    /// The runner's bootstrap scripts (host path). Seen as `/var/runtime`.
+    pub runtime_dir: PathBuf,
+    /// Unpacked layers, in order (host paths). Seen merged at `/opt`.
+    pub layers: Vec<PathBuf>,
+    /// Environment without the path-dependent variables, which the sandbox
+    /// adds (`LAMBDA_TASK_ROOT`, `LAMBDA_RUNTIME_DIR`,
+    /// `AWS_LAMBDA_RUNTIME_API`).
+    pub env: Vec<(String, String)>,
+    pub endpoint: RuntimeEndpoint,
+    /// Memory limit in MB.
+    pub memory_mb: u32,
+    /// vCPU share (`Function::cpu_allocation`).
+    pub cpus: f64,
+    /// Most processes/threads the instance may run.
+    pub max_pids: u32,
+    /// Size of the writable `/tmp`, in MB.
+    pub tmp_mb: u32,
+}
+
+/// A started instance process.
+pub struct Instance {
+    pub child: tokio::process::Child,
+    /// Backend-specific resources (cgroup, scratch directories) released on
+    /// drop, after the process is gone.
+    pub guard: Box<dyn InstanceGuard>,
+}
+
+/// What a backend keeps per instance.
+pub trait InstanceGuard: Send + Sync {
+    /// Peak memory use of the whole instance, in bytes, when known.
+    fn peak_memory_bytes(&self) -> Option<u64>;
+    /// Whether the kernel killed the instance for exceeding its memory limit.
+    fn oom_killed(&self) -> bool;
+    /// Kills every process of the instance.
+    fn kill_all(&self);
+}
+
+/// An isolation backend.
+pub trait Sandbox: Send + Sync + 'static {
+    /// One line for logs and `/v1/runners`, e.g. `"unisolated (plain processes)"`.
+    fn summary(&self) -> String;
+    /// Whether instances are isolated from each other and the host.
+    fn isolated(&self) -> bool;
+    fn launch(&self, spec: &LaunchSpec) -> Result<Instance, SandboxError>;
+}
+
+/// Reads peak resident memory (`VmHWM`) of a process from `/proc`.
+pub fn proc_peak_rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

@@ -1,0 +1,96 @@
+//! The unisolated backend: the instance is a plain child process in its own
+//! process group. It enforces what a process can without privileges — a
+//! clean environment, its own working directory, an address-space limit is
+//! not applied (it breaks runtimes that reserve large virtual ranges) — and
+//! is reported loudly as unisolated.
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+use crate::{
+    proc_peak_rss_bytes, Entry, Instance, InstanceGuard, LaunchSpec, RuntimeEndpoint, Sandbox,
+    SandboxError,
+};
+
+/// Plain processes: no isolation between instances or from the host.
+#[derive(Debug, Default)]
+pub struct ProcessSandbox;
+
+struct ProcessGuard {
+    pid: AtomicU32,
+}
+
+impl InstanceGuard for ProcessGuard {
+    fn peak_memory_bytes(&self) -> Option<u64> {
+        proc_peak_rss_bytes(self.pid.load(Ordering::Relaxed))
+    }
+
+    fn oom_killed(&self) -> bool {
+        false
+    }
+
+    fn kill_all(&self) {
+        let pid = self.pid.load(Ordering::Relaxed);
+        if pid > 0 {
+            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+    }
+}
+
+impl Drop for ProcessGuard {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
+impl Sandbox for ProcessSandbox {
+    fn summary(&self) -> String {
+        "unisolated (plain processes: no namespaces, no cgroup limits)".into()
+    }
+
+    fn isolated(&self) -> bool {
+        false
+    }
+
+    fn launch(&self, spec: &LaunchSpec) -> Result<Instance, SandboxError> {
+        let (program, args): (String, Vec<String>) = match &spec.entry {
+            Entry::Interpreter {
+                program,
+                args,
+                script,
+            } => {
+                let mut a = args.clone();
+                a.push(spec.runtime_dir.join(script).display().to_string());
+                (program.display().to_string(), a)
+            }
+            Entry::TaskExecutable(name) => {
+                (spec.code_dir.join(name).display().to_string(), Vec::new())
+            }
+        };
+        let RuntimeEndpoint::Tcp(addr) = &spec.endpoint;
+        let mut cmd = tokio::process::Command::new(&program);
+        cmd.args(&args)
+            .env_clear()
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .env("LAMBDA_TASK_ROOT", &spec.code_dir)
+            .env("LAMBDA_RUNTIME_DIR", &spec.runtime_dir)
+            .env("AWS_LAMBDA_RUNTIME_API", addr)
+            .current_dir(&spec.code_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let child = cmd.spawn().map_err(SandboxError::Spawn)?;
+        let pid = child.id().unwrap_or(0);
+        Ok(Instance {
+            child,
+            guard: Box::new(ProcessGuard {
+                pid: AtomicU32::new(pid),
+            }),
+        })
+    }
+}
