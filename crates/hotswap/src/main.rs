@@ -27,6 +27,11 @@ enum Command {
 }
 
 fn main() {
+    // Inside a sandbox, before anything else: no argument parser, no runtime.
+    let raw: Vec<String> = std::env::args().collect();
+    if raw.get(1).map(String::as_str) == Some(hotswap_sandbox::INIT_SUBCOMMAND) {
+        std::process::exit(hotswap_sandbox::init::run(&raw[2..]));
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

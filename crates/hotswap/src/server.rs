@@ -10,7 +10,7 @@ use hotswap_control::Principal;
 use hotswap_control::{CodeLimits, ControlPlane};
 use hotswap_domain::RunnerNode;
 use hotswap_runner::{Runner, RunnerConfig};
-use hotswap_sandbox::ProcessSandbox;
+use hotswap_sandbox::{BwrapSandbox, ProcessSandbox, Sandbox};
 use hotswap_store::BlobStore;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +45,11 @@ pub struct ServerArgs {
     /// How long an invocation may wait for a free instance at MaxInstances before 429.
     #[arg(long, default_value = "1s", env = "HOTSWAP_QUEUE_TIMEOUT", value_parser = parse_duration)]
     queue_timeout: Duration,
+    /// Isolation of function instances: `auto` (namespaces + cgroups when
+    /// possible, else unisolated with a warning), `isolated` (fail if not
+    /// possible) or `unisolated`.
+    #[arg(long, default_value = "auto", env = "HOTSWAP_SANDBOX", value_parser = ["auto", "isolated", "unisolated"])]
+    sandbox: String,
     /// Admin API token to install at start (at least 16 characters).
     #[arg(long, env = "HOTSWAP_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
@@ -97,8 +102,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let mut runner_config = RunnerConfig::new(data_dir.join("runner"));
     runner_config.idle_timeout = args.instance_idle_timeout;
     runner_config.queue_timeout = args.queue_timeout;
-    let runner = Runner::start(runner_config, Arc::new(ProcessSandbox), blobs)
-        .context("cannot start the runner")?;
+    let sandbox = choose_sandbox(&args.sandbox, &runner_config.work_dir)?;
+    let runner = Runner::start(runner_config, sandbox, blobs).context("cannot start the runner")?;
 
     let app = hotswap_api::router(
         AppState::new(control.clone(), runner.clone()),
@@ -117,6 +122,26 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("server error")
+}
+
+fn choose_sandbox(mode: &str, work_dir: &std::path::Path) -> anyhow::Result<Arc<dyn Sandbox>> {
+    if mode == "unisolated" {
+        return Ok(Arc::new(ProcessSandbox));
+    }
+    let exe = std::env::current_exe().context("cannot find this binary for the sandbox init")?;
+    match BwrapSandbox::detect(exe, work_dir) {
+        Ok(b) => {
+            if !b.has_cgroups() {
+                tracing::warn!("cgroups are not writable: instances are isolated but have NO memory/cpu/pids limits");
+            }
+            Ok(Arc::new(b))
+        }
+        Err(why) if mode == "isolated" => anyhow::bail!("--sandbox isolated: {why}"),
+        Err(why) => {
+            tracing::warn!(reason = %why, "cannot isolate function instances; running them UNISOLATED as plain processes");
+            Ok(Arc::new(ProcessSandbox))
+        }
+    }
 }
 
 /// The all-in-one server's runner registers itself like a remote one would,

@@ -55,23 +55,35 @@ impl Instance {
         mut spec: LaunchSpec,
         setup: InstanceSetup,
         logs: Arc<LogStore>,
+        sockets_dir: &std::path::Path,
     ) -> Result<Instance, RunnerError> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| {
-                RunnerError::Internal(format!("cannot open a Runtime API endpoint: {e}"))
-            })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| RunnerError::Internal(e.to_string()))?;
-        spec.endpoint = RuntimeEndpoint::Tcp(addr.to_string());
-
+        let endpoint_err = |e: std::io::Error| {
+            RunnerError::Internal(format!("cannot open a Runtime API endpoint: {e}"))
+        };
         let (tx, rx) = mpsc::channel(1);
         let active = Arc::new(Mutex::new(None));
         let slot = Arc::new(Slot::new(rx, setup.function_arn.clone(), active.clone()));
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, runtime_api::router(slot)).await;
-        });
+        let app = runtime_api::router(slot);
+        let server = if sandbox.wants_unix_endpoint() {
+            // One directory per instance: all the sandbox sees of the host's files.
+            let dir = sockets_dir.join(&spec.instance_id[..16]);
+            std::fs::create_dir_all(&dir).map_err(endpoint_err)?;
+            let path = dir.join("rt.sock");
+            let listener = tokio::net::UnixListener::bind(&path).map_err(endpoint_err)?;
+            spec.endpoint = RuntimeEndpoint::Unix(path);
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            })
+        } else {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(endpoint_err)?;
+            let addr = listener.local_addr().map_err(endpoint_err)?;
+            spec.endpoint = RuntimeEndpoint::Tcp(addr.to_string());
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            })
+        };
 
         let Process { mut child, guard } = match sandbox.launch(&spec) {
             Ok(p) => p,

@@ -374,7 +374,7 @@ impl Runner {
             entry,
             code_dir,
             runtime_dir: self.runtime_dir.clone(),
-            layers: Vec::new(),
+            opt_dir: None,
             env,
             endpoint: RuntimeEndpoint::Tcp(String::new()),
             memory_mb: v.memory_size,
@@ -392,8 +392,15 @@ impl Runner {
             ),
         };
         let started = Instant::now();
-        let instance =
-            Instance::start(self.sandbox.as_ref(), spec, setup, self.logs.clone()).await?;
+        let sockets = self.config.work_dir.join("s");
+        let instance = Instance::start(
+            self.sandbox.as_ref(),
+            spec,
+            setup,
+            self.logs.clone(),
+            &sockets,
+        )
+        .await?;
         tracing::debug!(function = %f.name, version = %version_label, instance = %instance.id,
             spawn_us = started.elapsed().as_micros() as u64, "cold start");
         Ok(instance)

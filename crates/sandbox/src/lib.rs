@@ -8,9 +8,16 @@
 
 use std::path::PathBuf;
 
+mod bwrap;
+pub mod cgroup;
+pub mod init;
 mod process;
 
+pub use bwrap::{BwrapSandbox, SANDBOX_RUNTIME_API};
 pub use process::ProcessSandbox;
+
+/// The hidden subcommand of the `hotswap` binary that runs [`init::run`].
+pub const INIT_SUBCOMMAND: &str = "__sandbox-init";
 
 /// Errors of the sandbox layer.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +48,8 @@ pub enum Entry {
 pub enum RuntimeEndpoint {
     /// A TCP address the instance can connect to directly (`host:port`).
     Tcp(String),
+    /// A Unix socket the sandbox relays its loopback endpoint to.
+    Unix(PathBuf),
 }
 
 /// Everything needed to start one instance.
@@ -54,8 +63,9 @@ pub struct LaunchSpec {
     pub code_dir: PathBuf,
     /// The runner's bootstrap scripts (host path). Seen as `/var/runtime`.
     pub runtime_dir: PathBuf,
-    /// Unpacked layers, in order (host paths). Seen merged at `/opt`.
-    pub layers: Vec<PathBuf>,
+    /// The function's layers, unpacked in order into one directory (host
+    /// path). Seen read-only at `/opt`.
+    pub opt_dir: Option<PathBuf>,
     /// Environment without the path-dependent variables, which the sandbox
     /// adds (`LAMBDA_TASK_ROOT`, `LAMBDA_RUNTIME_DIR`,
     /// `AWS_LAMBDA_RUNTIME_API`).
@@ -95,6 +105,11 @@ pub trait Sandbox: Send + Sync + 'static {
     fn summary(&self) -> String;
     /// Whether instances are isolated from each other and the host.
     fn isolated(&self) -> bool;
+    /// Whether the runner should serve the Runtime API on a Unix socket
+    /// (`RuntimeEndpoint::Unix`) rather than loopback TCP.
+    fn wants_unix_endpoint(&self) -> bool {
+        false
+    }
     fn launch(&self, spec: &LaunchSpec) -> Result<Instance, SandboxError>;
 }
 

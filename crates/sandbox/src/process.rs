@@ -70,7 +70,11 @@ impl Sandbox for ProcessSandbox {
                 (spec.code_dir.join(name).display().to_string(), Vec::new())
             }
         };
-        let RuntimeEndpoint::Tcp(addr) = &spec.endpoint;
+        let RuntimeEndpoint::Tcp(addr) = &spec.endpoint else {
+            return Err(SandboxError::Setup(
+                "the process sandbox needs a TCP endpoint".into(),
+            ));
+        };
         let mut cmd = tokio::process::Command::new(&program);
         cmd.args(&args)
             .env_clear()

@@ -1,0 +1,189 @@
+//! What the isolated sandbox guarantees, checked from inside real function
+//! instances (needs root and bubblewrap; `.ci/run` installs it). The server
+//! runs with `--sandbox isolated`, so a machine that cannot isolate fails
+//! these tests instead of skipping them.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+const PROBE: &str = r#"
+import os, socket, json
+
+def probe(event, context):
+    out = {"uid": os.getuid(), "gid": os.getgid()}
+    def attempt(name, fn):
+        try:
+            out[name] = "allowed: " + str(fn())[:80]
+        except Exception as e:
+            out[name] = "denied: " + type(e).__name__
+    attempt("shadow", lambda: open("/etc/shadow").read())
+    attempt("other_code", lambda: open(event["other"]).read())
+    attempt("write_task", lambda: open("/var/task/new.txt", "w").write("x"))
+    def tmp():
+        with open("/tmp/scratch.bin", "wb") as f:
+            f.write(b"x" * (5 << 20))
+        return os.path.getsize("/tmp/scratch.bin")
+    attempt("write_tmp", tmp)
+    attempt("host_server", lambda: socket.create_connection(("127.0.0.1", event["port"]), timeout=1))
+    attempt("internet", lambda: socket.create_connection(("10.0.0.1", 80), timeout=1))
+    out["pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+    out["root"] = sorted(os.listdir("/"))
+    out["hostname"] = socket.gethostname()
+    return out
+
+def hog(event, context):
+    chunks = []
+    for _ in range(event["mb"]):
+        chunks.append(bytearray(1 << 20))
+    return len(chunks)
+
+def forkbomb(event, context):
+    import time
+    n = 0
+    try:
+        while n < 5000:
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(30)
+                os._exit(0)
+            n += 1
+    except OSError as e:
+        return {"forked": n, "stopped_by": type(e).__name__}
+    return {"forked": n, "stopped_by": None}
+"#;
+
+fn isolated_server(dir: &std::path::Path) -> Server {
+    Server::start_with(
+        dir,
+        ServerOptions {
+            extra_args: vec!["--sandbox".into(), "isolated".into()],
+            ..Default::default()
+        },
+    )
+}
+
+fn make(s: &Server, name: &str, handler: &str, extra: Value) -> Value {
+    let mut body = json!({ "name": name, "runtime": "Python311", "handler": handler,
+        "code": { "zipFile": b64(&zip_of(&[("app.py", PROBE)])) } });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let (st, f) = s.admin("POST", "/v1/functions", Some(body));
+    assert_eq!(st, 201, "{f}");
+    f
+}
+
+fn invoke(s: &Server, name: &str, event: Value) -> Value {
+    let (st, r) = s.admin(
+        "POST",
+        &format!("/v1/functions/{name}/invoke?result=full"),
+        Some(event),
+    );
+    assert_eq!(st, 200, "{r}");
+    r
+}
+
+#[test]
+fn instances_are_isolated_from_the_host_and_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = isolated_server(dir.path());
+    let (_, local) = s.admin("GET", "/v1/runners/local", None);
+    assert!(
+        local["sandbox"].as_str().unwrap().starts_with("isolated"),
+        "{local}"
+    );
+
+    make(&s, "victim", "app.probe", json!({}));
+    let (_, latest) = s.admin("GET", "/v1/functions/victim/versions/$LATEST", None);
+    let victim_code = dir
+        .path()
+        .join("runner/code")
+        .join(latest["codeSha256"].as_str().unwrap())
+        .join("app.py");
+    // the victim has run once, so its code is unpacked on the host
+    invoke(&s, "victim", json!({ "other": "/nonexistent", "port": 1 }));
+    assert!(victim_code.exists(), "{}", victim_code.display());
+
+    make(&s, "attacker", "app.probe", json!({}));
+    let port: u16 = s.url.rsplit(':').next().unwrap().parse().unwrap();
+    let r = invoke(
+        &s,
+        "attacker",
+        json!({ "other": victim_code.display().to_string(), "port": port }),
+    );
+    assert_eq!(r["success"], true, "{r}");
+    let out: Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (out["uid"].as_u64(), out["gid"].as_u64()),
+        (Some(65534), Some(65534)),
+        "unprivileged user: {out}"
+    );
+    for denied in [
+        "shadow",
+        "other_code",
+        "write_task",
+        "host_server",
+        "internet",
+    ] {
+        assert!(
+            out[denied].as_str().unwrap().starts_with("denied"),
+            "{denied}: {out}"
+        );
+    }
+    assert_eq!(out["write_tmp"], "allowed: 5242880", "{out}");
+    let pids = out["pids"].as_array().unwrap();
+    assert!(
+        pids.len() <= 4 && pids.contains(&json!(1)),
+        "own pid namespace: {out}"
+    );
+    assert_eq!(out["hostname"], "sandbox");
+    let root: Vec<&str> = out["root"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        !root.contains(&"root") && !root.contains(&"home") && !root.contains(&"work"),
+        "{root:?}"
+    );
+}
+
+#[test]
+fn memory_limit_kills_with_out_of_memory_and_forks_are_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = isolated_server(dir.path());
+    make(&s, "hog", "app.hog", json!({ "memorySize": 128 }));
+    let small = invoke(&s, "hog", json!({ "mb": 10 }));
+    assert_eq!(small["success"], true, "{small}");
+    let used = small["memoryUsedMB"].as_u64().unwrap();
+    assert!(
+        (10..=128).contains(&used),
+        "peak memory from the cgroup: {used} MB"
+    );
+
+    let big = invoke(&s, "hog", json!({ "mb": 400 }));
+    assert_eq!(big["success"], false, "{big}");
+    assert_eq!(big["errorType"], "Runtime.OutOfMemory", "{big}");
+    // the next call gets a fresh instance and works
+    let again = invoke(&s, "hog", json!({ "mb": 1 }));
+    assert_eq!(
+        (again["success"].as_bool(), again["wasColdStart"].as_bool()),
+        (Some(true), Some(true)),
+        "{again}"
+    );
+
+    make(&s, "bomb", "app.forkbomb", json!({ "timeout": 20 }));
+    let r = invoke(&s, "bomb", json!({}));
+    assert_eq!(r["success"], true, "{r}");
+    let out: Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+    assert!(
+        out["forked"].as_u64().unwrap() < 300,
+        "the pids limit stops the fork bomb: {out}"
+    );
+    assert_eq!(out["stopped_by"], "BlockingIOError", "{out}");
+    let (st, _) = s.admin("GET", "/healthz", None);
+    assert_eq!(st, 200, "the host is unaffected");
+}

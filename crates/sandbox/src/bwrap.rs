@@ -1,0 +1,316 @@
+//! The isolated backend: bubblewrap namespaces (mount, pid, ipc, uts, net)
+//! plus cgroup limits. Inside, the instance sees only `/usr` (read-only),
+//! its code at `/var/task` and the bootstraps at `/var/runtime` (both
+//! read-only), its layers at `/opt`, a size-limited `/tmp`, a minimal
+//! `/etc`, and its own loopback on which `__sandbox-init` serves the Runtime
+//! API. It runs as `nobody` (65534) with no capabilities.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+use crate::cgroup::{Cgroups, InstanceCgroup, Limits};
+use crate::init::InitArgs;
+use crate::{Entry, Instance, InstanceGuard, LaunchSpec, RuntimeEndpoint, Sandbox, SandboxError};
+
+/// The address the Runtime API has inside every sandbox.
+pub const SANDBOX_RUNTIME_API: &str = "127.0.0.1:9001";
+const NOBODY: u32 = 65534;
+
+/// bubblewrap + cgroups.
+#[derive(Debug)]
+pub struct BwrapSandbox {
+    bwrap: PathBuf,
+    /// This binary, run inside as `__sandbox-init`.
+    init_exe: PathBuf,
+    cgroups: Option<Cgroups>,
+    /// Holds `passwd` and `group` for the sandbox's `/etc`.
+    etc_dir: PathBuf,
+}
+
+impl BwrapSandbox {
+    /// Checks that bubblewrap is installed and can create the namespaces
+    /// here, and prepares cgroups. `Err` says why not.
+    pub fn detect(init_exe: PathBuf, scratch: &Path) -> Result<BwrapSandbox, String> {
+        let bwrap = ["/usr/bin/bwrap", "/usr/local/bin/bwrap"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .ok_or("bubblewrap (bwrap) is not installed")?;
+        let probe = std::process::Command::new(&bwrap)
+            .args([
+                "--unshare-pid",
+                "--unshare-net",
+                "--unshare-ipc",
+                "--unshare-uts",
+                "--die-with-parent",
+            ])
+            .args(base_mounts())
+            .args(["--", "/usr/bin/true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| format!("cannot run bwrap: {e}"))?;
+        if !probe.status.success() {
+            return Err(format!(
+                "bwrap cannot create namespaces here: {}",
+                String::from_utf8_lossy(&probe.stderr).trim()
+            ));
+        }
+        let cgroups = Cgroups::detect();
+        let etc_dir = scratch.join("etc");
+        std::fs::create_dir_all(&etc_dir).map_err(|e| e.to_string())?;
+        std::fs::write(etc_dir.join("passwd"), "root:x:0:0:root:/root:/usr/sbin/nologin\nsbx_user1051:x:65534:65534:function:/tmp:/usr/sbin/nologin\n")
+            .map_err(|e| e.to_string())?;
+        std::fs::write(etc_dir.join("group"), "root:x:0:\nsbx_user1051:x:65534:\n")
+            .map_err(|e| e.to_string())?;
+        Ok(BwrapSandbox {
+            bwrap,
+            init_exe,
+            cgroups,
+            etc_dir,
+        })
+    }
+
+    pub fn has_cgroups(&self) -> bool {
+        self.cgroups.is_some()
+    }
+}
+
+/// `/usr` read-only and the merged-`/usr` links, mirroring the host.
+fn base_mounts() -> Vec<String> {
+    let mut v: Vec<String> = vec!["--ro-bind".into(), "/usr".into(), "/usr".into()];
+    for dir in ["bin", "lib", "lib64", "sbin", "lib32"] {
+        let host = Path::new("/").join(dir);
+        match std::fs::read_link(&host) {
+            Ok(target) => v.extend([
+                "--symlink".into(),
+                target.display().to_string(),
+                host.display().to_string(),
+            ]),
+            Err(_) if host.is_dir() => v.extend([
+                "--ro-bind".into(),
+                host.display().to_string(),
+                host.display().to_string(),
+            ]),
+            Err(_) => {}
+        }
+    }
+    v.extend([
+        "--proc".into(),
+        "/proc".into(),
+        "--dev".into(),
+        "/dev".into(),
+    ]);
+    v
+}
+
+struct BwrapGuard {
+    pid: AtomicU32,
+    cgroup: Option<InstanceCgroup>,
+    socket_dir: Option<PathBuf>,
+}
+
+impl InstanceGuard for BwrapGuard {
+    fn peak_memory_bytes(&self) -> Option<u64> {
+        self.cgroup
+            .as_ref()
+            .and_then(InstanceCgroup::peak_memory_bytes)
+    }
+
+    fn oom_killed(&self) -> bool {
+        self.cgroup.as_ref().is_some_and(InstanceCgroup::oom_killed)
+    }
+
+    fn kill_all(&self) {
+        if let Some(cg) = &self.cgroup {
+            cg.kill_all();
+        }
+        let pid = self.pid.load(Ordering::Relaxed);
+        if pid > 0 {
+            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+    }
+}
+
+impl Drop for BwrapGuard {
+    fn drop(&mut self) {
+        self.kill_all();
+        if let Some(cg) = &self.cgroup {
+            cg.remove();
+        }
+        if let Some(d) = &self.socket_dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+impl Sandbox for BwrapSandbox {
+    fn summary(&self) -> String {
+        match &self.cgroups {
+            Some(c) => format!("isolated: bubblewrap namespaces (mount, pid, ipc, uts, net) + {} limits (memory, cpu, pids)", c.version()),
+            None => "isolated: bubblewrap namespaces (mount, pid, ipc, uts, net); NO cgroup limits (cgroups not writable)".into(),
+        }
+    }
+
+    fn isolated(&self) -> bool {
+        true
+    }
+
+    fn wants_unix_endpoint(&self) -> bool {
+        true
+    }
+
+    fn launch(&self, spec: &LaunchSpec) -> Result<Instance, SandboxError> {
+        let RuntimeEndpoint::Unix(socket) = &spec.endpoint else {
+            return Err(SandboxError::Setup(
+                "the isolated sandbox needs a Unix socket endpoint".into(),
+            ));
+        };
+        let socket_dir = socket
+            .parent()
+            .ok_or_else(|| SandboxError::Setup("socket has no directory".into()))?
+            .to_owned();
+        let socket_name = socket
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("rt.sock")
+            .to_owned();
+        let cgroup = match &self.cgroups {
+            Some(c) => Some(
+                c.create(
+                    &spec.instance_id,
+                    Limits {
+                        memory_bytes: u64::from(spec.memory_mb) << 20,
+                        cpus: spec.cpus,
+                        max_pids: spec.max_pids,
+                    },
+                )
+                .map_err(|e| SandboxError::Setup(format!("cgroup: {e}")))?,
+            ),
+            None => None,
+        };
+        let guard = BwrapGuard {
+            pid: AtomicU32::new(0),
+            cgroup,
+            socket_dir: Some(socket_dir.clone()),
+        };
+
+        let mut args: Vec<String> = [
+            "--die-with-parent",
+            "--new-session",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-net",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--hostname",
+            "sandbox",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(base_mounts());
+        // Parents bwrap would create implicitly are 0700: make them readable
+        // by the unprivileged function user.
+        for dir in ["/etc", "/var", "/run"] {
+            args.extend(["--perms".into(), "0755".into(), "--dir".into(), dir.into()]);
+        }
+        let bind = |v: &mut Vec<String>, how: &str, src: &Path, dst: &str| {
+            v.extend([how.to_owned(), src.display().to_string(), dst.to_owned()]);
+        };
+        for etc in [
+            "/etc/ld.so.cache",
+            "/etc/ssl",
+            "/etc/ca-certificates",
+            "/etc/alternatives",
+            "/etc/localtime",
+        ] {
+            bind(&mut args, "--ro-bind-try", Path::new(etc), etc);
+        }
+        bind(
+            &mut args,
+            "--ro-bind",
+            &self.etc_dir.join("passwd"),
+            "/etc/passwd",
+        );
+        bind(
+            &mut args,
+            "--ro-bind",
+            &self.etc_dir.join("group"),
+            "/etc/group",
+        );
+        args.extend([
+            "--perms".into(),
+            "1777".into(),
+            "--size".into(),
+            (u64::from(spec.tmp_mb) << 20).to_string(),
+        ]);
+        args.extend(["--tmpfs".into(), "/tmp".into()]);
+        bind(&mut args, "--ro-bind", &spec.code_dir, "/var/task");
+        bind(&mut args, "--ro-bind", &spec.runtime_dir, "/var/runtime");
+        if let Some(opt) = &spec.opt_dir {
+            bind(&mut args, "--ro-bind", opt, "/opt");
+        }
+        bind(&mut args, "--bind", &socket_dir, "/run/hotswap");
+        bind(&mut args, "--ro-bind", &self.init_exe, "/run/hotswap-init");
+        let mut procs = Vec::new();
+        if let Some(cg) = &guard.cgroup {
+            for (i, f) in cg.procs_files().iter().enumerate() {
+                let inside = format!("/run/cgroup/{i}");
+                bind(&mut args, "--bind", f, &inside);
+                procs.push(PathBuf::from(inside));
+            }
+        }
+        args.extend(["--chdir".into(), "/var/task".into()]);
+        let (program, prog_args) = match &spec.entry {
+            Entry::Interpreter {
+                program,
+                args,
+                script,
+            } => {
+                let mut a = args.clone();
+                a.push(format!("/var/runtime/{script}"));
+                (program.display().to_string(), a)
+            }
+            Entry::TaskExecutable(name) => (format!("/var/task/{name}"), Vec::new()),
+        };
+        let init = InitArgs {
+            listen: SANDBOX_RUNTIME_API.into(),
+            socket: PathBuf::from("/run/hotswap").join(&socket_name),
+            uid: NOBODY,
+            gid: NOBODY,
+            cgroup_procs: procs,
+            program,
+            args: prog_args,
+        };
+        args.extend([
+            "--".into(),
+            "/run/hotswap-init".into(),
+            crate::INIT_SUBCOMMAND.into(),
+        ]);
+        args.extend(init.to_args());
+
+        let mut cmd = tokio::process::Command::new(&self.bwrap);
+        cmd.args(&args)
+            .env_clear()
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .env("LAMBDA_TASK_ROOT", "/var/task")
+            .env("LAMBDA_RUNTIME_DIR", "/var/runtime")
+            .env("AWS_LAMBDA_RUNTIME_API", SANDBOX_RUNTIME_API)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let child = cmd.spawn().map_err(SandboxError::Spawn)?;
+        guard.pid.store(child.id().unwrap_or(0), Ordering::Relaxed);
+        Ok(Instance {
+            child,
+            guard: Box::new(guard),
+        })
+    }
+}
