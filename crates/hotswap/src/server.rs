@@ -160,6 +160,9 @@ async fn register_local_runner(
     node.port = listen.port();
     node.runtimes = runner.catalog().available();
     node.sandbox = Some(runner.sandbox_summary());
+    if let Some(mb) = total_memory_mb() {
+        node.resources.total_memory_mb = mb;
+    }
     node.resources.total_cpu_cores = std::thread::available_parallelism()
         .map(|n| n.get() as u32)
         .unwrap_or(1);
@@ -188,6 +191,14 @@ async fn register_local_runner(
         }
     });
     Ok(())
+}
+
+/// `MemTotal` from `/proc/meminfo`, in MB.
+fn total_memory_mb() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024)
 }
 
 async fn shutdown_signal() {

@@ -549,9 +549,15 @@ fn runners_register_and_go_unhealthy_without_heartbeats() {
         runtimes.contains(&json!("Python311")) && runtimes.contains(&json!("Provided")),
         "{local}"
     );
+    let sandbox = local["sandbox"].as_str().unwrap();
     assert!(
-        local["sandbox"].as_str().unwrap().contains("unisolated"),
+        sandbox.starts_with("isolated:") || sandbox.starts_with("unisolated"),
         "{local}"
+    );
+    let memory = local["resources"]["totalMemoryMB"].as_u64().unwrap();
+    assert_ne!(
+        memory, 16_384,
+        "the machine's real memory, not the seed default"
     );
 }
 

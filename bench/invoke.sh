@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Invocation benchmarks, side by side in one run:
+#  (a) cold start of a trivial Python handler end to end through the API,
+#      next to `/usr/bin/python3 -S -c pass`;
+#  (b) warm invocation latency through the platform (1 connection) vs. the
+#      same handler served directly by a minimal Python HTTP server;
+#  (c) warm throughput with many connections, same comparison.
+# Usage: bench/invoke.sh [cold samples, default 40] [seconds per wrk run, default 10]
+# Needs wrk and hyperfine (apt-get install wrk hyperfine). Run as root for the
+# isolated sandbox; HOTSWAP_SANDBOX=unisolated to compare without it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+samples=${1:-40}
+secs=${2:-10}
+bin=${HOTSWAP_BIN:-target/release/hotswap}
+[ -x "$bin" ] || cargo build --release -p hotswap
+work=$(mktemp -d)
+token=bench-admin-token-0123456789abcdef
+HOTSWAP_ADMIN_TOKEN=$token HOTSWAP_LOG=warn "$bin" server --listen 127.0.0.1:0 --data-dir "$work/data" >"$work/log" 2>&1 &
+pid=$!
+direct_pid=
+trap 'kill $pid $direct_pid 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do grep -q "listening on" "$work/log" && break; sleep 0.1; done
+url=$(sed -n 's/^hotswap listening on //p' "$work/log")
+auth="Authorization: Bearer $token"
+sandbox=$(curl -s -H "$auth" "$url/v1/runners/local" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["sandbox"])')
+
+cat >"$work/app.py" <<'PY'
+def handler(event, context):
+    return {"ok": True}
+PY
+(cd "$work" && /usr/bin/python3 -c 'import zipfile; z = zipfile.ZipFile("code.zip", "w"); z.write("app.py"); z.close()')
+code=$(base64 -w0 "$work/code.zip")
+for i in $(seq 0 "$samples"); do
+  curl -sf -H "$auth" -H 'content-type: application/json' "$url/v1/functions" \
+    -d "{\"name\":\"cold-$i\",\"runtime\":\"Python311\",\"handler\":\"app.handler\",\"code\":{\"zipFile\":\"$code\"}}" >/dev/null
+done
+# cold-0 warms the code path (first unpack of the package is per code hash, shared by all)
+curl -sf -H "$auth" "$url/v1/functions/cold-0/invoke" -d '{}' >/dev/null
+
+echo "# $(date -u +%FT%TZ) $(nproc) cores, sandbox: $sandbox, $(git rev-parse --short HEAD 2>/dev/null)"
+echo "## (a) cold start, $samples functions invoked once each (curl time_total)"
+for i in $(seq 1 "$samples"); do
+  curl -s -o /dev/null -w '%{time_total}\n' -H "$auth" "$url/v1/functions/cold-$i/invoke" -d '{}'
+done | sort -n | awk '{ a[NR] = $1 * 1000 } END { printf "platform cold invoke: p50 %.1f ms  p99 %.1f ms  (n=%d)\n", a[int(NR*0.5+0.5)], a[int(NR*0.99+0.5)], NR }'
+hyperfine -N -w 3 -r "$samples" --export-json "$work/py.json" "/usr/bin/python3 -S -c pass" >/dev/null 2>&1
+/usr/bin/python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]["times"]; r.sort(); print("python3 -S -c pass:   p50 %.1f ms  p99 %.1f ms" % (r[len(r)//2]*1000, r[min(len(r)-1, int(len(r)*0.99))]*1000))' "$work/py.json"
+
+# The same handler served directly by a minimal Python HTTP server.
+cat >"$work/direct.py" <<'PY'
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+sys.path.insert(0, sys.argv[2])
+from app import handler
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", 0))
+        event = json.loads(self.rfile.read(n) or b"{}")
+        body = json.dumps(handler(event, None)).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+/usr/bin/python3 "$work/direct.py" 18777 "$work" &
+direct_pid=$!
+sleep 0.5
+cat >"$work/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = "{}"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $token"
+LUA
+row() {
+  local name=$1 conns=$2 target=$3 threads=1
+  [ "$conns" -ge 2 ] && threads=2
+  local out
+  out=$(wrk -t"$threads" -c"$conns" -d"${secs}s" --latency -s "$work/post.lua" "$target")
+  printf '%-48s %10s req/s  p50 %8s  p99 %8s  non-2xx %s\n' "$name" \
+    "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" "$(awk '$1=="50%" {print $2}' <<<"$out")" \
+    "$(awk '$1=="99%" {print $2}' <<<"$out")" "$(awk '/Non-2xx/ {print $NF}' <<<"$out" | grep . || echo 0)"
+}
+curl -sf -H "$auth" "$url/v1/functions/cold-0/invoke" -d '{}' >/dev/null
+echo "## (b) warm latency, 1 connection"
+row "direct python http.server" 1 "http://127.0.0.1:18777/"
+row "platform POST /v1/functions/{name}/invoke" 1 "$url/v1/functions/cold-0/invoke"
+echo "## (c) warm throughput, 16 connections"
+row "direct python http.server" 16 "http://127.0.0.1:18777/"
+row "platform POST /v1/functions/{name}/invoke" 16 "$url/v1/functions/cold-0/invoke"
