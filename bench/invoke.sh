@@ -16,7 +16,7 @@ bin=${HOTSWAP_BIN:-target/release/hotswap}
 [ -x "$bin" ] || cargo build --release -p hotswap
 work=$(mktemp -d)
 token=bench-admin-token-0123456789abcdef
-HOTSWAP_ADMIN_TOKEN=$token HOTSWAP_LOG=warn "$bin" server --listen 127.0.0.1:0 --data-dir "$work/data" >"$work/log" 2>&1 &
+HOTSWAP_ADMIN_TOKEN=$token HOTSWAP_LOG=warn HOTSWAP_SANDBOX=${HOTSWAP_SANDBOX:-auto} "$bin" server --listen 127.0.0.1:0 --data-dir "$work/data" >"$work/log" 2>&1 &
 pid=$!
 direct_pid=
 trap 'kill $pid $direct_pid 2>/dev/null; rm -rf "$work"' EXIT
@@ -54,6 +54,7 @@ sys.path.insert(0, sys.argv[2])
 from app import handler
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall between headers and body
     def do_POST(self):
         n = int(self.headers.get("Content-Length", 0))
         event = json.loads(self.rfile.read(n) or b"{}")
