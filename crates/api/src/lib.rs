@@ -86,6 +86,7 @@ impl Default for ApiConfig {
 pub fn router(state: AppState, config: &ApiConfig) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(prometheus))
         .nest("/v1", routes::v1())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -106,6 +107,22 @@ async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) ->
             .into_response()
         }
     }
+}
+
+/// Prometheus text: per-version invocation metrics (labels: function and
+/// version only), warm instances, isolation.
+async fn prometheus(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> impl IntoResponse {
+    let r = &state.runner;
+    let text = r.metrics().prometheus(r.idle_instances(), r.isolated());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        text,
+    )
 }
 
 async fn not_found() -> ApiError {

@@ -116,12 +116,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     register_local_runner(&control, &runner, &addr).await?;
+    spawn_counter_flusher(control.clone(), &runner);
     println!("hotswap listening on http://{addr}");
     tracing::info!(%addr, "serving");
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .context("server error")
+        .context("server error");
+    flush_counters(&control, &runner).await;
+    served
 }
 
 fn choose_sandbox(mode: &str, work_dir: &std::path::Path) -> anyhow::Result<Arc<dyn Sandbox>> {
@@ -183,6 +186,7 @@ async fn register_local_runner(
             };
             let beat = hotswap_control::Heartbeat {
                 health: Some(health),
+                metrics: Some(r.metrics().runner_metrics()),
                 ..Default::default()
             };
             if let Err(e) = control.heartbeat(&system, "local", beat).await {
@@ -191,6 +195,37 @@ async fn register_local_runner(
         }
     });
     Ok(())
+}
+
+/// Adds the runner's invocation counts to the stored counters
+/// (`TotalInvocations`, `LastInvokedAt`, `InvocationCount`) once a second,
+/// off the invocation path.
+fn spawn_counter_flusher(control: ControlPlane, runner: &Arc<Runner>) {
+    let runner = Arc::downgrade(runner);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let Some(r) = runner.upgrade() else { break };
+            flush_counters(&control, &r).await;
+        }
+    });
+}
+
+pub(crate) async fn flush_counters(control: &ControlPlane, runner: &Runner) {
+    let pending = runner.metrics().take_pending();
+    let mut failed = Vec::new();
+    for (function, version, count, at) in pending {
+        if let Err(e) = control
+            .store()
+            .record_invocations(&function, version, count, at)
+            .await
+        {
+            tracing::warn!(function = %function, version, error = %e, "invocation counters not written; retrying");
+            failed.push((function, version, count, at));
+        }
+    }
+    runner.metrics().restore_pending(failed);
 }
 
 /// `MemTotal` from `/proc/meminfo`, in MB.

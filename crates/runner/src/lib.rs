@@ -22,11 +22,13 @@ use tokio::sync::Semaphore;
 mod code;
 mod instance;
 pub mod logs;
+pub mod metrics;
 mod runtime_api;
 pub mod runtimes;
 
 use instance::{Instance, InstanceSetup, RunResult};
 pub use logs::{LogLine, LogQuery, LogStore};
+pub use metrics::{Metrics, VersionMetrics};
 use runtime_api::Outcome;
 pub use runtimes::RuntimeCatalog;
 
@@ -110,6 +112,7 @@ pub struct Runner {
     runtime_dir: PathBuf,
     pools: Mutex<HashMap<String, Arc<Pool>>>,
     logs: Arc<LogStore>,
+    metrics: Metrics,
 }
 
 impl Runner {
@@ -121,7 +124,8 @@ impl Runner {
         blobs: BlobStore,
     ) -> Result<Arc<Runner>, RunnerError> {
         let runtime_dir = config.work_dir.join("runtime");
-        RuntimeCatalog::install_bootstraps(&runtime_dir).map_err(|e| {
+        let mut catalog = RuntimeCatalog::detect();
+        catalog.install_bootstraps(&runtime_dir).map_err(|e| {
             RunnerError::Internal(format!(
                 "cannot install bootstraps in {}: {e}",
                 runtime_dir.display()
@@ -130,12 +134,13 @@ impl Runner {
         let code = code::CodeCache::new(config.work_dir.join("code"), blobs);
         let runner = Arc::new(Runner {
             logs: Arc::new(LogStore::new(config.log_lines_per_function)),
-            catalog: RuntimeCatalog::detect(),
+            catalog,
             config,
             sandbox,
             code,
             runtime_dir,
             pools: Mutex::default(),
+            metrics: Metrics::default(),
         });
         if !runner.sandbox.isolated() {
             tracing::warn!(sandbox = %runner.sandbox.summary(), "function instances are NOT isolated");
@@ -168,6 +173,10 @@ impl Runner {
 
     pub fn logs(&self) -> &Arc<LogStore> {
         &self.logs
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Warm instances across all pools.
@@ -254,6 +263,7 @@ impl Runner {
             }
         };
         let cold = warm.is_none();
+        let began = Instant::now();
         let mut instance = match warm {
             Some(i) => i,
             None => self.start_instance(f, v, entry).await?,
@@ -278,10 +288,12 @@ impl Runner {
         result
             .headers
             .insert("Content-Type".into(), "application/json".into());
+        let mut execution = Duration::ZERO;
         let (payload, function_error, reuse) = match outcome {
             RunResult::Answered(Outcome::Response { body, elapsed }) => {
                 result.success = true;
                 set_times(&mut result, elapsed);
+                execution = elapsed;
                 (body, None, true)
             }
             RunResult::Answered(Outcome::FunctionError {
@@ -290,6 +302,7 @@ impl Runner {
                 elapsed,
             }) => {
                 set_times(&mut result, elapsed);
+                execution = elapsed;
                 (body, Some(error_type), true)
             }
             RunResult::Answered(Outcome::InitError { error_type, body }) => {
@@ -297,6 +310,7 @@ impl Runner {
             }
             RunResult::TimedOut => {
                 set_times(&mut result, timeout);
+                execution = timeout;
                 let msg = format!("Task timed out after {} seconds", v.timeout);
                 (
                     error_body(&request_id, "Sandbox.Timedout", &msg),
@@ -334,6 +348,20 @@ impl Runner {
                 .or_else(|| Some(String::from_utf8_lossy(&payload).into_owned()));
         }
         result.body = Some(String::from_utf8_lossy(&payload).into_owned());
+        let label = if v.version == 0 {
+            hotswap_domain::LATEST.to_owned()
+        } else {
+            v.version.to_string()
+        };
+        self.metrics.record(metrics::Sample {
+            function: &f.name,
+            version_label: &label,
+            version_number: v.version,
+            duration: execution,
+            success: result.success,
+            cold_start: cold.then(|| began.elapsed().saturating_sub(execution)),
+            at: chrono::Utc::now(),
+        });
         if reuse && instance.is_alive() {
             if let Ok(mut idle) = pool.idle.lock() {
                 idle.push(instance);

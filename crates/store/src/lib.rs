@@ -125,6 +125,18 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// deployments. `false` when it did not exist.
     async fn delete_function(&self, name: &str) -> Result<bool>;
 
+    /// Adds `count` invocations to the function's `total_invocations` and
+    /// the version's `invocation_count`, and moves `last_invoked_at` forward
+    /// to `at`; atomic increments, so concurrent writers never lose counts.
+    /// A function or version deleted meanwhile is ignored.
+    async fn record_invocations(
+        &self,
+        function: &str,
+        version: u32,
+        count: u64,
+        at: hotswap_domain::time::Timestamp,
+    ) -> Result<()>;
+
     // ---- versions --------------------------------------------------------
 
     /// Reserves the next version number of the function (1, 2, …). Numbers

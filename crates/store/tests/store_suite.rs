@@ -142,6 +142,7 @@ macro_rules! suite {
 }
 
 suite!(
+    invocation_counters_add_up_and_survive_configuration_writes,
     summary_names_the_backend,
     function_round_trip,
     function_update_replaces_configuration,
@@ -380,8 +381,10 @@ async fn function_update_replaces_configuration(ctx: Ctx) {
     changed.vpc_config = None;
     changed.tags = BTreeMap::from([("tier".to_owned(), "gold".to_owned())]);
     changed.updated_at = at(1_800_000_000_000_001);
+    // Stale counters and a stale published version are not written back:
+    // `record_invocations` and `insert_version` own them.
+    let stored_last_invoked = changed.last_invoked_at;
     changed.last_invoked_at = None;
-    // A stale published version is not written back.
     changed.published_version = Some("v1".to_owned());
     let mut latest = snapshot(&changed, 0);
     latest.code_sha256 = "ff".repeat(32);
@@ -390,6 +393,7 @@ async fn function_update_replaces_configuration(ctx: Ctx) {
     let got = s.get_function("upd").await.unwrap().unwrap();
     assert_eq!(got.published_version.as_deref(), Some("v2"));
     changed.published_version = Some("v2".to_owned());
+    changed.last_invoked_at = stored_last_invoked;
     assert_eq!(got, changed);
     assert_eq!(s.get_version("upd", 0).await.unwrap(), Some(latest));
     // Published versions are untouched.
@@ -626,6 +630,72 @@ async fn counters_and_extreme_values_round_trip(ctx: Ctx) {
     nan.routing_config = BTreeMap::from([(1, f64::NAN)]);
     conflict(s.create_alias(&nan).await);
     assert_eq!(s.get_alias("extreme", "nan").await.unwrap(), None);
+}
+
+async fn invocation_counters_add_up_and_survive_configuration_writes(ctx: Ctx) {
+    let s = ctx.store.clone();
+    let f = create_with_versions(s.as_ref(), "counted", 1).await;
+    // 20 concurrent writers of 5 each: atomic increments lose nothing.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.record_invocations("counted", 1, 5, at(1_900_000_000_000_000 + i))
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    s.record_invocations("counted", 0, 3, at(1_600_000_000_000_000))
+        .await
+        .unwrap();
+    let got = s.get_function("counted").await.unwrap().unwrap();
+    assert_eq!(got.total_invocations, f.total_invocations + 103);
+    assert_eq!(
+        got.last_invoked_at,
+        Some(at(1_900_000_000_000_019)),
+        "only moves forward"
+    );
+    let v1_before = snapshot(&f, 1).invocation_count;
+    let latest_before = snapshot(&f, 0).invocation_count;
+    assert_eq!(
+        s.get_version("counted", 1)
+            .await
+            .unwrap()
+            .unwrap()
+            .invocation_count,
+        v1_before + 100
+    );
+    assert_eq!(
+        s.get_version("counted", 0)
+            .await
+            .unwrap()
+            .unwrap()
+            .invocation_count,
+        latest_before + 3
+    );
+    // A configuration write from a stale read keeps the counters.
+    let mut stale = f.clone();
+    stale.timeout = 99;
+    s.update_function(&stale, &snapshot(&stale, 0))
+        .await
+        .unwrap();
+    let got = s.get_function("counted").await.unwrap().unwrap();
+    assert_eq!(
+        (got.timeout, got.total_invocations),
+        (99, f.total_invocations + 103)
+    );
+    assert_eq!(
+        s.get_version("counted", 0)
+            .await
+            .unwrap()
+            .unwrap()
+            .invocation_count,
+        latest_before + 3
+    );
+    // Unknown functions are ignored, not errors.
+    s.record_invocations("gone", 1, 1, at(0)).await.unwrap();
 }
 
 async fn version_round_trip_and_status(ctx: Ctx) {

@@ -169,3 +169,17 @@ pub(crate) async fn logs(
     let lines = s.runner.logs().query(&name, &query);
     Ok(axum::Json(serde_json::json!({ "items": lines, "nextToken": null })).into_response())
 }
+
+/// Per-version figures of a function as measured by the runner: invocations,
+/// errors, error rate, cold starts, average / p50 / p99 duration.
+#[utoipa::path(get, path = "/v1/functions/{name}/metrics", tag = "invoke",
+    responses((status = 200, description = "{ items: [VersionMetrics] }"), (status = 404, body = ApiError)))]
+pub(crate) async fn metrics(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    s.control.get_function(&caller, &name).await?;
+    let items = s.runner.metrics().versions(Some(&name));
+    Ok(axum::Json(serde_json::json!({ "items": items, "nextToken": null })).into_response())
+}

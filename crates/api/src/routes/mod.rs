@@ -32,6 +32,7 @@ pub(crate) fn v1() -> Router<AppState> {
         )
         .route("/functions/{name}/invoke", post(invoke::invoke))
         .route("/functions/{name}/logs", get(invoke::logs))
+        .route("/functions/{name}/metrics", get(invoke::metrics))
         .route(
             "/functions/{name}/versions",
             post(versions::publish).get(versions::list),

@@ -421,6 +421,35 @@ impl MetadataStore for SqlStore {
         delete_by_key::<Function>(&self.pool, vec![text(name)]).await
     }
 
+    async fn record_invocations(
+        &self,
+        function: &str,
+        version: u32,
+        count: u64,
+        at: hotswap_domain::time::Timestamp,
+    ) -> Result<()> {
+        let count = i64::try_from(count).map_err(|_| {
+            StoreError::Conflict(format!("invocation count {count} is out of range"))
+        })?;
+        let at = at.timestamp_micros();
+        let mut tx = self.begin().await?;
+        execute(
+            &mut *tx,
+            "UPDATE functions SET total_invocations = total_invocations + $2, \
+             last_invoked_at = CASE WHEN last_invoked_at IS NULL OR last_invoked_at < $3 THEN $3 ELSE last_invoked_at END \
+             WHERE name = $1",
+            vec![text(function), Value::Int(count), Value::Int(at)],
+        )
+        .await?;
+        execute(
+            &mut *tx,
+            "UPDATE versions SET invocation_count = invocation_count + $3 WHERE function_name = $1 AND version = $2",
+            vec![text(function), int(version), Value::Int(count)],
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
     // ---- versions --------------------------------------------------------
 
     async fn allocate_version_number(&self, function: &str) -> Result<u32> {

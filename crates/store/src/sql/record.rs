@@ -427,10 +427,10 @@ impl SqlText {
     }
 
     /// `INSERT … ON CONFLICT (key) DO UPDATE SET` every other column.
+    /// Insert, or replace all but the key and [`Record::KEEP_ON_UPDATE`].
     pub(crate) fn upsert<R: Record>() -> String {
-        let sets: Vec<String> = R::COLUMNS[R::KEY_LEN..]
-            .iter()
-            .map(|c| format!("{c} = excluded.{c}"))
+        let sets: Vec<String> = Self::updated_columns::<R>()
+            .map(|(_, c)| format!("{c} = excluded.{c}"))
             .collect();
         format!(
             "{} ON CONFLICT ({}) DO UPDATE SET {}",

@@ -42,9 +42,11 @@ impl Record for Function {
     const TABLE: &'static str = "functions";
     const KIND: &'static str = "function";
     const KEY_LEN: usize = 1;
-    /// Set by `insert_version` only, so that a read-modify-write of the
-    /// configuration cannot roll it back.
-    const KEEP_ON_UPDATE: &'static [&'static str] = &["published_version"];
+    /// Set by `insert_version` (published version) and `record_invocations`
+    /// (counters) only, so that a read-modify-write of the configuration
+    /// cannot roll them back.
+    const KEEP_ON_UPDATE: &'static [&'static str] =
+        &["published_version", "total_invocations", "last_invoked_at"];
 
     columns! {
         name, owner_id, description, runtime, handler, memory_size, timeout, environment,
@@ -61,6 +63,8 @@ impl Record for FunctionVersion {
     const TABLE: &'static str = "versions";
     const KIND: &'static str = "version";
     const KEY_LEN: usize = 2;
+    /// Counted by `record_invocations` only (rewriting `$LATEST` keeps it).
+    const KEEP_ON_UPDATE: &'static [&'static str] = &["invocation_count"];
 
     columns! {
         function_name, version, code_sha256, code_size, code_location, runtime, handler,
