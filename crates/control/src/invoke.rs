@@ -40,3 +40,43 @@ impl ControlPlane {
         Ok((function, version))
     }
 }
+
+impl ControlPlane {
+    /// Queues an asynchronous invocation after checking that the caller may
+    /// invoke the function and that the qualifier resolves now. Persisted
+    /// before this returns: the caller's 202 means it will run.
+    pub async fn enqueue_invocation(
+        &self,
+        caller: &Principal,
+        name: &str,
+        qualifier: &str,
+        payload_base64: String,
+        content_type: &str,
+    ) -> Result<hotswap_domain::AsyncInvocation> {
+        self.resolve_invocation(caller, name, qualifier).await?;
+        let inv = hotswap_domain::AsyncInvocation::new(
+            uuid::Uuid::new_v4().to_string(),
+            name,
+            qualifier,
+            caller.owner_id.clone(),
+            payload_base64,
+            content_type,
+        );
+        self.store.enqueue_invocation(&inv).await?;
+        Ok(inv)
+    }
+
+    /// An asynchronous invocation the caller queued (admins: any).
+    pub async fn get_invocation(
+        &self,
+        caller: &Principal,
+        request_id: &str,
+    ) -> Result<hotswap_domain::AsyncInvocation> {
+        match self.store.get_invocation(request_id).await? {
+            Some(inv) if caller.owns(&inv.owner_id) => Ok(inv),
+            _ => Err(ControlError::NotFound(format!(
+                "invocation '{request_id}' not found"
+            ))),
+        }
+    }
+}

@@ -12,6 +12,7 @@ pub mod alias;
 pub mod deployment;
 pub mod duration;
 pub mod function;
+pub mod invocation;
 pub mod names;
 pub mod runner;
 pub mod runtime;
@@ -26,6 +27,7 @@ pub use deployment::{
     Deployment, DeploymentConfig, DeploymentMetrics, DeploymentStatus, DeploymentStrategy,
 };
 pub use function::Function;
+pub use invocation::{AsyncInvocation, AsyncStatus};
 pub use names::{Qualifier, LATEST};
 pub use runner::{RunnerHealth, RunnerMetrics, RunnerNode, RunnerResources};
 pub use runtime::Runtime;

@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod server;
+mod worker;
 
 #[derive(Parser)]
 #[command(

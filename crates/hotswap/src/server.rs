@@ -50,6 +50,10 @@ pub struct ServerArgs {
     /// possible) or `unisolated`.
     #[arg(long, default_value = "auto", env = "HOTSWAP_SANDBOX", value_parser = ["auto", "isolated", "unisolated"])]
     sandbox: String,
+    /// Extra lease on a claimed asynchronous invocation beyond the function's
+    /// timeout; after it, the invocation is taken to be abandoned and runs again.
+    #[arg(long, default_value = "30s", env = "HOTSWAP_ASYNC_LEASE_GRACE", value_parser = parse_duration)]
+    async_lease_grace: Duration,
     /// Admin API token to install at start (at least 16 characters).
     #[arg(long, env = "HOTSWAP_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
@@ -117,6 +121,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     register_local_runner(&control, &runner, &addr).await?;
     spawn_counter_flusher(control.clone(), &runner);
+    crate::worker::spawn(
+        control.clone(),
+        &runner,
+        crate::worker::WorkerConfig {
+            poll: Duration::from_millis(100),
+            batch: 16,
+            lease_grace: args.async_lease_grace,
+        },
+    );
     println!("hotswap listening on http://{addr}");
     tracing::info!(%addr, "serving");
     let served = axum::serve(listener, app)

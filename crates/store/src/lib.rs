@@ -8,7 +8,8 @@
 
 use async_trait::async_trait;
 use hotswap_domain::{
-    Deployment, Function, FunctionAlias, FunctionVersion, RunnerNode, Trigger, VersionStatus,
+    AsyncInvocation, Deployment, Function, FunctionAlias, FunctionVersion, RunnerNode, Trigger,
+    VersionStatus,
 };
 
 pub mod blob;
@@ -213,6 +214,24 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn list_deployments(&self, function: &str) -> Result<Vec<Deployment>>;
     /// Replaces the stored deployment. `NotFound` when absent.
     async fn update_deployment(&self, deployment: &Deployment) -> Result<()>;
+
+    // ---- asynchronous invocations ----------------------------------------
+
+    /// Persists a queued invocation; `Conflict` if the request id exists.
+    async fn enqueue_invocation(&self, invocation: &AsyncInvocation) -> Result<()>;
+    async fn get_invocation(&self, request_id: &str) -> Result<Option<AsyncInvocation>>;
+    /// Atomically claims up to `limit` invocations that are due at `now`
+    /// (Queued with `next_attempt_at <= now`, or Running with an expired
+    /// lease): each becomes Running with `lease_until` and one more
+    /// attempt. Concurrent claimers never get the same invocation.
+    async fn claim_invocations(
+        &self,
+        now: hotswap_domain::time::Timestamp,
+        lease_until: hotswap_domain::time::Timestamp,
+        limit: u32,
+    ) -> Result<Vec<AsyncInvocation>>;
+    /// Replaces the stored invocation. `NotFound` when absent.
+    async fn update_invocation(&self, invocation: &AsyncInvocation) -> Result<()>;
 
     // ---- API tokens ------------------------------------------------------
 

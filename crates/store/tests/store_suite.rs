@@ -142,6 +142,7 @@ macro_rules! suite {
 }
 
 suite!(
+    async_invocations_are_claimed_once_and_reclaimed_after_their_lease,
     invocation_counters_add_up_and_survive_configuration_writes,
     summary_names_the_backend,
     function_round_trip,
@@ -696,6 +697,79 @@ async fn invocation_counters_add_up_and_survive_configuration_writes(ctx: Ctx) {
     );
     // Unknown functions are ignored, not errors.
     s.record_invocations("gone", 1, 1, at(0)).await.unwrap();
+}
+
+async fn async_invocations_are_claimed_once_and_reclaimed_after_their_lease(ctx: Ctx) {
+    use hotswap_domain::{AsyncInvocation, AsyncStatus, InvocationResult};
+    let s = ctx.store.clone();
+    let t0 = at(1_900_000_000_000_000);
+    let secs = |n: i64| t0 + chrono::Duration::seconds(n);
+    for i in 0..6 {
+        let mut a = AsyncInvocation::new(
+            format!("req-{i}"),
+            "f",
+            "$LATEST",
+            "alice",
+            "e30=",
+            "application/json",
+        );
+        a.next_attempt_at = if i < 5 { t0 } else { secs(60) };
+        a.created_at = t0;
+        a.updated_at = t0;
+        s.enqueue_invocation(&a).await.unwrap();
+    }
+    let dup = AsyncInvocation::new("req-0", "f", "$LATEST", "alice", "", "application/json");
+    conflict(s.enqueue_invocation(&dup).await);
+
+    // Two concurrent claimers share the five due ones without overlap.
+    let (a, b) = tokio::join!(
+        s.claim_invocations(secs(1), secs(31), 3),
+        s.claim_invocations(secs(1), secs(31), 3)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut ids: Vec<String> = a.iter().chain(&b).map(|i| i.request_id.clone()).collect();
+    ids.sort();
+    assert_eq!(ids, ["req-0", "req-1", "req-2", "req-3", "req-4"]);
+    assert!(a.iter().chain(&b).all(|i| i.status == AsyncStatus::Running
+        && i.attempts == 1
+        && i.lease_until == Some(secs(31))));
+    assert!(
+        s.claim_invocations(secs(2), secs(32), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing due while leased"
+    );
+
+    // One finishes; the others' worker "dies": after the lease they come back.
+    let mut done = s.get_invocation("req-0").await.unwrap().unwrap();
+    done.finish_attempt(
+        InvocationResult {
+            success: true,
+            ..Default::default()
+        },
+        Some("3".into()),
+    );
+    s.update_invocation(&done).await.unwrap();
+    let again = s.claim_invocations(secs(40), secs(70), 10).await.unwrap();
+    let mut ids: Vec<&str> = again.iter().map(|i| i.request_id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["req-1", "req-2", "req-3", "req-4"]);
+    assert!(again.iter().all(|i| i.attempts == 2));
+    // The delayed one becomes due at its time.
+    let later = s.claim_invocations(secs(61), secs(91), 10).await.unwrap();
+    assert_eq!(
+        later
+            .iter()
+            .map(|i| i.request_id.as_str())
+            .collect::<Vec<_>>(),
+        ["req-5"]
+    );
+
+    let got = s.get_invocation("req-0").await.unwrap().unwrap();
+    assert_eq!(got, done);
+    assert_eq!(got.result.as_ref().map(|r| r.success), Some(true));
+    assert_eq!(s.get_invocation("nope").await.unwrap(), None);
 }
 
 async fn version_round_trip_and_status(ctx: Ctx) {

@@ -20,6 +20,9 @@ pub struct InvokeQuery {
     pub result: Option<String>,
     /// `tail`: add the last 4 KB of the invocation's log (`X-Log-Result`, base64).
     pub log: Option<String>,
+    /// `true`: queue it and answer 202 (same as `X-Invocation-Type: Event`).
+    #[serde(rename = "async")]
+    pub is_async: Option<bool>,
 }
 
 impl From<RunnerError> for ApiError {
@@ -68,10 +71,6 @@ pub(crate) async fn invoke(
     body: Bytes,
 ) -> ApiResult<Response> {
     let qualifier = q.qualifier.as_deref().unwrap_or(hotswap_domain::LATEST);
-    let (function, version) = s
-        .control
-        .resolve_invocation(&caller, &name, qualifier)
-        .await?;
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -82,6 +81,27 @@ pub(crate) async fn invoke(
     } else {
         body
     };
+    let event_type = headers
+        .get("x-invocation-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.eq_ignore_ascii_case("event"));
+    if event_type || q.is_async == Some(true) {
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&payload);
+        let inv = s
+            .control
+            .enqueue_invocation(&caller, &name, qualifier, encoded, &content_type)
+            .await?;
+        let mut h = HeaderMap::new();
+        header(&mut h, "x-request-id", &inv.request_id);
+        let body =
+            axum::Json(serde_json::json!({ "requestId": inv.request_id, "status": inv.status }));
+        return Ok((StatusCode::ACCEPTED, h, body).into_response());
+    }
+    let (function, version) = s
+        .control
+        .resolve_invocation(&caller, &name, qualifier)
+        .await?;
     let inv = s
         .runner
         .invoke(InvokeRequest {
@@ -182,4 +202,34 @@ pub(crate) async fn metrics(
     s.control.get_function(&caller, &name).await?;
     let items = s.runner.metrics().versions(Some(&name));
     Ok(axum::Json(serde_json::json!({ "items": items, "nextToken": null })).into_response())
+}
+
+/// The stored result of an asynchronous invocation: its InvocationResult
+/// once it has succeeded or finally failed (404 until then, with its state
+/// in the message). `X-Invocation-Status`, `X-Attempts` and
+/// `X-Executed-Version` say more.
+#[utoipa::path(get, path = "/v1/invocations/{request_id}", tag = "invoke",
+    responses((status = 200, body = InvocationResult), (status = 404, body = ApiError)))]
+pub(crate) async fn get_invocation(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(request_id): Path<String>,
+) -> ApiResult<Response> {
+    let inv = s.control.get_invocation(&caller, &request_id).await?;
+    let mut h = HeaderMap::new();
+    header(&mut h, "x-invocation-status", inv.status.as_str());
+    header(&mut h, "x-attempts", &inv.attempts.to_string());
+    if let Some(v) = &inv.executed_version {
+        header(&mut h, "x-executed-version", v);
+    }
+    match (&inv.result, inv.status.is_final()) {
+        (Some(result), true) => Ok((StatusCode::OK, h, axum::Json(result)).into_response()),
+        _ => {
+            let msg = format!(
+                "invocation '{request_id}' has no result yet: {} (attempt {} of {})",
+                inv.status, inv.attempts, inv.max_attempts
+            );
+            Ok((h, ApiError::not_found(msg)).into_response())
+        }
+    }
 }

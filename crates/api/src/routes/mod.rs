@@ -63,6 +63,7 @@ pub(crate) fn v1() -> Router<AppState> {
             "/functions/{name}/deployments/{id}/cancel",
             post(deployments::cancel),
         )
+        .route("/invocations/{request_id}", get(invoke::get_invocation))
         .route("/triggers", post(triggers::create).get(triggers::list))
         .route(
             "/triggers/{id}",

@@ -48,8 +48,8 @@ use sqlx::{Any, Executor, Row, Transaction};
 use sqlx::{AnyConnection, AnyPool};
 
 use hotswap_domain::{
-    Deployment, DeploymentStatus, Function, FunctionAlias, FunctionVersion, RunnerNode, Trigger,
-    VersionStatus,
+    AsyncInvocation, AsyncStatus, Deployment, DeploymentStatus, Function, FunctionAlias,
+    FunctionVersion, RunnerNode, Trigger, VersionStatus,
 };
 
 use crate::{ApiToken, FunctionFilter, MetadataStore, Page, Result, StoreError};
@@ -696,6 +696,65 @@ impl MetadataStore for SqlStore {
             Ok(())
         } else {
             Err(not_found("deployment", &deployment.deployment_id))
+        }
+    }
+
+    // ---- asynchronous invocations ----------------------------------------
+
+    async fn enqueue_invocation(&self, invocation: &AsyncInvocation) -> Result<()> {
+        insert(&self.pool, invocation).await
+    }
+
+    async fn get_invocation(&self, request_id: &str) -> Result<Option<AsyncInvocation>> {
+        fetch_by_key(&self.pool, vec![text(request_id)]).await
+    }
+
+    async fn claim_invocations(
+        &self,
+        now: hotswap_domain::time::Timestamp,
+        lease_until: hotswap_domain::time::Timestamp,
+        limit: u32,
+    ) -> Result<Vec<AsyncInvocation>> {
+        let mut tx = self.begin().await?;
+        // PostgreSQL: several controllers claim side by side, skipping rows
+        // another holds; SQLite: BEGIN IMMEDIATE already serialises them.
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = SqlText::select::<AsyncInvocation>(&format!(
+            "WHERE (status = $1 AND next_attempt_at <= $3) OR (status = $2 AND lease_until < $3) \
+             ORDER BY next_attempt_at LIMIT $4{lock}"
+        ));
+        let due: Vec<AsyncInvocation> = fetch_all(
+            &mut *tx,
+            &sql,
+            vec![
+                text(AsyncStatus::Queued.as_str()),
+                text(AsyncStatus::Running.as_str()),
+                Value::Int(now.timestamp_micros()),
+                int(limit),
+            ],
+        )
+        .await?;
+        let mut claimed = Vec::with_capacity(due.len());
+        for mut inv in due {
+            inv.status = AsyncStatus::Running;
+            inv.attempts += 1;
+            inv.lease_until = Some(lease_until);
+            inv.updated_at = now;
+            update(&mut *tx, &inv, || already_exists(&inv)).await?;
+            claimed.push(inv);
+        }
+        tx.commit().await.map_err(StoreError::Database)?;
+        Ok(claimed)
+    }
+
+    async fn update_invocation(&self, invocation: &AsyncInvocation) -> Result<()> {
+        if update(&self.pool, invocation, || already_exists(invocation)).await? {
+            Ok(())
+        } else {
+            Err(not_found("async invocation", &invocation.request_id))
         }
     }
 

@@ -7,15 +7,16 @@ use std::collections::BTreeMap;
 use hotswap_domain::deployment::DeploymentMetrics;
 use hotswap_domain::runner::{RunnerHealth, RunnerMetrics, RunnerResources};
 use hotswap_domain::{
-    Deployment, DeploymentConfig, DeploymentStatus, DeploymentStrategy, Function, FunctionAlias,
-    FunctionVersion, RunnerNode, Runtime, ScalingConfig, Trigger, TriggerConfig, TriggerType,
-    VersionStatus, VpcConfig,
+    AsyncInvocation, AsyncStatus, Deployment, DeploymentConfig, DeploymentStatus,
+    DeploymentStrategy, Function, FunctionAlias, FunctionVersion, InvocationResult, RunnerNode,
+    Runtime, ScalingConfig, Trigger, TriggerConfig, TriggerType, VersionStatus, VpcConfig,
 };
 
 use super::record::{columns, json_columns, named_columns, Record};
 use crate::ApiToken;
 
 named_columns!(
+    AsyncStatus,
     Runtime,
     VersionStatus,
     TriggerType,
@@ -24,6 +25,7 @@ named_columns!(
 );
 
 json_columns!(
+    InvocationResult,
     BTreeMap<String, String>,
     BTreeMap<u32, f64>,
     Vec<String>,
@@ -151,6 +153,21 @@ impl Record for Deployment {
 
     fn parent_function(&self) -> Option<&str> {
         Some(&self.function_name)
+    }
+}
+
+impl Record for AsyncInvocation {
+    const TABLE: &'static str = "async_invocations";
+    const KIND: &'static str = "async invocation";
+    const KEY_LEN: usize = 1;
+
+    columns! {
+        request_id, function_name, qualifier, owner_id, payload, content_type, status, attempts,
+        max_attempts, next_attempt_at, lease_until, created_at, updated_at, result, executed_version
+    }
+
+    fn describe(&self) -> String {
+        format!("'{}'", self.request_id)
     }
 }
 

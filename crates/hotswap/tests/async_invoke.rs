@@ -1,0 +1,159 @@
+//! Asynchronous invocations through the real binary: 202 then a stored
+//! result, retries on failure, tenancy, and no loss across a server kill.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const CODE: &str = r#"
+import time
+def echo(event, context):
+    return {"got": event}
+def boom(event, context):
+    raise RuntimeError("always fails")
+def slow(event, context):
+    time.sleep(1.5)
+    return {"slow": event}
+"#;
+
+fn create(s: &Server, token: &str, name: &str, handler: &str, timeout: u32) {
+    let body = json!({ "name": name, "runtime": "Python311", "handler": handler, "timeout": timeout,
+        "code": { "zipFile": b64(&zip_of(&[("app.py", CODE)])) } });
+    let (st, f) = s.call("POST", "/v1/functions", Some(token), Some(body));
+    assert_eq!(st, 201, "{f}");
+}
+
+fn queue(s: &Server, token: &str, path: &str, event: &str) -> (u16, Value) {
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("{}{}", s.url, path))
+        .bearer_auth(token)
+        .header("X-Invocation-Type", "Event")
+        .header("content-type", "application/json")
+        .body(event.to_owned())
+        .send()
+        .unwrap();
+    let st = resp.status().as_u16();
+    (st, resp.json().unwrap_or(Value::Null))
+}
+
+/// Polls until the result exists; returns it with the status and attempts headers.
+fn wait_result(s: &Server, token: &str, id: &str, within: Duration) -> (Value, String, String) {
+    let deadline = Instant::now() + within;
+    loop {
+        let resp = reqwest::blocking::Client::new()
+            .get(format!("{}/v1/invocations/{id}", s.url))
+            .bearer_auth(token)
+            .send()
+            .unwrap();
+        let st = resp.status().as_u16();
+        let hd = |n: &str| {
+            resp.headers()
+                .get(n)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        let (status, attempts) = (hd("x-invocation-status"), hd("x-attempts"));
+        let body: Value = resp.json().unwrap_or(Value::Null);
+        if st == 200 {
+            return (body, status, attempts);
+        }
+        assert_eq!(st, 404, "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "no result for {id} within {within:?}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn queued_then_stored_with_retries_and_tenancy() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let alice = s.token_for("alice");
+    create(&s, &alice, "a-echo", "app.echo", 30);
+    create(&s, &alice, "a-boom", "app.boom", 30);
+
+    let (st, q) = queue(&s, &alice, "/v1/functions/a-echo/invoke", r#"{"n":1}"#);
+    assert_eq!(st, 202, "{q}");
+    let id = q["requestId"].as_str().unwrap().to_owned();
+    let (result, status, attempts) = wait_result(&s, &alice, &id, Duration::from_secs(20));
+    assert_eq!((status.as_str(), attempts.as_str()), ("Succeeded", "1"));
+    assert_eq!(result["success"], true);
+    assert_eq!(
+        serde_json::from_str::<Value>(result["body"].as_str().unwrap()).unwrap(),
+        json!({ "got": { "n": 1 } })
+    );
+
+    // ?async=true is the same; other tenants cannot see it
+    let (st, q2) = s.call(
+        "POST",
+        "/v1/functions/a-echo/invoke?async=true",
+        Some(&alice),
+        Some(json!({ "n": 2 })),
+    );
+    assert_eq!(st, 202, "{q2}");
+    let bob = s.token_for("bob");
+    assert_eq!(
+        s.call("GET", &format!("/v1/invocations/{id}"), Some(&bob), None)
+            .0,
+        404
+    );
+    assert_eq!(
+        queue(&s, &bob, "/v1/functions/a-echo/invoke", "{}").0,
+        404,
+        "bob cannot queue alice's function"
+    );
+    assert_eq!(queue(&s, &alice, "/v1/functions/nope/invoke", "{}").0, 404);
+
+    // a failing function: first attempt plus two retries with backoff, then Failed
+    let started = Instant::now();
+    let (_, q) = queue(&s, &alice, "/v1/functions/a-boom/invoke", "{}");
+    let id = q["requestId"].as_str().unwrap().to_owned();
+    let (result, status, attempts) = wait_result(&s, &alice, &id, Duration::from_secs(30));
+    assert_eq!((status.as_str(), attempts.as_str()), ("Failed", "3"));
+    assert_eq!(result["errorType"], "RuntimeError");
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "backoff of 1 s then 2 s: {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_server_kill_loses_no_async_invocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || ServerOptions {
+        extra_args: vec!["--async-lease-grace".into(), "1s".into()],
+        ..Default::default()
+    };
+    let s = Server::start_with(dir.path(), opts());
+    create(&s, ADMIN_TOKEN, "slow", "app.slow", 3);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let (st, q) = queue(
+            &s,
+            ADMIN_TOKEN,
+            "/v1/functions/slow/invoke",
+            &format!("{{\"i\":{i}}}"),
+        );
+        assert_eq!(st, 202);
+        ids.push(q["requestId"].as_str().unwrap().to_owned());
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    s.stop(); // SIGKILL mid-attempt: nothing finished
+
+    let s = Server::start_with(dir.path(), opts());
+    for (i, id) in ids.iter().enumerate() {
+        let (result, status, attempts) = wait_result(&s, ADMIN_TOKEN, id, Duration::from_secs(30));
+        assert_eq!(status, "Succeeded", "{result}");
+        assert!(attempts.parse::<u32>().unwrap() >= 1);
+        assert_eq!(
+            serde_json::from_str::<Value>(result["body"].as_str().unwrap()).unwrap(),
+            json!({ "slow": { "i": i } })
+        );
+    }
+}
