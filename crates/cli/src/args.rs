@@ -3,7 +3,9 @@
 //! request is sent.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use hotswap_domain::{DeploymentStrategy, Runtime, TriggerType, VersionStatus};
 
@@ -158,6 +160,126 @@ pub enum FnCommand {
         #[command(flatten)]
         page: PageArgs,
     },
+
+    /// Invoke a function synchronously and print its result.
+    #[command(after_help = FN_INVOKE_HELP)]
+    Invoke(FnInvokeArgs),
+
+    /// Show a function's log lines, optionally following new ones.
+    #[command(after_help = FN_LOGS_HELP)]
+    Logs(FnLogsArgs),
+}
+
+const FN_INVOKE_HELP: &str = "\
+Examples:
+  hotswap fn invoke hello --payload '{\"name\": \"world\"}'
+  hotswap fn invoke hello --qualifier prod --payload-file event.json --log-tail
+  echo '{\"n\": 1}' | hotswap fn invoke hello
+  hotswap fn invoke hello --full -o json | jq .requestId
+
+The event is --payload, or the file --payload-file (`-` for stdin), or stdin
+when it is not a terminal (empty stdin is `{}`), or `{}`. It must be JSON.
+
+The function's payload goes to stdout (pretty-printed when it is JSON); a
+summary (version, cold or warm start, duration, memory, request ID) goes to
+stderr, followed by the last 4 KB of the invocation's log with --log-tail.
+With --full, stdout shows the whole invocation result instead; with -o json,
+stdout is always the whole invocation result as JSON.
+
+Exit codes:
+  0  the function succeeded
+  1  the platform refused or failed the request (not found, 429 too many
+     requests, 503 runtime unavailable, …) or could not be reached
+  2  bad usage, e.g. a payload that is not JSON
+  3  the function itself failed (it raised, timed out or crashed); the
+     error type and message are printed on stderr";
+
+const FN_LOGS_HELP: &str = "\
+Examples:
+  hotswap fn logs hello --since 10m
+  hotswap fn logs hello --request-id 1f0c6a2e-5d4b-4c1e-9a8f-2b7c3d4e5f60
+  hotswap fn logs hello --version 3 --limit 50 --follow
+  hotswap fn logs hello -o json | jq -r .message
+
+Each line is `TIMESTAMP [VERSION] REQUEST stream: message` (REQUEST is the
+request ID's first 8 characters); with -o json, one JSON object per line.
+--follow keeps polling every second for new lines until Ctrl-C.";
+
+/// `hotswap fn invoke`.
+#[derive(Debug, Clone, Args)]
+pub struct FnInvokeArgs {
+    /// Function name.
+    pub name: String,
+
+    /// Version number, alias or $LATEST [default: $LATEST].
+    #[arg(long, value_name = "QUALIFIER", value_parser = parse_qualifier)]
+    pub qualifier: Option<String>,
+
+    /// The event, as JSON text.
+    #[arg(long, value_name = "JSON", conflicts_with = "payload_file")]
+    pub payload: Option<String>,
+
+    /// Read the event from this file (`-` for stdin).
+    #[arg(long, value_name = "PATH")]
+    pub payload_file: Option<PathBuf>,
+
+    /// Also print the last 4 KB of the invocation's log on stderr.
+    #[arg(long)]
+    pub log_tail: bool,
+
+    /// Print the whole invocation result (timings, cold start, errors)
+    /// instead of the function's payload.
+    #[arg(long)]
+    pub full: bool,
+}
+
+/// `hotswap fn logs`.
+#[derive(Debug, Clone, Args)]
+pub struct FnLogsArgs {
+    /// Function name.
+    pub name: String,
+
+    /// Only the lines of this invocation.
+    #[arg(long, value_name = "ID")]
+    pub request_id: Option<String>,
+
+    /// Only the lines of this version (a number or $LATEST).
+    #[arg(long, value_parser = parse_version_ref)]
+    pub version: Option<String>,
+
+    /// Only lines from this long ago (`10m`, `1h30m`) or since this RFC 3339
+    /// time (`2024-05-01T12:00:00Z`).
+    #[arg(long, value_name = "DURATION|TIME", value_parser = parse_since)]
+    pub since: Option<Since>,
+
+    /// At most this many lines, the newest (with --follow: of the lines
+    /// already there) [server default: 1000].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: Option<u32>,
+
+    /// Keep polling every second for new lines, until Ctrl-C.
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+/// `--since`: a time, or a duration before now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    At(DateTime<Utc>),
+    Ago(Duration),
+}
+
+impl Since {
+    /// The time meant, relative to `now` for a duration.
+    pub fn resolve(self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            Since::At(t) => t,
+            Since::Ago(d) => chrono::Duration::from_std(d)
+                .ok()
+                .and_then(|d| now.checked_sub_signed(d))
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+        }
+    }
 }
 
 /// `hotswap fn create`.
@@ -745,6 +867,20 @@ pub fn parse_version_ref(s: &str) -> Result<String, String> {
     }
 }
 
+/// `--since`: an RFC 3339 time, or a duration before now (`10m`, `90`,
+/// `1h30m`, `00:10:00`).
+pub fn parse_since(s: &str) -> Result<Since, String> {
+    let t = s.trim();
+    if let Ok(time) = DateTime::parse_from_rfc3339(t) {
+        return Ok(Since::At(time.with_timezone(&Utc)));
+    }
+    hotswap_domain::duration::parse_duration(t)
+        .map(Since::Ago)
+        .map_err(|_| {
+            format!("invalid --since '{s}': expected a duration such as 10m or 1h30m, or an RFC 3339 time such as 2024-05-01T12:00:00Z")
+        })
+}
+
 /// A qualifier: a version number, an alias name or `$LATEST`.
 pub fn parse_qualifier(s: &str) -> Result<String, String> {
     s.parse::<hotswap_domain::Qualifier>()
@@ -841,6 +977,111 @@ mod tests {
         assert_eq!(parse_qualifier("prod").unwrap(), "prod");
         assert_eq!(parse_qualifier("v2").unwrap(), "2");
         assert!(parse_qualifier("bad name").is_err());
+    }
+
+    #[test]
+    fn since_parsing() {
+        let now = DateTime::parse_from_rfc3339("2024-05-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            parse_since("10m").unwrap(),
+            Since::Ago(Duration::from_secs(600))
+        );
+        assert_eq!(
+            parse_since("10m").unwrap().resolve(now).to_rfc3339(),
+            "2024-05-01T11:50:00+00:00"
+        );
+        assert_eq!(
+            parse_since("1h30m").unwrap().resolve(now).to_rfc3339(),
+            "2024-05-01T10:30:00+00:00"
+        );
+        let at = parse_since("2024-04-30T10:00:00.5+02:00").unwrap();
+        assert_eq!(
+            at.resolve(now).to_rfc3339(),
+            "2024-04-30T08:00:00.500+00:00"
+        );
+        assert!(parse_since("yesterday-ish")
+            .unwrap_err()
+            .contains("invalid --since"));
+        assert!(parse_since("2024-13-01T00:00:00Z").is_err());
+    }
+
+    #[test]
+    fn invoke_and_logs_arguments() {
+        match client_cmd(&[
+            "fn",
+            "invoke",
+            "hello",
+            "--qualifier",
+            "v2",
+            "--payload",
+            r#"{"a":1}"#,
+            "--log-tail",
+        ]) {
+            Command::Function(FnCommand::Invoke(a)) => {
+                assert_eq!(a.name, "hello");
+                assert_eq!(a.qualifier.as_deref(), Some("2"));
+                assert_eq!(a.payload.as_deref(), Some(r#"{"a":1}"#));
+                assert!(a.log_tail && !a.full);
+                assert_eq!(a.payload_file, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        match client_cmd(&["fn", "invoke", "hello", "--payload-file", "-", "--full"]) {
+            Command::Function(FnCommand::Invoke(a)) => {
+                assert_eq!(a.payload_file, Some(PathBuf::from("-")));
+                assert!(a.full && a.qualifier.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        match client_cmd(&[
+            "fn",
+            "logs",
+            "hello",
+            "--request-id",
+            "r1",
+            "--version",
+            "latest",
+            "--since",
+            "5m",
+            "--limit",
+            "20",
+            "-f",
+        ]) {
+            Command::Function(FnCommand::Logs(a)) => {
+                assert_eq!(a.request_id.as_deref(), Some("r1"));
+                assert_eq!(a.version.as_deref(), Some("$LATEST"));
+                assert_eq!(a.since, Some(Since::Ago(Duration::from_secs(300))));
+                assert_eq!(a.limit, Some(20));
+                assert!(a.follow);
+            }
+            other => panic!("{other:?}"),
+        }
+        match client_cmd(&["fn", "logs", "hello"]) {
+            Command::Function(FnCommand::Logs(a)) => {
+                assert!(a.request_id.is_none() && a.since.is_none() && !a.follow);
+            }
+            other => panic!("{other:?}"),
+        }
+        for args in [
+            &[
+                "fn",
+                "invoke",
+                "f",
+                "--payload",
+                "{}",
+                "--payload-file",
+                "x",
+            ][..],
+            &["fn", "invoke", "f", "--qualifier", "bad name"],
+            &["fn", "logs", "f", "--limit", "0"],
+            &["fn", "logs", "f", "--since", "soon"],
+            &["fn", "logs", "f", "--version", "prod"],
+        ] {
+            let err = parse(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use reqwest::header::{HeaderMap, CONTENT_TYPE};
 use reqwest::{Method, Url};
 use serde_json::Value;
 
@@ -21,6 +22,22 @@ pub struct Response {
 impl Response {
     pub fn is_empty(&self) -> bool {
         self.text.trim().is_empty()
+    }
+}
+
+/// A 2xx answer whose body need not be JSON (a function's payload), with
+/// its headers.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub text: String,
+}
+
+impl RawResponse {
+    /// A header's value, if present and readable as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
 
@@ -72,14 +89,13 @@ impl Client {
         url
     }
 
-    /// Sends one request to `/v1/…` and returns the 2xx answer, or the error.
-    pub async fn send(
+    /// A request to `/v1/…` with the query and the token.
+    fn request(
         &self,
         method: Method,
         segments: &[&str],
         query: &[(&str, String)],
-        body: Option<&Value>,
-    ) -> Result<Response, CliError> {
+    ) -> reqwest::RequestBuilder {
         let url = self.v1_url(segments);
         let mut req = self.http.request(method, url);
         if !query.is_empty() {
@@ -88,15 +104,39 @@ impl Client {
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
         }
-        if let Some(body) = body {
-            req = req.json(body);
-        }
+        req
+    }
+
+    /// Sends a request; returns the 2xx answer's status, headers and text,
+    /// or the error.
+    async fn exchange(&self, req: reqwest::RequestBuilder) -> Result<RawResponse, CliError> {
         let resp = req.send().await.map_err(|e| self.unreachable(&e))?;
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let text = resp.text().await.map_err(|e| self.unreachable(&e))?;
         if !(200..300).contains(&status) {
             return Err(ApiError::from_response(status, &text).into());
         }
+        Ok(RawResponse {
+            status,
+            headers,
+            text,
+        })
+    }
+
+    /// Sends one request to `/v1/…` and returns the 2xx answer, or the error.
+    pub async fn send(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Response, CliError> {
+        let mut req = self.request(method, segments, query);
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let RawResponse { status, text, .. } = self.exchange(req).await?;
         let value = if text.trim().is_empty() {
             Value::Null
         } else {
@@ -109,6 +149,24 @@ impl Client {
             text,
             value,
         })
+    }
+
+    /// POSTs `body` as JSON text, sent as is, and returns the 2xx answer
+    /// whatever its body. `timeout` replaces the client's default (for
+    /// invocations, which may run for up to 15 minutes).
+    pub async fn post_raw(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: String,
+        timeout: Duration,
+    ) -> Result<RawResponse, CliError> {
+        let req = self
+            .request(Method::POST, segments, query)
+            .header(CONTENT_TYPE, "application/json")
+            .timeout(timeout)
+            .body(body);
+        self.exchange(req).await
     }
 
     pub async fn get(

@@ -11,6 +11,9 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_API: i32 = 1;
 /// Exit code for bad usage or local problems found before any request.
 pub const EXIT_USAGE: i32 = 2;
+/// Exit code when an invoked function itself failed (it raised, timed out or
+/// crashed); the platform answered normally.
+pub const EXIT_FUNCTION: i32 = 3;
 
 /// An error answer from the API: the HTTP status and the error body
 /// `{ "code", "message", "errors" }`.
@@ -81,6 +84,19 @@ pub enum CliError {
     /// Writing the output failed (e.g. a closed pipe).
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+
+    /// An invoked function failed: its error type (`ValueError`,
+    /// `Sandbox.Timedout`, …) and message. The result was already printed.
+    #[error("function error {error_type}{}", colon_message(.message))]
+    Function { error_type: String, message: String },
+}
+
+fn colon_message(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    }
 }
 
 impl CliError {
@@ -96,6 +112,7 @@ impl CliError {
             | CliError::Unreachable { .. }
             | CliError::BadResponse(_)
             | CliError::Output(_) => EXIT_API,
+            CliError::Function { .. } => EXIT_FUNCTION,
         }
     }
 
@@ -186,5 +203,19 @@ mod tests {
             e.render(true),
             "error: cannot reach HotSwap at http://127.0.0.1:1: connection refused\n"
         );
+        let e = CliError::Function {
+            error_type: "ValueError".into(),
+            message: "bad input: 42".into(),
+        };
+        assert_eq!(e.exit_code(), EXIT_FUNCTION);
+        assert_eq!(
+            e.render(false),
+            "error: function error ValueError: bad input: 42\n"
+        );
+        let e = CliError::Function {
+            error_type: "Runtime.ExitError".into(),
+            message: String::new(),
+        };
+        assert_eq!(e.render(true), "error: function error Runtime.ExitError\n");
     }
 }

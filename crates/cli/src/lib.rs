@@ -4,8 +4,9 @@
 //! parser and calls [`run`], which talks to the REST API and returns the
 //! process exit code: 0 on success, 1 when the server refused the request or
 //! could not be reached, 2 for bad usage or local problems found before any
-//! request (a missing directory, an invalid name). [`run_with`] does the same
-//! with any writers, for tests.
+//! request (a missing directory, an invalid name), 3 when an invoked function
+//! itself failed (`hotswap fn invoke`). [`run_with`] does the same with any
+//! writers, for tests.
 
 use std::io::Write;
 
@@ -18,7 +19,7 @@ pub mod package;
 
 pub use args::{ClientArgs, Command, OutputFormat};
 pub use client::Client;
-pub use error::{ApiError, CliError, EXIT_API, EXIT_OK, EXIT_USAGE};
+pub use error::{ApiError, CliError, EXIT_API, EXIT_FUNCTION, EXIT_OK, EXIT_USAGE};
 
 /// Runs a client command, printing results on stdout and errors on stderr;
 /// returns the exit code.
@@ -83,12 +84,26 @@ mod tests {
     /// Serves the canned `(status, body)` answers in order, one per
     /// connection, and records the requests.
     async fn fake_server(answers: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Seen>>) {
+        fake_server_with_headers(
+            answers
+                .into_iter()
+                .map(|(status, body)| (status, Vec::new(), body))
+                .collect(),
+        )
+        .await
+    }
+
+    /// A canned answer: status, extra headers, body.
+    type Answer = (u16, Vec<(&'static str, String)>, &'static str);
+
+    /// [`fake_server`] with extra response headers per answer.
+    async fn fake_server_with_headers(answers: Vec<Answer>) -> (String, Arc<Mutex<Seen>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Seen::default()));
         let log = seen.clone();
         tokio::spawn(async move {
-            for (status, body) in answers {
+            for (status, extra, body) in answers {
                 let (mut sock, _) = listener.accept().await.unwrap();
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -119,8 +134,9 @@ mod tests {
                     .unwrap()
                     .requests
                     .push((line.to_owned(), headers.to_owned(), body_in));
+                let extra: String = extra.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
                 let reply = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 sock.write_all(reply.as_bytes()).await.unwrap();
@@ -328,6 +344,285 @@ mod tests {
         assert_eq!(
             seen.requests[1].0,
             "DELETE /v1/functions/hello/aliases/prod HTTP/1.1"
+        );
+    }
+
+    /// The `X-…` headers of an invocation answer.
+    fn invoke_headers(
+        cold: bool,
+        error: Option<&str>,
+        tail: Option<&str>,
+    ) -> Vec<(&'static str, String)> {
+        use base64::Engine;
+        let mut h = vec![
+            (
+                "x-request-id",
+                "1f0c6a2e-5d4b-4c1e-9a8f-2b7c3d4e5f60".to_owned(),
+            ),
+            ("x-executed-version", "2".to_owned()),
+            ("x-cold-start", cold.to_string()),
+            ("x-execution-ms", "3".to_owned()),
+            ("x-billed-ms", "3".to_owned()),
+            ("x-memory-used-mb", "41".to_owned()),
+        ];
+        if let Some(e) = error {
+            h.push(("x-function-error", e.to_owned()));
+        }
+        if let Some(t) = tail {
+            h.push((
+                "x-log-result",
+                base64::engine::general_purpose::STANDARD.encode(t),
+            ));
+        }
+        h
+    }
+
+    #[tokio::test]
+    async fn invoke_prints_payload_summary_and_tail() {
+        let (url, seen) = fake_server_with_headers(vec![(
+            200,
+            invoke_headers(false, None, Some("hello from the handler\n")),
+            r#"{"b":1,"a":"x"}"#,
+        )])
+        .await;
+        let (code, out, err) = run_capture(
+            &client_args(&url, OutputFormat::Table),
+            &[
+                "fn",
+                "invoke",
+                "hello",
+                "--qualifier",
+                "prod",
+                "--payload",
+                r#"{"z": 1, "a": 2}"#,
+                "--log-tail",
+            ],
+        )
+        .await;
+        assert_eq!(code, EXIT_OK, "{err}");
+        assert_eq!(out, "{\n  \"b\": 1,\n  \"a\": \"x\"\n}\n");
+        assert_eq!(
+            err,
+            "v2 · warm · 3 ms (billed 3 ms) · 41 MB · request 1f0c6a2e-5d4b-4c1e-9a8f-2b7c3d4e5f60\nhello from the handler\n"
+        );
+        let seen = seen.lock().unwrap();
+        let (line, headers, body) = &seen.requests[0];
+        assert_eq!(
+            line,
+            "POST /v1/functions/hello/invoke?qualifier=prod&log=tail HTTP/1.1"
+        );
+        assert!(headers
+            .to_lowercase()
+            .contains("content-type: application/json"));
+        assert_eq!(
+            body, r#"{"z": 1, "a": 2}"#,
+            "the payload is sent as written"
+        );
+    }
+
+    #[tokio::test]
+    async fn invoke_function_errors_exit_3() {
+        let error_body = r#"{"errorType":"ValueError","errorMessage":"bad input: 42","stackTrace":["  File \"app.py\""]}"#;
+        let full = r#"{"success":false,"statusCode":200,"body":"{}","headers":{},"executionTimeMs":2,"billedDurationMs":2,"memoryUsedMB":40,"wasColdStart":true,"errorMessage":"bad input: 42","errorType":"ValueError","logStreamName":"s","requestId":"r"}"#;
+        let (url, seen) = fake_server_with_headers(vec![
+            (
+                200,
+                invoke_headers(true, Some("ValueError"), None),
+                error_body,
+            ),
+            (200, invoke_headers(true, Some("ValueError"), None), full),
+        ])
+        .await;
+        let (code, out, err) = run_capture(
+            &client_args(&url, OutputFormat::Table),
+            &["fn", "invoke", "hello", "--payload", "{}"],
+        )
+        .await;
+        assert_eq!(code, EXIT_FUNCTION);
+        assert!(out.contains("\"errorType\": \"ValueError\""), "{out}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert!(lines[0].starts_with("v2 · cold · "), "{err}");
+        assert_eq!(lines[1], "error: function error ValueError: bad input: 42");
+
+        let (code, out, err) = run_capture(
+            &client_args(&url, OutputFormat::Json),
+            &["fn", "invoke", "hello", "--payload", "[]"],
+        )
+        .await;
+        assert_eq!(code, EXIT_FUNCTION);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["success"], false);
+        // Keys in the server's order.
+        assert!(out.find("\"success\"").unwrap() < out.find("\"requestId\"").unwrap());
+        assert_eq!(err, "error: function error ValueError: bad input: 42\n");
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            seen.requests[1].0,
+            "POST /v1/functions/hello/invoke?result=full HTTP/1.1"
+        );
+    }
+
+    #[tokio::test]
+    async fn invoke_full_table_and_platform_errors() {
+        let full = r#"{"success":true,"statusCode":200,"body":"{\"ok\":true}","headers":{},"executionTimeMs":2,"billedDurationMs":2,"memoryUsedMB":40,"wasColdStart":false,"errorMessage":null,"errorType":null,"logStreamName":"s","requestId":"r"}"#;
+        let (url, _) = fake_server_with_headers(vec![
+            (200, invoke_headers(false, None, None), full),
+            (
+                429,
+                Vec::new(),
+                r#"{"code":"TooManyRequests","message":"function 'hello' is at its concurrency limit","errors":[]}"#,
+            ),
+        ])
+        .await;
+        let args = client_args(&url, OutputFormat::Table);
+        let (code, out, _) = run_capture(
+            &args,
+            &["fn", "invoke", "hello", "--payload", "{}", "--full"],
+        )
+        .await;
+        assert_eq!(code, EXIT_OK);
+        let first: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+        assert_eq!(first, ["requestId", "r"]);
+        assert!(out.contains("wasColdStart"), "{out}");
+
+        let (code, out, err) =
+            run_capture(&args, &["fn", "invoke", "hello", "--payload", "{}"]).await;
+        assert_eq!((code, out.as_str()), (EXIT_API, ""));
+        assert_eq!(
+            err,
+            "error: TooManyRequests: function 'hello' is at its concurrency limit\n"
+        );
+
+        // A payload that is not JSON: exit 2, nothing sent (nothing listens
+        // on port 9).
+        let args = client_args("http://127.0.0.1:9", OutputFormat::Table);
+        let (code, _, err) =
+            run_capture(&args, &["fn", "invoke", "hello", "--payload", "{oops"]).await;
+        assert_eq!(code, EXIT_USAGE);
+        assert!(
+            err.starts_with("error: the payload from --payload is not JSON"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn logs_as_lines_and_json_lines() {
+        const LOGS: &str = r#"{"items":[{"timestamp":"2024-05-01T12:00:00.123456Z","functionName":"hello","version":"$LATEST","logStreamName":"s","requestId":"1f0c6a2e-5d4b","stream":"stdout","message":"hi there"},{"timestamp":"2024-05-01T12:00:01Z","functionName":"hello","version":"2","logStreamName":"s","requestId":null,"stream":"stderr","message":"boot"}],"nextToken":null}"#;
+        let (url, seen) = fake_server(vec![(200, LOGS), (200, LOGS)]).await;
+        let (code, out, err) = run_capture(
+            &client_args(&url, OutputFormat::Table),
+            &[
+                "fn",
+                "logs",
+                "hello",
+                "--request-id",
+                "1f0c6a2e-5d4b",
+                "--limit",
+                "2",
+            ],
+        )
+        .await;
+        assert_eq!((code, err.as_str()), (0, ""));
+        assert_eq!(
+            out,
+            "2024-05-01T12:00:00.123Z [$LATEST] 1f0c6a2e stdout: hi there\n2024-05-01T12:00:01.000Z [2] - stderr: boot\n"
+        );
+        let (code, out, _) = run_capture(
+            &client_args(&url, OutputFormat::Json),
+            &[
+                "fn",
+                "logs",
+                "hello",
+                "--since",
+                "2024-05-01T12:00:00Z",
+                "--version",
+                "2",
+            ],
+        )
+        .await;
+        assert_eq!(code, 0);
+        let lines: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["message"], "hi there");
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            seen.requests[0].0,
+            "GET /v1/functions/hello/logs?requestId=1f0c6a2e-5d4b&limit=2 HTTP/1.1"
+        );
+        assert_eq!(
+            seen.requests[1].0,
+            "GET /v1/functions/hello/logs?version=2&since=2024-05-01T12%3A00%3A00Z HTTP/1.1"
+        );
+    }
+
+    #[tokio::test]
+    async fn follow_polls_from_the_newest_line_and_prints_each_once() {
+        const PAGE1: &str = r#"{"items":[{"timestamp":"2024-05-01T12:00:00.5Z","requestId":"r1","version":"$LATEST","stream":"stdout","message":"one"}],"nextToken":null}"#;
+        const PAGE2: &str = r#"{"items":[{"timestamp":"2024-05-01T12:00:00.5Z","requestId":"r1","version":"$LATEST","stream":"stdout","message":"one"},{"timestamp":"2024-05-01T12:00:00.5Z","requestId":"r2","version":"$LATEST","stream":"stdout","message":"two"}],"nextToken":null}"#;
+        // The third poll fails, which ends the command (deterministically).
+        let (url, seen) = fake_server(vec![
+            (200, PAGE1),
+            (200, PAGE2),
+            (
+                404,
+                r#"{"code":"NotFound","message":"function 'hello' not found","errors":[]}"#,
+            ),
+        ])
+        .await;
+        let (code, out, err) = run_capture(
+            &client_args(&url, OutputFormat::Table),
+            &["fn", "logs", "hello", "--follow", "--limit", "5"],
+        )
+        .await;
+        assert_eq!(code, EXIT_API, "{err}");
+        assert_eq!(
+            out,
+            "2024-05-01T12:00:00.500Z [$LATEST] r1 stdout: one\n2024-05-01T12:00:00.500Z [$LATEST] r2 stdout: two\n"
+        );
+        assert_eq!(err, "error: NotFound: function 'hello' not found\n");
+        let seen = seen.lock().unwrap();
+        let lines: Vec<&str> = seen.requests.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(
+            lines,
+            [
+                "GET /v1/functions/hello/logs?limit=5 HTTP/1.1",
+                "GET /v1/functions/hello/logs?since=2024-05-01T12%3A00%3A00.500Z&limit=10000 HTTP/1.1",
+                "GET /v1/functions/hello/logs?since=2024-05-01T12%3A00%3A00.500Z&limit=10000 HTTP/1.1",
+            ]
+        );
+    }
+
+    /// A stdout whose reader went away.
+    struct ClosedPipe;
+
+    impl Write for ClosedPipe {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn follow_ends_quietly_when_stdout_is_closed() {
+        const PAGE: &str =
+            r#"{"items":[{"timestamp":"2024-05-01T12:00:00Z","message":"one"}],"nextToken":null}"#;
+        let (url, _) = fake_server(vec![(200, PAGE)]).await;
+        let mut err = Vec::new();
+        let code = run_with(
+            &client_args(&url, OutputFormat::Json),
+            command(&["fn", "logs", "hello", "-f"]),
+            &mut ClosedPipe,
+            &mut err,
+        )
+        .await;
+        assert_eq!(
+            (code, String::from_utf8(err).unwrap()),
+            (EXIT_OK, String::new())
         );
     }
 }

@@ -110,8 +110,18 @@ impl Function {
         if self.environment.keys().any(|k| !is_valid_env_key(k)) {
             errors.push("Environment variable names must start with a letter and hold only letters, digits and '_'");
         }
-        if self.layers.iter().any(|l| l.trim().is_empty()) {
-            errors.push("Layer names must not be empty");
+        for layer in &self.layers {
+            if let Err(e) = crate::layer::LayerRef::parse(layer) {
+                errors.push(e);
+            }
+        }
+        if (1..self.layers.len()).any(|i| {
+            let name = |l: &str| l.split(':').next().unwrap_or_default().to_owned();
+            self.layers[..i]
+                .iter()
+                .any(|earlier| name(earlier) == name(&self.layers[i]))
+        }) {
+            errors.push("A layer may be attached only once");
         }
         if let Some(vpc) = &self.vpc_config {
             errors.extend(vpc.validate());

@@ -13,6 +13,7 @@ pub mod deployment;
 pub mod duration;
 pub mod function;
 pub mod invocation;
+pub mod layer;
 pub mod names;
 pub mod runner;
 pub mod runtime;
@@ -28,6 +29,7 @@ pub use deployment::{
 };
 pub use function::Function;
 pub use invocation::{AsyncInvocation, AsyncStatus};
+pub use layer::{LayerRef, LayerVersion};
 pub use names::{Qualifier, LATEST};
 pub use runner::{RunnerHealth, RunnerMetrics, RunnerNode, RunnerResources};
 pub use runtime::Runtime;

@@ -43,6 +43,8 @@ pub(crate) struct Instance {
     exit: watch::Receiver<Option<ExitStatus>>,
     guard: Box<dyn InstanceGuard>,
     tasks: Vec<JoinHandle<()>>,
+    /// Asks each log-capture task to take in what is already in its pipe.
+    drains: Vec<mpsc::Sender<oneshot::Sender<()>>>,
     pub last_used: Instant,
 }
 
@@ -93,22 +95,28 @@ impl Instance {
             }
         };
         let mut tasks = vec![server];
+        let mut drains = Vec::new();
         let meta = Arc::new((
             setup.function_name,
             setup.version_label,
             setup.log_stream.clone(),
         ));
         if let Some(out) = child.stdout.take() {
+            let (tx, rx) = mpsc::channel(1);
+            drains.push(tx);
             tasks.push(tokio::spawn(capture(
                 out,
                 "stdout",
                 meta.clone(),
                 active.clone(),
                 logs.clone(),
+                rx,
             )));
         }
         if let Some(err) = child.stderr.take() {
-            tasks.push(tokio::spawn(capture(err, "stderr", meta, active, logs)));
+            let (tx, rx) = mpsc::channel(1);
+            drains.push(tx);
+            tasks.push(tokio::spawn(capture(err, "stderr", meta, active, logs, rx)));
         }
         let (exit_tx, exit) = watch::channel(None);
         tasks.push(tokio::spawn(async move {
@@ -123,6 +131,7 @@ impl Instance {
             exit,
             guard,
             tasks,
+            drains,
             last_used: Instant::now(),
         })
     }
@@ -209,6 +218,18 @@ impl Instance {
         }
     }
 
+    /// Waits (briefly) until every line the instance printed before its
+    /// answer is captured, so that the invocation's log tail is complete and
+    /// no line of it is tagged with the next request.
+    pub async fn drain_logs(&self) {
+        for d in &self.drains {
+            let (ack, done) = oneshot::channel();
+            if d.send(ack).await.is_ok() {
+                let _ = tokio::time::timeout(Duration::from_millis(50), done).await;
+            }
+        }
+    }
+
     pub fn kill(&self) {
         self.guard.kill_all();
     }
@@ -243,9 +264,10 @@ async fn capture(
     meta: Arc<(String, String, String)>,
     active: Arc<Mutex<Option<String>>>,
     logs: Arc<LogStore>,
+    mut drain: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
-    let mut lines = BufReader::new(pipe).lines();
-    while let Ok(Some(message)) = lines.next_line().await {
+    use futures::FutureExt;
+    let push = |message: String| {
         let request_id = active.lock().ok().and_then(|a| a.clone());
         logs.push(LogLine {
             timestamp: chrono::Utc::now(),
@@ -256,5 +278,22 @@ async fn capture(
             stream,
             message,
         });
+    };
+    let mut lines = BufReader::new(pipe).lines();
+    loop {
+        tokio::select! {
+            // `next_line` is cancel-safe: a line is never lost between branches.
+            line = lines.next_line() => match line {
+                Ok(Some(message)) => push(message),
+                _ => break,
+            },
+            Some(ack) = drain.recv() => {
+                // Take in whatever is already readable, then acknowledge.
+                while let Some(Ok(Some(message))) = lines.next_line().now_or_never() {
+                    push(message);
+                }
+                let _ = ack.send(());
+            }
+        }
     }
 }

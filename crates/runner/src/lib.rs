@@ -272,6 +272,7 @@ impl Runner {
         let outcome = instance
             .run(&request_id, req.payload, &req.content_type, timeout)
             .await;
+        instance.drain_logs().await;
         let memory_mb = instance
             .peak_memory_bytes()
             .map(|b| b.div_ceil(1024 * 1024) as u32)

@@ -1,5 +1,5 @@
 //! `hotswap fn …`: create, list, get, update, update-code, delete, publish,
-//! versions.
+//! versions; invoke and logs live in their own modules.
 
 use std::path::Path;
 
@@ -79,6 +79,8 @@ pub async fn run(ctx: &mut Ctx<'_>, cmd: FnCommand) -> Result<(), CliError> {
                 .await?;
             ctx.print_list(&listing, VERSION_COLUMNS, "versions")
         }
+        FnCommand::Invoke(a) => super::invoke::run(ctx, a).await,
+        FnCommand::Logs(a) => super::logs::run(ctx, a).await,
     }
 }
 

@@ -15,6 +15,8 @@ use crate::output::{self, Column, Detail};
 mod aliases;
 mod deployments;
 mod functions;
+mod invoke;
+mod logs;
 mod runners;
 mod tokens;
 mod triggers;

@@ -104,6 +104,17 @@ fn environment_limit() {
 }
 
 #[test]
+fn layer_references() {
+    let mut f = valid();
+    f.layers = vec!["deps".into(), "utils:3".into()];
+    assert!(f.is_valid());
+    f.layers = vec!["deps".into(), "deps:2".into()];
+    assert_eq!(errors(&f), vec!["A layer may be attached only once"]);
+    f.layers = vec!["bad_name".into()];
+    assert_eq!(errors(&f).len(), 1);
+}
+
+#[test]
 fn environment_key_syntax() {
     let mut f = valid();
     f.environment.insert("1BAD".into(), "x".into());
@@ -117,7 +128,7 @@ fn all_errors_at_once() {
     f.handler = String::new();
     f.memory_size = 100;
     f.timeout = 0;
-    f.layers = vec!["l".into(); 6];
+    f.layers = (1..=6).map(|i| format!("l{i}")).collect();
     f.environment.insert("BIG".into(), "x".repeat(5000));
     assert_eq!(
         errors(&f),
