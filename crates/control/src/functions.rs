@@ -110,6 +110,7 @@ impl ControlPlane {
         f.vpc_config = new.vpc_config;
         f.scaling_config = new.scaling_config.unwrap_or_default();
         check_extras(&f)?;
+        self.resolve_layer_refs(caller, &f.layers).await?;
         let package = CodePackage::inspect(code, f.runtime, &self.limits)?;
         if self.store.get_function(&f.name).await?.is_some() {
             return Err(ControlError::Conflict(format!(
@@ -192,6 +193,11 @@ impl ControlPlane {
             f.scaling_config = s;
         }
         check_extras(&f)?;
+        let owner = Principal {
+            owner_id: f.owner_id.clone(),
+            is_admin: caller.is_admin,
+        };
+        self.resolve_layer_refs(&owner, &f.layers).await?;
         f.updated_at = time::now();
         let old = self.latest(name).await?;
         let latest = FunctionVersion::snapshot(

@@ -14,6 +14,7 @@ mod deployments;
 mod error;
 mod functions;
 mod invoke;
+mod layers;
 mod runners;
 mod triggers;
 mod versions;

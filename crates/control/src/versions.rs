@@ -22,8 +22,20 @@ impl ControlPlane {
                 "Description must be at most {MAX_DESCRIPTION_LEN} characters"
             )));
         }
-        self.owned_function(caller, name, true).await?;
+        let function = self.owned_function(caller, name, true).await?;
         let latest = self.latest(name).await?;
+        // Pin each layer to the version it resolves to now: a published
+        // version never changes, not even through its layers.
+        let owner = Principal {
+            owner_id: function.owner_id.clone(),
+            is_admin: caller.is_admin,
+        };
+        let pinned: Vec<String> = self
+            .resolve_layer_refs(&owner, &latest.layers)
+            .await?
+            .iter()
+            .map(|l| l.reference())
+            .collect();
         let number = self.store.allocate_version_number(name).await?;
         let mut v = latest.clone();
         v.version = number;
@@ -33,6 +45,7 @@ impl ControlPlane {
         v.description = description;
         v.invocation_count = 0;
         v.status = VersionStatus::Active;
+        v.layers = pinned;
         self.blobs
             .copy(&latest.code_location, &v.code_location)
             .await?;

@@ -52,62 +52,83 @@ pub fn spawn(control: ControlPlane, runner: &Arc<Runner>, config: WorkerConfig) 
     });
 }
 
-/// Runs with the rights of whoever queued it: the queueing was authorised.
+/// Runs one attempt and records its outcome.
 async fn run_one(
     control: &ControlPlane,
     runner: &Runner,
     mut inv: AsyncInvocation,
     grace: Duration,
 ) {
-    let system = Principal {
-        owner_id: "system".into(),
-        is_admin: true,
-    };
-    let (result, executed) = match control
-        .resolve_invocation(&system, &inv.function_name, &inv.qualifier)
-        .await
-    {
-        Ok((function, version)) => {
-            // Extend the lease to cover this function's timeout.
-            let timeout = Duration::from_secs(u64::from(version.timeout));
-            inv.lease_until =
-                Some(time::now() + chrono::Duration::from_std(timeout + grace).unwrap_or_default());
-            if let Err(e) = control.store().update_invocation(&inv).await {
-                tracing::warn!(request = %inv.request_id, error = %e, "cannot extend the lease");
-            }
-            let payload = base64::engine::general_purpose::STANDARD
-                .decode(&inv.payload)
-                .map(Bytes::from)
-                .unwrap_or_default();
-            let req = InvokeRequest {
-                function: &function,
-                version: &version,
-                payload,
-                content_type: inv.content_type.clone(),
-            };
-            let executed = if version.version == 0 {
-                hotswap_domain::LATEST.to_owned()
-            } else {
-                version.version.to_string()
-            };
-            match runner.invoke(req).await {
-                Ok(done) => (done.result, Some(executed)),
-                Err(e) => (
-                    platform_failure(&inv, "Platform.InvocationFailed", &e.to_string()),
-                    Some(executed),
-                ),
-            }
-        }
-        Err(e) => (
-            platform_failure(&inv, "Platform.FunctionNotFound", &e.to_string()),
-            None,
-        ),
-    };
+    let (result, executed) = attempt(control, runner, &mut inv, grace).await;
     let ok = result.success;
     inv.finish_attempt(result, executed);
     tracing::debug!(request = %inv.request_id, status = %inv.status, attempt = inv.attempts, ok, "async attempt");
     if let Err(e) = control.store().update_invocation(&inv).await {
         tracing::error!(request = %inv.request_id, error = %e, "cannot record an async attempt; it will run again after its lease");
+    }
+}
+
+/// Runs with the platform's rights: queueing it was authorised.
+async fn attempt(
+    control: &ControlPlane,
+    runner: &Runner,
+    inv: &mut AsyncInvocation,
+    grace: Duration,
+) -> (InvocationResult, Option<String>) {
+    let system = Principal {
+        owner_id: "system".into(),
+        is_admin: true,
+    };
+    let (function, version) = match control
+        .resolve_invocation(&system, &inv.function_name, &inv.qualifier)
+        .await
+    {
+        Ok(fv) => fv,
+        Err(e) => {
+            return (
+                platform_failure(inv, "Platform.FunctionNotFound", &e.to_string()),
+                None,
+            )
+        }
+    };
+    let executed = if version.version == 0 {
+        hotswap_domain::LATEST.to_owned()
+    } else {
+        version.version.to_string()
+    };
+    let layers = match control.layers_for(&version).await {
+        Ok(l) => l,
+        Err(e) => {
+            return (
+                platform_failure(inv, "Platform.LayerNotFound", &e.to_string()),
+                Some(executed),
+            )
+        }
+    };
+    // Extend the lease to cover this function's timeout.
+    let timeout = Duration::from_secs(u64::from(version.timeout));
+    inv.lease_until =
+        Some(time::now() + chrono::Duration::from_std(timeout + grace).unwrap_or_default());
+    if let Err(e) = control.store().update_invocation(inv).await {
+        tracing::warn!(request = %inv.request_id, error = %e, "cannot extend the lease");
+    }
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(&inv.payload)
+        .map(Bytes::from)
+        .unwrap_or_default();
+    let req = InvokeRequest {
+        function: &function,
+        version: &version,
+        layers: &layers,
+        payload,
+        content_type: inv.content_type.clone(),
+    };
+    match runner.invoke(req).await {
+        Ok(done) => (done.result, Some(executed)),
+        Err(e) => (
+            platform_failure(inv, "Platform.InvocationFailed", &e.to_string()),
+            Some(executed),
+        ),
     }
 }
 

@@ -24,6 +24,11 @@ fn create(s: &Server, patch: Value) -> (u16, Value) {
 fn function_rules_at_their_limits() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path());
+    // attached layers must exist
+    for name in ["a", "b", "c", "d", "e", "f"] {
+        let body = json!({ "layerName": name, "content": { "zipFile": b64(&zip_of(&[("x.txt", name)])) } });
+        assert_eq!(s.admin("POST", "/v1/layers", Some(body)).0, 201);
+    }
     let cases: Vec<(Value, Option<&str>)> = vec![
         (json!({ "name": "a".repeat(64) }), None),
         (

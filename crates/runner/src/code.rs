@@ -7,8 +7,9 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hotswap_domain::FunctionVersion;
+use hotswap_domain::{FunctionVersion, LayerVersion};
 use hotswap_store::BlobStore;
+use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use crate::RunnerError;
@@ -30,11 +31,47 @@ impl CodeCache {
 
     /// The unpacked code of `version`, fetching and unpacking it on first use.
     pub async fn ensure(&self, version: &FunctionVersion) -> Result<PathBuf, RunnerError> {
-        let sha = &version.code_sha256;
-        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(RunnerError::Code(format!("invalid code hash '{sha}'")));
+        let blob = (
+            &version.code_sha256,
+            version.code_location.as_str(),
+            version.code_size,
+        );
+        self.ensure_dir(&version.code_sha256, &[blob]).await
+    }
+
+    /// The function's layers unpacked in order into one directory (later
+    /// layers win), keyed by the hashes of the list: built once per runner.
+    pub async fn ensure_opt(
+        &self,
+        layers: &[LayerVersion],
+    ) -> Result<Option<PathBuf>, RunnerError> {
+        if layers.is_empty() {
+            return Ok(None);
         }
-        let target = self.dir.join(sha);
+        let mut h = Sha256::new();
+        for l in layers {
+            h.update(l.code_sha256.as_bytes());
+            h.update(b"/");
+        }
+        let key = format!("opt-{}", hex_string(&h.finalize()));
+        let blobs: Vec<(&String, &str, u64)> = layers
+            .iter()
+            .map(|l| (&l.code_sha256, l.code_location.as_str(), l.code_size))
+            .collect();
+        self.ensure_dir(&key, &blobs).await.map(Some)
+    }
+
+    async fn ensure_dir(
+        &self,
+        key: &str,
+        blobs: &[(&String, &str, u64)],
+    ) -> Result<PathBuf, RunnerError> {
+        for (sha, _, _) in blobs {
+            if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(RunnerError::Code(format!("invalid code hash '{sha}'")));
+            }
+        }
+        let target = self.dir.join(key);
         if target.is_dir() {
             return Ok(target);
         }
@@ -42,72 +79,48 @@ impl CodeCache {
             .locks
             .lock()
             .await
-            .entry(sha.clone())
+            .entry(key.to_owned())
             .or_default()
             .clone();
         let _held = lock.lock().await;
         if target.is_dir() {
             return Ok(target);
         }
-        let bytes = self
-            .blobs
-            .get_verified(&version.code_location, sha, version.code_size)
-            .await
-            .map_err(|e| {
-                RunnerError::Code(format!("cannot fetch code {}: {e}", version.code_location))
-            })?;
+        let mut zips = Vec::with_capacity(blobs.len());
+        for (sha, location, size) in blobs {
+            let bytes = self
+                .blobs
+                .get_verified(location, sha, *size)
+                .await
+                .map_err(|e| RunnerError::Code(format!("cannot fetch {location}: {e}")))?;
+            zips.push(bytes);
+        }
         let dir = self.dir.clone();
         let target2 = target.clone();
-        tokio::task::spawn_blocking(move || unpack(&bytes, &dir, &target2))
-            .await
-            .map_err(|e| RunnerError::Code(format!("unpack task failed: {e}")))??;
-        tracing::debug!(sha256 = %sha, dir = %target.display(), "code unpacked");
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&[u8]> = zips.iter().map(|b| b.as_ref()).collect();
+            unpack(&refs, &dir, &target2)
+        })
+        .await
+        .map_err(|e| RunnerError::Code(format!("unpack task failed: {e}")))??;
+        tracing::debug!(key, dir = %target.display(), "code unpacked");
         Ok(target)
     }
 }
 
-/// Unpacks into a scratch directory and renames it into place, so that a
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Unpacks the zips, in order, into a scratch directory (a later zip's file
+/// replaces an earlier one's), then renames it into place, so that a
 /// half-unpacked package is never visible.
-pub(crate) fn unpack(bytes: &[u8], cache_dir: &Path, target: &Path) -> Result<(), RunnerError> {
-    use std::os::unix::fs::PermissionsExt;
+pub(crate) fn unpack(zips: &[&[u8]], cache_dir: &Path, target: &Path) -> Result<(), RunnerError> {
     let err = |m: String| RunnerError::Code(m);
     std::fs::create_dir_all(cache_dir)
         .map_err(|e| err(format!("cannot create {}: {e}", cache_dir.display())))?;
     let scratch = cache_dir.join(format!(".tmp-{}", uuid::Uuid::new_v4()));
-    let mut archive =
-        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| err(format!("not a zip: {e}")))?;
-    let result = (|| {
-        for i in 0..archive.len() {
-            let mut entry = archive
-                .by_index(i)
-                .map_err(|e| err(format!("zip entry {i}: {e}")))?;
-            let Some(rel) = entry.enclosed_name() else {
-                return Err(err(format!(
-                    "zip entry '{}' escapes the package",
-                    entry.name()
-                )));
-            };
-            let path = scratch.join(&rel);
-            if entry.is_dir() {
-                std::fs::create_dir_all(&path).map_err(|e| err(e.to_string()))?;
-                continue;
-            }
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| err(e.to_string()))?;
-            }
-            let mut out = std::fs::File::create(&path).map_err(|e| err(e.to_string()))?;
-            std::io::copy(&mut entry, &mut out).map_err(|e| err(e.to_string()))?;
-            // Read-only for everyone; executable where the zip says so, and
-            // always for a root-level `bootstrap`.
-            let exec =
-                entry.unix_mode().is_some_and(|m| m & 0o111 != 0) || rel.as_os_str() == "bootstrap";
-            let mode = if exec { 0o555 } else { 0o444 };
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| err(e.to_string()))?;
-        }
-        Ok(())
-    })();
-    if let Err(e) = result {
+    if let Err(e) = zips.iter().try_for_each(|z| unpack_one(z, &scratch)) {
         let _ = std::fs::remove_dir_all(&scratch);
         return Err(e);
     }
@@ -119,5 +132,91 @@ pub(crate) fn unpack(bytes: &[u8], cache_dir: &Path, target: &Path) -> Result<()
             Ok(())
         }
         Err(e) => Err(err(format!("cannot move code into place: {e}"))),
+    }
+}
+
+fn unpack_one(bytes: &[u8], into: &Path) -> Result<(), RunnerError> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |m: String| RunnerError::Code(m);
+    std::fs::create_dir_all(into).map_err(|e| err(e.to_string()))?;
+    let mut archive =
+        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| err(format!("not a zip: {e}")))?;
+    for i in 0..archive.len() {
+        let mut entry = archive
+            .by_index(i)
+            .map_err(|e| err(format!("zip entry {i}: {e}")))?;
+        let Some(rel) = entry.enclosed_name() else {
+            return Err(err(format!(
+                "zip entry '{}' escapes the package",
+                entry.name()
+            )));
+        };
+        let path = into.join(&rel);
+        if entry.is_dir() {
+            std::fs::create_dir_all(&path).map_err(|e| err(e.to_string()))?;
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| err(e.to_string()))?;
+        }
+        // A later layer replaces an earlier one's file (read-only by then).
+        let _ = std::fs::remove_file(&path);
+        let mut out = std::fs::File::create(&path).map_err(|e| err(e.to_string()))?;
+        std::io::copy(&mut entry, &mut out).map_err(|e| err(e.to_string()))?;
+        // Read-only for everyone; executable where the zip says so, and
+        // always for a root-level `bootstrap`.
+        let exec =
+            entry.unix_mode().is_some_and(|m| m & 0o111 != 0) || rel.as_os_str() == "bootstrap";
+        let mode = if exec { 0o555 } else { 0o444 };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| err(e.to_string()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
+        let mut buf = Cursor::new(Vec::new());
+        {
+            let mut w = zip::ZipWriter::new(&mut buf);
+            for (name, body) in files {
+                w.start_file(*name, zip::write::SimpleFileOptions::default())
+                    .unwrap();
+                w.write_all(body.as_bytes()).unwrap();
+            }
+            w.finish().unwrap();
+        }
+        buf.into_inner()
+    }
+
+    #[test]
+    fn later_zips_win_and_files_are_read_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let a = zip_of(&[("python/which.py", "A"), ("python/only_a.py", "a")]);
+        let b = zip_of(&[("python/which.py", "B")]);
+        let target = dir.path().join("opt");
+        unpack(&[&a, &b], dir.path(), &target).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(target.join("python/which.py")).unwrap(),
+            "B"
+        );
+        assert_eq!(
+            std::fs::read_to_string(target.join("python/only_a.py")).unwrap(),
+            "a"
+        );
+        let mode = std::fs::metadata(target.join("python/which.py"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o444);
+        let bad = zip_of(&[("../x", "x")]);
+        assert!(unpack(&[&bad], dir.path(), &dir.path().join("bad")).is_err());
+        assert!(!dir.path().join("bad").exists());
     }
 }

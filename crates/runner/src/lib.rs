@@ -84,6 +84,8 @@ impl RunnerConfig {
 pub struct InvokeRequest<'a> {
     pub function: &'a Function,
     pub version: &'a FunctionVersion,
+    /// The version's layers, resolved, in order (`ControlPlane::layers_for`).
+    pub layers: &'a [hotswap_domain::LayerVersion],
     pub payload: Bytes,
     pub content_type: String,
 }
@@ -235,12 +237,7 @@ impl Runner {
     pub async fn invoke(&self, req: InvokeRequest<'_>) -> Result<Invocation, RunnerError> {
         let (f, v) = (req.function, req.version);
         let entry = self.catalog.entry(v.runtime)?;
-        if let Some(layer) = v.layers.first() {
-            return Err(RunnerError::Layer(format!(
-                "layer '{layer}' not found: this runner has no layers"
-            )));
-        }
-        let key = pool_key(f, v);
+        let key = pool_key(f, v, req.layers);
         let pool = self.pool(&key, f.scaling_config.max_instances);
         let permit = match tokio::time::timeout(self.config.queue_timeout, pool.permits.clone().acquire_owned()).await {
             Ok(Ok(p)) => p,
@@ -266,7 +263,7 @@ impl Runner {
         let began = Instant::now();
         let mut instance = match warm {
             Some(i) => i,
-            None => self.start_instance(f, v, entry).await?,
+            None => self.start_instance(f, v, entry, req.layers).await?,
         };
         let timeout = Duration::from_secs(u64::from(v.timeout));
         let outcome = instance
@@ -383,8 +380,10 @@ impl Runner {
         f: &Function,
         v: &FunctionVersion,
         entry: hotswap_sandbox::Entry,
+        layers: &[hotswap_domain::LayerVersion],
     ) -> Result<Instance, RunnerError> {
         let code_dir = self.code.ensure(v).await?;
+        let opt_dir = self.code.ensure_opt(layers).await?;
         let instance_id = uuid::Uuid::new_v4().simple().to_string();
         let version_label = if v.version == 0 {
             hotswap_domain::LATEST.to_owned()
@@ -403,7 +402,7 @@ impl Runner {
             entry,
             code_dir,
             runtime_dir: self.runtime_dir.clone(),
-            opt_dir: None,
+            opt_dir,
             env,
             endpoint: RuntimeEndpoint::Tcp(String::new()),
             memory_mb: v.memory_size,
@@ -450,12 +449,13 @@ fn error_body(request_id: &str, error_type: &str, message: &str) -> Bytes {
 
 /// Instances are shared only by invocations of the same function version
 /// with the same code and configuration.
-fn pool_key(f: &Function, v: &FunctionVersion) -> String {
-    let env: Vec<String> = v
+fn pool_key(f: &Function, v: &FunctionVersion, layers: &[hotswap_domain::LayerVersion]) -> String {
+    let mut env: Vec<String> = v
         .environment
         .iter()
         .map(|(k, val)| format!("{k}={val}"))
         .collect();
+    env.extend(layers.iter().map(|l| format!("layer:{}", l.code_sha256)));
     format!(
         "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
         f.name,
@@ -572,11 +572,11 @@ mod tests {
         let f = Function::new("fn", Runtime::Python311, "app.handler", "o");
         let v1 = FunctionVersion::snapshot(&f, 1, "ab", 1, "o", None);
         let v2 = FunctionVersion::snapshot(&f, 2, "ab", 1, "o", None);
-        assert_ne!(pool_key(&f, &v1), pool_key(&f, &v2));
+        assert_ne!(pool_key(&f, &v1, &[]), pool_key(&f, &v2, &[]));
         let mut latest = FunctionVersion::snapshot(&f, 0, "ab", 1, "o", None);
-        let before = pool_key(&f, &latest);
+        let before = pool_key(&f, &latest, &[]);
         latest.memory_size = 512;
-        assert_ne!(before, pool_key(&f, &latest));
-        assert_eq!(pool_key(&f, &v1), pool_key(&f, &v1.clone()));
+        assert_ne!(before, pool_key(&f, &latest, &[]));
+        assert_eq!(pool_key(&f, &v1, &[]), pool_key(&f, &v1.clone(), &[]));
     }
 }

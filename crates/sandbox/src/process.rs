@@ -88,6 +88,12 @@ impl Sandbox for ProcessSandbox {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        // Without a mount namespace there is no /opt: point the runtimes'
+        // search paths at the unpacked layers instead.
+        if let Some(opt) = &spec.opt_dir {
+            cmd.env("PYTHONPATH", opt.join("python"))
+                .env("NODE_PATH", opt.join("nodejs/node_modules"));
+        }
         let child = cmd.spawn().map_err(SandboxError::Spawn)?;
         let pid = child.id().unwrap_or(0);
         Ok(Instance {

@@ -8,8 +8,8 @@
 
 use async_trait::async_trait;
 use hotswap_domain::{
-    AsyncInvocation, Deployment, Function, FunctionAlias, FunctionVersion, RunnerNode, Trigger,
-    VersionStatus,
+    AsyncInvocation, Deployment, Function, FunctionAlias, FunctionVersion, LayerVersion,
+    RunnerNode, Trigger, VersionStatus,
 };
 
 pub mod blob;
@@ -232,6 +232,24 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> Result<Vec<AsyncInvocation>>;
     /// Replaces the stored invocation. `NotFound` when absent.
     async fn update_invocation(&self, invocation: &AsyncInvocation) -> Result<()>;
+
+    // ---- layers ------------------------------------------------------------
+
+    /// Stores `layer` as the next version of its name (1, 2, …; numbers are
+    /// never reused while a version remains) and returns it with its number.
+    /// `Conflict` when the name belongs to another owner.
+    async fn publish_layer_version(&self, layer: &LayerVersion) -> Result<LayerVersion>;
+    /// `version: None` is the newest.
+    async fn get_layer_version(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<LayerVersion>>;
+    /// Versions of one layer, oldest first.
+    async fn list_layer_versions(&self, name: &str) -> Result<Vec<LayerVersion>>;
+    /// The newest version of every layer, by name.
+    async fn list_layers(&self) -> Result<Vec<LayerVersion>>;
+    async fn delete_layer_version(&self, name: &str, version: u32) -> Result<bool>;
 
     // ---- API tokens ------------------------------------------------------
 

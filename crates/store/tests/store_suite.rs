@@ -142,6 +142,7 @@ macro_rules! suite {
 }
 
 suite!(
+    layer_versions_number_per_name_and_belong_to_one_owner,
     async_invocations_are_claimed_once_and_reclaimed_after_their_lease,
     invocation_counters_add_up_and_survive_configuration_writes,
     summary_names_the_backend,
@@ -770,6 +771,64 @@ async fn async_invocations_are_claimed_once_and_reclaimed_after_their_lease(ctx:
     assert_eq!(got, done);
     assert_eq!(got.result.as_ref().map(|r| r.success), Some(true));
     assert_eq!(s.get_invocation("nope").await.unwrap(), None);
+}
+
+async fn layer_versions_number_per_name_and_belong_to_one_owner(ctx: Ctx) {
+    use hotswap_domain::LayerVersion;
+    let s = ctx.store.as_ref();
+    let layer = |name: &str, owner: &str, sha: &str| LayerVersion {
+        layer_name: name.into(),
+        version: 0,
+        description: Some("deps".into()),
+        code_sha256: sha.repeat(32),
+        code_size: 10,
+        code_location: format!("layers/{name}/{}/layer.zip", sha.repeat(32)),
+        owner_id: owner.into(),
+        created_at: at(1_700_000_000_000_001),
+    };
+    let v1 = s
+        .publish_layer_version(&layer("deps", "alice", "aa"))
+        .await
+        .unwrap();
+    let v2 = s
+        .publish_layer_version(&layer("deps", "alice", "bb"))
+        .await
+        .unwrap();
+    assert_eq!((v1.version, v2.version), (1, 2));
+    s.publish_layer_version(&layer("utils", "alice", "cc"))
+        .await
+        .unwrap();
+    conflict(s.publish_layer_version(&layer("deps", "bob", "dd")).await);
+    assert_eq!(
+        s.get_layer_version("deps", None).await.unwrap(),
+        Some(v2.clone())
+    );
+    assert_eq!(
+        s.get_layer_version("deps", Some(1)).await.unwrap(),
+        Some(v1.clone())
+    );
+    assert_eq!(
+        s.list_layer_versions("deps").await.unwrap(),
+        vec![v1, v2.clone()]
+    );
+    let newest: Vec<(String, u32)> = s
+        .list_layers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.layer_name, l.version))
+        .collect();
+    assert_eq!(newest, [("deps".to_owned(), 2), ("utils".to_owned(), 1)]);
+    assert!(s.delete_layer_version("deps", 1).await.unwrap());
+    assert!(!s.delete_layer_version("deps", 1).await.unwrap());
+    assert_eq!(
+        s.publish_layer_version(&layer("deps", "alice", "ee"))
+            .await
+            .unwrap()
+            .version,
+        3
+    );
+    assert_eq!(s.get_layer_version("nope", None).await.unwrap(), None);
 }
 
 async fn version_round_trip_and_status(ctx: Ctx) {

@@ -102,11 +102,13 @@ pub(crate) async fn invoke(
         .control
         .resolve_invocation(&caller, &name, qualifier)
         .await?;
+    let layers = s.control.layers_for(&version).await?;
     let inv = s
         .runner
         .invoke(InvokeRequest {
             function: &function,
             version: &version,
+            layers: &layers,
             payload,
             content_type,
         })

@@ -9,6 +9,7 @@ pub(crate) mod aliases;
 pub(crate) mod deployments;
 pub(crate) mod functions;
 pub(crate) mod invoke;
+pub(crate) mod layers;
 pub(crate) mod runners;
 pub(crate) mod tokens;
 pub(crate) mod triggers;
@@ -64,6 +65,12 @@ pub(crate) fn v1() -> Router<AppState> {
             post(deployments::cancel),
         )
         .route("/invocations/{request_id}", get(invoke::get_invocation))
+        .route("/layers", post(layers::publish).get(layers::list))
+        .route("/layers/{name}/versions", get(layers::versions))
+        .route(
+            "/layers/{name}/versions/{version}",
+            get(layers::get).delete(layers::delete),
+        )
         .route("/triggers", post(triggers::create).get(triggers::list))
         .route(
             "/triggers/{id}",

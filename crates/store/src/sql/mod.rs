@@ -49,7 +49,7 @@ use sqlx::{AnyConnection, AnyPool};
 
 use hotswap_domain::{
     AsyncInvocation, AsyncStatus, Deployment, DeploymentStatus, Function, FunctionAlias,
-    FunctionVersion, RunnerNode, Trigger, VersionStatus,
+    FunctionVersion, LayerVersion, RunnerNode, Trigger, VersionStatus,
 };
 
 use crate::{ApiToken, FunctionFilter, MetadataStore, Page, Result, StoreError};
@@ -756,6 +756,70 @@ impl MetadataStore for SqlStore {
         } else {
             Err(not_found("async invocation", &invocation.request_id))
         }
+    }
+
+    // ---- layers ------------------------------------------------------------
+
+    async fn publish_layer_version(&self, layer: &LayerVersion) -> Result<LayerVersion> {
+        let mut tx = self.begin().await?;
+        if self.backend == Backend::Postgres {
+            // Serialise publishers of one name (SQLite's BEGIN IMMEDIATE does).
+            execute(
+                &mut *tx,
+                "SELECT pg_advisory_xact_lock(hashtext($1))::text",
+                vec![text(&layer.layer_name)],
+            )
+            .await?;
+        }
+        let sql =
+            SqlText::select::<LayerVersion>("WHERE layer_name = $1 ORDER BY version DESC LIMIT 1");
+        let newest: Option<LayerVersion> =
+            fetch_optional(&mut *tx, &sql, vec![text(&layer.layer_name)]).await?;
+        if let Some(n) = &newest {
+            if n.owner_id != layer.owner_id {
+                return Err(StoreError::Conflict(format!(
+                    "layer name '{}' belongs to another owner",
+                    layer.layer_name
+                )));
+            }
+        }
+        let mut stored = layer.clone();
+        stored.version = newest.map(|n| n.version + 1).unwrap_or(1);
+        insert(&mut *tx, &stored).await?;
+        tx.commit().await.map_err(StoreError::Database)?;
+        Ok(stored)
+    }
+
+    async fn get_layer_version(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<LayerVersion>> {
+        match version {
+            Some(v) => fetch_by_key(&self.pool, vec![text(name), int(v)]).await,
+            None => {
+                let sql = SqlText::select::<LayerVersion>(
+                    "WHERE layer_name = $1 ORDER BY version DESC LIMIT 1",
+                );
+                fetch_optional(&self.pool, &sql, vec![text(name)]).await
+            }
+        }
+    }
+
+    async fn list_layer_versions(&self, name: &str) -> Result<Vec<LayerVersion>> {
+        let sql = SqlText::select::<LayerVersion>("WHERE layer_name = $1 ORDER BY version");
+        fetch_all(&self.pool, &sql, vec![text(name)]).await
+    }
+
+    async fn list_layers(&self) -> Result<Vec<LayerVersion>> {
+        let sql = SqlText::select::<LayerVersion>(
+            "l WHERE version = (SELECT MAX(version) FROM layer_versions m WHERE m.layer_name = l.layer_name) ORDER BY layer_name",
+        );
+        fetch_all(&self.pool, &sql, vec![]).await
+    }
+
+    async fn delete_layer_version(&self, name: &str, version: u32) -> Result<bool> {
+        delete_by_key::<LayerVersion>(&self.pool, vec![text(name), int(version)]).await
     }
 
     // ---- API tokens ------------------------------------------------------

@@ -8,8 +8,9 @@ use hotswap_domain::deployment::DeploymentMetrics;
 use hotswap_domain::runner::{RunnerHealth, RunnerMetrics, RunnerResources};
 use hotswap_domain::{
     AsyncInvocation, AsyncStatus, Deployment, DeploymentConfig, DeploymentStatus,
-    DeploymentStrategy, Function, FunctionAlias, FunctionVersion, InvocationResult, RunnerNode,
-    Runtime, ScalingConfig, Trigger, TriggerConfig, TriggerType, VersionStatus, VpcConfig,
+    DeploymentStrategy, Function, FunctionAlias, FunctionVersion, InvocationResult, LayerVersion,
+    RunnerNode, Runtime, ScalingConfig, Trigger, TriggerConfig, TriggerType, VersionStatus,
+    VpcConfig,
 };
 
 use super::record::{columns, json_columns, named_columns, Record};
@@ -168,6 +169,20 @@ impl Record for AsyncInvocation {
 
     fn describe(&self) -> String {
         format!("'{}'", self.request_id)
+    }
+}
+
+impl Record for LayerVersion {
+    const TABLE: &'static str = "layer_versions";
+    const KIND: &'static str = "layer version";
+    const KEY_LEN: usize = 2;
+
+    columns! {
+        layer_name, version, description, code_sha256, code_size, code_location, owner_id, created_at
+    }
+
+    fn describe(&self) -> String {
+        format!("'{}'", self.reference())
     }
 }
 
