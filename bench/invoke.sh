@@ -5,6 +5,8 @@
 #  (b) warm invocation latency through the platform (1 connection) vs. the
 #      same handler served directly by a minimal Python HTTP server;
 #  (c) warm throughput with many connections, same comparison.
+# The functions get 1792 MB, i.e. one whole vCPU (CPU quota = MemorySize/1792):
+# smaller ones are CPU-throttled by their cgroup under load, by design.
 # Usage: bench/invoke.sh [cold samples, default 40] [seconds per wrk run, default 10]
 # Needs wrk and hyperfine (apt-get install wrk hyperfine). Run as root for the
 # isolated sandbox; HOTSWAP_SANDBOX=unisolated to compare without it.
@@ -33,7 +35,7 @@ PY
 code=$(base64 -w0 "$work/code.zip")
 for i in $(seq 0 "$samples"); do
   curl -sf -H "$auth" -H 'content-type: application/json' "$url/v1/functions" \
-    -d "{\"name\":\"cold-$i\",\"runtime\":\"Python311\",\"handler\":\"app.handler\",\"code\":{\"zipFile\":\"$code\"}}" >/dev/null
+    -d "{\"name\":\"cold-$i\",\"runtime\":\"Python311\",\"handler\":\"app.handler\",\"memorySize\":1792,\"code\":{\"zipFile\":\"$code\"}}" >/dev/null
 done
 # cold-0 warms the code path (first unpack of the package is per code hash, shared by all)
 curl -sf -H "$auth" "$url/v1/functions/cold-0/invoke" -d '{}' >/dev/null
