@@ -76,8 +76,11 @@ impl RuntimeCatalog {
                 .clone()
                 .map(|program| Entry::Interpreter {
                     program,
-                    args: vec!["-S".into(), "-B".into()],
-                    script: self.python_script.clone(),
+                    args: vec![
+                        "-S".into(),
+                        "-B".into(),
+                        format!("{{runtime}}/{}", self.python_script),
+                    ],
                 })
                 .ok_or_else(unavailable),
             RuntimeFamily::Node => self
@@ -85,8 +88,7 @@ impl RuntimeCatalog {
                 .clone()
                 .map(|program| Entry::Interpreter {
                     program,
-                    args: Vec::new(),
-                    script: "bootstrap.js".into(),
+                    args: vec!["{runtime}/bootstrap.js".into()],
                 })
                 .ok_or_else(unavailable),
             RuntimeFamily::Provided => Ok(Entry::TaskExecutable("bootstrap".into())),

@@ -14,7 +14,7 @@ use nix::unistd::Pid;
 
 use crate::cgroup::{Cgroups, InstanceCgroup, Limits};
 use crate::init::InitArgs;
-use crate::{Entry, Instance, InstanceGuard, LaunchSpec, RuntimeEndpoint, Sandbox, SandboxError};
+use crate::{Instance, InstanceGuard, LaunchSpec, RuntimeEndpoint, Sandbox, SandboxError};
 
 /// The address the Runtime API has inside every sandbox.
 pub const SANDBOX_RUNTIME_API: &str = "127.0.0.1:9001";
@@ -266,18 +266,7 @@ impl Sandbox for BwrapSandbox {
             }
         }
         args.extend(["--chdir".into(), "/var/task".into()]);
-        let (program, prog_args) = match &spec.entry {
-            Entry::Interpreter {
-                program,
-                args,
-                script,
-            } => {
-                let mut a = args.clone();
-                a.push(format!("/var/runtime/{script}"));
-                (program.display().to_string(), a)
-            }
-            Entry::TaskExecutable(name) => (format!("/var/task/{name}"), Vec::new()),
-        };
+        let (program, prog_args) = spec.entry.command("/var/runtime", "/var/task");
         let init = InitArgs {
             listen: SANDBOX_RUNTIME_API.into(),
             socket: PathBuf::from("/run/hotswap").join(&socket_name),

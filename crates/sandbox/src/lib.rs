@@ -31,16 +31,32 @@ pub enum SandboxError {
 /// What the instance's entry point is.
 #[derive(Debug, Clone)]
 pub enum Entry {
-    /// An interpreter (host path) running one of the runner's built-in
-    /// bootstrap scripts from the runtime directory.
-    Interpreter {
-        program: PathBuf,
-        args: Vec<String>,
-        script: String,
-    },
+    /// An interpreter (host path) with arguments, in which `{runtime}` and
+    /// `{task}` stand for the bootstrap and code directories as the instance
+    /// sees them (e.g. `{runtime}/bootstrap.pyc`).
+    Interpreter { program: PathBuf, args: Vec<String> },
     /// An executable inside the code package (the `Provided` runtime's
     /// `bootstrap`).
     TaskExecutable(String),
+}
+
+impl Entry {
+    /// The program and arguments, with the directories as the instance sees them.
+    pub fn command(&self, runtime_dir: &str, task_dir: &str) -> (String, Vec<String>) {
+        match self {
+            Entry::Interpreter { program, args } => {
+                let args = args
+                    .iter()
+                    .map(|a| {
+                        a.replace("{runtime}", runtime_dir)
+                            .replace("{task}", task_dir)
+                    })
+                    .collect();
+                (program.display().to_string(), args)
+            }
+            Entry::TaskExecutable(name) => (format!("{task_dir}/{name}"), Vec::new()),
+        }
+    }
 }
 
 /// How the instance reaches its Runtime API.
@@ -111,6 +127,33 @@ pub trait Sandbox: Send + Sync + 'static {
         false
     }
     fn launch(&self, spec: &LaunchSpec) -> Result<Instance, SandboxError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_placeholders() {
+        let e = Entry::Interpreter {
+            program: "/usr/bin/java".into(),
+            args: vec![
+                "-cp".into(),
+                "{runtime}/java:{task}:{task}/lib/*".into(),
+                "Main".into(),
+            ],
+        };
+        let (p, a) = e.command("/var/runtime", "/var/task");
+        assert_eq!(p, "/usr/bin/java");
+        assert_eq!(
+            a,
+            ["-cp", "/var/runtime/java:/var/task:/var/task/lib/*", "Main"]
+        );
+        assert_eq!(
+            Entry::TaskExecutable("bootstrap".into()).command("/r", "/t"),
+            ("/t/bootstrap".to_owned(), vec![])
+        );
+    }
 }
 
 /// Reads peak resident memory (`VmHWM`) of a process from `/proc`.

@@ -11,7 +11,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use crate::{
-    proc_peak_rss_bytes, Entry, Instance, InstanceGuard, LaunchSpec, RuntimeEndpoint, Sandbox,
+    proc_peak_rss_bytes, Instance, InstanceGuard, LaunchSpec, RuntimeEndpoint, Sandbox,
     SandboxError,
 };
 
@@ -56,20 +56,10 @@ impl Sandbox for ProcessSandbox {
     }
 
     fn launch(&self, spec: &LaunchSpec) -> Result<Instance, SandboxError> {
-        let (program, args): (String, Vec<String>) = match &spec.entry {
-            Entry::Interpreter {
-                program,
-                args,
-                script,
-            } => {
-                let mut a = args.clone();
-                a.push(spec.runtime_dir.join(script).display().to_string());
-                (program.display().to_string(), a)
-            }
-            Entry::TaskExecutable(name) => {
-                (spec.code_dir.join(name).display().to_string(), Vec::new())
-            }
-        };
+        let (program, args) = spec.entry.command(
+            &spec.runtime_dir.display().to_string(),
+            &spec.code_dir.display().to_string(),
+        );
         let RuntimeEndpoint::Tcp(addr) = &spec.endpoint else {
             return Err(SandboxError::Setup(
                 "the process sandbox needs a TCP endpoint".into(),
