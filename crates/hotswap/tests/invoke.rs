@@ -220,13 +220,13 @@ def ok(event, context):
 
     create(
         &s,
-        "java",
-        "Java17",
-        "Handler::handle",
-        &[("Handler.class", "x")],
+        "dotnet",
+        "Dotnet8",
+        "App::App.Handler::Run",
+        &[("App.dll", "x")],
         json!({}),
     );
-    let (st, _, body) = invoke(&s, "/v1/functions/java/invoke", "{}");
+    let (st, _, body) = invoke(&s, "/v1/functions/dotnet/invoke", "{}");
     assert_eq!(st, 503, "{body}");
     assert!(body.contains("not available on any runner"), "{body}");
 }

@@ -115,6 +115,7 @@ pub struct Runner {
     pools: Mutex<HashMap<String, Arc<Pool>>>,
     logs: Arc<LogStore>,
     metrics: Metrics,
+    java_ready: tokio::sync::OnceCell<Result<(), String>>,
 }
 
 impl Runner {
@@ -143,6 +144,7 @@ impl Runner {
             runtime_dir,
             pools: Mutex::default(),
             metrics: Metrics::default(),
+            java_ready: tokio::sync::OnceCell::new(),
         });
         if !runner.sandbox.isolated() {
             tracing::warn!(sandbox = %runner.sandbox.summary(), "function instances are NOT isolated");
@@ -382,6 +384,23 @@ impl Runner {
         entry: hotswap_sandbox::Entry,
         layers: &[hotswap_domain::LayerVersion],
     ) -> Result<Instance, RunnerError> {
+        if v.runtime.family() == hotswap_domain::runtime::RuntimeFamily::Java {
+            let (catalog, dir) = (self.catalog.clone(), self.runtime_dir.clone());
+            let ready = self
+                .java_ready
+                .get_or_init(|| async move {
+                    tokio::task::spawn_blocking(move || catalog.compile_java_bootstrap(&dir))
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()))
+                })
+                .await;
+            if let Err(e) = ready {
+                return Err(RunnerError::RuntimeUnavailable(format!(
+                    "runtime {} is not available on this runner: {e}",
+                    v.runtime
+                )));
+            }
+        }
         let code_dir = self.code.ensure(v).await?;
         let opt_dir = self.code.ensure_opt(layers).await?;
         let instance_id = uuid::Uuid::new_v4().simple().to_string();
@@ -498,6 +517,7 @@ fn instance_env(
     let exec_env = match v.runtime.family() {
         hotswap_domain::runtime::RuntimeFamily::Python => "AWS_Lambda_python3",
         hotswap_domain::runtime::RuntimeFamily::Node => "AWS_Lambda_nodejs",
+        hotswap_domain::runtime::RuntimeFamily::Java => "AWS_Lambda_java",
         _ => "AWS_Lambda_provided",
     };
     let mut env: Vec<(String, String)> = vec![
@@ -525,6 +545,14 @@ fn instance_env(
         ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
         ("HOME".into(), "/tmp".into()),
     ];
+    if v.runtime.family() == hotswap_domain::runtime::RuntimeFamily::Java {
+        // The JVM cannot see the cgroup limit inside the sandbox: size its
+        // heap to three quarters of MemorySize so that it does not outgrow it.
+        env.push((
+            "JAVA_TOOL_OPTIONS".into(),
+            format!("-Xmx{}m -Xss512k", u64::from(v.memory_size) * 3 / 4),
+        ));
+    }
     for (k, val) in &v.environment {
         if RESERVED.contains(&k.as_str()) {
             continue;

@@ -11,6 +11,7 @@ use crate::RunnerError;
 /// Built-in bootstrap scripts, written to the runtime directory at start.
 pub(crate) const PYTHON_BOOTSTRAP: &str = include_str!("../runtimes/python/bootstrap.py");
 pub(crate) const NODE_BOOTSTRAP: &str = include_str!("../runtimes/node/bootstrap.js");
+pub(crate) const JAVA_BOOTSTRAP: &str = include_str!("../runtimes/java/HotSwapBootstrap.java");
 
 /// The interpreters found on this machine.
 #[derive(Debug, Clone)]
@@ -19,6 +20,23 @@ pub struct RuntimeCatalog {
     node: Option<PathBuf>,
     /// `bootstrap.pyc` once it is compiled, else `bootstrap.py`.
     python_script: String,
+    /// `java` and `javac`, and the JDK's major version.
+    java: Option<(PathBuf, PathBuf, u32)>,
+}
+
+/// The major version `java -version` reports (`17` for "17.0.15").
+fn java_major(java: &Path) -> Option<u32> {
+    let out = std::process::Command::new(java)
+        .arg("-version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    let quoted = text.split('"').nth(1)?;
+    let first = quoted.split('.').next()?;
+    match first.parse::<u32>().ok()? {
+        1 => quoted.split('.').nth(1)?.parse().ok(),
+        n => Some(n),
+    }
 }
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
@@ -48,10 +66,16 @@ impl RuntimeCatalog {
             Some(PathBuf::from("/usr/bin/python3")).filter(|p| is_executable(p)),
         );
         let node = pick("HOTSWAP_NODE", find_on_path("node"));
+        let java = pick("HOTSWAP_JAVA", find_on_path("java")).and_then(|java| {
+            let javac = java.with_file_name("javac");
+            let major = java_major(&java)?;
+            is_executable(&javac).then_some((java, javac, major))
+        });
         Self {
             python,
             node,
             python_script: "bootstrap.py".into(),
+            java,
         }
     }
 
@@ -91,6 +115,25 @@ impl RuntimeCatalog {
                     args: vec!["{runtime}/bootstrap.js".into()],
                 })
                 .ok_or_else(unavailable),
+            RuntimeFamily::Java => match &self.java {
+                Some((java, _, major)) if java_version(runtime) <= *major => {
+                    Ok(Entry::Interpreter {
+                        program: java.clone(),
+                        args: [
+                            "-XX:+UseSerialGC",
+                            "-XX:TieredStopAtLevel=1",
+                            "-Xshare:auto",
+                            "-cp",
+                            "{runtime}/java:{task}:{task}/lib/*",
+                            "HotSwapBootstrap",
+                        ]
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect(),
+                    })
+                }
+                _ => Err(unavailable()),
+            },
             RuntimeFamily::Provided => Ok(Entry::TaskExecutable("bootstrap".into())),
             _ => Err(unavailable()),
         }
@@ -104,6 +147,15 @@ impl RuntimeCatalog {
         if self.node.is_some() {
             names.push("Node*");
         }
+        if let Some((_, _, major)) = &self.java {
+            names.push(if *major >= 21 {
+                "Java11..21"
+            } else if *major >= 17 {
+                "Java11, Java17"
+            } else {
+                "Java11"
+            });
+        }
         names.push("Provided");
         names.join(", ")
     }
@@ -115,6 +167,7 @@ impl RuntimeCatalog {
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join("bootstrap.py"), PYTHON_BOOTSTRAP)?;
         std::fs::write(dir.join("bootstrap.js"), NODE_BOOTSTRAP)?;
+        std::fs::write(dir.join("HotSwapBootstrap.java"), JAVA_BOOTSTRAP)?;
         if let Some(python) = &self.python {
             let pyc = dir.join("bootstrap.pyc");
             let compiled = std::process::Command::new(python)
@@ -134,6 +187,41 @@ impl RuntimeCatalog {
     }
 }
 
+/// The Java version a runtime names.
+fn java_version(runtime: Runtime) -> u32 {
+    match runtime {
+        Runtime::Java11 => 11,
+        Runtime::Java17 => 17,
+        _ => 21,
+    }
+}
+
+impl RuntimeCatalog {
+    /// Compiles the Java bootstrap into `{dir}/java` (once; about a second,
+    /// so it happens at the first Java cold start, not at server start).
+    pub(crate) fn compile_java_bootstrap(&self, dir: &Path) -> Result<(), String> {
+        let (_, javac, _) = self.java.as_ref().ok_or("no JDK on this runner")?;
+        let out_dir = dir.join("java");
+        if out_dir.join("HotSwapBootstrap.class").exists() {
+            return Ok(());
+        }
+        let out = std::process::Command::new(javac)
+            .arg("-d")
+            .arg(&out_dir)
+            .arg(dir.join("HotSwapBootstrap.java"))
+            .output()
+            .map_err(|e| format!("cannot run javac: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "javac failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +232,7 @@ mod tests {
             python: None,
             node: None,
             python_script: "bootstrap.py".into(),
+            java: None,
         };
         assert!(matches!(
             c.entry(Runtime::Provided),

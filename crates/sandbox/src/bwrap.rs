@@ -231,6 +231,16 @@ impl Sandbox for BwrapSandbox {
         ] {
             bind(&mut args, "--ro-bind-try", Path::new(etc), etc);
         }
+        // JDK configuration (Debian keeps it in /etc/java-NN-openjdk).
+        if let Ok(entries) = std::fs::read_dir("/etc") {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("java-") {
+                    let path = format!("/etc/{name}");
+                    bind(&mut args, "--ro-bind-try", Path::new(&path), &path);
+                }
+            }
+        }
         bind(
             &mut args,
             "--ro-bind",

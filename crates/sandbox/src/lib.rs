@@ -129,6 +129,14 @@ pub trait Sandbox: Send + Sync + 'static {
     fn launch(&self, spec: &LaunchSpec) -> Result<Instance, SandboxError>;
 }
 
+/// Reads peak resident memory (`VmHWM`) of a process from `/proc`.
+pub fn proc_peak_rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,12 +162,4 @@ mod tests {
             ("/t/bootstrap".to_owned(), vec![])
         );
     }
-}
-
-/// Reads peak resident memory (`VmHWM`) of a process from `/proc`.
-pub fn proc_peak_rss_bytes(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }
