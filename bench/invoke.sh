@@ -4,7 +4,9 @@
 #      next to `/usr/bin/python3 -S -c pass`;
 #  (b) warm invocation latency through the platform (1 connection) vs. the
 #      same handler served directly by a minimal Python HTTP server;
-#  (c) warm throughput with many connections, same comparison.
+#  (c) warm throughput with many connections, same comparison;
+#  (d) with BENCH_RUNTIME=node, the same for a Node handler (reference
+#      `node -e 0`, direct server: Node's http module).
 # The functions get 1792 MB, i.e. one whole vCPU (CPU quota = MemorySize/1792):
 # smaller ones are CPU-throttled by their cgroup under load, by design.
 # Usage: bench/invoke.sh [cold samples, default 40] [seconds per wrk run, default 10]
@@ -27,26 +29,35 @@ url=$(sed -n 's/^hotswap listening on //p' "$work/log")
 auth="Authorization: Bearer $token"
 sandbox=$(curl -s -H "$auth" "$url/v1/runners/local" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["sandbox"])')
 
+runtime=${BENCH_RUNTIME:-python}
 cat >"$work/app.py" <<'PY'
 def handler(event, context):
     return {"ok": True}
 PY
-(cd "$work" && /usr/bin/python3 -c 'import zipfile; z = zipfile.ZipFile("code.zip", "w"); z.write("app.py"); z.close()')
+cat >"$work/index.js" <<'JS'
+exports.handler = async () => ({ ok: true });
+JS
+if [ "$runtime" = node ]; then
+  fn_runtime=Node20; fn_handler=index.handler; src=index.js; reference="node -e 0"
+else
+  fn_runtime=Python311; fn_handler=app.handler; src=app.py; reference="/usr/bin/python3 -S -c pass"
+fi
+(cd "$work" && /usr/bin/python3 -c 'import sys, zipfile; z = zipfile.ZipFile("code.zip", "w"); z.write(sys.argv[1]); z.close()' "$src")
 code=$(base64 -w0 "$work/code.zip")
 for i in $(seq 0 "$samples"); do
   curl -sf -H "$auth" -H 'content-type: application/json' "$url/v1/functions" \
-    -d "{\"name\":\"cold-$i\",\"runtime\":\"Python311\",\"handler\":\"app.handler\",\"memorySize\":1792,\"code\":{\"zipFile\":\"$code\"}}" >/dev/null
+    -d "{\"name\":\"cold-$i\",\"runtime\":\"$fn_runtime\",\"handler\":\"$fn_handler\",\"memorySize\":1792,\"code\":{\"zipFile\":\"$code\"}}" >/dev/null
 done
 # cold-0 warms the code path (first unpack of the package is per code hash, shared by all)
 curl -sf -H "$auth" "$url/v1/functions/cold-0/invoke" -d '{}' >/dev/null
 
-echo "# $(date -u +%FT%TZ) $(nproc) cores, sandbox: $sandbox, $(git rev-parse --short HEAD 2>/dev/null)"
+echo "# $(date -u +%FT%TZ) $(nproc) cores, runtime: $runtime, sandbox: $sandbox, $(git rev-parse --short HEAD 2>/dev/null)"
 echo "## (a) cold start, $samples functions invoked once each (curl time_total)"
 for i in $(seq 1 "$samples"); do
   curl -s -o /dev/null -w '%{time_total}\n' -H "$auth" "$url/v1/functions/cold-$i/invoke" -d '{}'
 done | sort -n | awk '{ a[NR] = $1 * 1000 } END { printf "platform cold invoke: p50 %.1f ms  p99 %.1f ms  (n=%d)\n", a[int(NR*0.5+0.5)], a[int(NR*0.99+0.5)], NR }'
-hyperfine -N -w 3 -r "$samples" --export-json "$work/py.json" "/usr/bin/python3 -S -c pass" >/dev/null 2>&1
-/usr/bin/python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]["times"]; r.sort(); print("python3 -S -c pass:   p50 %.1f ms  p99 %.1f ms" % (r[len(r)//2]*1000, r[min(len(r)-1, int(len(r)*0.99))]*1000))' "$work/py.json"
+hyperfine -N -w 3 -r "$samples" --export-json "$work/ref.json" "$reference" >/dev/null 2>&1
+/usr/bin/python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]["times"]; r.sort(); print("%s:   p50 %.1f ms  p99 %.1f ms" % (sys.argv[2], r[len(r)//2]*1000, r[min(len(r)-1, int(len(r)*0.99))]*1000))' "$work/ref.json" "$reference"
 
 # The same handler served directly by a minimal Python HTTP server.
 cat >"$work/direct.py" <<'PY'
@@ -70,7 +81,24 @@ class H(BaseHTTPRequestHandler):
         pass
 ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 PY
-/usr/bin/python3 "$work/direct.py" 18777 "$work" &
+cat >"$work/direct.js" <<'JS'
+const http = require("http");
+const { handler } = require(process.argv[3] + "/index.js");
+http.createServer((req, res) => {
+  let body = "";
+  req.on("data", (c) => (body += c));
+  req.on("end", async () => {
+    const out = JSON.stringify(await handler(JSON.parse(body || "{}"), {}));
+    res.writeHead(200, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(out) });
+    res.end(out);
+  });
+}).listen(Number(process.argv[2]), "127.0.0.1");
+JS
+if [ "$runtime" = node ]; then
+  node "$work/direct.js" 18777 "$work" &
+else
+  /usr/bin/python3 "$work/direct.py" 18777 "$work" &
+fi
 direct_pid=$!
 sleep 0.5
 cat >"$work/post.lua" <<LUA
@@ -90,8 +118,8 @@ row() {
 }
 curl -sf -H "$auth" "$url/v1/functions/cold-0/invoke" -d '{}' >/dev/null
 echo "## (b) warm latency, 1 connection"
-row "direct python http.server" 1 "http://127.0.0.1:18777/"
+row "direct $runtime server" 1 "http://127.0.0.1:18777/"
 row "platform POST /v1/functions/{name}/invoke" 1 "$url/v1/functions/cold-0/invoke"
 echo "## (c) warm throughput, 16 connections"
-row "direct python http.server" 16 "http://127.0.0.1:18777/"
+row "direct $runtime server" 16 "http://127.0.0.1:18777/"
 row "platform POST /v1/functions/{name}/invoke" 16 "$url/v1/functions/cold-0/invoke"
