@@ -187,3 +187,69 @@ fn memory_limit_kills_with_out_of_memory_and_forks_are_capped() {
     let (st, _) = s.admin("GET", "/healthz", None);
     assert_eq!(st, 200, "the host is unaffected");
 }
+
+/// A function's own environment (here `LD_PRELOAD`) reaches only its
+/// unprivileged runtime process, never bwrap or the sandbox's root init.
+#[test]
+fn function_environment_never_reaches_privileged_processes() {
+    let build = tempfile::tempdir().unwrap();
+    let src = build.path().join("probe.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\n#include <unistd.h>\n__attribute__((constructor)) static void probe(void) { fprintf(stderr, \"PRELOADED euid=%d\\n\", (int)geteuid()); }\n",
+    )
+    .unwrap();
+    let so = build.path().join("probe.so");
+    let out = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&so)
+        .arg(&src)
+        .output()
+        .expect("cc");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lib = std::fs::read(&so).unwrap();
+
+    use std::io::Write;
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = zip::ZipWriter::new(&mut buf);
+        w.start_file("app.py", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(b"def handler(e, c):\n    return 'ok'\n")
+            .unwrap();
+        w.start_file(
+            "probe.so",
+            zip::write::SimpleFileOptions::default().unix_permissions(0o755),
+        )
+        .unwrap();
+        w.write_all(&lib).unwrap();
+        w.finish().unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = isolated_server(dir.path());
+    let (st, f) = s.admin("POST", "/v1/functions", Some(json!({ "name": "preload", "runtime": "Python311", "handler": "app.handler",
+        "environment": { "LD_PRELOAD": "/var/task/probe.so" }, "code": { "zipFile": b64(&buf.into_inner()) } })));
+    assert_eq!(st, 201, "{f}");
+    let r = invoke(&s, "preload", json!({}));
+    assert_eq!(r["success"], true, "{r}");
+    let (_, logs) = s.admin("GET", "/v1/functions/preload/logs", None);
+    let loads: Vec<&str> = logs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["message"].as_str())
+        .filter(|m| m.starts_with("PRELOADED"))
+        .collect();
+    assert!(
+        !loads.is_empty(),
+        "the function's own process honours its LD_PRELOAD: {logs}"
+    );
+    assert!(
+        loads.iter().all(|l| *l == "PRELOADED euid=65534"),
+        "a privileged process loaded the function's library: {loads:?}"
+    );
+}

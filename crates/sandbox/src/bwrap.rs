@@ -209,6 +209,13 @@ impl Sandbox for BwrapSandbox {
             "--unshare-cgroup-try",
             "--hostname",
             "sandbox",
+            // The init needs only to change user; it keeps no other capability.
+            "--cap-drop",
+            "ALL",
+            "--cap-add",
+            "CAP_SETUID",
+            "--cap-add",
+            "CAP_SETGID",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -277,12 +284,33 @@ impl Sandbox for BwrapSandbox {
         }
         args.extend(["--chdir".into(), "/var/task".into()]);
         let (program, prog_args) = spec.entry.command("/var/runtime", "/var/task");
+        // The function's environment goes to the init in a root-only file
+        // (never into bwrap's or the init's own environment), and from there
+        // to the unprivileged runtime process only.
+        let mut env = spec.env.clone();
+        env.push(("LAMBDA_TASK_ROOT".into(), "/var/task".into()));
+        env.push(("LAMBDA_RUNTIME_DIR".into(), "/var/runtime".into()));
+        env.push(("AWS_LAMBDA_RUNTIME_API".into(), SANDBOX_RUNTIME_API.into()));
+        let env_path = socket_dir.join("env");
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&env_path)
+                .map_err(|e| SandboxError::Setup(format!("environment file: {e}")))?;
+            f.write_all(&crate::init::encode_env(&env))
+                .map_err(|e| SandboxError::Setup(format!("environment file: {e}")))?;
+        }
         let init = InitArgs {
             listen: SANDBOX_RUNTIME_API.into(),
             socket: PathBuf::from("/run/hotswap").join(&socket_name),
             uid: NOBODY,
             gid: NOBODY,
             cgroup_procs: procs,
+            env_file: Some(PathBuf::from("/run/hotswap/env")),
             program,
             args: prog_args,
         };
@@ -295,11 +323,9 @@ impl Sandbox for BwrapSandbox {
 
         let mut cmd = tokio::process::Command::new(&self.bwrap);
         cmd.args(&args)
+            // bwrap runs as root on the host: it gets a fixed environment.
             .env_clear()
-            .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .env("LAMBDA_TASK_ROOT", "/var/task")
-            .env("LAMBDA_RUNTIME_DIR", "/var/runtime")
-            .env("AWS_LAMBDA_RUNTIME_API", SANDBOX_RUNTIME_API)
+            .env("PATH", "/usr/bin:/bin")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

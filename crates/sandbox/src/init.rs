@@ -20,6 +20,11 @@ pub struct InitArgs {
     pub uid: u32,
     pub gid: u32,
     pub cgroup_procs: Vec<PathBuf>,
+    /// The child's whole environment: `KEY=VALUE` entries separated by NUL,
+    /// readable by root only. The init itself runs with bwrap's minimal
+    /// environment, so nothing a function sets (`LD_PRELOAD`…) ever reaches
+    /// a privileged process.
+    pub env_file: Option<PathBuf>,
     pub program: String,
     pub args: Vec<String>,
 }
@@ -41,6 +46,10 @@ impl InitArgs {
             v.push("--cgroup-procs".into());
             v.push(p.display().to_string());
         }
+        if let Some(f) = &self.env_file {
+            v.push("--env-file".into());
+            v.push(f.display().to_string());
+        }
         v.push("--".into());
         v.push(self.program.clone());
         v.extend(self.args.iter().cloned());
@@ -49,8 +58,8 @@ impl InitArgs {
 
     pub fn parse(args: &[String]) -> Result<InitArgs, String> {
         let mut it = args.iter();
-        let (mut listen, mut socket, mut uid, mut gid, mut procs) =
-            (None, None, None, None, Vec::new());
+        let (mut listen, mut socket, mut uid, mut gid, mut procs, mut env_file) =
+            (None, None, None, None, Vec::new(), None);
         while let Some(a) = it.next() {
             let mut value = || {
                 it.next()
@@ -63,6 +72,7 @@ impl InitArgs {
                 "--uid" => uid = Some(value()?.parse().map_err(|_| "bad --uid")?),
                 "--gid" => gid = Some(value()?.parse().map_err(|_| "bad --gid")?),
                 "--cgroup-procs" => procs.push(PathBuf::from(value()?)),
+                "--env-file" => env_file = Some(PathBuf::from(value()?)),
                 "--" => break,
                 other => return Err(format!("unknown argument {other}")),
             }
@@ -74,6 +84,7 @@ impl InitArgs {
             uid: uid.ok_or("missing --uid")?,
             gid: gid.ok_or("missing --gid")?,
             cgroup_procs: procs,
+            env_file,
             program,
             args: it.cloned().collect(),
         })
@@ -135,13 +146,23 @@ pub fn run(args: &[String]) -> i32 {
             });
         }
     });
+    let mut cmd = Command::new(&a.program);
+    cmd.args(&a.args).uid(a.uid).gid(a.gid);
+    if let Some(f) = &a.env_file {
+        match std::fs::read(f) {
+            Ok(bytes) => {
+                cmd.env_clear().envs(parse_env(&bytes));
+                let _ = std::fs::remove_file(f);
+            }
+            Err(e) => {
+                eprintln!("hotswap sandbox init: cannot read the environment: {e}");
+                return 125;
+            }
+        }
+    }
     // Dropping to an unprivileged user also drops every capability;
     // supplementary groups are cleared by the standard library.
-    let status = Command::new(&a.program)
-        .args(&a.args)
-        .uid(a.uid)
-        .gid(a.gid)
-        .status();
+    let status = cmd.status();
     match status {
         Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
         Err(e) => {
@@ -149,6 +170,30 @@ pub fn run(args: &[String]) -> i32 {
             127
         }
     }
+}
+
+/// Encodes an environment for `--env-file`.
+pub fn encode_env(env: &[(String, String)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, v) in env {
+        out.extend_from_slice(k.as_bytes());
+        out.push(b'=');
+        out.extend_from_slice(v.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+fn parse_env(bytes: &[u8]) -> Vec<(String, String)> {
+    bytes
+        .split(|b| *b == 0)
+        .filter(|e| !e.is_empty())
+        .filter_map(|e| {
+            let text = String::from_utf8_lossy(e);
+            text.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -163,12 +208,22 @@ mod tests {
             uid: 65534,
             gid: 65534,
             cgroup_procs: vec!["/run/cg/0".into(), "/run/cg/1".into()],
+            env_file: Some("/run/hotswap/env".into()),
             program: "/usr/bin/python3".into(),
             args: vec!["-S".into(), "--".into(), "x".into()],
         };
         assert_eq!(InitArgs::parse(&a.to_args()).unwrap(), a);
         assert!(InitArgs::parse(&["--listen".into()]).is_err());
         assert!(InitArgs::parse(&["--bogus".into()]).is_err());
+    }
+
+    #[test]
+    fn env_file_round_trip() {
+        let env = vec![
+            ("A".to_owned(), "1".to_owned()),
+            ("MULTI".to_owned(), "x\ny=z".to_owned()),
+        ];
+        assert_eq!(parse_env(&encode_env(&env)), env);
     }
 
     #[test]
