@@ -91,6 +91,18 @@ async fn attempt(
             )
         }
     };
+    // A function deleted and created again under the same name after this
+    // event was queued is someone else's: never hand it the event.
+    if function.created_at > inv.created_at {
+        let msg = format!(
+            "function '{}' was replaced after this invocation was queued",
+            inv.function_name
+        );
+        return (
+            platform_failure(inv, "Platform.FunctionNotFound", &msg),
+            None,
+        );
+    }
     let executed = if version.version == 0 {
         hotswap_domain::LATEST.to_owned()
     } else {

@@ -162,7 +162,17 @@ fn unpack_one(bytes: &[u8], into: &Path) -> Result<(), RunnerError> {
         // A later layer replaces an earlier one's file (read-only by then).
         let _ = std::fs::remove_file(&path);
         let mut out = std::fs::File::create(&path).map_err(|e| err(e.to_string()))?;
-        std::io::copy(&mut entry, &mut out).map_err(|e| err(e.to_string()))?;
+        // Never write more than the entry declares: a zip bomb whose
+        // directory understates its sizes stops here, not at a full disk.
+        let declared = entry.size();
+        let written = std::io::copy(&mut std::io::Read::take(&mut entry, declared + 1), &mut out)
+            .map_err(|e| err(e.to_string()))?;
+        if written > declared {
+            return Err(err(format!(
+                "zip entry '{}' is larger than it declares",
+                rel.display()
+            )));
+        }
         // Read-only for everyone; executable where the zip says so, and
         // always for a root-level `bootstrap`.
         let exec =

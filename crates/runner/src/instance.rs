@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hotswap_sandbox::{Instance as Process, InstanceGuard, LaunchSpec, RuntimeEndpoint, Sandbox};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncRead, BufReader};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -258,6 +258,52 @@ fn describe(status: ExitStatus) -> String {
     }
 }
 
+/// Longest log line kept whole; longer output is split into lines of this size.
+const MAX_LINE: usize = 16 * 1024;
+
+/// The next line (without its newline), at most `MAX_LINE` bytes, invalid
+/// UTF-8 replaced; `None` at the end of the stream. Cancel-safe: only bytes
+/// already moved into `partial` are consumed from the reader.
+async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    partial: &mut Vec<u8>,
+) -> Option<String> {
+    use tokio::io::AsyncBufReadExt;
+    loop {
+        let available = match reader.fill_buf().await {
+            Ok(a) => a,
+            Err(_) => return None,
+        };
+        if available.is_empty() {
+            if partial.is_empty() {
+                return None;
+            }
+            return Some(take_line(partial));
+        }
+        let room = MAX_LINE.saturating_sub(partial.len()).max(1);
+        let (used, done) = match available.iter().take(room).position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (
+                available.len().min(room),
+                partial.len() + available.len().min(room) >= MAX_LINE,
+            ),
+        };
+        partial.extend_from_slice(&available[..used]);
+        reader.consume(used);
+        if done {
+            return Some(take_line(partial));
+        }
+    }
+}
+
+fn take_line(partial: &mut Vec<u8>) -> String {
+    let mut bytes = std::mem::take(partial);
+    while matches!(bytes.last(), Some(b'\n' | b'\r')) {
+        bytes.pop();
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 async fn capture(
     pipe: impl AsyncRead + Unpin,
     stream: &'static str,
@@ -279,21 +325,50 @@ async fn capture(
             message,
         });
     };
-    let mut lines = BufReader::new(pipe).lines();
+    let mut reader = BufReader::new(pipe);
+    let mut partial = Vec::new();
     loop {
         tokio::select! {
-            // `next_line` is cancel-safe: a line is never lost between branches.
-            line = lines.next_line() => match line {
-                Ok(Some(message)) => push(message),
-                _ => break,
+            // Cancel-safe: bytes already taken stay in `partial`.
+            line = next_line(&mut reader, &mut partial) => match line {
+                Some(message) => push(message),
+                None => break,
             },
             Some(ack) = drain.recv() => {
                 // Take in whatever is already readable, then acknowledge.
-                while let Some(Ok(Some(message))) = lines.next_line().now_or_never() {
+                while let Some(Some(message)) = next_line(&mut reader, &mut partial).now_or_never() {
                     push(message);
                 }
                 let _ = ack.send(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn lines_of(input: &[u8]) -> Vec<String> {
+        let mut reader = BufReader::new(input);
+        let mut partial = Vec::new();
+        let mut out = Vec::new();
+        while let Some(l) = next_line(&mut reader, &mut partial).await {
+            out.push(l);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn lines_are_split_capped_and_lossy() {
+        assert_eq!(lines_of(b"a\r\nb\nlast").await, ["a", "b", "last"]);
+        assert_eq!(lines_of(b"bad \xff byte\n").await, ["bad \u{fffd} byte"]);
+        let long = vec![b'x'; MAX_LINE * 2 + 10];
+        let got = lines_of(&long).await;
+        assert_eq!(
+            got.iter().map(String::len).collect::<Vec<_>>(),
+            [MAX_LINE, MAX_LINE, 10]
+        );
+        assert!(lines_of(b"").await.is_empty());
     }
 }
