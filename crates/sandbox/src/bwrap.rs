@@ -206,7 +206,9 @@ impl Sandbox for BwrapSandbox {
             "--unshare-ipc",
             "--unshare-net",
             "--unshare-uts",
-            "--unshare-cgroup-try",
+            // No cgroup namespace: the init joins the instance's cgroup
+            // after bwrap has set up the namespaces, and on cgroup v2 with
+            // `nsdelegate` a move out of a cgroup namespace is refused.
             "--hostname",
             "sandbox",
             // The init needs only to change user; it keeps no other capability.
