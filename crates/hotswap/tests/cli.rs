@@ -6,64 +6,18 @@ mod common;
 // server or unreachable, 2 bad usage found before any request.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 use serde_json::{json, Value};
 
-/// Environment variables that could change what the client does if they
-/// leaked in from the developer's shell or CI.
-const LEAKY_ENV: &[&str] = &[
-    "HOTSWAP_URL",
-    "HOTSWAP_TOKEN",
-    "HOTSWAP_ADMIN_TOKEN",
-    "HOTSWAP_DATABASE_URL",
-    "HOTSWAP_LOG",
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "NO_PROXY",
-    "no_proxy",
-];
-
-/// What one run of the binary gave.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// The stdout parsed as JSON (for `-o json` runs).
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
-    }
-}
-
 /// Runs `hotswap ARGS` with HOTSWAP_URL = `url` and, when given,
 /// HOTSWAP_TOKEN = `token`; nothing else from the environment leaks in.
 fn hotswap(url: &str, token: Option<&str>, args: &[&str]) -> Run {
-    let mut cmd = Command::new(bin());
-    cmd.args(args).env("HOTSWAP_URL", url);
-    for var in LEAKY_ENV {
-        if *var != "HOTSWAP_URL" {
-            cmd.env_remove(var);
-        }
-    }
-    if let Some(t) = token {
-        cmd.env("HOTSWAP_TOKEN", t);
-    }
-    let out = cmd.output().expect("run the hotswap binary");
-    Run {
-        code: out.status.code().expect("exited normally, not by a signal"),
-        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
-    }
+    Run::from_output(
+        cli_command(url, token, args)
+            .output()
+            .expect("run the hotswap binary"),
+    )
 }
 
 /// A CLI user: the server's URL and a token.

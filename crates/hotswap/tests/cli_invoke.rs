@@ -13,24 +13,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 
-/// Environment variables that could change what the client does if they
-/// leaked in from the developer's shell or CI.
-const LEAKY_ENV: &[&str] = &[
-    "HOTSWAP_URL",
-    "HOTSWAP_TOKEN",
-    "HOTSWAP_ADMIN_TOKEN",
-    "HOTSWAP_DATABASE_URL",
-    "HOTSWAP_LOG",
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "NO_PROXY",
-    "no_proxy",
-];
-
 /// Prints one line naming who called, and returns the event.
 const HANDLERS: &str = r#"
 def handler(event, context):
@@ -56,32 +38,9 @@ fn create(s: &Server, name: &str, handler: &str) {
     assert_eq!(st, 201, "{body}");
 }
 
-/// `hotswap ARGS` against the server with the admin token; nothing else
-/// from the environment leaks in.
+/// `hotswap ARGS` against the server with the admin token.
 fn hotswap(s: &Server, args: &[&str]) -> Command {
-    let mut cmd = Command::new(bin());
-    cmd.args(args);
-    for var in LEAKY_ENV {
-        cmd.env_remove(var);
-    }
-    cmd.env("HOTSWAP_URL", &s.url)
-        .env("HOTSWAP_TOKEN", ADMIN_TOKEN);
-    cmd
-}
-
-/// What one run of the binary gave.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
-    }
+    cli_command(&s.url, Some(ADMIN_TOKEN), args)
 }
 
 /// Runs `hotswap ARGS` with `stdin` as its standard input.
@@ -98,22 +57,12 @@ fn run_with_stdin(s: &Server, args: &[&str], stdin: &str) -> Run {
         .unwrap()
         .write_all(stdin.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code().expect("exited normally, not by a signal"),
-        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
-    }
+    Run::from_output(child.wait_with_output().unwrap())
 }
 
 /// Runs `hotswap ARGS` with an empty (closed) stdin.
 fn run(s: &Server, args: &[&str]) -> Run {
-    let out = hotswap(s, args).output().expect("run the hotswap binary");
-    Run {
-        code: out.status.code().expect("exited normally, not by a signal"),
-        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
-    }
+    Run::from_output(hotswap(s, args).output().expect("run the hotswap binary"))
 }
 
 #[test]

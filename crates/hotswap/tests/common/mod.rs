@@ -185,6 +185,63 @@ fn decode(resp: reqwest::blocking::Response) -> (u16, Value) {
     (status, value)
 }
 
+/// Environment variables that could change what the client does if they
+/// leaked in from the developer's shell or CI.
+pub const LEAKY_ENV: &[&str] = &[
+    "HOTSWAP_URL",
+    "HOTSWAP_TOKEN",
+    "HOTSWAP_ADMIN_TOKEN",
+    "HOTSWAP_DATABASE_URL",
+    "HOTSWAP_LOG",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+/// `hotswap ARGS` as a client of `url`, with `token` when given; nothing
+/// else from the environment leaks in.
+pub fn cli_command(url: &str, token: Option<&str>, args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args(args);
+    for var in LEAKY_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.env("HOTSWAP_URL", url);
+    if let Some(t) = token {
+        cmd.env("HOTSWAP_TOKEN", t);
+    }
+    cmd
+}
+
+/// What one run of the binary gave.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn from_output(out: std::process::Output) -> Run {
+        Run {
+            code: out.status.code().expect("exited normally, not by a signal"),
+            stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+        }
+    }
+
+    /// The stdout parsed as JSON (for `-o json` runs).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+}
+
 /// A zip holding the given files.
 pub fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
     let mut buf = std::io::Cursor::new(Vec::new());
