@@ -106,6 +106,23 @@ fn lambda_error(status: StatusCode, error_type: &str, message: &str) -> Response
         .into_response()
 }
 
+/// Answers the invocation `id` is waiting for with `outcome` (given the time
+/// since delivery): 202, or 400 `InvalidRequestID` for an unknown or
+/// already-answered id.
+fn answer(slot: &Slot, id: &str, outcome: impl FnOnce(Duration) -> Outcome) -> Response {
+    match slot.take_current(id) {
+        Some(c) => {
+            let _ = c.reply.send(outcome(c.delivered.elapsed()));
+            accepted()
+        }
+        None => lambda_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestID",
+            "unknown or already answered request id",
+        ),
+    }
+}
+
 fn accepted() -> Response {
     (
         StatusCode::ACCEPTED,
@@ -193,20 +210,7 @@ async fn response(
         }
         Err(e) => return lambda_error(StatusCode::BAD_REQUEST, "InvalidRequest", &e.body_text()),
     };
-    match slot.take_current(&id) {
-        Some(c) => {
-            let _ = c.reply.send(Outcome::Response {
-                body,
-                elapsed: c.delivered.elapsed(),
-            });
-            accepted()
-        }
-        None => lambda_error(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequestID",
-            "unknown or already answered request id",
-        ),
-    }
+    answer(&slot, &id, |elapsed| Outcome::Response { body, elapsed })
 }
 
 /// The error type: the optional header, else the body's `errorType`, else
@@ -237,22 +241,12 @@ async fn error(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match slot.take_current(&id) {
-        Some(c) => {
-            let error_type = error_type(&headers, &body);
-            let _ = c.reply.send(Outcome::FunctionError {
-                error_type,
-                body,
-                elapsed: c.delivered.elapsed(),
-            });
-            accepted()
-        }
-        None => lambda_error(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequestID",
-            "unknown or already answered request id",
-        ),
-    }
+    let error_type = error_type(&headers, &body);
+    answer(&slot, &id, |elapsed| Outcome::FunctionError {
+        error_type,
+        body,
+        elapsed,
+    })
 }
 
 /// An init error answers the first invocation; the instance is discarded.

@@ -34,7 +34,6 @@ impl From<RunnerError> for ApiError {
             RunnerError::TooManyRequests(m) => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", m)
             }
-            RunnerError::Layer(m) => ApiError::validation(vec![m]),
             other => {
                 let mut chain = other.to_string();
                 let mut cause = std::error::Error::source(&other);
