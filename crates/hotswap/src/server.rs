@@ -50,6 +50,9 @@ pub struct ServerArgs {
     /// possible) or `unisolated`.
     #[arg(long, default_value = "auto", env = "HOTSWAP_SANDBOX", value_parser = ["auto", "isolated", "unisolated"])]
     sandbox: String,
+    /// How often the server's own runner reports its health and metrics.
+    #[arg(long, default_value = "30s", env = "HOTSWAP_RUNNER_HEARTBEAT", value_parser = parse_duration)]
+    runner_heartbeat: Duration,
     /// Extra lease on a claimed asynchronous invocation beyond the function's
     /// timeout; after it, the invocation is taken to be abandoned and runs again.
     #[arg(long, default_value = "30s", env = "HOTSWAP_ASYNC_LEASE_GRACE", value_parser = parse_duration)]
@@ -119,7 +122,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    register_local_runner(&control, &runner, &addr).await?;
+    register_local_runner(&control, &runner, &addr, args.runner_heartbeat).await?;
     spawn_counter_flusher(control.clone(), &runner);
     crate::worker::spawn(
         control.clone(),
@@ -167,6 +170,7 @@ async fn register_local_runner(
     control: &ControlPlane,
     runner: &Arc<Runner>,
     listen: &std::net::SocketAddr,
+    every: Duration,
 ) -> anyhow::Result<()> {
     let system = Principal {
         owner_id: "system".into(),
@@ -188,7 +192,7 @@ async fn register_local_runner(
         .context("cannot register the local runner")?;
     let (control, runner) = (control.clone(), Arc::downgrade(runner));
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
         tick.tick().await;
         loop {
             tick.tick().await;

@@ -417,7 +417,13 @@ fn max_instances_queues_then_429() {
 #[test]
 fn counters_metrics_and_can_delete() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path());
+    let s = Server::start_with(
+        dir.path(),
+        ServerOptions {
+            extra_args: vec!["--runner-heartbeat".into(), "200ms".into()],
+            ..Default::default()
+        },
+    );
     let code = "def ok(e, c):\n    return 1\ndef bad(e, c):\n    raise KeyError('k')\n";
     create(
         &s,
@@ -515,8 +521,28 @@ fn counters_metrics_and_can_delete() {
         204
     );
 
-    // the runner's heartbeat carries the seed's RunnerMetrics (sent every 30 s; the
-    // registration at start has zeros) — checked through the runner registry shape
-    let (_, local) = s.admin("GET", "/v1/runners/local", None);
-    assert!(local["metrics"]["totalInvocations"].is_u64(), "{local}");
+    // the runner's heartbeat carries the seed's RunnerMetrics into the registry
+    // (every 200 ms here): 5 + 2 invocations, 2 of them failed, 3 cold starts
+    let mut metrics = Value::Null;
+    for _ in 0..50 {
+        let (_, local) = s.admin("GET", "/v1/runners/local", None);
+        metrics = local["metrics"].clone();
+        if metrics["totalInvocations"] == 7 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        (
+            metrics["totalInvocations"].as_u64(),
+            metrics["failedInvocations"].as_u64(),
+            metrics["coldStarts"].as_u64()
+        ),
+        (Some(7), Some(2), Some(3)),
+        "{metrics}"
+    );
+    assert!(
+        metrics["avgInvocationDuration"].as_f64().unwrap() > 0.0,
+        "{metrics}"
+    );
 }
