@@ -83,6 +83,10 @@ impl ControlPlane {
         alias: &str,
     ) -> Result<FunctionAlias> {
         self.owned_function(caller, name, false).await?;
+        self.alias_of(name, alias).await
+    }
+
+    async fn alias_of(&self, name: &str, alias: &str) -> Result<FunctionAlias> {
         self.store.get_alias(name, alias).await?.ok_or_else(|| {
             ControlError::NotFound(format!("alias '{alias}' of function '{name}' not found"))
         })
@@ -100,8 +104,8 @@ impl ControlPlane {
         alias_name: &str,
         update: AliasUpdate,
     ) -> Result<FunctionAlias> {
-        let mut alias = self.get_alias(caller, name, alias_name).await?;
         self.owned_function(caller, name, true).await?;
+        let mut alias = self.alias_of(name, alias_name).await?;
         self.ensure_no_active_deployment(name, alias_name).await?;
         if let Some(v) = update.version {
             alias.update_version(v);

@@ -81,6 +81,10 @@ impl ControlPlane {
         id: &str,
     ) -> Result<Deployment> {
         self.owned_function(caller, name, false).await?;
+        self.deployment_of(name, id).await
+    }
+
+    async fn deployment_of(&self, name: &str, id: &str) -> Result<Deployment> {
         match self.store.get_deployment(id).await? {
             Some(d) if d.function_name == name => Ok(d),
             _ => Err(ControlError::NotFound(format!(
@@ -106,8 +110,8 @@ impl ControlPlane {
         id: &str,
         reason: Option<String>,
     ) -> Result<Deployment> {
-        let mut d = self.get_deployment(caller, name, id).await?;
         self.owned_function(caller, name, true).await?;
+        let mut d = self.deployment_of(name, id).await?;
         d.cancel(Some(
             reason.unwrap_or_else(|| format!("cancelled by {}", caller.owner_id)),
         ))

@@ -96,6 +96,18 @@ impl ControlPlane {
     }
 
     /// A trigger is visible to whoever may see its function.
+    /// A trigger the caller may change: 404 when it does not exist or its
+    /// function is invisible, 403 when the function is someone else's.
+    async fn trigger_for_write(&self, caller: &Principal, id: &str) -> Result<Trigger> {
+        let t = self
+            .store
+            .get_trigger(id)
+            .await?
+            .ok_or_else(|| ControlError::NotFound(format!("trigger '{id}' not found")))?;
+        self.owned_function(caller, &t.function_name, true).await?;
+        Ok(t)
+    }
+
     pub async fn get_trigger(&self, caller: &Principal, id: &str) -> Result<Trigger> {
         let not_found = || ControlError::NotFound(format!("trigger '{id}' not found"));
         let t = self.store.get_trigger(id).await?.ok_or_else(not_found)?;
@@ -137,16 +149,14 @@ impl ControlPlane {
         id: &str,
         enabled: bool,
     ) -> Result<Trigger> {
-        let mut t = self.get_trigger(caller, id).await?;
-        self.owned_function(caller, &t.function_name, true).await?;
+        let mut t = self.trigger_for_write(caller, id).await?;
         t.is_enabled = enabled;
         self.store.update_trigger(&t).await?;
         Ok(t)
     }
 
     pub async fn delete_trigger(&self, caller: &Principal, id: &str) -> Result<()> {
-        let t = self.get_trigger(caller, id).await?;
-        self.owned_function(caller, &t.function_name, true).await?;
+        self.trigger_for_write(caller, id).await?;
         if !self.store.delete_trigger(id).await? {
             return Err(ControlError::NotFound(format!("trigger '{id}' not found")));
         }

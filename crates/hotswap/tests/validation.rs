@@ -643,6 +643,63 @@ fn auth_and_ownership() {
         .map(|f| f["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, vec!["bobs"]);
+    // writes to a foreign function's alias or trigger are forbidden, reads unseen
+    assert_eq!(
+        s.call("POST", "/v1/functions/alices/versions", Some(&alice), None)
+            .0,
+        201
+    );
+    let alias = json!({ "aliasName": "prod", "version": 1 });
+    assert_eq!(
+        s.call(
+            "POST",
+            "/v1/functions/alices/aliases",
+            Some(&alice),
+            Some(alias)
+        )
+        .0,
+        201
+    );
+    let trig = json!({ "functionName": "alices", "type": "Queue", "config": { "queueName": "q" } });
+    let (_, t) = s.call("POST", "/v1/triggers", Some(&alice), Some(trig));
+    let tid = t["triggerId"].as_str().unwrap().to_owned();
+    let move_alias = json!({ "version": 1 });
+    assert_eq!(
+        s.call(
+            "PUT",
+            "/v1/functions/alices/aliases/prod",
+            Some(&bob),
+            Some(move_alias)
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        s.call("GET", "/v1/functions/alices/aliases/prod", Some(&bob), None)
+            .0,
+        404
+    );
+    let disable = json!({ "isEnabled": false });
+    assert_eq!(
+        s.call(
+            "PATCH",
+            &format!("/v1/triggers/{tid}"),
+            Some(&bob),
+            Some(disable)
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        s.call("DELETE", &format!("/v1/triggers/{tid}"), Some(&bob), None)
+            .0,
+        403
+    );
+    assert_eq!(
+        s.call("GET", &format!("/v1/triggers/{tid}"), Some(&bob), None)
+            .0,
+        404
+    );
     let (_, list) = s.call("GET", "/v1/functions?owner=alice", Some(&bob), None);
     assert_eq!(list["items"].as_array().unwrap().len(), 0);
     // the admin sees all
