@@ -7,25 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 conns=${2:-32}
-bin=${HOTSWAP_BIN:-target/release/hotswap}
-[ -x "$bin" ] || cargo build --release -p hotswap
-data=$(mktemp -d)
-token=bench-admin-token-0123456789abcdef
-log=$(mktemp)
-HOTSWAP_ADMIN_TOKEN=$token HOTSWAP_LOG=warn "$bin" server --listen 127.0.0.1:0 --data-dir "$data" >"$log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null; rm -rf "$data" "$log"' EXIT
-for _ in $(seq 1 100); do grep -q "listening on" "$log" && break; sleep 0.1; done
-url=$(sed -n 's/^hotswap listening on //p' "$log")
-auth="Authorization: Bearer $token"
+. bench/lib.sh
 
-zip=$(mktemp --suffix=.zip)
+zip="$work/code.zip"
 /usr/bin/python3 - "$zip" <<'PY'
 import sys, zipfile
 with zipfile.ZipFile(sys.argv[1], "w") as z:
     z.writestr("app.py", "def handler(event, context):\n    return event\n")
 PY
-code=$(base64 -w0 "$zip"); rm -f "$zip"
+code=$(base64 -w0 "$zip")
 curl -sf -H "$auth" -H 'content-type: application/json' "$url/v1/functions" \
   -d "{\"name\":\"bench\",\"runtime\":\"Python311\",\"handler\":\"app.handler\",\"code\":{\"zipFile\":\"$code\"}}" >/dev/null
 curl -sf -H "$auth" -X POST "$url/v1/functions/bench/versions" >/dev/null

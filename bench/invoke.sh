@@ -16,17 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 samples=${1:-40}
 secs=${2:-10}
-bin=${HOTSWAP_BIN:-target/release/hotswap}
-[ -x "$bin" ] || cargo build --release -p hotswap
-work=$(mktemp -d)
-token=bench-admin-token-0123456789abcdef
-HOTSWAP_ADMIN_TOKEN=$token HOTSWAP_LOG=warn HOTSWAP_SANDBOX=${HOTSWAP_SANDBOX:-auto} "$bin" server --listen 127.0.0.1:0 --data-dir "$work/data" >"$work/log" 2>&1 &
-pid=$!
-direct_pid=
-trap 'kill $pid $direct_pid 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do grep -q "listening on" "$work/log" && break; sleep 0.1; done
-url=$(sed -n 's/^hotswap listening on //p' "$work/log")
-auth="Authorization: Bearer $token"
+. bench/lib.sh
 sandbox=$(curl -s -H "$auth" "$url/v1/runners/local" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["sandbox"])')
 
 runtime=${BENCH_RUNTIME:-python}
@@ -99,7 +89,7 @@ if [ "$runtime" = node ]; then
 else
   /usr/bin/python3 "$work/direct.py" 18777 "$work" &
 fi
-direct_pid=$!
+extra_pids=$!
 sleep 0.5
 cat >"$work/post.lua" <<LUA
 wrk.method = "POST"
