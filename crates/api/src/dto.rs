@@ -213,6 +213,13 @@ pub struct CancelDeploymentRequest {
     pub reason: Option<String>,
 }
 
+/// Why a deployment is rolled back (recorded as its `rollbackReason`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RollbackDeploymentRequest {
+    pub reason: Option<String>,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTokenRequest {

@@ -35,7 +35,7 @@ impl Modify for BearerAuth {
         routes::aliases::create, routes::aliases::list, routes::aliases::get, routes::aliases::update, routes::aliases::delete,
         routes::triggers::create, routes::triggers::list, routes::triggers::get, routes::triggers::update, routes::triggers::delete,
         routes::runners::register, routes::runners::heartbeat, routes::runners::list, routes::runners::get,
-        routes::deployments::create, routes::deployments::list, routes::deployments::get, routes::deployments::cancel,
+        routes::deployments::create, routes::deployments::list, routes::deployments::get, routes::deployments::cancel, routes::deployments::promote, routes::deployments::rollback,
     ),
     components(schemas(crate::error::ApiError))
 )]

@@ -703,6 +703,18 @@ pub struct DeployArgs {
     /// Roll back when the success rate falls below this percentage.
     #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
     pub rollback_success_rate: Option<f64>,
+
+    /// Keep watching this long once all traffic is on the new version.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_secs)]
+    pub bake_duration: Option<f64>,
+
+    /// Invocations of the new version a step needs before its metrics count.
+    #[arg(long, value_name = "N")]
+    pub min_invocations: Option<u64>,
+
+    /// Print the new deployment and return at once instead of following it.
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 /// Deployment commands.
@@ -722,7 +734,7 @@ pub enum DeploymentsCommand {
         /// Deployment ID.
         id: String,
     },
-    /// Cancel a deployment that has not finished.
+    /// Cancel a deployment that has not finished (traffic goes back to the source).
     Cancel {
         /// Function name.
         name: String,
@@ -731,6 +743,31 @@ pub enum DeploymentsCommand {
         /// Why.
         #[arg(long)]
         reason: Option<String>,
+    },
+    /// End the current step now (ABTesting's split, a manual gate, or the
+    /// rest of a timed step).
+    Promote {
+        /// Function name.
+        name: String,
+        /// Deployment ID.
+        id: String,
+    },
+    /// Move all traffic back to the source version now.
+    Rollback {
+        /// Function name.
+        name: String,
+        /// Deployment ID.
+        id: String,
+        /// Why (recorded as the rollback reason).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Follow a deployment's progress until it ends (exit 4 unless it completes).
+    Watch {
+        /// Function name.
+        name: String,
+        /// Deployment ID.
+        id: String,
     },
 }
 

@@ -14,6 +14,9 @@ pub const EXIT_USAGE: i32 = 2;
 /// Exit code when an invoked function itself failed (it raised, timed out or
 /// crashed); the platform answered normally.
 pub const EXIT_FUNCTION: i32 = 3;
+/// Exit code when a followed deployment ended without completing (rolled
+/// back, failed or cancelled).
+pub const EXIT_DEPLOYMENT: i32 = 4;
 
 /// An error answer from the API: the HTTP status and the error body
 /// `{ "code", "message", "errors" }`.
@@ -89,6 +92,11 @@ pub enum CliError {
     /// `Sandbox.Timedout`, …) and message. The result was already printed.
     #[error("function error {error_type}{}", colon_message(.message))]
     Function { error_type: String, message: String },
+
+    /// A followed deployment ended without completing; the deployment was
+    /// already printed.
+    #[error("deployment {status}{}", colon_message(.reason))]
+    Deployment { status: String, reason: String },
 }
 
 fn colon_message(message: &str) -> String {
@@ -113,6 +121,7 @@ impl CliError {
             | CliError::BadResponse(_)
             | CliError::Output(_) => EXIT_API,
             CliError::Function { .. } => EXIT_FUNCTION,
+            CliError::Deployment { .. } => EXIT_DEPLOYMENT,
         }
     }
 

@@ -44,7 +44,7 @@ impl ControlPlane {
     }
 
     /// Refuses manual changes while a deployment is moving the alias.
-    async fn ensure_no_active_deployment(&self, name: &str, alias: &str) -> Result<()> {
+    pub(crate) async fn ensure_no_active_deployment(&self, name: &str, alias: &str) -> Result<()> {
         let deployments = self.store.list_deployments(name).await?;
         if let Some(d) = deployments
             .iter()
@@ -86,7 +86,7 @@ impl ControlPlane {
         self.alias_of(name, alias).await
     }
 
-    async fn alias_of(&self, name: &str, alias: &str) -> Result<FunctionAlias> {
+    pub(crate) async fn alias_of(&self, name: &str, alias: &str) -> Result<FunctionAlias> {
         self.store.get_alias(name, alias).await?.ok_or_else(|| {
             ControlError::NotFound(format!("alias '{alias}' of function '{name}' not found"))
         })

@@ -1,6 +1,7 @@
 //! `Deployment`: moving an alias from one version to another by a strategy,
 //! with its configuration, metrics snapshot and state machine.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -125,6 +126,16 @@ pub struct DeploymentConfig {
     pub rollback_on_latency_p99: Option<f64>,
     /// Percent (0–100) of successful invocations below which to roll back.
     pub rollback_on_success_rate: Option<f64>,
+    /// HotSwap: how long to keep watching once all traffic is on the target
+    /// (any strategy). Defaults to 0, or to 60 s for AllAtOnce with
+    /// thresholds, which would otherwise never be checked.
+    #[serde(with = "duration::opt_secs", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
+    pub bake_duration: Option<Duration>,
+    /// HotSwap: invocations of the target a step needs before its metrics
+    /// give a verdict (default 10). Fewer is "no verdict yet", never a pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_invocations: Option<u64>,
 }
 
 fn percent_ok(p: f64) -> bool {
@@ -159,10 +170,14 @@ impl DeploymentConfig {
             ("CanaryDuration", self.canary_duration),
             ("TestDuration", self.test_duration),
             ("BatchDuration", self.batch_duration),
+            ("BakeDuration", self.bake_duration),
         ] {
             if d == Some(Duration::ZERO) {
                 errors.push(format!("{name} must be greater than 0"));
             }
+        }
+        if self.min_invocations == Some(0) {
+            errors.push("MinInvocations must be at least 1");
         }
         if let Some(b) = self.batch_size {
             if !(b.is_finite() && b > 0.0 && (b <= 1.0 || b.fract() == 0.0)) {
@@ -227,6 +242,29 @@ impl DeploymentConfig {
 }
 
 pub const DEFAULT_CANARY_PERCENTAGE: f64 = 10.0;
+/// The split of an ABTesting deployment when `CanaryPercentage` is not set.
+pub const DEFAULT_AB_PERCENTAGE: f64 = 50.0;
+pub const DEFAULT_CANARY_DURATION: Duration = Duration::from_secs(300);
+pub const DEFAULT_TEST_DURATION: Duration = Duration::from_secs(60);
+pub const DEFAULT_BATCH_DURATION: Duration = Duration::from_secs(60);
+pub const DEFAULT_ALL_AT_ONCE_BAKE: Duration = Duration::from_secs(60);
+pub const DEFAULT_MIN_INVOCATIONS: u64 = 10;
+
+impl DeploymentConfig {
+    /// Whether any rollback threshold is set (otherwise steps advance on
+    /// time alone).
+    pub fn has_thresholds(&self) -> bool {
+        self.rollback_on_error_rate.is_some()
+            || self.rollback_on_latency_p99.is_some()
+            || self.rollback_on_success_rate.is_some()
+    }
+
+    pub fn min_invocations(&self) -> u64 {
+        self.min_invocations
+            .unwrap_or(DEFAULT_MIN_INVOCATIONS)
+            .max(1)
+    }
+}
 
 /// Deployment metrics snapshot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -279,6 +317,44 @@ pub struct Deployment {
     pub deployed_by: String,
     pub error_message: Option<String>,
     pub rollback_reason: Option<String>,
+    /// The seed's snapshot: the target version's metrics at the last analysis.
+    pub metrics: Option<DeploymentMetrics>,
+    /// HotSwap: index of the current step of the strategy's plan.
+    #[serde(default)]
+    pub step: u32,
+    /// HotSwap: when the current step began.
+    #[serde(default)]
+    pub step_started_at: Option<DateTime<Utc>>,
+    /// HotSwap: every step taken, with its time and the traffic split.
+    #[serde(default)]
+    pub timeline: Vec<DeploymentEvent>,
+    /// HotSwap: the source's and the target's metrics side by side (version
+    /// → snapshot over the current step).
+    #[serde(default)]
+    pub version_metrics: BTreeMap<u32, DeploymentMetrics>,
+    /// HotSwap: bumped on every stored change; writers compare it so that
+    /// the controller and a person's promote/rollback cannot overwrite each
+    /// other.
+    #[serde(default)]
+    pub revision: u64,
+    /// HotSwap: for Rolling, the healthy runner nodes when it started, in
+    /// the order their batches move.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rolling_nodes: Vec<String>,
+}
+
+/// One entry of a deployment's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentEvent {
+    pub at: DateTime<Utc>,
+    pub phase: String,
+    pub message: String,
+    /// Version → percent of the alias's traffic after this event.
+    pub traffic: BTreeMap<u32, f64>,
+    /// The target's metrics when the event happened, if any were measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<DeploymentMetrics>,
 }
 
@@ -317,7 +393,29 @@ impl Deployment {
             error_message: None,
             rollback_reason: None,
             metrics: None,
+            step: 0,
+            step_started_at: None,
+            timeline: Vec::new(),
+            version_metrics: BTreeMap::new(),
+            revision: 0,
+            rolling_nodes: Vec::new(),
         }
+    }
+
+    /// Appends a timeline entry.
+    pub fn record(
+        &mut self,
+        phase: impl Into<String>,
+        message: impl Into<String>,
+        traffic: BTreeMap<u32, f64>,
+    ) {
+        self.timeline.push(DeploymentEvent {
+            at: time::now(),
+            phase: phase.into(),
+            message: message.into(),
+            traffic,
+            metrics: self.metrics.clone(),
+        });
     }
 
     /// Whether `to` may follow the current status: Pending → InProgress;
@@ -405,6 +503,8 @@ impl Deployment {
         Ok(())
     }
 }
+
+pub mod plan;
 
 #[cfg(test)]
 mod tests;

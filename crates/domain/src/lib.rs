@@ -25,7 +25,8 @@ pub mod version;
 
 pub use alias::FunctionAlias;
 pub use deployment::{
-    Deployment, DeploymentConfig, DeploymentMetrics, DeploymentStatus, DeploymentStrategy,
+    Deployment, DeploymentConfig, DeploymentEvent, DeploymentMetrics, DeploymentStatus,
+    DeploymentStrategy,
 };
 pub use function::Function;
 pub use invocation::{AsyncInvocation, AsyncStatus};

@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod fleet;
 mod server;
 mod worker;
 

@@ -57,6 +57,9 @@ pub struct ServerArgs {
     /// timeout; after it, the invocation is taken to be abandoned and runs again.
     #[arg(long, default_value = "30s", env = "HOTSWAP_ASYNC_LEASE_GRACE", value_parser = parse_duration)]
     async_lease_grace: Duration,
+    /// How often the deployment controller looks at each active deployment.
+    #[arg(long, default_value = "500ms", env = "HOTSWAP_DEPLOYMENT_TICK", value_parser = parse_duration)]
+    deployment_tick: Duration,
     /// Admin API token to install at start (at least 16 characters).
     #[arg(long, env = "HOTSWAP_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
@@ -133,6 +136,18 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             lease_grace: args.async_lease_grace,
         },
     );
+    hotswap_deployments::Controller::new(
+        control.clone(),
+        std::sync::Arc::new(crate::fleet::RunnerFleet(std::sync::Arc::downgrade(
+            &runner,
+        ))),
+        hotswap_deployments::ControllerConfig {
+            tick: args.deployment_tick,
+            node_id: "local".into(),
+        },
+    )
+    .spawn();
+    spawn_window_pruner(&runner);
     println!("hotswap listening on http://{addr}");
     tracing::info!(%addr, "serving");
     let served = axum::serve(listener, app)
@@ -281,6 +296,21 @@ fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// Forgets the sliding-window metrics of versions without recent traffic.
+fn spawn_window_pruner(runner: &std::sync::Arc<Runner>) {
+    let weak = std::sync::Arc::downgrade(runner);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            match weak.upgrade() {
+                Some(r) => r.metrics().prune_windows(chrono::Utc::now()),
+                None => break,
+            }
+        }
+    });
 }
 
 #[cfg(test)]

@@ -45,11 +45,12 @@ pub(crate) struct Instance {
     tasks: Vec<JoinHandle<()>>,
     /// Asks each log-capture task to take in what is already in its pipe.
     drains: Vec<mpsc::Sender<oneshot::Sender<()>>>,
+    slot: Arc<runtime_api::Slot>,
     pub last_used: Instant,
 }
 
 /// How long a cold instance may take to ask for its first event.
-const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Instance {
     pub async fn start(
@@ -65,7 +66,7 @@ impl Instance {
         let (tx, rx) = mpsc::channel(1);
         let active = Arc::new(Mutex::new(None));
         let slot = Arc::new(Slot::new(rx, setup.function_arn.clone(), active.clone()));
-        let app = runtime_api::router(slot);
+        let app = runtime_api::router(slot.clone());
         let server = if sandbox.wants_unix_endpoint() {
             // One directory per instance: all the sandbox sees of the host's files.
             let dir = sockets_dir.join(&spec.instance_id[..16]);
@@ -132,6 +133,7 @@ impl Instance {
             guard,
             tasks,
             drains,
+            slot,
             last_used: Instant::now(),
         })
     }
@@ -142,6 +144,27 @@ impl Instance {
 
     pub fn peak_memory_bytes(&self) -> Option<u64> {
         self.guard.peak_memory_bytes()
+    }
+
+    /// Waits until the runtime has initialised (asked for its first event):
+    /// the health check of a warmed instance. Errs with the reason when it
+    /// reported an init error, exited, or took longer than `limit`.
+    pub async fn wait_ready(&self, limit: Duration) -> Result<(), String> {
+        let mut ready = self.slot.ready.subscribe();
+        tokio::select! {
+            r = ready.wait_for(|r| *r) => if r.is_ok() { return Ok(()) },
+            _ = exit_signal(self.exit.clone()) => {}
+            _ = tokio::time::sleep(limit) => {
+                return Err(format!("the runtime did not initialise within {} s", limit.as_secs()))
+            }
+        }
+        let reported = self.slot.init_failure.lock().ok().and_then(|f| f.clone());
+        let status = self.exit.borrow().map(describe);
+        Err(match (reported, status) {
+            (Some(e), _) => format!("init error: {e}"),
+            (None, Some(s)) => format!("the runtime exited during init: {s}"),
+            (None, None) => "the runtime stopped during init".into(),
+        })
     }
 
     /// Hands one event to the instance and waits for its answer: up to

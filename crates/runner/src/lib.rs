@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,7 @@ pub mod logs;
 pub mod metrics;
 mod runtime_api;
 pub mod runtimes;
+pub mod window;
 
 use instance::{Instance, InstanceSetup, RunResult};
 pub use logs::{LogLine, LogQuery, LogStore};
@@ -42,7 +44,7 @@ pub enum RunnerError {
     #[error("{0}")]
     Code(String),
     #[error("{0}")]
-    Layer(String),
+    HealthCheck(String),
     #[error("sandbox error")]
     Sandbox(#[source] SandboxError),
     #[error("{0}")]
@@ -101,8 +103,12 @@ pub struct Invocation {
 }
 
 struct Pool {
+    function: String,
+    version: u32,
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<Instance>>,
+    /// Provisioned instances the idle reaper leaves alone.
+    min_warm: AtomicUsize,
 }
 
 /// The runner.
@@ -196,17 +202,97 @@ impl Runner {
             .sum()
     }
 
-    fn pool(&self, key: &str, max_instances: u32) -> Arc<Pool> {
+    fn pool(&self, key: &str, f: &Function, v: &FunctionVersion) -> Arc<Pool> {
         let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
         pools
             .entry(key.to_owned())
             .or_insert_with(|| {
                 Arc::new(Pool {
-                    permits: Arc::new(Semaphore::new(max_instances.max(1) as usize)),
+                    function: f.name.clone(),
+                    version: v.version,
+                    permits: Arc::new(Semaphore::new(
+                        f.scaling_config.max_instances.max(1) as usize
+                    )),
                     idle: Mutex::default(),
+                    min_warm: AtomicUsize::new(0),
                 })
             })
             .clone()
+    }
+
+    /// Provisions `count` warm instances of the version (at most its
+    /// `MaxInstances`), each started and initialised (its runtime has asked
+    /// for an event) before this returns, and keeps that many warm until
+    /// [`Runner::release`]. Instances already idle count. An init failure is
+    /// the version's failed health check.
+    pub async fn provision(
+        &self,
+        f: &Function,
+        v: &FunctionVersion,
+        layers: &[hotswap_domain::LayerVersion],
+        count: u32,
+    ) -> Result<usize, RunnerError> {
+        let entry = self.catalog.entry(v.runtime)?;
+        let key = pool_key(f, v, layers);
+        let pool = self.pool(&key, f, v);
+        let want = count.clamp(1, f.scaling_config.max_instances.max(1)) as usize;
+        pool.min_warm.store(want, Ordering::Relaxed);
+        loop {
+            let have = pool
+                .idle
+                .lock()
+                .map(|i| i.iter().filter(|i| i.is_alive()).count())
+                .unwrap_or(0);
+            if have >= want {
+                break;
+            }
+            let instance = self.start_instance(f, v, entry.clone(), layers).await?;
+            if let Err(e) = instance.wait_ready(instance::INIT_TIMEOUT).await {
+                instance.kill();
+                pool.min_warm.store(0, Ordering::Relaxed);
+                return Err(RunnerError::HealthCheck(format!(
+                    "version {} of '{}' failed its health check: {e}",
+                    v.version_string(),
+                    f.name
+                )));
+            }
+            if let Ok(mut idle) = pool.idle.lock() {
+                idle.push(instance);
+            }
+        }
+        tracing::info!(function = %f.name, version = %v.version_string(), instances = want, "provisioned");
+        Ok(want)
+    }
+
+    /// Stops keeping the version's provisioned instances warm; the idle
+    /// reaper then treats them like any other.
+    pub fn release(&self, function: &str, version: u32) {
+        if let Ok(pools) = self.pools.lock() {
+            for p in pools.values() {
+                if p.function == function && p.version == version {
+                    p.min_warm.store(0, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Warm (idle, alive) instances of one version.
+    pub fn warm_instances(&self, function: &str, version: u32) -> usize {
+        let pools: Vec<Arc<Pool>> = self
+            .pools
+            .lock()
+            .map(|p| p.values().cloned().collect())
+            .unwrap_or_default();
+        pools
+            .iter()
+            .filter(|p| p.function == function && p.version == version)
+            .map(|p| {
+                p.idle
+                    .lock()
+                    .map(|i| i.iter().filter(|i| i.is_alive()).count())
+                    .unwrap_or(0)
+            })
+            .sum()
     }
 
     fn reap_idle(&self) {
@@ -217,13 +303,24 @@ impl Runner {
             .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
         for (key, pool) in pools {
+            let min_warm = pool.min_warm.load(Ordering::Relaxed);
             let stale: Vec<Instance> = match pool.idle.lock() {
                 Ok(mut idle) => {
-                    let (old, keep): (Vec<Instance>, Vec<Instance>) =
+                    let (mut old, mut keep): (Vec<Instance>, Vec<Instance>) =
                         idle.drain(..).partition(|i| {
                             now.duration_since(i.last_used) >= self.config.idle_timeout
                                 || !i.is_alive()
                         });
+                    // Provisioned instances stay, the most recently used first.
+                    old.sort_by_key(|i| std::cmp::Reverse(i.last_used));
+                    let mut i = 0;
+                    while keep.len() < min_warm && i < old.len() {
+                        if old[i].is_alive() {
+                            keep.push(old.remove(i));
+                        } else {
+                            i += 1;
+                        }
+                    }
                     *idle = keep;
                     old
                 }
@@ -240,7 +337,7 @@ impl Runner {
         let (f, v) = (req.function, req.version);
         let entry = self.catalog.entry(v.runtime)?;
         let key = pool_key(f, v, req.layers);
-        let pool = self.pool(&key, f.scaling_config.max_instances);
+        let pool = self.pool(&key, f, v);
         let permit = match tokio::time::timeout(self.config.queue_timeout, pool.permits.clone().acquire_owned()).await {
             Ok(Ok(p)) => p,
             _ => {

@@ -89,10 +89,14 @@ pub struct Metrics {
     totals: Mutex<Totals>,
     /// Invocations not yet added to the store's counters.
     pending: Mutex<PendingCounts>,
+    /// Per-second history for deployment analysis.
+    windows: crate::window::Windows,
 }
 
 impl Metrics {
     pub fn record(&self, s: Sample<'_>) {
+        self.windows
+            .record(s.function, s.version_number, s.at, s.duration, s.success);
         let us = u64::try_from(s.duration.as_micros())
             .unwrap_or(u64::MAX)
             .max(1);
@@ -128,6 +132,21 @@ impl Metrics {
             e.0 += 1;
             e.1 = e.1.max(s.at);
         }
+    }
+
+    /// The version's sliding-window figures since `since` (see [`crate::window`]).
+    pub fn window(
+        &self,
+        function: &str,
+        version: u32,
+        since: DateTime<Utc>,
+    ) -> hotswap_domain::DeploymentMetrics {
+        self.windows.since(function, version, since)
+    }
+
+    /// Forgets versions without recent traffic.
+    pub fn prune_windows(&self, now: DateTime<Utc>) {
+        self.windows.prune(now);
     }
 
     /// Takes the counts not yet written to the store.

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Largest response or error payload (Lambda's synchronous limit).
 pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
@@ -59,6 +59,10 @@ pub(crate) struct Slot {
     function_arn: String,
     /// The request being handled, for tagging log lines.
     pub active_request: Arc<Mutex<Option<String>>>,
+    /// Turns true when the runtime first asks for an event: its init is done.
+    pub ready: watch::Sender<bool>,
+    /// An init error reported while no invocation was waiting (a warm-up).
+    pub init_failure: Mutex<Option<String>>,
 }
 
 impl Slot {
@@ -72,6 +76,8 @@ impl Slot {
             current: Mutex::new(None),
             function_arn,
             active_request,
+            ready: watch::Sender::new(false),
+            init_failure: Mutex::new(None),
         }
     }
 
@@ -132,6 +138,7 @@ fn accepted() -> Response {
 }
 
 async fn next(State(slot): State<Arc<Slot>>) -> Response {
+    slot.ready.send_if_modified(|r| !std::mem::replace(r, true));
     let pending = slot.queue.lock().await.recv().await;
     let Some(p) = pending else {
         return lambda_error(
@@ -262,8 +269,18 @@ async fn init_error(State(slot): State<Arc<Slot>>, headers: HeaderMap, body: Byt
         Some(r) => Some(r),
         None => slot.queue.lock().await.try_recv().ok().map(|p| p.reply),
     };
-    if let Some(r) = reply {
-        let _ = r.send(Outcome::InitError { error_type, body });
+    match reply {
+        Some(r) => {
+            let _ = r.send(Outcome::InitError { error_type, body });
+        }
+        None => {
+            if let Ok(mut f) = slot.init_failure.lock() {
+                *f = Some(format!(
+                    "{error_type}: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(1024)])
+                ));
+            }
+        }
     }
     accepted()
 }

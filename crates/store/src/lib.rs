@@ -214,6 +214,18 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn list_deployments(&self, function: &str) -> Result<Vec<Deployment>>;
     /// Replaces the stored deployment. `NotFound` when absent.
     async fn update_deployment(&self, deployment: &Deployment) -> Result<()>;
+    /// Deployments still Pending or InProgress, of every function, oldest
+    /// first: what a deployment controller drives.
+    async fn list_active_deployments(&self) -> Result<Vec<Deployment>>;
+    /// One step of a deployment, atomically: writes `alias` (when given) and
+    /// the deployment with its revision bumped, only if the stored revision
+    /// is still `deployment.revision`; `Conflict` otherwise (someone else
+    /// moved it first). Returns the new revision.
+    async fn apply_deployment(
+        &self,
+        deployment: &Deployment,
+        alias: Option<&FunctionAlias>,
+    ) -> Result<u64>;
 
     // ---- asynchronous invocations ----------------------------------------
 

@@ -161,6 +161,7 @@ suite!(
     trigger_round_trip,
     runner_round_trip,
     deployment_round_trip,
+    deployment_steps_move_the_alias_atomically_and_compare_revisions,
     one_active_deployment_per_alias,
     concurrent_deployments_admit_one,
     token_round_trip,
@@ -1379,6 +1380,109 @@ async fn deployment_round_trip(ctx: Ctx) {
     assert_eq!(kind, "deployment");
     let (kind, id) = not_found(s.create_deployment(&deployment("nope", "x", 0)).await);
     assert_eq!((kind, id.as_str()), ("function", "nope"));
+}
+
+async fn deployment_steps_move_the_alias_atomically_and_compare_revisions(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    create_with_versions(s, "step", 3).await;
+    s.create_alias(&alias("step", "prod", 1)).await.unwrap();
+    let mut d = deployment("step", "prod", 1_700_000_000_000_001);
+    s.create_deployment(&d).await.unwrap();
+    let mut other = deployment("step", "beta", 1_700_000_000_000_000);
+    other.start("x").unwrap();
+    s.create_deployment(&other).await.unwrap();
+    assert_eq!(
+        s.list_active_deployments()
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.deployment_id.clone())
+            .collect::<Vec<_>>(),
+        vec![other.deployment_id.clone(), d.deployment_id.clone()],
+        "oldest first"
+    );
+
+    // A step: alias split and deployment progress in one write.
+    d.start("Canary 10%").unwrap();
+    d.step = 0;
+    d.step_started_at = Some(at(1_700_000_000_000_500));
+    d.record(
+        "Canary 10%",
+        "10% to version 2",
+        [(1, 90.0), (2, 10.0)].into(),
+    );
+    d.version_metrics.insert(
+        2,
+        DeploymentMetrics {
+            invocation_count: 42,
+            error_count: 1,
+            error_rate: 100.0 / 42.0,
+            avg_duration: 1.5,
+            p99_duration: 9.25,
+            captured_at: at(1_700_000_000_000_600),
+        },
+    );
+    d.rolling_nodes = vec!["a".into(), "b".into()];
+    let mut a = s.get_alias("step", "prod").await.unwrap().unwrap();
+    a.set_weighted_routing(1, 2, 10.0);
+    assert_eq!(s.apply_deployment(&d, Some(&a)).await.unwrap(), 1);
+    d.revision = 1;
+    let stored = s.get_deployment(&d.deployment_id).await.unwrap().unwrap();
+    assert_eq!(stored, d, "timeline, metrics, step and revision round-trip");
+    assert_eq!(
+        s.get_alias("step", "prod")
+            .await
+            .unwrap()
+            .unwrap()
+            .routing_config,
+        a.routing_config
+    );
+
+    // A stale writer loses and changes nothing, alias included.
+    let mut stale = d.clone();
+    stale.revision = 0;
+    stale.mark_rolled_back("stale");
+    let mut moved = a.clone();
+    moved.update_version(3);
+    let message = conflict(s.apply_deployment(&stale, Some(&moved)).await);
+    assert!(message.contains("changed meanwhile"), "{message}");
+    assert_eq!(
+        s.get_alias("step", "prod").await.unwrap().unwrap().version,
+        1
+    );
+    assert_eq!(
+        s.get_deployment(&d.deployment_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        DeploymentStatus::InProgress
+    );
+
+    // An alias routed to a missing version is refused with the deployment unchanged.
+    let mut bad = a.clone();
+    bad.update_version(99);
+    let message = conflict(s.apply_deployment(&d, Some(&bad)).await);
+    assert!(message.contains("99"), "{message}");
+    assert_eq!(
+        s.get_deployment(&d.deployment_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revision,
+        1
+    );
+    // Another alias cannot be moved by this deployment.
+    let foreign = alias("step", "beta", 3);
+    let message = conflict(s.apply_deployment(&d, Some(&foreign)).await);
+    assert!(message.contains("does not own"), "{message}");
+
+    // The end: not active any more.
+    d.mark_completed();
+    assert_eq!(s.apply_deployment(&d, None).await.unwrap(), 2);
+    assert_eq!(s.list_active_deployments().await.unwrap().len(), 1);
+    let (kind, _) = not_found(s.apply_deployment(&deployment("step", "x", 0), None).await);
+    assert_eq!(kind, "deployment");
 }
 
 async fn one_active_deployment_per_alias(ctx: Ctx) {

@@ -3,7 +3,9 @@ use axum::http::StatusCode;
 use hotswap_control::NewDeployment;
 use hotswap_domain::Deployment;
 
-use crate::dto::{CancelDeploymentRequest, CreateDeploymentRequest, Page, PageQuery};
+use crate::dto::{
+    CancelDeploymentRequest, CreateDeploymentRequest, Page, PageQuery, RollbackDeploymentRequest,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, Json, OptionalJson, Path, Query};
 use crate::AppState;
@@ -57,7 +59,7 @@ pub(crate) async fn get(
     ))
 }
 
-/// Cancel a deployment that has not finished.
+/// Cancel a deployment that has not finished; all traffic goes back to the source version.
 #[utoipa::path(post, path = "/v1/functions/{name}/deployments/{id}/cancel", tag = "deployments", request_body = CancelDeploymentRequest,
     responses((status = 200, body = Deployment), (status = 409, body = ApiError)))]
 pub(crate) async fn cancel(
@@ -69,6 +71,38 @@ pub(crate) async fn cancel(
     Ok(axum::Json(
         s.control
             .cancel_deployment(&caller, &name, &id, req.reason)
+            .await?,
+    ))
+}
+
+/// End the current step now: the next step begins (a manual gate such as
+/// ABTesting's split, or the rest of a timed step skipped), or the
+/// deployment completes.
+#[utoipa::path(post, path = "/v1/functions/{name}/deployments/{id}/promote", tag = "deployments",
+    responses((status = 200, body = Deployment), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+pub(crate) async fn promote(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path((name, id)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Deployment>> {
+    Ok(axum::Json(
+        s.control.promote_deployment(&caller, &name, &id).await?,
+    ))
+}
+
+/// Move all traffic back to the source version now (an active deployment,
+/// or a completed one whose result still stands); `reason` is recorded.
+#[utoipa::path(post, path = "/v1/functions/{name}/deployments/{id}/rollback", tag = "deployments", request_body = RollbackDeploymentRequest,
+    responses((status = 200, body = Deployment), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+pub(crate) async fn rollback(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path((name, id)): Path<(String, String)>,
+    OptionalJson(req): OptionalJson<RollbackDeploymentRequest>,
+) -> ApiResult<axum::Json<Deployment>> {
+    Ok(axum::Json(
+        s.control
+            .rollback_deployment(&caller, &name, &id, req.reason)
             .await?,
     ))
 }

@@ -64,6 +64,14 @@ pub(crate) fn v1() -> Router<AppState> {
             "/functions/{name}/deployments/{id}/cancel",
             post(deployments::cancel),
         )
+        .route(
+            "/functions/{name}/deployments/{id}/promote",
+            post(deployments::promote),
+        )
+        .route(
+            "/functions/{name}/deployments/{id}/rollback",
+            post(deployments::rollback),
+        )
         .route("/invocations/{request_id}", get(invoke::get_invocation))
         .route("/layers", post(layers::publish).get(layers::list))
         .route("/layers/{name}/versions", get(layers::versions))

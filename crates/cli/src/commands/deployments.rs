@@ -1,10 +1,16 @@
-//! `hotswap deploy` and `hotswap deployments …`: list, get, cancel.
+//! `hotswap deploy` (which follows the deployment live until it ends) and
+//! `hotswap deployments …`: list, get, watch, promote, rollback, cancel.
 
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value};
 
 use super::functions::check_name;
 use super::{number, put_opt, Ctx};
-use crate::args::{DeployArgs, DeploymentsCommand};
+use crate::args::{DeployArgs, DeploymentsCommand, OutputFormat};
+use crate::client::Response;
 use crate::error::CliError;
 use crate::output::{cell_text, col, computed, lookup, Column, Detail, Fmt};
 
@@ -76,6 +82,8 @@ pub fn deploy_config(a: &DeployArgs) -> Option<Value> {
         "rollbackOnSuccessRate",
         a.rollback_success_rate.map(number),
     );
+    put_opt(&mut c, "bakeDuration", a.bake_duration.map(number));
+    put_opt(&mut c, "minInvocations", a.min_invocations.map(Value::from));
     (!c.is_empty()).then_some(Value::Object(c))
 }
 
@@ -97,7 +105,150 @@ pub async fn deploy(ctx: &mut Ctx<'_>, a: DeployArgs) -> Result<(), CliError> {
         .client
         .post(&["functions", &a.name, "deployments"], &deploy_body(&a))
         .await?;
-    ctx.print_object(&resp, &DEPLOYMENT_DETAIL)
+    if a.no_wait {
+        return print_deployment(ctx, &resp);
+    }
+    let id = resp.value["deploymentId"]
+        .as_str()
+        .ok_or_else(|| CliError::BadResponse("the deployment has no deploymentId".into()))?
+        .to_owned();
+    follow(ctx, &a.name, &id, resp).await
+}
+
+/// How often a followed deployment is read again.
+const FOLLOW_POLL: Duration = Duration::from_millis(500);
+
+fn is_terminal_status(status: &str) -> bool {
+    matches!(status, "Completed" | "Failed" | "RolledBack" | "Cancelled")
+}
+
+/// `90% v1 · 10% v2` from the newest timeline entry.
+fn traffic_text(d: &Value) -> String {
+    let Some(traffic) = d["timeline"]
+        .as_array()
+        .and_then(|t| t.last())
+        .and_then(|e| e["traffic"].as_object())
+    else {
+        return "-".into();
+    };
+    traffic
+        .iter()
+        .map(|(v, p)| format!("{}% v{v}", cell_text(p)))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// One line of live status: phase, split, the target's error rate and p99.
+pub fn status_line(d: &Value) -> String {
+    let m = &d["metrics"];
+    let figures = if m.is_object() {
+        format!(
+            "n={} err {:.2}% p99 {:.1} ms",
+            m["invocationCount"].as_u64().unwrap_or(0),
+            m["errorRate"].as_f64().unwrap_or(0.0),
+            m["p99Duration"].as_f64().unwrap_or(0.0)
+        )
+    } else {
+        "no traffic yet".into()
+    };
+    format!(
+        "{} | {} | {} | {}",
+        d["status"].as_str().unwrap_or("?"),
+        d["currentPhase"].as_str().unwrap_or("-"),
+        traffic_text(d),
+        figures
+    )
+}
+
+/// Shows the deployment's progress until it ends: a progress bar on a
+/// terminal, a line per change otherwise. Then prints the deployment; an
+/// end other than Completed is an error (exit code 4).
+async fn follow(ctx: &mut Ctx<'_>, name: &str, id: &str, first: Response) -> Result<(), CliError> {
+    let tty = std::io::stderr().is_terminal();
+    let bar = if tty {
+        let bar = ProgressBar::new(100);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{bar:30}] {pos:>3}% {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut resp = first;
+    let mut last = String::new();
+    loop {
+        let d = &resp.value;
+        let line = status_line(d);
+        if tty {
+            bar.set_position(d["progress"].as_f64().unwrap_or(0.0).clamp(0.0, 100.0) as u64);
+            bar.set_message(line.clone());
+        } else if line != last {
+            writeln!(
+                ctx.err,
+                "{:>5.1}% {line}",
+                d["progress"].as_f64().unwrap_or(0.0)
+            )?;
+        }
+        last = line;
+        if is_terminal_status(d["status"].as_str().unwrap_or("")) {
+            break;
+        }
+        tokio::time::sleep(FOLLOW_POLL).await;
+        resp = ctx
+            .client
+            .get(&["functions", name, "deployments", id], &[])
+            .await?;
+    }
+    bar.finish_and_clear();
+    print_deployment(ctx, &resp)?;
+    let d = &resp.value;
+    match d["status"].as_str().unwrap_or("") {
+        "Completed" => Ok(()),
+        status => Err(CliError::Deployment {
+            status: status.to_owned(),
+            reason: d["rollbackReason"]
+                .as_str()
+                .or(d["errorMessage"].as_str())
+                .unwrap_or("")
+                .to_owned(),
+        }),
+    }
+}
+
+/// The deployment's fields, then its timeline as a table (or the JSON).
+fn print_deployment(ctx: &mut Ctx<'_>, resp: &Response) -> Result<(), CliError> {
+    if ctx.format == OutputFormat::Json {
+        return ctx.print_json(resp);
+    }
+    let mut fields = resp.value.clone();
+    let timeline = fields
+        .as_object_mut()
+        .and_then(|m| {
+            m.remove("versionMetrics");
+            m.remove("timeline")
+        })
+        .unwrap_or(Value::Null);
+    ctx.out
+        .write_all(crate::output::render_object(&fields, &DEPLOYMENT_DETAIL).as_bytes())?;
+    if let Some(events) = timeline.as_array().filter(|e| !e.is_empty()) {
+        writeln!(ctx.out, "\ntimeline:")?;
+        for e in events {
+            let mut wrapper = Map::new();
+            wrapper.insert("timeline".into(), Value::Array(vec![e.clone()]));
+            writeln!(
+                ctx.out,
+                "  {}  {:<40}  {:<24}  {}",
+                e["at"].as_str().unwrap_or("-"),
+                e["phase"].as_str().unwrap_or("-"),
+                traffic_text(&Value::Object(wrapper)),
+                e["message"].as_str().unwrap_or("")
+            )?;
+        }
+    }
+    Ok(())
 }
 
 pub async fn run(ctx: &mut Ctx<'_>, cmd: DeploymentsCommand) -> Result<(), CliError> {
@@ -115,12 +266,28 @@ pub async fn run(ctx: &mut Ctx<'_>, cmd: DeploymentsCommand) -> Result<(), CliEr
                 .client
                 .get(&["functions", &name, "deployments", &id], &[])
                 .await?;
-            ctx.print_object(&resp, &DEPLOYMENT_DETAIL)
+            print_deployment(ctx, &resp)
+        }
+        DeploymentsCommand::Watch { name, id } => {
+            check_name(&name)?;
+            let resp = ctx
+                .client
+                .get(&["functions", &name, "deployments", &id], &[])
+                .await?;
+            follow(ctx, &name, &id, resp).await
         }
         DeploymentsCommand::Cancel { name, id, reason } => {
             let mut body = Map::new();
             put_opt(&mut body, "reason", reason);
             action(ctx, &name, &id, "cancel", body).await
+        }
+        DeploymentsCommand::Promote { name, id } => {
+            action(ctx, &name, &id, "promote", Map::new()).await
+        }
+        DeploymentsCommand::Rollback { name, id, reason } => {
+            let mut body = Map::new();
+            put_opt(&mut body, "reason", reason);
+            action(ctx, &name, &id, "rollback", body).await
         }
     }
 }
@@ -141,7 +308,7 @@ async fn action(
             &Value::Object(body),
         )
         .await?;
-    ctx.print_object(&resp, &DEPLOYMENT_DETAIL)
+    print_deployment(ctx, &resp)
 }
 
 #[cfg(test)]

@@ -699,6 +699,71 @@ impl MetadataStore for SqlStore {
         }
     }
 
+    async fn list_active_deployments(&self) -> Result<Vec<Deployment>> {
+        let sql = SqlText::select::<Deployment>(
+            "WHERE status IN ($1, $2) ORDER BY started_at, deployment_id",
+        );
+        fetch_all(
+            &self.pool,
+            &sql,
+            vec![
+                text(DeploymentStatus::Pending.as_str()),
+                text(DeploymentStatus::InProgress.as_str()),
+            ],
+        )
+        .await
+    }
+
+    async fn apply_deployment(
+        &self,
+        deployment: &Deployment,
+        alias: Option<&FunctionAlias>,
+    ) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        self.lock_function(&mut tx, &deployment.function_name)
+            .await?;
+        let row = query_with(
+            "SELECT revision FROM deployments WHERE deployment_id = $1",
+            vec![text(&deployment.deployment_id)],
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::Database)?
+        .ok_or_else(|| not_found("deployment", &deployment.deployment_id))?;
+        let stored: i64 = row
+            .try_get("revision")
+            .map_err(|e| StoreError::Corrupt(format!("deployments.revision: {e}")))?;
+        if u64::try_from(stored).ok() != Some(deployment.revision) {
+            return Err(StoreError::Conflict(format!(
+                "deployment {} changed meanwhile (revision {stored}, expected {})",
+                deployment.deployment_id, deployment.revision
+            )));
+        }
+        if let Some(alias) = alias {
+            if alias.function_name != deployment.function_name
+                || alias.alias_name != deployment.alias_name
+            {
+                return Err(StoreError::Conflict(format!(
+                    "deployment {} does not own alias '{}'",
+                    deployment.deployment_id, alias.alias_name
+                )));
+            }
+            if !update(&mut *tx, alias, || already_exists(alias)).await? {
+                return Err(not_found(
+                    "alias",
+                    format!("{}:{}", alias.function_name, alias.alias_name),
+                ));
+            }
+            check_routed_versions(&mut tx, alias).await?;
+        }
+        let mut next = deployment.clone();
+        next.revision = deployment.revision + 1;
+        let duplicate = || active_deployment(deployment, None);
+        update(&mut *tx, &next, duplicate).await?;
+        tx.commit().await.map_err(StoreError::Database)?;
+        Ok(next.revision)
+    }
+
     // ---- asynchronous invocations ----------------------------------------
 
     async fn enqueue_invocation(&self, invocation: &AsyncInvocation) -> Result<()> {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use hotswap_domain::deployment::DeploymentMetrics;
 use hotswap_domain::runner::{RunnerHealth, RunnerMetrics, RunnerResources};
 use hotswap_domain::{
-    AsyncInvocation, AsyncStatus, Deployment, DeploymentConfig, DeploymentStatus,
+    AsyncInvocation, AsyncStatus, Deployment, DeploymentConfig, DeploymentEvent, DeploymentStatus,
     DeploymentStrategy, Function, FunctionAlias, FunctionVersion, InvocationResult, LayerVersion,
     RunnerNode, Runtime, ScalingConfig, Trigger, TriggerConfig, TriggerType, VersionStatus,
     VpcConfig,
@@ -39,6 +39,8 @@ json_columns!(
     RunnerMetrics,
     DeploymentConfig,
     DeploymentMetrics,
+    Vec<DeploymentEvent>,
+    BTreeMap<u32, DeploymentMetrics>,
 );
 
 impl Record for Function {
@@ -145,7 +147,8 @@ impl Record for Deployment {
     columns! {
         deployment_id, function_name, alias_name, target_version, source_version, strategy,
         config, status, progress, current_phase, started_at, completed_at, deployed_by,
-        error_message, rollback_reason, metrics
+        error_message, rollback_reason, metrics, step, step_started_at, timeline,
+        version_metrics, revision, rolling_nodes
     }
 
     fn describe(&self) -> String {

@@ -1,0 +1,189 @@
+//! Sliding-window metrics per (function, version): one bucket per second for
+//! the last [`RETENTION_SECS`] seconds, each with counts and an HDR
+//! histogram, so that a deployment controller can ask "how did version 7 do
+//! since its step began" and get invocations, errors, average and p99 from
+//! the router's own measurements.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hdrhistogram::Histogram;
+use hotswap_domain::DeploymentMetrics;
+
+/// Seconds of history kept per version.
+pub const RETENTION_SECS: i64 = 600;
+
+struct Bucket {
+    second: i64,
+    invocations: u64,
+    errors: u64,
+    sum_us: u64,
+    durations: Histogram<u32>,
+}
+
+impl Bucket {
+    fn new(second: i64) -> Self {
+        Self {
+            second,
+            invocations: 0,
+            errors: 0,
+            sum_us: 0,
+            // 1 µs to 15 min at 2 significant digits: about 12 KiB a bucket.
+            durations: Histogram::new_with_bounds(1, 900_000_000, 2)
+                .unwrap_or_else(|_| Histogram::new(2).expect("2 significant digits")),
+        }
+    }
+}
+
+/// The windows of every version that had traffic recently.
+#[derive(Default)]
+pub struct Windows {
+    versions: Mutex<HashMap<(String, u32), VecDeque<Bucket>>>,
+}
+
+impl Windows {
+    pub fn record(
+        &self,
+        function: &str,
+        version: u32,
+        at: DateTime<Utc>,
+        duration: Duration,
+        success: bool,
+    ) {
+        let second = at.timestamp();
+        let us = u64::try_from(duration.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let Ok(mut map) = self.versions.lock() else {
+            return;
+        };
+        let buckets = map.entry((function.to_owned(), version)).or_default();
+        while buckets
+            .front()
+            .is_some_and(|b| b.second <= second - RETENTION_SECS)
+        {
+            buckets.pop_front();
+        }
+        // Samples arrive nearly in order; a late one joins its own second.
+        let idx = match buckets.iter().rposition(|b| b.second <= second) {
+            Some(i) if buckets[i].second == second => i,
+            Some(i) => {
+                buckets.insert(i + 1, Bucket::new(second));
+                i + 1
+            }
+            None => {
+                buckets.push_front(Bucket::new(second));
+                0
+            }
+        };
+        let b = &mut buckets[idx];
+        b.invocations += 1;
+        b.errors += u64::from(!success);
+        b.sum_us = b.sum_us.saturating_add(us);
+        let _ = b.durations.record(us.min(b.durations.high()));
+    }
+
+    /// The version's figures from `since` (to the second) until now;
+    /// durations in milliseconds, rates in percent.
+    pub fn since(&self, function: &str, version: u32, since: DateTime<Utc>) -> DeploymentMetrics {
+        let mut m = DeploymentMetrics::default();
+        let from = since.timestamp();
+        let Ok(map) = self.versions.lock() else {
+            return m;
+        };
+        let Some(buckets) = map.get(&(function.to_owned(), version)) else {
+            return m;
+        };
+        let mut merged: Option<Histogram<u32>> = None;
+        let mut sum_us = 0u64;
+        for b in buckets.iter().filter(|b| b.second >= from) {
+            m.invocation_count += b.invocations;
+            m.error_count += b.errors;
+            sum_us = sum_us.saturating_add(b.sum_us);
+            match &mut merged {
+                Some(h) => {
+                    let _ = h.add(&b.durations);
+                }
+                None => merged = Some(b.durations.clone()),
+            }
+        }
+        if m.invocation_count > 0 {
+            m.error_rate = 100.0 * m.error_count as f64 / m.invocation_count as f64;
+            m.avg_duration = sum_us as f64 / m.invocation_count as f64 / 1000.0;
+        }
+        if let Some(h) = merged {
+            m.p99_duration = h.value_at_quantile(0.99) as f64 / 1000.0;
+        }
+        m
+    }
+
+    /// Drops versions without traffic in the retention period.
+    pub fn prune(&self, now: DateTime<Utc>) {
+        let oldest = now.timestamp() - RETENTION_SECS;
+        if let Ok(mut map) = self.versions.lock() {
+            map.retain(|_, b| b.back().is_some_and(|b| b.second > oldest));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
+    }
+
+    #[test]
+    fn a_window_counts_only_its_seconds() {
+        let w = Windows::default();
+        for i in 0..100 {
+            // Seconds 0..9, ten samples each; every tenth fails.
+            w.record(
+                "f",
+                2,
+                t(i / 10),
+                Duration::from_millis(1 + i as u64),
+                i % 10 != 0,
+            );
+        }
+        w.record("f", 1, t(5), Duration::from_millis(1), true);
+        let all = w.since("f", 2, t(0));
+        assert_eq!((all.invocation_count, all.error_count), (100, 10));
+        assert_eq!(all.error_rate, 10.0);
+        assert!((all.avg_duration - 50.5).abs() < 0.01, "{all:?}");
+        assert!((all.p99_duration - 99.0).abs() < 1.0, "{all:?}");
+        let tail = w.since("f", 2, t(5));
+        assert_eq!(tail.invocation_count, 50);
+        assert!(tail.p99_duration >= 99.0);
+        assert_eq!(w.since("f", 1, t(0)).invocation_count, 1);
+        assert_eq!(w.since("g", 2, t(0)).invocation_count, 0);
+        assert_eq!(w.since("f", 2, t(100)).invocation_count, 0);
+    }
+
+    #[test]
+    fn late_samples_and_retention() {
+        let w = Windows::default();
+        w.record("f", 1, t(10), Duration::from_millis(1), true);
+        w.record("f", 1, t(8), Duration::from_millis(1), false);
+        w.record("f", 1, t(9), Duration::from_millis(1), true);
+        assert_eq!(w.since("f", 1, t(9)).invocation_count, 2);
+        assert_eq!(w.since("f", 1, t(8)).error_count, 1);
+        w.record(
+            "f",
+            1,
+            t(10 + RETENTION_SECS),
+            Duration::from_millis(1),
+            true,
+        );
+        assert_eq!(
+            w.since("f", 1, t(0)).invocation_count,
+            1,
+            "old seconds dropped"
+        );
+        w.prune(t(20 + 2 * RETENTION_SECS));
+        assert_eq!(w.since("f", 1, t(0)).invocation_count, 0);
+    }
+}
