@@ -484,6 +484,7 @@ fn canary_deploy_conflict_and_cancel() {
         "10",
         "--canary-duration",
         "5m",
+        "--no-wait",
     ]);
     assert_eq!(d["status"], "Pending");
     assert_eq!(d["strategy"], "Canary");
@@ -498,7 +499,15 @@ fn canary_deploy_conflict_and_cancel() {
     // one active deployment per alias
     let r = cli.fails(
         1,
-        &["deploy", "deployed", "--alias", "prod", "--version", "1"],
+        &[
+            "deploy",
+            "deployed",
+            "--alias",
+            "prod",
+            "--version",
+            "1",
+            "--no-wait",
+        ],
     );
     assert!(r.stderr.contains("Conflict"), "{r:?}");
 
@@ -506,7 +515,10 @@ fn canary_deploy_conflict_and_cancel() {
     assert_eq!(item_count(&list), 1, "{list}");
     assert_eq!(list["items"][0]["deploymentId"], id.as_str());
     let got = cli.json(&["deployments", "get", "deployed", &id]);
-    assert_eq!(got["status"], "Pending");
+    assert!(
+        got["status"] == "Pending" || got["status"] == "InProgress",
+        "{got}"
+    );
 
     let c = cli.json(&[
         "deployments",
@@ -518,6 +530,13 @@ fn canary_deploy_conflict_and_cancel() {
     ]);
     assert_eq!(c["status"], "Cancelled");
     assert!(c["completedAt"].is_string(), "{c}");
+    // Cancelling puts all traffic back on the source version.
+    let prod = cli.json(&["alias", "get", "deployed", "prod"]);
+    assert_eq!(
+        (prod["version"].clone(), prod["routingConfig"].clone()),
+        (json!(2), json!({})),
+        "{prod}"
+    );
     assert_eq!(
         cli.json(&["deployments", "get", "deployed", &id])["status"],
         "Cancelled"
