@@ -92,6 +92,16 @@ const LAYER: &[(&str, &str)] = &[(
     "module SharedGreeting\n  def self.greet(name) = \"hello #{name} from a layer\"\nend\n",
 )];
 
+const GEMSPEC: &str = r#"Gem::Specification.new do |s|
+  s.name = "greeter"
+  s.version = "1.2.0"
+  s.summary = "a vendored gem"
+  s.authors = ["hotswap"]
+  s.files = ["lib/greeter.rb"]
+  s.require_paths = ["lib"]
+end
+"#;
+
 #[test]
 fn a_ruby_handler_runs_warm_with_its_context_and_reports_exceptions() {
     let dir = tempfile::tempdir().unwrap();
@@ -202,6 +212,46 @@ fn a_ruby_handler_runs_warm_with_its_context_and_reports_exceptions() {
     let out: Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
     assert_eq!(out["greeting"], "hello ann from a layer", "{out}");
     assert_eq!(out["rubylib"], "/var/task:/opt/ruby/lib", "{out}");
+
+    // Gems bundled the AWS way (vendor/bundle/ruby/X.Y.0) load through RubyGems.
+    let abi = String::from_utf8(
+        std::process::Command::new("ruby")
+            .args(["-rrbconfig", "-e", "print RbConfig::CONFIG['ruby_version']"])
+            .output()
+            .expect("ruby")
+            .stdout,
+    )
+    .unwrap();
+    assert!(abi.starts_with("3."), "ruby_version {abi:?}");
+    let gems = format!("vendor/bundle/ruby/{abi}");
+    let zip = zip_of(&[
+        (&format!("{gems}/specifications/greeter-1.2.0.gemspec"), GEMSPEC),
+        (
+            &format!("{gems}/gems/greeter-1.2.0/lib/greeter.rb"),
+            "module Greeter\n  def self.hi(n) = \"hi #{n}\"\nend\n",
+        ),
+        (
+            "app.rb",
+            "require 'greeter'\ndef handler(event:, context:) = { 'hi' => Greeter.hi(event['name']), \
+             'version' => Gem.loaded_specs['greeter'].version.to_s, 'gem_path' => Gem.path.first }\n",
+        ),
+    ]);
+    let (st, f) = s.admin(
+        "POST",
+        "/v1/functions",
+        Some(
+            json!({ "name": "rb-gems", "runtime": "Ruby31", "handler": "app.handler",
+            "code": { "zipFile": b64(&zip) } }),
+        ),
+    );
+    assert_eq!(st, 201, "{f}");
+    let r = invoke_full(&s, "rb-gems", json!({ "name": "cy" }));
+    assert_eq!(r["success"], true, "{r}");
+    let out: Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        out,
+        json!({ "hi": "hi cy", "version": "1.2.0", "gem_path": format!("/var/task/{gems}") })
+    );
 
     // The timeout kills the instance; the next invocation starts a new one.
     create(
