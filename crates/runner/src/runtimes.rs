@@ -174,8 +174,9 @@ impl RuntimeCatalog {
                 Some((ruby, have)) if ruby_runtime_version(runtime) <= *have => {
                     Ok(Entry::Interpreter {
                         program: ruby.clone(),
-                        // RubyGems costs ~5x the rest of a start; the
-                        // bootstrap loads it when the function ships gems.
+                        // RubyGems is ~85 % of a plain `ruby -e 0` here
+                        // (docs/benchmarks.md); the bootstrap loads it
+                        // only when the function ships gems.
                         args: vec!["--disable-gems".into(), "{runtime}/bootstrap.rb".into()],
                     })
                 }
