@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Tests for the built-in runtime bootstraps (python/bootstrap.py, node/bootstrap.js).
+"""Tests for the built-in runtime bootstraps (python/bootstrap.py, node/bootstrap.js,
+ruby/bootstrap.rb).
 
 Run:   /usr/bin/python3 crates/runner/runtimes/test_bootstraps.py [-k substring] [-v]
 Bench: /usr/bin/python3 crates/runner/runtimes/test_bootstraps.py --bench [N]
@@ -26,8 +27,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY_BOOTSTRAP = os.path.join(HERE, "python", "bootstrap.py")
 NODE_BOOTSTRAP = os.path.join(HERE, "node", "bootstrap.js")
+RUBY_BOOTSTRAP = os.path.join(HERE, "ruby", "bootstrap.rb")
 PYTHON = os.environ.get("HOTSWAP_PYTHON", "/usr/bin/python3")
 NODE = os.environ.get("HOTSWAP_NODE") or shutil.which("node") or "node"
+RUBY = os.environ.get("HOTSWAP_RUBY") or shutil.which("ruby") or "ruby"
+BOOTSTRAPS = {"python": PY_BOOTSTRAP, "node": NODE_BOOTSTRAP, "ruby": RUBY_BOOTSTRAP}
 WAIT = 10.0
 
 
@@ -235,7 +239,7 @@ class Instance:
             "AWS_LAMBDA_RUNTIME_API": self.stub.address.replace("127.0.0.1", api_host or "127.0.0.1"),
             "_HANDLER": handler,
             "LAMBDA_TASK_ROOT": self.root,
-            "LAMBDA_RUNTIME_DIR": os.path.dirname(PY_BOOTSTRAP if lang == "python" else NODE_BOOTSTRAP),
+            "LAMBDA_RUNTIME_DIR": os.path.dirname(BOOTSTRAPS[lang]),
             "AWS_LAMBDA_FUNCTION_NAME": "testfn",
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
@@ -247,6 +251,8 @@ class Instance:
         env.update(extra_env or {})
         if lang == "python":
             argv = [PYTHON, "-S", "-B", bootstrap or PY_BOOTSTRAP]
+        elif lang == "ruby":
+            argv = [RUBY, "--disable-gems", bootstrap or RUBY_BOOTSTRAP]
         else:
             argv = [NODE, bootstrap or NODE_BOOTSTRAP]
         self.started = time.perf_counter()
@@ -950,6 +956,271 @@ def node_malformed_handler():
     node_init_error_case("nodot", "Runtime.MalformedHandlerName", "nodot")
 
 
+RUBY_APP = {
+    "lambda_function.rb": """
+        require "json"
+        $counter = 0
+
+        def echo(event:, context:)
+          puts "LOG-LINE from ruby #{event.is_a?(Hash) ? event['n'] : nil}"
+          event
+        end
+
+        def ctx(event:, context:)
+          {
+            "function_name" => context.function_name,
+            "function_version" => context.function_version,
+            "invoked_function_arn" => context.invoked_function_arn,
+            "memory_limit_in_mb" => context.memory_limit_in_mb,
+            "aws_request_id" => context.aws_request_id,
+            "log_group_name" => context.log_group_name,
+            "log_stream_name" => context.log_stream_name,
+            "remaining" => context.get_remaining_time_in_millis,
+            "identity" => context.identity,
+            "client_context" => context.client_context,
+            "trace" => ENV["_X_AMZN_TRACE_ID"],
+          }
+        end
+
+        def count(event:, context:)
+          $counter += 1
+          { "counter" => $counter, "pid" => Process.pid }
+        end
+
+        def fail(event:, context:)
+          raise ArgumentError, "boom: #{event['why']}"
+        end
+
+        def nan(event:, context:)
+          { "x" => Float::NAN }
+        end
+
+        def nothing(event:, context:)
+          nil
+        end
+
+        def kind(event:, context:)
+          { "type" => event.class.name, "event" => event }
+        end
+
+        def positional(event, context)
+          { "style" => "positional", "id" => context.aws_request_id.size > 0, "event" => event }
+        end
+
+        def only_event(event)
+          { "style" => "event only", "event" => event }
+        end
+
+        def only_event_kw(event:)
+          { "style" => "event keyword", "event" => event }
+        end
+
+        module Outer
+          class Handler
+            def self.process(event:, context:)
+              { "style" => "class method", "event" => event }
+            end
+          end
+        end
+    """,
+    "lib/dir/nested.rb": """
+        def handler(event:, context:)
+          { "file" => __FILE__.split("/").last(3).join("/"), "event" => event }
+        end
+    """,
+    "broken.rb": """
+        def handler(event:, context:)
+          if
+        end
+    """,
+    "explodes.rb": """
+        raise IOError, "ruby module init failed"
+    """,
+    "needsdep.rb": """
+        require "no_such_dependency_xyz"
+        def handler(event:, context:) = 1
+    """,
+}
+
+
+@test
+def ruby_echo_roundtrip_and_stdout():
+    @with_instance("ruby", RUBY_APP, "lambda_function.echo")
+    def body(inst):
+        ev = {"n": 5, "s": "h\u00e9llo \u2603", "nested": {"list": [1, 2.5, None, True]}}
+        rid = inst.stub.push(ev)
+        eq(inst.stub.response(rid), ev, "echo")
+        out, _ = inst.finish()
+        check("LOG-LINE from ruby 5" in out, "puts output missing from stdout: %r" % out)
+    body()
+
+
+@test
+def ruby_context_fields():
+    @with_instance("ruby", RUBY_APP, "lambda_function.ctx")
+    def body(inst):
+        identity = {"cognitoIdentityId": "id-1", "cognitoIdentityPoolId": "pool"}
+        client = {"custom": {"k": "v"}, "client": {"app_title": "app"}, "env": {}}
+        rid = inst.stub.push({}, headers={
+            "Lambda-Runtime-Trace-Id": "Root=1-abc;Sampled=1",
+            "Lambda-Runtime-Cognito-Identity": json.dumps(identity),
+            "Lambda-Runtime-Client-Context": json.dumps(client),
+        })
+        r = inst.stub.response(rid)
+        eq(r["function_name"], "testfn", "function_name")
+        eq(r["function_version"], "$LATEST", "function_version")
+        eq(r["memory_limit_in_mb"], "256", "memory_limit_in_mb (a string, as on AWS)")
+        eq(r["aws_request_id"], rid, "aws_request_id")
+        eq(r["invoked_function_arn"], "arn:aws:lambda:us-east-1:000000000000:function:testfn", "arn")
+        eq(r["log_group_name"], "/aws/lambda/testfn", "log_group_name")
+        eq(r["log_stream_name"], "2024/01/01/[$LATEST]0123456789abcdef", "log_stream_name")
+        check(0 < r["remaining"] <= 30000, "remaining time %r" % r["remaining"])
+        eq(r["identity"], identity, "identity")
+        eq(r["client_context"], client, "client_context")
+        eq(r["trace"], "Root=1-abc;Sampled=1", "_X_AMZN_TRACE_ID")
+        r = inst.stub.response(inst.stub.push({}))
+        eq((r["identity"], r["client_context"], r["trace"]), (None, None, None), "without the optional headers")
+    body()
+
+
+@test
+def ruby_reuses_process_and_connection():
+    @with_instance("ruby", RUBY_APP, "lambda_function.count")
+    def body(inst):
+        rs = [inst.stub.response(inst.stub.push({})) for _ in range(5)]
+        eq([r["counter"] for r in rs], [1, 2, 3, 4, 5], "counter")
+        eq(rs[0]["pid"], inst.proc.pid, "pid")
+        eq(len(inst.stub.peers), 1, "TCP connections used (keep-alive)")
+    body()
+
+
+@test
+def ruby_http_variants_chunked_stale_large():
+    connection_variants("ruby", RUBY_APP, "lambda_function.echo")
+
+
+@test
+def ruby_handler_forms():
+    cases = [
+        ("lambda_function.Outer::Handler.process", "class method"),
+        ("lambda_function.positional", "positional"),
+        ("lambda_function.only_event", "event only"),
+        ("lambda_function.only_event_kw", "event keyword"),
+    ]
+    for spec, style in cases:
+        @with_instance("ruby", RUBY_APP, spec)
+        def body(inst):
+            r = inst.stub.response(inst.stub.push({"x": 1}))
+            eq((r["style"], r["event"]), (style, {"x": 1}), spec)
+        body()
+
+    @with_instance("ruby", RUBY_APP, "lib/dir/nested.handler", api_host="localhost")
+    def nested(inst):
+        eq(inst.stub.response(inst.stub.push(2)), {"file": "lib/dir/nested.rb", "event": 2}, "file in a subdirectory")
+    nested()
+
+
+@test
+def ruby_handler_exception():
+    @with_instance("ruby", RUBY_APP, "lambda_function.fail")
+    def body(inst):
+        rid = inst.stub.push({"why": "because"})
+        err, hdrs = inst.stub.error(rid)
+        eq(err["errorType"], "ArgumentError", "errorType")
+        eq(err["errorMessage"], "boom: because", "errorMessage")
+        eq(err["requestId"], rid, "requestId")
+        check(any("lambda_function.rb" in l and "fail" in l for l in err["stackTrace"]),
+              "stackTrace lacks the handler frame: %r" % err["stackTrace"])
+        check(not any("bootstrap.rb" in l for l in err["stackTrace"]), "stackTrace includes bootstrap frames")
+        eq(hdrs.get("lambda-runtime-function-error-type"), "ArgumentError", "error-type header")
+        eq(inst.stub.error(inst.stub.push({"why": 2}))[0]["errorMessage"], "boom: 2", "second error")
+        _, errout = inst.finish()
+        check("[ERROR] ArgumentError: boom: because" in errout, "error not logged to stderr: %r" % errout)
+    body()
+
+
+@test
+def ruby_marshal_error_nil_and_non_json_event():
+    @with_instance("ruby", RUBY_APP, "lambda_function.nan")
+    def body(inst):
+        err, _ = inst.stub.error(inst.stub.push({}))
+        eq(err["errorType"], "Runtime.MarshalError", "errorType")
+        eq(inst.proc.poll(), None, "process still running")
+    body()
+
+    @with_instance("ruby", RUBY_APP, "lambda_function.nothing")
+    def body2(inst):
+        kind, raw, _ = inst.stub.wait_result(inst.stub.push({"a": 1}))
+        eq((kind, raw.strip()), ("response", b"null"), "nil result")
+    body2()
+
+    @with_instance("ruby", RUBY_APP, "lambda_function.kind")
+    def body3(inst):
+        rid = inst.stub.push(b"hello, not json {", raw=True, headers={"Content-Type": "text/plain"})
+        eq(inst.stub.response(rid), {"type": "String", "event": "hello, not json {"}, "non-JSON event")
+        rid = inst.stub.push(b'  [1, "two"]  \n', raw=True)
+        eq(inst.stub.response(rid), {"type": "Array", "event": [1, "two"]}, "JSON array")
+        rid = inst.stub.push(b"42", raw=True)
+        eq(inst.stub.response(rid), {"type": "Integer", "event": 42}, "JSON scalar")
+    body3()
+
+
+@test
+def ruby_gems_from_vendor_bundle():
+    abi = subprocess.run([RUBY, "--disable-gems", "-e", "print RUBY_VERSION.split('.')[0, 2].join('.') + '.0'"],
+                         capture_output=True, text=True, check=True).stdout
+    base = "vendor/bundle/ruby/%s/" % abi
+    files = {
+        base + "specifications/greeter-1.2.0.gemspec": """
+            Gem::Specification.new do |s|
+              s.name = "greeter"
+              s.version = "1.2.0"
+              s.summary = "test gem"
+              s.authors = ["t"]
+              s.files = ["lib/greeter.rb"]
+              s.require_paths = ["lib"]
+            end
+        """,
+        base + "gems/greeter-1.2.0/lib/greeter.rb": "module Greeter\n  def self.hi(n) = \"hi #{n}\"\nend\n",
+        "app.rb": """
+            require "greeter"
+            def handler(event:, context:)
+              { "greeting" => Greeter.hi(event["name"]), "version" => Gem.loaded_specs["greeter"].version.to_s }
+            end
+        """,
+    }
+
+    @with_instance("ruby", files, "app.handler")
+    def body(inst):
+        eq(inst.stub.response(inst.stub.push({"name": "bob"})), {"greeting": "hi bob", "version": "1.2.0"}, "vendored gem")
+    body()
+
+
+def ruby_init_error_case(handler, expected_type, fragment):
+    @with_instance("ruby", RUBY_APP, handler)
+    def body(inst):
+        err, hdrs = inst.stub.wait_init_error()
+        eq(err["errorType"], expected_type, "errorType")
+        check(fragment in err["errorMessage"], "errorMessage %r lacks %r" % (err["errorMessage"], fragment))
+        check(isinstance(err.get("stackTrace"), list), "stackTrace must be a list")
+        eq(hdrs.get("lambda-runtime-function-error-type"), expected_type, "header")
+        check(inst.wait_exit() != 0, "exit code should be non-zero")
+        eq(inst.stub.next_calls, 0, "next calls after an init error")
+    body()
+
+
+@test
+def ruby_init_errors():
+    ruby_init_error_case("nosuchfile.handler", "Runtime.ImportModuleError", "nosuchfile")
+    ruby_init_error_case("needsdep.handler", "Runtime.ImportModuleError", "no_such_dependency_xyz")
+    ruby_init_error_case("lambda_function.nosuchmethod", "Runtime.HandlerNotFound", "nosuchmethod")
+    ruby_init_error_case("lambda_function.puts", "Runtime.HandlerNotFound", "puts")
+    ruby_init_error_case("lambda_function.Nope::Handler.process", "Runtime.HandlerNotFound", "Nope::Handler")
+    ruby_init_error_case("broken.handler", "Runtime.UserCodeSyntaxError", "broken")
+    ruby_init_error_case("explodes.handler", "IOError", "ruby module init failed")
+    ruby_init_error_case("nodot", "Runtime.MalformedHandlerName", "nodot")
+
+
 # ---------------------------------------------------------------------------
 # Cold-start benchmark
 
@@ -958,6 +1229,7 @@ def bench(n):
     trivial = {
         "python": ({"app.py": "def handler(event, context):\n    return event\n"}, "app.handler"),
         "node": ({"index.js": "exports.handler = async (event) => event;\n"}, "index.handler"),
+        "ruby": ({"lambda_function.rb": "def handler(event:, context:) = event\n"}, "lambda_function.handler"),
     }
     t = []
     for _ in range(n):
@@ -965,11 +1237,18 @@ def bench(n):
         subprocess.run([PYTHON, "-S", "-c", "pass"])
         t.append((time.perf_counter() - s) * 1000)
     print("baseline python3 -S -c pass (spawn to exit): %s" % stats(t))
+    for label, argv in (("ruby -e 0", [RUBY, "-e", "0"]), ("ruby --disable-gems -e 0", [RUBY, "--disable-gems", "-e", "0"])):
+        t = []
+        for _ in range(max(n // 2, 5)):
+            s = time.perf_counter()
+            subprocess.run(argv)
+            t.append((time.perf_counter() - s) * 1000)
+        print("baseline %s (spawn to exit): %s" % (label, stats(t)))
     pyc_dir = tempfile.mkdtemp(prefix="hotswap-rt-bench-")
     pyc = os.path.join(pyc_dir, "bootstrap.pyc")
     subprocess.run([PYTHON, "-c", "import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True)",
                     PY_BOOTSTRAP, pyc], check=True)
-    runs = [("python", None), ("python", pyc), ("node", None)]
+    runs = [("python", None), ("python", pyc), ("node", None), ("ruby", None)]
     for lang, bootstrap in runs:
         files, handler = trivial[lang]
         label = lang + (" (.pyc)" if bootstrap else "")

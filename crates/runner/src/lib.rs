@@ -232,7 +232,7 @@ impl Runner {
         layers: &[hotswap_domain::LayerVersion],
         count: u32,
     ) -> Result<usize, RunnerError> {
-        let entry = self.catalog.entry(v.runtime)?;
+        let entry = self.catalog.entry(v.runtime, &v.handler)?;
         let key = pool_key(f, v, layers);
         let pool = self.pool(&key, f, v);
         let want = count.clamp(1, f.scaling_config.max_instances.max(1)) as usize;
@@ -335,7 +335,7 @@ impl Runner {
     /// Runs one invocation to its end.
     pub async fn invoke(&self, req: InvokeRequest<'_>) -> Result<Invocation, RunnerError> {
         let (f, v) = (req.function, req.version);
-        let entry = self.catalog.entry(v.runtime)?;
+        let entry = self.catalog.entry(v.runtime, &v.handler)?;
         let key = pool_key(f, v, req.layers);
         let pool = self.pool(&key, f, v);
         let permit = match tokio::time::timeout(self.config.queue_timeout, pool.permits.clone().acquire_owned()).await {
@@ -499,6 +499,7 @@ impl Runner {
             }
         }
         let code_dir = self.code.ensure(v).await?;
+        let entry = go_fallback_to_bootstrap(v, entry, &code_dir);
         let opt_dir = self.code.ensure_opt(layers).await?;
         let instance_id = uuid::Uuid::new_v4().simple().to_string();
         let version_label = if v.version == 0 {
@@ -548,6 +549,25 @@ impl Runner {
         tracing::debug!(function = %f.name, version = %version_label, instance = %instance.id,
             spawn_us = started.elapsed().as_micros() as u64, "cold start");
         Ok(instance)
+    }
+}
+
+/// A Go function built the `provided.al2` way (an executable named
+/// `bootstrap`) runs even when its handler names something else.
+fn go_fallback_to_bootstrap(
+    v: &FunctionVersion,
+    entry: hotswap_sandbox::Entry,
+    code_dir: &std::path::Path,
+) -> hotswap_sandbox::Entry {
+    match entry {
+        hotswap_sandbox::Entry::TaskExecutable(name)
+            if v.runtime.family() == hotswap_domain::runtime::RuntimeFamily::Go
+                && !code_dir.join(&name).is_file()
+                && code_dir.join("bootstrap").is_file() =>
+        {
+            hotswap_sandbox::Entry::TaskExecutable("bootstrap".into())
+        }
+        other => other,
     }
 }
 
@@ -615,6 +635,8 @@ fn instance_env(
         hotswap_domain::runtime::RuntimeFamily::Python => "AWS_Lambda_python3",
         hotswap_domain::runtime::RuntimeFamily::Node => "AWS_Lambda_nodejs",
         hotswap_domain::runtime::RuntimeFamily::Java => "AWS_Lambda_java",
+        hotswap_domain::runtime::RuntimeFamily::Ruby => "AWS_Lambda_ruby",
+        hotswap_domain::runtime::RuntimeFamily::Go => "AWS_Lambda_go1.x",
         _ => "AWS_Lambda_provided",
     };
     let mut env: Vec<(String, String)> = vec![

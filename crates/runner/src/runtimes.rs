@@ -12,6 +12,7 @@ use crate::RunnerError;
 pub(crate) const PYTHON_BOOTSTRAP: &str = include_str!("../runtimes/python/bootstrap.py");
 pub(crate) const NODE_BOOTSTRAP: &str = include_str!("../runtimes/node/bootstrap.js");
 pub(crate) const JAVA_BOOTSTRAP: &str = include_str!("../runtimes/java/HotSwapBootstrap.java");
+pub(crate) const RUBY_BOOTSTRAP: &str = include_str!("../runtimes/ruby/bootstrap.rb");
 
 /// The interpreters found on this machine.
 #[derive(Debug, Clone)]
@@ -22,6 +23,32 @@ pub struct RuntimeCatalog {
     python_script: String,
     /// `java` and `javac`, and the JDK's major version.
     java: Option<(PathBuf, PathBuf, u32)>,
+    /// `ruby`, and its (major, minor) version.
+    ruby: Option<(PathBuf, (u32, u32))>,
+}
+
+/// The (major, minor) version `ruby --version` reports (`(3, 1)` for
+/// "ruby 3.1.2p20 (2022-04-12 revision 4491bb740a) [x86_64-linux-gnu]").
+fn ruby_version(ruby: &Path) -> Option<(u32, u32)> {
+    let out = std::process::Command::new(ruby)
+        .arg("--version")
+        .output()
+        .ok()?;
+    parse_ruby_version(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn parse_ruby_version(text: &str) -> Option<(u32, u32)> {
+    let version = text.strip_prefix("ruby ")?.split_whitespace().next()?;
+    let mut parts = version.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts
+        .next()?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()?;
+    Some((major, minor))
 }
 
 /// The major version `java -version` reports (`17` for "17.0.15").
@@ -52,8 +79,9 @@ fn is_executable(p: &Path) -> bool {
 }
 
 impl RuntimeCatalog {
-    /// Python is Debian's `/usr/bin/python3` (or `HOTSWAP_PYTHON`); Node is
-    /// `node` on `PATH` (or `HOTSWAP_NODE`).
+    /// Python is Debian's `/usr/bin/python3` (or `HOTSWAP_PYTHON`); Node,
+    /// Java and Ruby are `node`, `java` (with `javac` beside it) and `ruby`
+    /// on `PATH` (or `HOTSWAP_NODE`, `HOTSWAP_JAVA`, `HOTSWAP_RUBY`).
     pub fn detect() -> Self {
         let pick = |var: &str, default: Option<PathBuf>| {
             std::env::var_os(var)
@@ -71,23 +99,31 @@ impl RuntimeCatalog {
             let major = java_major(&java)?;
             is_executable(&javac).then_some((java, javac, major))
         });
+        let ruby = pick("HOTSWAP_RUBY", find_on_path("ruby")).and_then(|ruby| {
+            // The absolute path: instances get a PATH of their own.
+            let ruby = std::fs::canonicalize(&ruby).unwrap_or(ruby);
+            let version = ruby_version(&ruby)?;
+            Some((ruby, version))
+        });
         Self {
             python,
             node,
             python_script: "bootstrap.py".into(),
             java,
+            ruby,
         }
     }
 
     pub fn available(&self) -> Vec<Runtime> {
         Runtime::ALL
             .into_iter()
-            .filter(|r| self.entry(*r).is_ok())
+            .filter(|r| self.entry(*r, "").is_ok())
             .collect()
     }
 
-    /// How to start an instance of `runtime`, or why it cannot run here.
-    pub fn entry(&self, runtime: Runtime) -> Result<Entry, RunnerError> {
+    /// How to start an instance of `runtime` for a function whose handler is
+    /// `handler`, or why it cannot run here.
+    pub fn entry(&self, runtime: Runtime, handler: &str) -> Result<Entry, RunnerError> {
         let unavailable = || {
             RunnerError::RuntimeUnavailable(format!(
                 "runtime {runtime} is not available on any runner (this runner has: {})",
@@ -134,8 +170,23 @@ impl RuntimeCatalog {
                 }
                 _ => Err(unavailable()),
             },
+            RuntimeFamily::Ruby => match &self.ruby {
+                Some((ruby, have)) if ruby_runtime_version(runtime) <= *have => {
+                    Ok(Entry::Interpreter {
+                        program: ruby.clone(),
+                        // RubyGems is ~85 % of a plain `ruby -e 0` here
+                        // (docs/benchmarks.md); the bootstrap loads it
+                        // only when the function ships gems.
+                        args: vec!["--disable-gems".into(), "{runtime}/bootstrap.rb".into()],
+                    })
+                }
+                _ => Err(unavailable()),
+            },
             RuntimeFamily::Provided => Ok(Entry::TaskExecutable("bootstrap".into())),
-            _ => Err(unavailable()),
+            // A Go function is its own compiled program (aws-lambda-go speaks
+            // the Runtime API): the handler names it, as on AWS's go1.x.
+            RuntimeFamily::Go => go_executable(handler).map(Entry::TaskExecutable),
+            RuntimeFamily::Dotnet => Err(unavailable()),
         }
     }
 
@@ -156,6 +207,20 @@ impl RuntimeCatalog {
                 "Java11"
             });
         }
+        let rubies = [Runtime::Ruby30, Runtime::Ruby31, Runtime::Ruby32]
+            .into_iter()
+            .filter(|r| {
+                self.ruby
+                    .as_ref()
+                    .is_some_and(|(_, have)| ruby_runtime_version(*r) <= *have)
+            })
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>();
+        let rubies = rubies.join(", ");
+        if !rubies.is_empty() {
+            names.push(&rubies);
+        }
+        names.push("Go119..121");
         names.push("Provided");
         names.join(", ")
     }
@@ -168,6 +233,7 @@ impl RuntimeCatalog {
         std::fs::write(dir.join("bootstrap.py"), PYTHON_BOOTSTRAP)?;
         std::fs::write(dir.join("bootstrap.js"), NODE_BOOTSTRAP)?;
         std::fs::write(dir.join("HotSwapBootstrap.java"), JAVA_BOOTSTRAP)?;
+        std::fs::write(dir.join("bootstrap.rb"), RUBY_BOOTSTRAP)?;
         if let Some(python) = &self.python {
             let pyc = dir.join("bootstrap.pyc");
             let compiled = std::process::Command::new(python)
@@ -184,6 +250,35 @@ impl RuntimeCatalog {
             }
         }
         Ok(())
+    }
+}
+
+/// The executable a Go function's handler names inside its code package:
+/// the handler itself (`hello`, `bin/hello`), or `bootstrap` when the handler
+/// is empty or says so (the `provided.al2` convention).
+fn go_executable(handler: &str) -> Result<String, RunnerError> {
+    let name = handler.trim();
+    if name.is_empty() {
+        return Ok("bootstrap".into());
+    }
+    let inside = std::path::Path::new(name)
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if inside {
+        Ok(name.to_owned())
+    } else {
+        Err(RunnerError::Code(format!(
+            "Go handler '{name}' must name an executable inside the code package (a relative path without '..')"
+        )))
+    }
+}
+
+/// The Ruby (major, minor) a runtime names.
+fn ruby_runtime_version(runtime: Runtime) -> (u32, u32) {
+    match runtime {
+        Runtime::Ruby30 => (3, 0),
+        Runtime::Ruby31 => (3, 1),
+        _ => (3, 2),
     }
 }
 
@@ -226,21 +321,82 @@ impl RuntimeCatalog {
 mod tests {
     use super::*;
 
-    #[test]
-    fn provided_always_and_java_never() {
-        let c = RuntimeCatalog {
+    fn bare() -> RuntimeCatalog {
+        RuntimeCatalog {
             python: None,
             node: None,
             python_script: "bootstrap.py".into(),
             java: None,
-        };
+            ruby: None,
+        }
+    }
+
+    #[test]
+    fn provided_and_go_always_java_ruby_and_dotnet_never() {
+        let c = bare();
         assert!(matches!(
-            c.entry(Runtime::Provided),
-            Ok(Entry::TaskExecutable(_))
+            c.entry(Runtime::Provided, "ignored"),
+            Ok(Entry::TaskExecutable(b)) if b == "bootstrap"
         ));
-        let e = c.entry(Runtime::Java17).unwrap_err().to_string();
-        assert!(e.contains("not available on any runner"), "{e}");
-        assert!(c.entry(Runtime::Python311).is_err());
-        assert_eq!(c.available(), vec![Runtime::Provided]);
+        for runtime in [Runtime::Java17, Runtime::Ruby32, Runtime::Dotnet8] {
+            let e = c.entry(runtime, "x.y").unwrap_err().to_string();
+            assert!(e.contains("not available on any runner"), "{e}");
+        }
+        assert!(c.entry(Runtime::Python311, "app.handler").is_err());
+        assert_eq!(
+            c.available(),
+            vec![
+                Runtime::Go119,
+                Runtime::Go120,
+                Runtime::Go121,
+                Runtime::Provided
+            ]
+        );
+    }
+
+    #[test]
+    fn a_go_handler_names_an_executable_inside_the_package() {
+        let c = bare();
+        let exe = |h: &str| match c.entry(Runtime::Go121, h) {
+            Ok(Entry::TaskExecutable(name)) => Ok(name),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.to_string()),
+        };
+        assert_eq!(exe("hello"), Ok("hello".into()));
+        assert_eq!(exe("bin/hello"), Ok("bin/hello".into()));
+        assert_eq!(exe(" "), Ok("bootstrap".into()));
+        for bad in ["../hello", "/usr/bin/id", "bin/../../x", "./hello"] {
+            assert!(
+                exe(bad).unwrap_err().contains("inside the code package"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn ruby_runtimes_up_to_the_interpreters_version() {
+        assert_eq!(
+            parse_ruby_version(
+                "ruby 3.1.2p20 (2022-04-12 revision 4491bb740a) [x86_64-linux-gnu]\n"
+            ),
+            Some((3, 1))
+        );
+        assert_eq!(
+            parse_ruby_version("ruby 3.3.0 (2023-12-25) +YJIT"),
+            Some((3, 3))
+        );
+        assert_eq!(parse_ruby_version("jruby 9.4"), None);
+        let mut c = bare();
+        c.ruby = Some(("/usr/bin/ruby3.1".into(), (3, 1)));
+        match c.entry(Runtime::Ruby30, "lambda_function.lambda_handler") {
+            Ok(Entry::Interpreter { program, args }) => {
+                assert_eq!(program, Path::new("/usr/bin/ruby3.1"));
+                assert_eq!(args, ["--disable-gems", "{runtime}/bootstrap.rb"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(c.entry(Runtime::Ruby31, "a.b").is_ok());
+        let e = c.entry(Runtime::Ruby32, "a.b").unwrap_err().to_string();
+        assert!(e.contains("Ruby30, Ruby31"), "{e}");
     }
 }

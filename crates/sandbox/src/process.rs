@@ -82,7 +82,8 @@ impl Sandbox for ProcessSandbox {
         // search paths at the unpacked layers instead.
         if let Some(opt) = &spec.opt_dir {
             cmd.env("PYTHONPATH", opt.join("python"))
-                .env("NODE_PATH", opt.join("nodejs/node_modules"));
+                .env("NODE_PATH", opt.join("nodejs/node_modules"))
+                .env("RUBYLIB", opt.join("ruby/lib"));
         }
         let child = cmd.spawn().map_err(SandboxError::Spawn)?;
         let pid = child.id().unwrap_or(0);
