@@ -236,8 +236,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     // ---- layers ------------------------------------------------------------
 
     /// Stores `layer` as the next version of its name (1, 2, …; numbers are
-    /// never reused while a version remains) and returns it with its number.
-    /// `Conflict` when the name belongs to another owner.
+    /// never reused, even after the newest version is deleted) and returns it
+    /// with its number. A name belongs to the owner who first published it,
+    /// for good: `Conflict` when it is another owner's.
     async fn publish_layer_version(&self, layer: &LayerVersion) -> Result<LayerVersion>;
     /// `version: None` is the newest.
     async fn get_layer_version(

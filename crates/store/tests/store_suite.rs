@@ -828,6 +828,35 @@ async fn layer_versions_number_per_name_and_belong_to_one_owner(ctx: Ctx) {
             .version,
         3
     );
+    // Deleting the newest version does not free its number: a function
+    // pinned to deps:3 can never get other content under that name.
+    assert!(s.delete_layer_version("deps", 3).await.unwrap());
+    assert_eq!(
+        s.publish_layer_version(&layer("deps", "alice", "ff"))
+            .await
+            .unwrap()
+            .version,
+        4
+    );
+    // Nor does deleting every version; the name stays its owner's.
+    for v in [2, 4] {
+        assert!(s.delete_layer_version("deps", v).await.unwrap());
+    }
+    assert_eq!(s.list_layer_versions("deps").await.unwrap(), vec![]);
+    conflict(s.publish_layer_version(&layer("deps", "bob", "ab")).await);
+    assert_eq!(
+        s.publish_layer_version(&layer("deps", "alice", "ab"))
+            .await
+            .unwrap()
+            .version,
+        5
+    );
+    // Concurrent publishers get distinct numbers.
+    let (c1, c2) = (layer("utils", "alice", "c1"), layer("utils", "alice", "c2"));
+    let (a, b) = tokio::join!(s.publish_layer_version(&c1), s.publish_layer_version(&c2));
+    let mut got = [a.unwrap().version, b.unwrap().version];
+    got.sort();
+    assert_eq!(got, [2, 3]);
     assert_eq!(s.get_layer_version("nope", None).await.unwrap(), None);
 }
 

@@ -762,29 +762,32 @@ impl MetadataStore for SqlStore {
 
     async fn publish_layer_version(&self, layer: &LayerVersion) -> Result<LayerVersion> {
         let mut tx = self.begin().await?;
-        if self.backend == Backend::Postgres {
-            // Serialise publishers of one name (SQLite's BEGIN IMMEDIATE does).
-            execute(
-                &mut *tx,
-                "SELECT pg_advisory_xact_lock(hashtext($1))::text",
-                vec![text(&layer.layer_name)],
-            )
-            .await?;
-        }
-        let sql =
-            SqlText::select::<LayerVersion>("WHERE layer_name = $1 ORDER BY version DESC LIMIT 1");
-        let newest: Option<LayerVersion> =
-            fetch_optional(&mut *tx, &sql, vec![text(&layer.layer_name)]).await?;
-        if let Some(n) = &newest {
-            if n.owner_id != layer.owner_id {
-                return Err(StoreError::Conflict(format!(
-                    "layer name '{}' belongs to another owner",
-                    layer.layer_name
-                )));
-            }
-        }
+        // The name's row holds its owner and a counter that only grows, so a
+        // deleted newest version's number is never handed out again. The
+        // UPDATE locks the row: concurrent publishers of one name queue here.
+        execute(
+            &mut *tx,
+            "INSERT INTO layer_names (layer_name, owner_id, version_counter) VALUES ($1, $2, 0) \
+             ON CONFLICT (layer_name) DO NOTHING",
+            vec![text(&layer.layer_name), text(&layer.owner_id)],
+        )
+        .await?;
+        let row = query_with(
+            "UPDATE layer_names SET version_counter = version_counter + 1 \
+             WHERE layer_name = $1 AND owner_id = $2 RETURNING version_counter",
+            vec![text(&layer.layer_name), text(&layer.owner_id)],
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::Database)?
+        .ok_or_else(|| {
+            StoreError::Conflict(format!(
+                "layer name '{}' belongs to another owner",
+                layer.layer_name
+            ))
+        })?;
         let mut stored = layer.clone();
-        stored.version = newest.map(|n| n.version + 1).unwrap_or(1);
+        stored.version = record::Cols::new(&row, "layer_names").int("version_counter")?;
         insert(&mut *tx, &stored).await?;
         tx.commit().await.map_err(StoreError::Database)?;
         Ok(stored)
