@@ -57,6 +57,9 @@ pub struct ServerArgs {
     /// timeout; after it, the invocation is taken to be abandoned and runs again.
     #[arg(long, default_value = "30s", env = "HOTSWAP_ASYNC_LEASE_GRACE", value_parser = parse_duration)]
     async_lease_grace: Duration,
+    /// Most asynchronous attempts this server runs at once.
+    #[arg(long, default_value_t = 64, env = "HOTSWAP_ASYNC_MAX_IN_FLIGHT")]
+    async_max_in_flight: usize,
     /// Admin API token to install at start (at least 16 characters).
     #[arg(long, env = "HOTSWAP_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
@@ -130,7 +133,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         crate::worker::WorkerConfig {
             poll: Duration::from_millis(100),
             batch: 16,
+            max_in_flight: args.async_max_in_flight,
             lease_grace: args.async_lease_grace,
+            queue_timeout: args.queue_timeout,
         },
     );
     println!("hotswap listening on http://{addr}");

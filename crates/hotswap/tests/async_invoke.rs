@@ -17,11 +17,22 @@ def boom(event, context):
 def slow(event, context):
     time.sleep(1.5)
     return {"slow": event}
+def nap(event, context):
+    time.sleep(0.3)
+    return {"napped": event}
 "#;
 
 fn create(s: &Server, token: &str, name: &str, handler: &str, timeout: u32) {
-    let body = json!({ "name": name, "runtime": "Python311", "handler": handler, "timeout": timeout,
+    create_with(s, token, name, handler, timeout, json!({}));
+}
+
+/// Creates a function with `extra` fields merged into the request.
+fn create_with(s: &Server, token: &str, name: &str, handler: &str, timeout: u32, extra: Value) {
+    let mut body = json!({ "name": name, "runtime": "Python311", "handler": handler, "timeout": timeout,
         "code": { "zipFile": b64(&zip_of(&[("app.py", CODE)])) } });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
     let (st, f) = s.call("POST", "/v1/functions", Some(token), Some(body));
     assert_eq!(st, 201, "{f}");
 }
@@ -154,6 +165,50 @@ fn a_server_kill_loses_no_async_invocation() {
         assert_eq!(
             serde_json::from_str::<Value>(result["body"].as_str().unwrap()).unwrap(),
             json!({ "slow": { "i": i } })
+        );
+    }
+}
+
+#[test]
+fn a_burst_at_max_instances_is_throttled_not_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(
+        dir.path(),
+        ServerOptions {
+            extra_args: vec!["--queue-timeout".into(), "100ms".into()],
+            ..Default::default()
+        },
+    );
+    create_with(
+        &s,
+        ADMIN_TOKEN,
+        "one-at-a-time",
+        "app.nap",
+        10,
+        json!({ "scalingConfig": { "maxInstances": 1, "targetConcurrency": 1 } }),
+    );
+    let ids: Vec<String> = (0..6)
+        .map(|i| {
+            let (st, q) = queue(
+                &s,
+                ADMIN_TOKEN,
+                "/v1/functions/one-at-a-time/invoke",
+                &format!("{{\"i\":{i}}}"),
+            );
+            assert_eq!(st, 202, "{q}");
+            q["requestId"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        let (result, status, attempts) = wait_result(&s, ADMIN_TOKEN, id, Duration::from_secs(60));
+        assert_eq!(
+            (status.as_str(), attempts.as_str()),
+            ("Succeeded", "1"),
+            "waiting for the one instance is not a failed attempt: {result}"
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(result["body"].as_str().unwrap()).unwrap(),
+            json!({ "napped": { "i": i } })
         );
     }
 }
