@@ -101,20 +101,19 @@ async fn run_claimed(
     claim: Claimed,
     config: &WorkerConfig,
 ) {
-    let (mut inv, run) = match claim {
-        Claimed::Attempt(inv) => (inv, true),
-        Claimed::Exhausted(inv) => (inv, false),
-    };
-    let Some(token) = inv.lease_token.clone() else {
-        tracing::error!(request = %inv.request_id, "claimed without a lease token; left for its lease to run out");
+    let Some(token) = claim.invocation().lease_token.clone() else {
+        tracing::error!(request = %claim.invocation().request_id, "claimed without a lease token; left for its lease to run out");
         return;
     };
-    if !run {
-        tracing::warn!(request = %inv.request_id, attempts = inv.attempts, "the last attempt was lost with its worker; the invocation has failed");
-        inv.fail_lost_attempt();
-        record(control, inv, &token).await;
-        return;
-    }
+    let mut inv = match claim {
+        Claimed::Exhausted(mut inv) => {
+            tracing::warn!(request = %inv.request_id, attempts = inv.attempts, "the last attempt was lost with its worker; the invocation has failed");
+            inv.fail_lost_attempt();
+            record(control, inv, &token).await;
+            return;
+        }
+        Claimed::Attempt(inv) => inv,
+    };
     match attempt(control, runner, &inv, &token, config).await {
         Attempt::Ran(result, executed) => {
             let ok = result.success;

@@ -369,3 +369,27 @@ fn a_burst_at_max_instances_is_throttled_not_failed() {
         );
     }
 }
+
+#[test]
+fn an_attempt_longer_than_the_grace_keeps_its_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(
+        dir.path(),
+        ServerOptions {
+            extra_args: vec!["--async-lease-grace".into(), "1s".into()],
+            ..Default::default()
+        },
+    );
+    create(&s, ADMIN_TOKEN, "slow", "app.slow", 5);
+    let (st, q) = queue(&s, ADMIN_TOKEN, "/v1/functions/slow/invoke", "{}");
+    assert_eq!(st, 202, "{q}");
+    let id = q["requestId"].as_str().unwrap();
+    // A cold start plus 1.5 s outlasts the 1 s claim lease: the worker
+    // extends and renews it, so no second claim runs it again.
+    let (result, status, attempts) = wait_result(&s, ADMIN_TOKEN, id, Duration::from_secs(20));
+    assert_eq!(
+        (status.as_str(), attempts.as_str()),
+        ("Succeeded", "1"),
+        "{result}"
+    );
+}

@@ -251,13 +251,13 @@ pub(crate) async fn get_invocation(
     if let Some(id) = &inv.dead_letter_request_id {
         header(&mut h, "x-dead-letter-request-id", id);
     }
-    match (&inv.result, inv.status.is_final()) {
-        (Some(result), true) => Ok((
+    match inv.result {
+        Some(result) if inv.status.is_final() => Ok((
             StatusCode::OK,
             h,
             axum::Json(StoredResult {
-                result: result.clone(),
-                dead_letter_request_id: inv.dead_letter_request_id.clone(),
+                result,
+                dead_letter_request_id: inv.dead_letter_request_id,
             }),
         )
             .into_response()),
