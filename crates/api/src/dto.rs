@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use bytes::Bytes;
 use hotswap_domain::{
-    DeploymentConfig, DeploymentStrategy, FunctionVersion, RunnerHealth, RunnerMetrics, RunnerNode,
-    RunnerResources, Runtime, ScalingConfig, TriggerConfig, TriggerType, VersionStatus, VpcConfig,
+    AsyncStatus, DeploymentConfig, DeploymentStrategy, FunctionVersion, InvocationResult,
+    RunnerHealth, RunnerMetrics, RunnerNode, RunnerResources, Runtime, ScalingConfig,
+    TriggerConfig, TriggerType, VersionStatus, VpcConfig,
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
@@ -63,6 +64,10 @@ pub struct CreateFunctionRequest {
     pub tags: BTreeMap<String, String>,
     pub vpc_config: Option<VpcConfig>,
     pub scaling_config: Option<ScalingConfig>,
+    /// `function[:qualifier]` (same owner) that receives an asynchronous
+    /// invocation of this one, in Lambda's destination-record shape, once
+    /// its attempts are exhausted.
+    pub dead_letter_target: Option<String>,
     /// Required in a JSON request; in a multipart request the code comes as
     /// the `code` part instead.
     pub code: Option<CodeInput>,
@@ -85,6 +90,10 @@ pub struct UpdateFunctionRequest {
     #[schema(value_type = Option<VpcConfig>)]
     pub vpc_config: Option<Option<VpcConfig>>,
     pub scaling_config: Option<ScalingConfig>,
+    /// `function[:qualifier]`; `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub dead_letter_target: Option<Option<String>>,
 }
 
 /// A version with its `versionString` (the seed's computed property).
@@ -244,6 +253,19 @@ pub struct WhoAmIResponse {
     pub admin: bool,
 }
 
+/// The stored result of an asynchronous invocation: its InvocationResult,
+/// and the dead letter queued when it finally failed.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredResult {
+    #[serde(flatten)]
+    pub result: InvocationResult,
+    /// Request id of the dead letter (`GET /v1/invocations/{it}`), when the
+    /// function has a `deadLetterTarget` and every attempt failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_letter_request_id: Option<String>,
+}
+
 /// A page of a listing.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -311,6 +333,33 @@ pub struct ListFunctionsQuery {
     pub owner: Option<String>,
     /// `key` or `key=value`.
     pub tag: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListInvocationsQuery {
+    /// `Pending` (or `Queued`), `Running`, `Succeeded` or `Failed`.
+    pub status: Option<String>,
+    /// Page size, 1–1000 (default 50).
+    pub limit: Option<u32>,
+    /// The previous page's `nextToken`.
+    pub next_token: Option<String>,
+}
+
+impl ListInvocationsQuery {
+    /// The status filter; `Pending` names the `Queued` state.
+    pub fn status(&self) -> Result<Option<AsyncStatus>, ApiError> {
+        match self.status.as_deref() {
+            None | Some("") => Ok(None),
+            Some("Pending") => Ok(Some(AsyncStatus::Queued)),
+            Some(s) => s.parse().map(Some).map_err(|_| {
+                ApiError::validation(vec![format!(
+                    "status must be Pending, Running, Succeeded or Failed (got '{s}')"
+                )])
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]

@@ -29,7 +29,7 @@ impl Modify for BearerAuth {
         routes::tokens::create, routes::tokens::whoami,
         routes::functions::create, routes::functions::list, routes::functions::get, routes::functions::update,
         routes::functions::update_code, routes::functions::delete,
-        routes::invoke::invoke, routes::invoke::logs, routes::invoke::metrics, routes::invoke::get_invocation,
+        routes::invoke::invoke, routes::invoke::logs, routes::invoke::metrics, routes::invoke::get_invocation, routes::invoke::list_invocations,
         routes::layers::publish, routes::layers::list, routes::layers::versions, routes::layers::get, routes::layers::delete,
         routes::versions::publish, routes::versions::list, routes::versions::get, routes::versions::update, routes::versions::delete,
         routes::aliases::create, routes::aliases::list, routes::aliases::get, routes::aliases::update, routes::aliases::delete,

@@ -168,6 +168,20 @@ pub enum FnCommand {
     /// Show a function's log lines, optionally following new ones.
     #[command(after_help = FN_LOGS_HELP)]
     Logs(FnLogsArgs),
+
+    /// List a function's asynchronous invocations, newest first.
+    #[command(
+        after_help = "Examples:\n  hotswap fn invocations hello\n  hotswap fn invocations hello --status failed --all -o json"
+    )]
+    Invocations {
+        /// Function name.
+        name: String,
+        /// Only those in this state: pending, running, succeeded or failed.
+        #[arg(long, value_parser = parse_invocation_status)]
+        status: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
 }
 
 const FN_INVOKE_HELP: &str = "\
@@ -323,6 +337,11 @@ pub struct FnCreateArgs {
     /// Free-text description.
     #[arg(long)]
     pub description: Option<String>,
+
+    /// Function (of yours) that receives asynchronous invocations whose
+    /// attempts are all exhausted, e.g. `on-failure` or `on-failure:prod`.
+    #[arg(long, value_name = "FUNCTION[:QUALIFIER]", value_parser = parse_dead_letter)]
+    pub dead_letter: Option<String>,
 }
 
 /// `hotswap fn list`.
@@ -381,6 +400,14 @@ pub struct FnUpdateArgs {
     /// Tag; when given, replaces all tags.
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub tags: Vec<(String, String)>,
+
+    /// New dead-letter target for exhausted asynchronous invocations.
+    #[arg(long, value_name = "FUNCTION[:QUALIFIER]", value_parser = parse_dead_letter, conflicts_with = "clear_dead_letter")]
+    pub dead_letter: Option<String>,
+
+    /// Remove the dead-letter target.
+    #[arg(long)]
+    pub clear_dead_letter: bool,
 }
 
 // ----------------------------------------------------------------- versions
@@ -832,6 +859,22 @@ fn check_key(key: &str, whole: &str) -> Result<(), String> {
 }
 
 /// A tag filter: `KEY` or `KEY=VALUE`, passed to the server as is.
+/// `FUNCTION[:QUALIFIER]`, checked with the server's name and qualifier rules.
+pub fn parse_dead_letter(s: &str) -> Result<String, String> {
+    s.parse::<hotswap_domain::DeadLetterTarget>()
+        .map(|_| s.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+/// An asynchronous invocation state, case-insensitive, as the API spells it.
+pub fn parse_invocation_status(s: &str) -> Result<String, String> {
+    ["Pending", "Running", "Succeeded", "Failed"]
+        .into_iter()
+        .find(|v| v.eq_ignore_ascii_case(s))
+        .map(str::to_owned)
+        .ok_or_else(|| format!("'{s}' is not one of pending, running, succeeded, failed"))
+}
+
 pub fn parse_tag_filter(s: &str) -> Result<String, String> {
     match s.split_once('=') {
         Some((key, _)) => check_key(key, s)?,

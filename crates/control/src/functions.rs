@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use hotswap_domain::{time, Function, FunctionVersion, Runtime, ScalingConfig, VpcConfig};
+use hotswap_domain::{
+    time, DeadLetterTarget, Function, FunctionVersion, Runtime, ScalingConfig, VpcConfig,
+};
 use hotswap_store::{FunctionFilter, Page};
 
 use crate::code::CodePackage;
@@ -23,6 +25,8 @@ pub struct NewFunction {
     pub tags: BTreeMap<String, String>,
     pub vpc_config: Option<VpcConfig>,
     pub scaling_config: Option<ScalingConfig>,
+    /// `function[:qualifier]` that receives failed asynchronous invocations.
+    pub dead_letter_target: Option<String>,
 }
 
 /// A configuration change: every `Some` replaces that setting.
@@ -40,6 +44,8 @@ pub struct FunctionPatch {
     /// `Some(None)` detaches the function from its VPC.
     pub vpc_config: Option<Option<VpcConfig>>,
     pub scaling_config: Option<ScalingConfig>,
+    /// `Some(None)` removes the dead-letter target.
+    pub dead_letter_target: Option<Option<String>>,
 }
 
 pub const MAX_DESCRIPTION_LEN: usize = 256;
@@ -109,8 +115,10 @@ impl ControlPlane {
         f.tags = new.tags;
         f.vpc_config = new.vpc_config;
         f.scaling_config = new.scaling_config.unwrap_or_default();
+        f.dead_letter_target = new.dead_letter_target;
         check_extras(&f)?;
         self.resolve_layer_refs(caller, &f.layers).await?;
+        self.check_dead_letter_target(&f).await?;
         let package = CodePackage::inspect(code, f.runtime, &self.limits)?;
         if self.store.get_function(&f.name).await?.is_some() {
             return Err(ControlError::Conflict(format!(
@@ -192,12 +200,16 @@ impl ControlPlane {
         if let Some(s) = patch.scaling_config {
             f.scaling_config = s;
         }
+        if let Some(d) = patch.dead_letter_target {
+            f.dead_letter_target = d;
+        }
         check_extras(&f)?;
         let owner = Principal {
             owner_id: f.owner_id.clone(),
             is_admin: caller.is_admin,
         };
         self.resolve_layer_refs(&owner, &f.layers).await?;
+        self.check_dead_letter_target(&f).await?;
         f.updated_at = time::now();
         let old = self.latest(name).await?;
         let latest = FunctionVersion::snapshot(
@@ -251,6 +263,27 @@ impl ControlPlane {
         }
         tracing::info!(function = %name, "function deleted");
         Ok(())
+    }
+
+    /// A dead-letter target must name an existing function of the same
+    /// owner (its syntax and "not itself" are checked by `Function::validate`).
+    async fn check_dead_letter_target(&self, f: &Function) -> Result<()> {
+        let Some(target) = &f.dead_letter_target else {
+            return Ok(());
+        };
+        let parsed: DeadLetterTarget =
+            target
+                .parse()
+                .map_err(|e: hotswap_domain::names::InvalidDeadLetterTarget| {
+                    ControlError::validation(e.to_string())
+                })?;
+        match self.store.get_function(&parsed.function).await? {
+            Some(t) if t.owner_id == f.owner_id => Ok(()),
+            _ => Err(ControlError::validation(format!(
+                "DeadLetterTarget function '{}' does not exist",
+                parsed.function
+            ))),
+        }
     }
 
     pub(crate) async fn latest(&self, name: &str) -> Result<FunctionVersion> {

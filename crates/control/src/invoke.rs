@@ -79,4 +79,34 @@ impl ControlPlane {
             ))),
         }
     }
+
+    /// A page of the function's asynchronous invocations, newest first
+    /// (404 for a function the caller cannot see). Only those queued by the
+    /// function's owner are listed: an earlier function of the same name
+    /// that belonged to someone else keeps its invocations to itself.
+    pub async fn list_invocations(
+        &self,
+        caller: &Principal,
+        name: &str,
+        status: Option<hotswap_domain::AsyncStatus>,
+        limit: u32,
+        next_token: Option<&str>,
+    ) -> Result<hotswap_store::Page<hotswap_domain::AsyncInvocation>> {
+        let function = self.owned_function(caller, name, false).await?;
+        let after = next_token
+            .filter(|t| !t.is_empty())
+            .map(|t| {
+                t.parse::<hotswap_store::InvocationCursor>()
+                    .map_err(|e| ControlError::validation(e.to_string()))
+            })
+            .transpose()?;
+        let filter = hotswap_store::InvocationFilter {
+            function_name: function.name,
+            owner_id: function.owner_id,
+            status,
+            limit,
+            after,
+        };
+        Ok(self.store.list_invocations(&filter).await?)
+    }
 }

@@ -59,6 +59,7 @@ fn new_fn(name: &str) -> NewFunction {
         tags: BTreeMap::new(),
         vpc_config: None,
         scaling_config: None,
+        dead_letter_target: None,
     }
 }
 
@@ -244,4 +245,76 @@ async fn admin_bootstrap() {
     assert!(fx.cp.authenticate("unknown").await.unwrap().is_none());
     let t = fx.cp.create_token(&admin(), "carol", false).await.unwrap();
     assert_eq!(fx.cp.authenticate(&t).await.unwrap(), Some(user("carol")));
+}
+
+#[tokio::test]
+async fn dead_letter_targets_must_be_the_owners_other_functions() {
+    let fx = fixture().await;
+    let (alice, bob) = (user("alice"), user("bob"));
+    let code = || zip_of(&[("app.py", "x")]);
+    fx.cp
+        .create_function(&alice, new_fn("dlq"), code())
+        .await
+        .unwrap();
+    fx.cp
+        .create_function(&bob, new_fn("bobs"), code())
+        .await
+        .unwrap();
+    let with_target = |name: &str, target: &str| NewFunction {
+        dead_letter_target: Some(target.into()),
+        ..new_fn(name)
+    };
+    let refused = |r: Result<hotswap_domain::Function>| match r {
+        Err(ControlError::Validation(v)) => v.to_string(),
+        other => panic!("expected a validation error, got {other:?}"),
+    };
+    let f = fx
+        .cp
+        .create_function(&alice, with_target("f", "dlq:prod"), code())
+        .await
+        .unwrap();
+    assert_eq!(f.dead_letter_target.as_deref(), Some("dlq:prod"));
+    for (target, message) in [
+        (
+            "missing",
+            "DeadLetterTarget function 'missing' does not exist",
+        ),
+        ("bobs", "DeadLetterTarget function 'bobs' does not exist"),
+        (
+            "g",
+            "DeadLetterTarget must name another function, not this one",
+        ),
+        ("dlq:", "DeadLetterTarget 'dlq:' must be"),
+        ("dlq:bad alias", "must be a function name"),
+    ] {
+        let m = refused(
+            fx.cp
+                .create_function(&alice, with_target("g", target), code())
+                .await,
+        );
+        assert!(m.contains(message), "{target}: {m}");
+    }
+    // Changed and cleared by a patch, with the same checks.
+    let patch = |t: Option<&str>| FunctionPatch {
+        dead_letter_target: Some(t.map(str::to_owned)),
+        ..Default::default()
+    };
+    refused(fx.cp.update_function(&alice, "f", patch(Some("f"))).await);
+    refused(
+        fx.cp
+            .update_function(&alice, "f", patch(Some("bobs")))
+            .await,
+    );
+    let f = fx
+        .cp
+        .update_function(&alice, "f", patch(Some("dlq")))
+        .await
+        .unwrap();
+    assert_eq!(f.dead_letter_target.as_deref(), Some("dlq"));
+    let f = fx
+        .cp
+        .update_function(&alice, "f", patch(None))
+        .await
+        .unwrap();
+    assert_eq!(f.dead_letter_target, None);
 }

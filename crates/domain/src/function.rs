@@ -51,6 +51,11 @@ pub struct Function {
     pub total_invocations: u64,
     pub last_invoked_at: Option<DateTime<Utc>>,
     pub scaling_config: ScalingConfig,
+    /// `function[:qualifier]` that receives an asynchronous invocation of
+    /// this function once its attempts are exhausted (a
+    /// [`DeadLetterTarget`](crate::DeadLetterTarget)).
+    #[serde(default)]
+    pub dead_letter_target: Option<String>,
 }
 
 impl Function {
@@ -80,6 +85,7 @@ impl Function {
             total_invocations: 0,
             last_invoked_at: None,
             scaling_config: ScalingConfig::default(),
+            dead_letter_target: None,
         }
     }
 
@@ -127,6 +133,15 @@ impl Function {
             errors.extend(vpc.validate());
         }
         errors.extend(self.scaling_config.validate());
+        if let Some(target) = &self.dead_letter_target {
+            match target.parse::<crate::DeadLetterTarget>() {
+                Err(e) => errors.push(e.to_string()),
+                Ok(t) if t.function == self.name => {
+                    errors.push("DeadLetterTarget must name another function, not this one")
+                }
+                Ok(_) => {}
+            }
+        }
         errors.into_result()
     }
 

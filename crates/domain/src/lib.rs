@@ -31,7 +31,7 @@ pub use deployment::{
 pub use function::Function;
 pub use invocation::{AsyncInvocation, AsyncStatus};
 pub use layer::{LayerRef, LayerVersion};
-pub use names::{Qualifier, LATEST};
+pub use names::{DeadLetterTarget, Qualifier, LATEST};
 pub use runner::{RunnerHealth, RunnerMetrics, RunnerNode, RunnerResources};
 pub use runtime::Runtime;
 pub use trigger::{Trigger, TriggerConfig, TriggerType};

@@ -86,6 +86,45 @@ impl fmt::Display for Qualifier {
     }
 }
 
+/// Where an asynchronous invocation goes once its attempts are exhausted:
+/// `function[:qualifier]` (the qualifier `$LATEST` when absent).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DeadLetterTarget {
+    pub function: String,
+    pub qualifier: Qualifier,
+}
+
+/// Why a dead-letter target was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("DeadLetterTarget '{0}' must be a function name (alphanumeric with dashes, max 64 characters) with an optional ':qualifier' ($LATEST, a version number or an alias name)")]
+pub struct InvalidDeadLetterTarget(pub String);
+
+impl FromStr for DeadLetterTarget {
+    type Err = InvalidDeadLetterTarget;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let refused = || InvalidDeadLetterTarget(s.to_owned());
+        let (function, qualifier) = match s.split_once(':') {
+            Some((f, q)) if !q.is_empty() => (f, q.parse().map_err(|_| refused())?),
+            Some(_) => return Err(refused()),
+            None => (s, Qualifier::Latest),
+        };
+        if !is_valid_function_name(function) {
+            return Err(refused());
+        }
+        Ok(Self {
+            function: function.to_owned(),
+            qualifier,
+        })
+    }
+}
+
+impl fmt::Display for DeadLetterTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.function, self.qualifier)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +166,30 @@ mod tests {
         assert!("bad name".parse::<Qualifier>().is_err());
         assert_eq!(Qualifier::Version(3).to_string(), "3");
         assert_eq!(Qualifier::Latest.to_string(), "$LATEST");
+    }
+
+    #[test]
+    fn dead_letter_targets_parse() {
+        let t: DeadLetterTarget = "on-failure".parse().unwrap();
+        assert_eq!(
+            (t.function.as_str(), &t.qualifier),
+            ("on-failure", &Qualifier::Latest)
+        );
+        let t: DeadLetterTarget = "on-failure:prod".parse().unwrap();
+        assert_eq!(t.qualifier, Qualifier::Alias("prod".into()));
+        assert_eq!(t.to_string(), "on-failure:prod");
+        let t: DeadLetterTarget = "f:3".parse().unwrap();
+        assert_eq!(t.qualifier, Qualifier::Version(3));
+        for bad in [
+            "",
+            ":prod",
+            "f:",
+            "under_score",
+            "f:a:b",
+            "f:bad alias",
+            &"a".repeat(65),
+        ] {
+            assert!(bad.parse::<DeadLetterTarget>().is_err(), "{bad:?}");
+        }
     }
 }

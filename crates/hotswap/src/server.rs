@@ -60,6 +60,9 @@ pub struct ServerArgs {
     /// How often the deployment controller looks at each active deployment.
     #[arg(long, default_value = "500ms", env = "HOTSWAP_DEPLOYMENT_TICK", value_parser = parse_duration)]
     deployment_tick: Duration,
+    /// Most asynchronous attempts this server runs at once.
+    #[arg(long, default_value_t = 64, env = "HOTSWAP_ASYNC_MAX_IN_FLIGHT")]
+    async_max_in_flight: usize,
     /// Admin API token to install at start (at least 16 characters).
     #[arg(long, env = "HOTSWAP_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
@@ -133,7 +136,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         crate::worker::WorkerConfig {
             poll: Duration::from_millis(100),
             batch: 16,
+            max_in_flight: args.async_max_in_flight,
             lease_grace: args.async_lease_grace,
+            queue_timeout: args.queue_timeout,
         },
     );
     hotswap_deployments::Controller::new(

@@ -1,7 +1,22 @@
 //! The asynchronous-invocation worker: claims due invocations from the store
 //! under a lease, runs them, and records each attempt's outcome (retry with
-//! backoff, success, or final failure). A server that dies mid-attempt
-//! leaves the lease to expire; the next worker runs it again.
+//! backoff, success, or final failure with its dead letter).
+//!
+//! - **In flight**: at most `max_in_flight` attempts run at once; a poll
+//!   claims only as many as there are free slots.
+//! - **Leases**: a claim leases an invocation for `lease_grace`; once the
+//!   version is resolved the lease is extended to cover the wait for an
+//!   instance and the function's timeout, and it is renewed every half grace
+//!   while the attempt runs (a slow cold start cannot outlive it). A server
+//!   that dies stops renewing: the invocation is claimed again after at most
+//!   its timeout plus the grace.
+//! - **Stale workers**: every claim gets a fresh lease token and outcomes are
+//!   written only under it (`record_attempt`), so a worker whose lease ran
+//!   out cannot overwrite a newer attempt.
+//! - **Throttling**: an attempt refused because the function is at
+//!   `MaxInstances` is put back after `THROTTLE_DELAY`, uncounted.
+//! - **Dead letters**: a final failure queues the function's dead letter in
+//!   the same transaction that records it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,62 +24,169 @@ use std::time::Duration;
 use base64::Engine;
 use bytes::Bytes;
 use hotswap_control::{ControlPlane, Principal};
-use hotswap_domain::{time, AsyncInvocation, InvocationResult};
-use hotswap_runner::{InvokeRequest, Runner};
+use hotswap_domain::invocation::THROTTLE_DELAY;
+use hotswap_domain::{time, AsyncInvocation, AsyncStatus, DeadLetterTarget, InvocationResult};
+use hotswap_runner::{InvokeRequest, Runner, RunnerError};
+use hotswap_store::Claimed;
+use tokio::sync::Semaphore;
 
 /// Worker settings.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     /// How often to look for due invocations.
     pub poll: Duration,
-    /// Invocations claimed per poll.
+    /// Most invocations claimed per poll.
     pub batch: u32,
+    /// Most attempts running at once.
+    pub max_in_flight: usize,
     /// Lease beyond the function's timeout before a claimed invocation is
     /// considered abandoned.
     pub lease_grace: Duration,
+    /// The runner's longest wait for a free instance (part of an attempt).
+    pub queue_timeout: Duration,
 }
 
 pub fn spawn(control: ControlPlane, runner: &Arc<Runner>, config: WorkerConfig) {
     let runner = Arc::downgrade(runner);
+    let slots = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(config.poll);
         loop {
             tick.tick().await;
             let Some(r) = runner.upgrade() else { break };
+            let free = u32::try_from(slots.available_permits())
+                .unwrap_or(u32::MAX)
+                .min(config.batch);
+            if free == 0 {
+                continue;
+            }
             let now = time::now();
             let lease = now + chrono::Duration::from_std(config.lease_grace).unwrap_or_default();
-            let claimed = match control
-                .store()
-                .claim_invocations(now, lease, config.batch)
-                .await
-            {
+            let claimed = match control.store().claim_invocations(now, lease, free).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot claim asynchronous invocations");
                     continue;
                 }
             };
-            for inv in claimed {
-                let (control, r, grace) = (control.clone(), r.clone(), config.lease_grace);
-                tokio::spawn(async move { run_one(&control, &r, inv, grace).await });
+            for claim in claimed {
+                // Only this loop takes slots, and it claimed no more than
+                // were free: this never waits.
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let (control, r, config) = (control.clone(), r.clone(), config.clone());
+                tokio::spawn(async move {
+                    run_claimed(&control, &r, claim, &config).await;
+                    drop(slot);
+                });
             }
         }
     });
 }
 
-/// Runs one attempt and records its outcome.
-async fn run_one(
+/// What one attempt came to.
+enum Attempt {
+    /// The function ran (or the platform failed it): the result to record.
+    Ran(InvocationResult, Option<String>),
+    /// The function was at its concurrency limit: try again, uncounted.
+    Throttled,
+    /// Another claim owns the invocation now: record nothing.
+    Lost,
+}
+
+async fn run_claimed(
     control: &ControlPlane,
     runner: &Runner,
-    mut inv: AsyncInvocation,
-    grace: Duration,
+    claim: Claimed,
+    config: &WorkerConfig,
 ) {
-    let (result, executed) = attempt(control, runner, &mut inv, grace).await;
-    let ok = result.success;
-    inv.finish_attempt(result, executed);
-    tracing::debug!(request = %inv.request_id, status = %inv.status, attempt = inv.attempts, ok, "async attempt");
-    if let Err(e) = control.store().update_invocation(&inv).await {
-        tracing::error!(request = %inv.request_id, error = %e, "cannot record an async attempt; it will run again after its lease");
+    let Some(token) = claim.invocation().lease_token.clone() else {
+        tracing::error!(request = %claim.invocation().request_id, "claimed without a lease token; left for its lease to run out");
+        return;
+    };
+    let mut inv = match claim {
+        Claimed::Exhausted(mut inv) => {
+            tracing::warn!(request = %inv.request_id, attempts = inv.attempts, "the last attempt was lost with its worker; the invocation has failed");
+            inv.fail_lost_attempt();
+            record(control, inv, &token).await;
+            return;
+        }
+        Claimed::Attempt(inv) => inv,
+    };
+    match attempt(control, runner, &inv, &token, config).await {
+        Attempt::Ran(result, executed) => {
+            let ok = result.success;
+            inv.finish_attempt(result, executed);
+            tracing::debug!(request = %inv.request_id, status = %inv.status, attempt = inv.attempts, ok, "async attempt");
+            record(control, inv, &token).await;
+        }
+        Attempt::Throttled => {
+            tracing::debug!(request = %inv.request_id, function = %inv.function_name, "async attempt throttled; queued again");
+            inv.requeue_throttled(THROTTLE_DELAY);
+            record(control, inv, &token).await;
+        }
+        Attempt::Lost => {
+            tracing::warn!(request = %inv.request_id, "another worker claimed this invocation; this attempt is not recorded");
+        }
+    }
+}
+
+/// Writes the outcome under the claim's token, with the dead letter of a
+/// final failure in the same transaction.
+async fn record(control: &ControlPlane, mut inv: AsyncInvocation, token: &str) {
+    let letter = if inv.status == AsyncStatus::Failed {
+        dead_letter_for(control, &inv).await
+    } else {
+        None
+    };
+    inv.dead_letter_request_id = letter.as_ref().map(|l| l.request_id.clone());
+    match control
+        .store()
+        .record_attempt(&inv, token, letter.as_ref())
+        .await
+    {
+        Ok(true) => {
+            if let Some(l) = &letter {
+                tracing::info!(request = %inv.request_id, dead_letter = %l.request_id, target = %l.function_name, "failed asynchronous invocation dead-lettered");
+            }
+        }
+        Ok(false) => {
+            tracing::warn!(request = %inv.request_id, "a newer claim owns this invocation; this attempt's outcome is dropped");
+        }
+        Err(e) => {
+            tracing::error!(request = %inv.request_id, error = %e, "cannot record an async attempt; it will run again after its lease");
+        }
+    }
+}
+
+/// The dead letter of a finally failed invocation, if its function names a
+/// target that exists and belongs to the same owner. Dead letters are not
+/// dead-lettered again.
+async fn dead_letter_for(control: &ControlPlane, inv: &AsyncInvocation) -> Option<AsyncInvocation> {
+    if inv.dead_letter_of.is_some() {
+        return None;
+    }
+    let store = control.store();
+    let function = match store.get_function(&inv.function_name).await {
+        Ok(Some(f)) if f.owner_id == inv.owner_id && f.created_at <= inv.created_at => f,
+        Ok(_) => return None,
+        Err(e) => {
+            tracing::error!(request = %inv.request_id, error = %e, "cannot read the function's dead-letter target");
+            return None;
+        }
+    };
+    let target: DeadLetterTarget = function.dead_letter_target.as_deref()?.parse().ok()?;
+    match store.get_function(&target.function).await {
+        Ok(Some(t)) if t.owner_id == inv.owner_id => Some(inv.dead_letter(&target)),
+        Ok(_) => {
+            tracing::warn!(request = %inv.request_id, target = %target, "the dead-letter target no longer exists; the failure stays visible only as this invocation");
+            None
+        }
+        Err(e) => {
+            tracing::error!(request = %inv.request_id, error = %e, "cannot read the dead-letter target");
+            None
+        }
     }
 }
 
@@ -72,9 +194,10 @@ async fn run_one(
 async fn attempt(
     control: &ControlPlane,
     runner: &Runner,
-    inv: &mut AsyncInvocation,
-    grace: Duration,
-) -> (InvocationResult, Option<String>) {
+    inv: &AsyncInvocation,
+    token: &str,
+    config: &WorkerConfig,
+) -> Attempt {
     let system = Principal {
         owner_id: "system".into(),
         is_admin: true,
@@ -85,7 +208,7 @@ async fn attempt(
     {
         Ok(fv) => fv,
         Err(e) => {
-            return (
+            return Attempt::Ran(
                 platform_failure(inv, "Platform.FunctionNotFound", &e.to_string()),
                 None,
             )
@@ -98,7 +221,7 @@ async fn attempt(
             "function '{}' was replaced after this invocation was queued",
             inv.function_name
         );
-        return (
+        return Attempt::Ran(
             platform_failure(inv, "Platform.FunctionNotFound", &msg),
             None,
         );
@@ -111,18 +234,29 @@ async fn attempt(
     let layers = match control.layers_for(&version).await {
         Ok(l) => l,
         Err(e) => {
-            return (
+            return Attempt::Ran(
                 platform_failure(inv, "Platform.LayerNotFound", &e.to_string()),
                 Some(executed),
             )
         }
     };
-    // Extend the lease to cover this function's timeout.
+    // The lease now covers the wait for an instance and the whole timeout;
+    // renewals below keep it ahead of a slow cold start.
     let timeout = Duration::from_secs(u64::from(version.timeout));
-    inv.lease_until =
-        Some(time::now() + chrono::Duration::from_std(timeout + grace).unwrap_or_default());
-    if let Err(e) = control.store().update_invocation(inv).await {
-        tracing::warn!(request = %inv.request_id, error = %e, "cannot extend the lease");
+    let lease_for =
+        |span: Duration| time::now() + chrono::Duration::from_std(span).unwrap_or_default();
+    let renew = |span: Duration| async move {
+        control
+            .store()
+            .renew_invocation_lease(&inv.request_id, token, lease_for(span))
+            .await
+    };
+    match renew(config.queue_timeout + timeout + config.lease_grace).await {
+        Ok(true) => {}
+        Ok(false) => return Attempt::Lost,
+        Err(e) => {
+            tracing::warn!(request = %inv.request_id, error = %e, "cannot extend the lease");
+        }
     }
     let payload = base64::engine::general_purpose::STANDARD
         .decode(&inv.payload)
@@ -135,9 +269,24 @@ async fn attempt(
         payload,
         content_type: inv.content_type.clone(),
     };
-    match runner.invoke(req).await {
-        Ok(done) => (done.result, Some(executed)),
-        Err(e) => (
+    let invoke = runner.invoke(req);
+    tokio::pin!(invoke);
+    let period = (config.lease_grace / 2).max(Duration::from_millis(100));
+    let mut renewals = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut invoke => break outcome,
+            _ = renewals.tick() => match renew(timeout + config.lease_grace).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(request = %inv.request_id, "lease taken over by another claim while running"),
+                Err(e) => tracing::warn!(request = %inv.request_id, error = %e, "cannot renew the lease"),
+            },
+        }
+    };
+    match outcome {
+        Ok(done) => Attempt::Ran(done.result, Some(executed)),
+        Err(RunnerError::TooManyRequests(_)) => Attempt::Throttled,
+        Err(e) => Attempt::Ran(
             platform_failure(inv, "Platform.InvocationFailed", &e.to_string()),
             Some(executed),
         ),

@@ -17,11 +17,22 @@ def boom(event, context):
 def slow(event, context):
     time.sleep(1.5)
     return {"slow": event}
+def nap(event, context):
+    time.sleep(0.3)
+    return {"napped": event}
 "#;
 
 fn create(s: &Server, token: &str, name: &str, handler: &str, timeout: u32) {
-    let body = json!({ "name": name, "runtime": "Python311", "handler": handler, "timeout": timeout,
+    create_with(s, token, name, handler, timeout, json!({}));
+}
+
+/// Creates a function with `extra` fields merged into the request.
+fn create_with(s: &Server, token: &str, name: &str, handler: &str, timeout: u32, extra: Value) {
+    let mut body = json!({ "name": name, "runtime": "Python311", "handler": handler, "timeout": timeout,
         "code": { "zipFile": b64(&zip_of(&[("app.py", CODE)])) } });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
     let (st, f) = s.call("POST", "/v1/functions", Some(token), Some(body));
     assert_eq!(st, 201, "{f}");
 }
@@ -156,4 +167,229 @@ fn a_server_kill_loses_no_async_invocation() {
             json!({ "slow": { "i": i } })
         );
     }
+}
+
+#[test]
+fn exhausted_invocations_are_dead_lettered_and_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let alice = s.token_for("alice");
+    create(&s, &alice, "on-failure", "app.echo", 30);
+    create_with(
+        &s,
+        &alice,
+        "fails",
+        "app.boom",
+        30,
+        json!({ "deadLetterTarget": "on-failure:$LATEST" }),
+    );
+    let (_, f) = s.call("GET", "/v1/functions/fails", Some(&alice), None);
+    assert_eq!(f["deadLetterTarget"], "on-failure:$LATEST");
+
+    // The target is checked: it must exist, be alice's, and not be itself.
+    let bob = s.token_for("bob");
+    create(&s, &bob, "bobs", "app.echo", 30);
+    for (target, message) in [
+        (
+            "fails",
+            "DeadLetterTarget must name another function, not this one",
+        ),
+        ("nope", "DeadLetterTarget function 'nope' does not exist"),
+        ("bobs", "DeadLetterTarget function 'bobs' does not exist"),
+    ] {
+        let (st, b) = s.call(
+            "PATCH",
+            "/v1/functions/fails",
+            Some(&alice),
+            Some(json!({ "deadLetterTarget": target })),
+        );
+        assert_eq!(
+            (st, b["code"].as_str()),
+            (400, Some("ValidationFailed")),
+            "{b}"
+        );
+        assert_eq!(b["errors"], json!([message]), "{b}");
+    }
+
+    let (st, q) = queue(&s, &alice, "/v1/functions/fails/invoke", r#"{"order":7}"#);
+    assert_eq!(st, 202, "{q}");
+    let id = q["requestId"].as_str().unwrap().to_owned();
+    let (result, status, attempts) = wait_result(&s, &alice, &id, Duration::from_secs(30));
+    assert_eq!((status.as_str(), attempts.as_str()), ("Failed", "3"));
+    assert_eq!(result["errorType"], "RuntimeError");
+    let letter = result["deadLetterRequestId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no dead letter recorded: {result}"))
+        .to_owned();
+
+    // The dead letter ran on the target with the event and the error.
+    let (got, status, _) = wait_result(&s, &alice, &letter, Duration::from_secs(20));
+    assert_eq!(status, "Succeeded", "{got}");
+    let record = &serde_json::from_str::<Value>(got["body"].as_str().unwrap()).unwrap()["got"];
+    assert_eq!(record["version"], "1.0");
+    assert_eq!(record["requestContext"]["requestId"], id.as_str());
+    assert_eq!(record["requestContext"]["functionName"], "fails");
+    assert_eq!(record["requestContext"]["condition"], "RetriesExhausted");
+    assert_eq!(record["requestContext"]["approximateInvokeCount"], 3);
+    assert_eq!(record["requestPayload"], json!({ "order": 7 }));
+    assert_eq!(record["responseContext"]["executedVersion"], "$LATEST");
+    assert_eq!(record["responseContext"]["functionError"], "RuntimeError");
+    assert_eq!(record["responsePayload"]["errorType"], "RuntimeError");
+    assert_eq!(record["responsePayload"]["errorMessage"], "always fails");
+
+    // Failed invocations are listed per function, for its owner only.
+    let (st, page) = s.call(
+        "GET",
+        "/v1/functions/fails/invocations?status=Failed",
+        Some(&alice),
+        None,
+    );
+    assert_eq!(st, 200, "{page}");
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{page}");
+    assert_eq!(items[0]["requestId"], id.as_str());
+    assert_eq!(items[0]["status"], "Failed");
+    assert_eq!(items[0]["deadLetterRequestId"], letter.as_str());
+    assert!(items[0].get("leaseToken").is_none(), "{page}");
+    assert_eq!(page["nextToken"], Value::Null);
+    let (_, none) = s.call(
+        "GET",
+        "/v1/functions/fails/invocations?status=Pending",
+        Some(&alice),
+        None,
+    );
+    assert_eq!(none["items"], json!([]));
+    let (_, letters) = s.call(
+        "GET",
+        "/v1/functions/on-failure/invocations",
+        Some(&alice),
+        None,
+    );
+    assert_eq!(
+        letters["items"][0]["deadLetterOf"],
+        id.as_str(),
+        "{letters}"
+    );
+    assert_eq!(
+        s.call("GET", "/v1/functions/fails/invocations", Some(&bob), None)
+            .0,
+        404
+    );
+    let (st, b) = s.call(
+        "GET",
+        "/v1/functions/fails/invocations?status=Done",
+        Some(&alice),
+        None,
+    );
+    assert_eq!(
+        (st, b["code"].as_str()),
+        (400, Some("ValidationFailed")),
+        "{b}"
+    );
+    let (st, b) = s.call(
+        "GET",
+        "/v1/functions/fails/invocations?nextToken=garbage",
+        Some(&alice),
+        None,
+    );
+    assert_eq!(
+        (st, b["code"].as_str()),
+        (400, Some("ValidationFailed")),
+        "{b}"
+    );
+
+    // The CLI shows the same.
+    let run = Run::from_output(
+        cli_command(
+            &s.url,
+            Some(&alice),
+            &[
+                "fn",
+                "invocations",
+                "fails",
+                "--status",
+                "failed",
+                "-o",
+                "json",
+            ],
+        )
+        .output()
+        .unwrap(),
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["items"][0]["requestId"], id.as_str(), "{run:?}");
+    let run = Run::from_output(
+        cli_command(&s.url, Some(&alice), &["fn", "invocations", "fails"])
+            .output()
+            .unwrap(),
+    );
+    assert!(run.stdout.contains(&letter), "{run:?}");
+}
+
+#[test]
+fn a_burst_at_max_instances_is_throttled_not_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(
+        dir.path(),
+        ServerOptions {
+            extra_args: vec!["--queue-timeout".into(), "100ms".into()],
+            ..Default::default()
+        },
+    );
+    create_with(
+        &s,
+        ADMIN_TOKEN,
+        "one-at-a-time",
+        "app.nap",
+        10,
+        json!({ "scalingConfig": { "maxInstances": 1, "targetConcurrency": 1 } }),
+    );
+    let ids: Vec<String> = (0..6)
+        .map(|i| {
+            let (st, q) = queue(
+                &s,
+                ADMIN_TOKEN,
+                "/v1/functions/one-at-a-time/invoke",
+                &format!("{{\"i\":{i}}}"),
+            );
+            assert_eq!(st, 202, "{q}");
+            q["requestId"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        let (result, status, attempts) = wait_result(&s, ADMIN_TOKEN, id, Duration::from_secs(60));
+        assert_eq!(
+            (status.as_str(), attempts.as_str()),
+            ("Succeeded", "1"),
+            "waiting for the one instance is not a failed attempt: {result}"
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(result["body"].as_str().unwrap()).unwrap(),
+            json!({ "napped": { "i": i } })
+        );
+    }
+}
+
+#[test]
+fn an_attempt_longer_than_the_grace_keeps_its_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(
+        dir.path(),
+        ServerOptions {
+            extra_args: vec!["--async-lease-grace".into(), "1s".into()],
+            ..Default::default()
+        },
+    );
+    create(&s, ADMIN_TOKEN, "slow", "app.slow", 5);
+    let (st, q) = queue(&s, ADMIN_TOKEN, "/v1/functions/slow/invoke", "{}");
+    assert_eq!(st, 202, "{q}");
+    let id = q["requestId"].as_str().unwrap();
+    // A cold start plus 1.5 s outlasts the 1 s claim lease: the worker
+    // extends and renews it, so no second claim runs it again.
+    let (result, status, attempts) = wait_result(&s, ADMIN_TOKEN, id, Duration::from_secs(20));
+    assert_eq!(
+        (status.as_str(), attempts.as_str()),
+        ("Succeeded", "1"),
+        "{result}"
+    );
 }

@@ -174,3 +174,19 @@ def handler(event, context):
         json!([])
     );
 }
+
+#[test]
+fn a_deleted_layer_versions_number_is_never_published_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    for n in 1..=2 {
+        let l = publish_layer(&s, "counted", &[("n.txt", &n.to_string())]);
+        assert_eq!(l["version"], n);
+    }
+    let (st, b) = s.admin("DELETE", "/v1/layers/counted/versions/2", None);
+    assert_eq!(st, 204, "{b}");
+    let l = publish_layer(&s, "counted", &[("n.txt", "other content")]);
+    assert_eq!(l["version"], 3, "2 named other content once: {l}");
+    let (st, b) = s.admin("GET", "/v1/layers/counted/versions/2", None);
+    assert_eq!((st, b["code"].as_str()), (404, Some("NotFound")), "{b}");
+}

@@ -67,12 +67,22 @@ impl Instance {
         let active = Arc::new(Mutex::new(None));
         let slot = Arc::new(Slot::new(rx, setup.function_arn.clone(), active.clone()));
         let app = runtime_api::router(slot.clone());
+        // The socket directory of a launch that fails is removed here (once
+        // launched, the sandbox's guard owns it).
+        let mut socket_dir = None;
         let server = if sandbox.wants_unix_endpoint() {
             // One directory per instance: all the sandbox sees of the host's files.
             let dir = sockets_dir.join(&spec.instance_id[..16]);
             std::fs::create_dir_all(&dir).map_err(endpoint_err)?;
+            socket_dir = Some(dir.clone());
             let path = dir.join("rt.sock");
-            let listener = tokio::net::UnixListener::bind(&path).map_err(endpoint_err)?;
+            let listener = match tokio::net::UnixListener::bind(&path) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(endpoint_err(e));
+                }
+            };
             spec.endpoint = RuntimeEndpoint::Unix(path);
             tokio::spawn(async move {
                 let _ = axum::serve(listener, app).await;
@@ -92,6 +102,9 @@ impl Instance {
             Ok(p) => p,
             Err(e) => {
                 server.abort();
+                if let Some(dir) = &socket_dir {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
                 return Err(RunnerError::Sandbox(e));
             }
         };

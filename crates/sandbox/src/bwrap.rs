@@ -139,8 +139,15 @@ impl InstanceGuard for BwrapGuard {
 impl Drop for BwrapGuard {
     fn drop(&mut self) {
         self.kill_all();
-        if let Some(cg) = &self.cgroup {
-            cg.remove();
+        if let Some(cg) = self.cgroup.take() {
+            // Removal waits for the killed processes to leave the cgroup
+            // (sleeping between tries): never on an async worker thread.
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn_blocking(move || cg.remove());
+                }
+                Err(_) => cg.remove(),
+            }
         }
         if let Some(d) = &self.socket_dir {
             let _ = std::fs::remove_dir_all(d);

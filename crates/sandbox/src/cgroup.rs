@@ -138,15 +138,39 @@ impl Cgroups {
         }
     }
 
-    /// Creates the instance's cgroup(s) with its limits.
+    /// Creates the instance's cgroup(s) with its limits. On failure, the
+    /// directories made so far are removed again.
     pub fn create(&self, id: &str, limits: Limits) -> io::Result<InstanceCgroup> {
+        let mut made = InstanceCgroup {
+            v2: matches!(self.layout, Layout::V2 { .. }),
+            dirs: Vec::new(),
+        };
+        match self.fill(&mut made, id, limits) {
+            Ok(()) => Ok(made),
+            Err(e) => {
+                // Nothing has joined them yet, so they go at once: by rmdir
+                // on cgroupfs, by removing their files first elsewhere.
+                for d in made.dirs.iter().rev() {
+                    let _ = std::fs::remove_dir(d).or_else(|_| std::fs::remove_dir_all(d));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes the cgroup directories (recording each in `made` as soon as it
+    /// exists) and writes the limits.
+    fn fill(&self, made: &mut InstanceCgroup, id: &str, limits: Limits) -> io::Result<()> {
         let quota = ((limits.cpus * CFS_PERIOD_US as f64) as u64).max(1_000);
+        let mut mkdir = |d: &PathBuf| -> io::Result<()> {
+            std::fs::create_dir_all(d)?;
+            made.dirs.push(d.clone());
+            Ok(())
+        };
         match &self.layout {
             Layout::V1 { memory, cpu, pids } => {
-                let mut dirs = Vec::new();
                 let mem = memory.join(id);
-                std::fs::create_dir_all(&mem)?;
-                dirs.push(mem.clone());
+                mkdir(&mem)?;
                 write(
                     &mem.join("memory.limit_in_bytes"),
                     &limits.memory_bytes.to_string(),
@@ -158,22 +182,20 @@ impl Cgroups {
                 let _ = write(&mem.join("memory.swappiness"), "0");
                 if let Some(cpu) = cpu {
                     let d = cpu.join(id);
-                    std::fs::create_dir_all(&d)?;
+                    mkdir(&d)?;
                     write(&d.join("cpu.cfs_period_us"), &CFS_PERIOD_US.to_string())?;
                     write(&d.join("cpu.cfs_quota_us"), &quota.to_string())?;
-                    dirs.push(d);
                 }
                 if let Some(pids) = pids {
                     let d = pids.join(id);
-                    std::fs::create_dir_all(&d)?;
+                    mkdir(&d)?;
                     write(&d.join("pids.max"), &limits.max_pids.to_string())?;
-                    dirs.push(d);
                 }
-                Ok(InstanceCgroup { v2: false, dirs })
+                Ok(())
             }
             Layout::V2 { parent } => {
                 let d = parent.join(id);
-                std::fs::create_dir_all(&d)?;
+                mkdir(&d)?;
                 write(&d.join("memory.max"), &limits.memory_bytes.to_string())?;
                 let swap = d.join("memory.swap.max");
                 if swap.exists() {
@@ -185,10 +207,7 @@ impl Cgroups {
                 if d.join("pids.max").exists() {
                     write(&d.join("pids.max"), &limits.max_pids.to_string())?;
                 }
-                Ok(InstanceCgroup {
-                    v2: true,
-                    dirs: vec![d],
-                })
+                Ok(())
             }
         }
     }
@@ -298,6 +317,21 @@ mod tests {
             cpus: 128.0 / 1792.0,
             max_pids: 64,
         }
+    }
+
+    #[test]
+    fn a_failed_create_leaves_no_directory() {
+        let t = tempfile::tempdir().unwrap();
+        let (m, c) = (t.path().join("m"), t.path().join("c"));
+        std::fs::create_dir_all(&m).unwrap();
+        // The cpu hierarchy is a file, not a directory: its cgroup cannot be made.
+        std::fs::write(&c, "").unwrap();
+        let made = Cgroups::v1_at(m.clone(), Some(c), None).create("i3", limits());
+        assert!(made.is_err());
+        assert!(
+            !m.join("i3").exists(),
+            "the memory cgroup made first is removed"
+        );
     }
 
     #[test]

@@ -6,10 +6,14 @@
 //! - [`BlobStore`]: code packages on `object_store` (local directory or
 //!   S3-compatible), with SHA-256 and size checked when read back.
 
+use std::fmt;
+use std::str::FromStr;
+
 use async_trait::async_trait;
+use hotswap_domain::time::Timestamp;
 use hotswap_domain::{
-    AsyncInvocation, Deployment, Function, FunctionAlias, FunctionVersion, LayerVersion,
-    RunnerNode, Trigger, VersionStatus,
+    AsyncInvocation, AsyncStatus, Deployment, Function, FunctionAlias, FunctionVersion,
+    LayerVersion, RunnerNode, Trigger, VersionStatus,
 };
 
 pub mod blob;
@@ -98,6 +102,83 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass as `after` for the next page; `None` on the last page.
     pub next_token: Option<String>,
+}
+
+/// What a claim hands a worker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claimed {
+    /// Run one more attempt (already counted in `attempts`).
+    Attempt(AsyncInvocation),
+    /// Its last attempt was lost with its worker (the lease ran out): not to
+    /// be run again, but to be recorded as failed (and dead-lettered).
+    Exhausted(AsyncInvocation),
+}
+
+impl Claimed {
+    pub fn invocation(&self) -> &AsyncInvocation {
+        match self {
+            Claimed::Attempt(i) | Claimed::Exhausted(i) => i,
+        }
+    }
+}
+
+/// Which asynchronous invocations `list_invocations` returns, and which page.
+#[derive(Debug, Clone, Default)]
+pub struct InvocationFilter {
+    /// Invocations of this function name…
+    pub function_name: String,
+    /// …queued by this owner.
+    pub owner_id: String,
+    /// Only those in this state.
+    pub status: Option<AsyncStatus>,
+    /// Page size (clamped to 1–1000; 0 means [`DEFAULT_PAGE_SIZE`]).
+    pub limit: u32,
+    /// Return those after this position (the previous page's `next_token`).
+    pub after: Option<InvocationCursor>,
+}
+
+/// A position in a listing of invocations, which runs newest first (by
+/// creation time, then request id). Its text form is the page token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvocationCursor {
+    pub created_at: Timestamp,
+    pub request_id: String,
+}
+
+impl fmt::Display for InvocationCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}.{}",
+            self.created_at.timestamp_micros(),
+            self.request_id
+        )
+    }
+}
+
+/// A page token that is not one this store handed out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid nextToken '{0}'")]
+pub struct InvalidCursor(pub String);
+
+impl FromStr for InvocationCursor {
+    type Err = InvalidCursor;
+    fn from_str(s: &str) -> Result<Self, InvalidCursor> {
+        let refused = || InvalidCursor(s.to_owned());
+        let (micros, id) = s.split_once('.').ok_or_else(refused)?;
+        let created_at = micros
+            .parse::<i64>()
+            .ok()
+            .and_then(Timestamp::from_timestamp_micros)
+            .ok_or_else(refused)?;
+        if id.is_empty() {
+            return Err(refused());
+        }
+        Ok(Self {
+            created_at,
+            request_id: id.to_owned(),
+        })
+    }
 }
 
 /// The metadata store. Every method is atomic; backends serialise the
@@ -232,24 +313,48 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Persists a queued invocation; `Conflict` if the request id exists.
     async fn enqueue_invocation(&self, invocation: &AsyncInvocation) -> Result<()>;
     async fn get_invocation(&self, request_id: &str) -> Result<Option<AsyncInvocation>>;
+    /// One page of a function's invocations, newest first. See
+    /// [`InvocationFilter`].
+    async fn list_invocations(&self, filter: &InvocationFilter) -> Result<Page<AsyncInvocation>>;
     /// Atomically claims up to `limit` invocations that are due at `now`
     /// (Queued with `next_attempt_at <= now`, or Running with an expired
-    /// lease): each becomes Running with `lease_until` and one more
-    /// attempt. Concurrent claimers never get the same invocation.
+    /// lease): each becomes Running with `lease_until` and a fresh
+    /// `lease_token`. One with attempts left gets one more attempt
+    /// ([`Claimed::Attempt`]); one whose last attempt was lost is handed
+    /// back as [`Claimed::Exhausted`], never run again. Concurrent claimers
+    /// never get the same invocation.
     async fn claim_invocations(
         &self,
-        now: hotswap_domain::time::Timestamp,
-        lease_until: hotswap_domain::time::Timestamp,
+        now: Timestamp,
+        lease_until: Timestamp,
         limit: u32,
-    ) -> Result<Vec<AsyncInvocation>>;
-    /// Replaces the stored invocation. `NotFound` when absent.
-    async fn update_invocation(&self, invocation: &AsyncInvocation) -> Result<()>;
+    ) -> Result<Vec<Claimed>>;
+    /// Moves the lease of a claimed invocation to `lease_until`, if the
+    /// stored row still holds `lease_token`; whether it did.
+    async fn renew_invocation_lease(
+        &self,
+        request_id: &str,
+        lease_token: &str,
+        lease_until: Timestamp,
+    ) -> Result<bool>;
+    /// Records the outcome of an attempt: replaces the stored invocation if
+    /// it still holds `lease_token` (the claim that started the attempt),
+    /// and, in the same transaction, queues `dead_letter` unless an
+    /// invocation with its request id exists already. `false` (and nothing
+    /// written) when the token has changed: a newer claim owns it.
+    async fn record_attempt(
+        &self,
+        invocation: &AsyncInvocation,
+        lease_token: &str,
+        dead_letter: Option<&AsyncInvocation>,
+    ) -> Result<bool>;
 
     // ---- layers ------------------------------------------------------------
 
     /// Stores `layer` as the next version of its name (1, 2, …; numbers are
-    /// never reused while a version remains) and returns it with its number.
-    /// `Conflict` when the name belongs to another owner.
+    /// never reused, even after the newest version is deleted) and returns it
+    /// with its number. A name belongs to the owner who first published it,
+    /// for good: `Conflict` when it is another owner's.
     async fn publish_layer_version(&self, layer: &LayerVersion) -> Result<LayerVersion>;
     /// `version: None` is the newest.
     async fn get_layer_version(

@@ -17,12 +17,12 @@ use sqlx::Connection;
 use hotswap_domain::deployment::DeploymentMetrics;
 use hotswap_domain::time::{self, Timestamp};
 use hotswap_domain::{
-    Deployment, DeploymentConfig, DeploymentStatus, DeploymentStrategy, Function, FunctionAlias,
-    FunctionVersion, RunnerNode, Runtime, ScalingConfig, Trigger, TriggerConfig, TriggerType,
-    VersionStatus, VpcConfig,
+    AsyncInvocation, AsyncStatus, Deployment, DeploymentConfig, DeploymentStatus,
+    DeploymentStrategy, Function, FunctionAlias, FunctionVersion, InvocationResult, RunnerNode,
+    Runtime, ScalingConfig, Trigger, TriggerConfig, TriggerType, VersionStatus, VpcConfig,
 };
 use hotswap_store::{
-    open_metadata_store, ApiToken, FunctionFilter, MetadataStore, Result, StoreError,
+    open_metadata_store, ApiToken, Claimed, FunctionFilter, MetadataStore, Result, StoreError,
 };
 
 // ---- harness ---------------------------------------------------------------
@@ -144,6 +144,10 @@ macro_rules! suite {
 suite!(
     layer_versions_number_per_name_and_belong_to_one_owner,
     async_invocations_are_claimed_once_and_reclaimed_after_their_lease,
+    a_stale_attempt_cannot_overwrite_a_newer_claim,
+    an_exhausted_invocation_is_never_run_again,
+    dead_letters_are_queued_with_the_failure_once,
+    invocations_list_newest_first_by_function_owner_and_status,
     invocation_counters_add_up_and_survive_configuration_writes,
     summary_names_the_backend,
     function_round_trip,
@@ -201,6 +205,7 @@ fn function(name: &str, owner: &str) -> Function {
     f.updated_at = at(1_700_000_100_654_321);
     f.total_invocations = 1 << 40;
     f.last_invoked_at = Some(at(1_700_000_200_000_001));
+    f.dead_letter_target = Some("on-failure:prod".to_owned());
     f.scaling_config = ScalingConfig {
         min_instances: 1,
         max_instances: 7,
@@ -701,23 +706,44 @@ async fn invocation_counters_add_up_and_survive_configuration_writes(ctx: Ctx) {
     s.record_invocations("gone", 1, 1, at(0)).await.unwrap();
 }
 
+fn queued(id: &str, function: &str, owner: &str, created: Timestamp) -> AsyncInvocation {
+    let mut a = AsyncInvocation::new(id, function, "$LATEST", owner, "e30=", "application/json");
+    a.next_attempt_at = created;
+    a.created_at = created;
+    a.updated_at = created;
+    a
+}
+
+fn attempt(claimed: Claimed) -> AsyncInvocation {
+    match claimed {
+        Claimed::Attempt(i) => i,
+        other => panic!("expected an attempt, got {other:?}"),
+    }
+}
+
+fn ok_result() -> InvocationResult {
+    InvocationResult {
+        success: true,
+        ..Default::default()
+    }
+}
+
+fn failed_result() -> InvocationResult {
+    InvocationResult {
+        success: false,
+        error_type: Some("RuntimeError".into()),
+        ..Default::default()
+    }
+}
+
 async fn async_invocations_are_claimed_once_and_reclaimed_after_their_lease(ctx: Ctx) {
-    use hotswap_domain::{AsyncInvocation, AsyncStatus, InvocationResult};
     let s = ctx.store.clone();
     let t0 = at(1_900_000_000_000_000);
     let secs = |n: i64| t0 + chrono::Duration::seconds(n);
     for i in 0..6 {
-        let mut a = AsyncInvocation::new(
-            format!("req-{i}"),
-            "f",
-            "$LATEST",
-            "alice",
-            "e30=",
-            "application/json",
-        );
-        a.next_attempt_at = if i < 5 { t0 } else { secs(60) };
-        a.created_at = t0;
-        a.updated_at = t0;
+        let due = if i < 5 { t0 } else { secs(60) };
+        let mut a = queued(&format!("req-{i}"), "f", "alice", t0);
+        a.next_attempt_at = due;
         s.enqueue_invocation(&a).await.unwrap();
     }
     let dup = AsyncInvocation::new("req-0", "f", "$LATEST", "alice", "", "application/json");
@@ -728,13 +754,23 @@ async fn async_invocations_are_claimed_once_and_reclaimed_after_their_lease(ctx:
         s.claim_invocations(secs(1), secs(31), 3),
         s.claim_invocations(secs(1), secs(31), 3)
     );
-    let (a, b) = (a.unwrap(), b.unwrap());
-    let mut ids: Vec<String> = a.iter().chain(&b).map(|i| i.request_id.clone()).collect();
+    let claimed: Vec<AsyncInvocation> = a
+        .unwrap()
+        .into_iter()
+        .chain(b.unwrap())
+        .map(attempt)
+        .collect();
+    let mut ids: Vec<String> = claimed.iter().map(|i| i.request_id.clone()).collect();
     ids.sort();
     assert_eq!(ids, ["req-0", "req-1", "req-2", "req-3", "req-4"]);
-    assert!(a.iter().chain(&b).all(|i| i.status == AsyncStatus::Running
+    assert!(claimed.iter().all(|i| i.status == AsyncStatus::Running
         && i.attempts == 1
         && i.lease_until == Some(secs(31))));
+    let tokens: BTreeSet<&str> = claimed
+        .iter()
+        .filter_map(|i| i.lease_token.as_deref())
+        .collect();
+    assert_eq!(tokens.len(), 5, "one fresh token per claim");
     assert!(
         s.claim_invocations(secs(2), secs(32), 10)
             .await
@@ -744,16 +780,25 @@ async fn async_invocations_are_claimed_once_and_reclaimed_after_their_lease(ctx:
     );
 
     // One finishes; the others' worker "dies": after the lease they come back.
-    let mut done = s.get_invocation("req-0").await.unwrap().unwrap();
-    done.finish_attempt(
-        InvocationResult {
-            success: true,
-            ..Default::default()
-        },
-        Some("3".into()),
-    );
-    s.update_invocation(&done).await.unwrap();
+    let mut done = claimed
+        .iter()
+        .find(|i| i.request_id == "req-0")
+        .unwrap()
+        .clone();
+    let token = done.lease_token.clone().unwrap();
+    // A renewal keeps it leased past the original lease.
+    assert!(s
+        .renew_invocation_lease("req-0", &token, secs(100))
+        .await
+        .unwrap());
+    assert!(!s
+        .renew_invocation_lease("req-0", "other", secs(100))
+        .await
+        .unwrap());
+    done.finish_attempt(ok_result(), Some("3".into()));
+    assert!(s.record_attempt(&done, &token, None).await.unwrap());
     let again = s.claim_invocations(secs(40), secs(70), 10).await.unwrap();
+    let again: Vec<AsyncInvocation> = again.into_iter().map(attempt).collect();
     let mut ids: Vec<&str> = again.iter().map(|i| i.request_id.as_str()).collect();
     ids.sort();
     assert_eq!(ids, ["req-1", "req-2", "req-3", "req-4"]);
@@ -763,15 +808,270 @@ async fn async_invocations_are_claimed_once_and_reclaimed_after_their_lease(ctx:
     assert_eq!(
         later
             .iter()
-            .map(|i| i.request_id.as_str())
+            .map(|c| c.invocation().request_id.as_str())
             .collect::<Vec<_>>(),
         ["req-5"]
     );
 
     let got = s.get_invocation("req-0").await.unwrap().unwrap();
     assert_eq!(got, done);
+    assert_eq!(got.lease_token, None);
     assert_eq!(got.result.as_ref().map(|r| r.success), Some(true));
     assert_eq!(s.get_invocation("nope").await.unwrap(), None);
+}
+
+async fn a_stale_attempt_cannot_overwrite_a_newer_claim(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    let t0 = at(1_900_000_000_000_000);
+    let secs = |n: i64| t0 + chrono::Duration::seconds(n);
+    s.enqueue_invocation(&queued("slow", "f", "alice", t0))
+        .await
+        .unwrap();
+    let first = attempt(
+        s.claim_invocations(secs(1), secs(5), 1)
+            .await
+            .unwrap()
+            .remove(0),
+    );
+    // The first worker outlives its lease; a second claims the invocation.
+    let second = attempt(
+        s.claim_invocations(secs(6), secs(30), 1)
+            .await
+            .unwrap()
+            .remove(0),
+    );
+    assert_eq!((first.attempts, second.attempts), (1, 2));
+    assert_ne!(first.lease_token, second.lease_token);
+
+    // The first worker's late outcome and renewal are refused…
+    let mut stale = first.clone();
+    stale.finish_attempt(ok_result(), Some("1".into()));
+    assert!(!s
+        .record_attempt(&stale, first.lease_token.as_deref().unwrap(), None)
+        .await
+        .unwrap());
+    assert!(!s
+        .renew_invocation_lease("slow", first.lease_token.as_deref().unwrap(), secs(99))
+        .await
+        .unwrap());
+    let stored = s.get_invocation("slow").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.attempts, stored.lease_until),
+        (AsyncStatus::Running, 2, Some(secs(30)))
+    );
+    // …and the second's is recorded.
+    let mut current = second.clone();
+    current.finish_attempt(failed_result(), None);
+    assert!(s
+        .record_attempt(&current, second.lease_token.as_deref().unwrap(), None)
+        .await
+        .unwrap());
+    // A token is good for one outcome only.
+    assert!(!s
+        .record_attempt(&current, second.lease_token.as_deref().unwrap(), None)
+        .await
+        .unwrap());
+    assert_eq!(s.get_invocation("slow").await.unwrap().unwrap(), current);
+
+    // A throttled attempt is put back uncounted.
+    let third = attempt(
+        s.claim_invocations(secs(60), secs(90), 1)
+            .await
+            .unwrap()
+            .remove(0),
+    );
+    assert_eq!(third.attempts, 3);
+    let mut throttled = third.clone();
+    throttled.requeue_throttled(Duration::from_millis(250));
+    assert!(s
+        .record_attempt(&throttled, third.lease_token.as_deref().unwrap(), None)
+        .await
+        .unwrap());
+    let stored = s.get_invocation("slow").await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.attempts), (AsyncStatus::Queued, 2));
+}
+
+async fn an_exhausted_invocation_is_never_run_again(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    let t0 = at(1_900_000_000_000_000);
+    let secs = |n: i64| t0 + chrono::Duration::seconds(n);
+    let mut last = queued("last", "f", "alice", t0);
+    last.max_attempts = 2;
+    s.enqueue_invocation(&last).await.unwrap();
+    let one = attempt(
+        s.claim_invocations(secs(1), secs(5), 1)
+            .await
+            .unwrap()
+            .remove(0),
+    );
+    let mut failed = one.clone();
+    failed.finish_attempt(failed_result(), None);
+    assert!(s
+        .record_attempt(&failed, one.lease_token.as_deref().unwrap(), None)
+        .await
+        .unwrap());
+    let two = attempt(
+        s.claim_invocations(secs(10), secs(15), 1)
+            .await
+            .unwrap()
+            .remove(0),
+    );
+    assert_eq!(two.attempts, 2);
+    // Its worker dies during the last attempt: the claim after the lease
+    // hands it back as exhausted, attempts unchanged, under a new token.
+    let mut claims = s.claim_invocations(secs(20), secs(50), 10).await.unwrap();
+    assert_eq!(claims.len(), 1);
+    let Claimed::Exhausted(mut lost) = claims.remove(0) else {
+        panic!("the last attempt must not run again")
+    };
+    assert_eq!((lost.attempts, lost.status), (2, AsyncStatus::Running));
+    assert_ne!(lost.lease_token, two.lease_token);
+    let token = lost.lease_token.clone().unwrap();
+    lost.fail_lost_attempt();
+    assert!(s.record_attempt(&lost, &token, None).await.unwrap());
+    let stored = s.get_invocation("last").await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.attempts), (AsyncStatus::Failed, 2));
+    assert!(s
+        .claim_invocations(secs(100), secs(130), 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn dead_letters_are_queued_with_the_failure_once(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    let t0 = at(1_900_000_000_000_000);
+    let secs = |n: i64| t0 + chrono::Duration::seconds(n);
+    let mut inv = queued("boom", "f", "alice", t0);
+    inv.max_attempts = 1;
+    s.enqueue_invocation(&inv).await.unwrap();
+    let claimed = attempt(
+        s.claim_invocations(secs(1), secs(5), 1)
+            .await
+            .unwrap()
+            .remove(0),
+    );
+    let token = claimed.lease_token.clone().unwrap();
+    let mut failed = claimed.clone();
+    failed.finish_attempt(failed_result(), Some("$LATEST".into()));
+    assert_eq!(failed.status, AsyncStatus::Failed);
+    let target: hotswap_domain::DeadLetterTarget = "dlq".parse().unwrap();
+    let letter = failed.dead_letter(&target);
+    failed.dead_letter_request_id = Some(letter.request_id.clone());
+
+    // A stale token writes neither the outcome nor the dead letter.
+    assert!(!s
+        .record_attempt(&failed, "stale", Some(&letter))
+        .await
+        .unwrap());
+    assert_eq!(s.get_invocation(&letter.request_id).await.unwrap(), None);
+
+    assert!(s
+        .record_attempt(&failed, &token, Some(&letter))
+        .await
+        .unwrap());
+    let stored = s.get_invocation("boom").await.unwrap().unwrap();
+    assert_eq!(stored.status, AsyncStatus::Failed);
+    assert_eq!(stored.dead_letter_request_id.as_deref(), Some("boom-dlq"));
+    let queued_letter = s.get_invocation("boom-dlq").await.unwrap().unwrap();
+    assert_eq!(queued_letter, letter);
+    assert_eq!(queued_letter.dead_letter_of.as_deref(), Some("boom"));
+
+    // Queueing a dead letter whose id exists (a second delivery) keeps the
+    // one stored and still records the outcome.
+    let mut other = queued("boom-again", "f", "alice", t0);
+    other.max_attempts = 1;
+    s.enqueue_invocation(&other).await.unwrap();
+    let claimed = attempt(
+        s.claim_invocations(secs(2), secs(30), 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|c| c.invocation().request_id == "boom-again")
+            .unwrap(),
+    );
+    let mut failed_again = claimed.clone();
+    failed_again.finish_attempt(failed_result(), None);
+    let mut duplicate = letter.clone();
+    duplicate.payload = "changed".into();
+    assert!(s
+        .record_attempt(
+            &failed_again,
+            claimed.lease_token.as_deref().unwrap(),
+            Some(&duplicate)
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        s.get_invocation("boom-again")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        AsyncStatus::Failed
+    );
+    assert_eq!(
+        s.get_invocation("boom-dlq").await.unwrap().unwrap().payload,
+        letter.payload
+    );
+}
+
+async fn invocations_list_newest_first_by_function_owner_and_status(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    let t0 = at(1_900_000_000_000_000);
+    let secs = |n: i64| t0 + chrono::Duration::seconds(n);
+    for i in 0..5 {
+        s.enqueue_invocation(&queued(&format!("a-{i}"), "f", "alice", secs(i)))
+            .await
+            .unwrap();
+    }
+    // Same creation time: ordered by request id.
+    s.enqueue_invocation(&queued("a-5b", "f", "alice", secs(4)))
+        .await
+        .unwrap();
+    s.enqueue_invocation(&queued("other-fn", "g", "alice", secs(1)))
+        .await
+        .unwrap();
+    s.enqueue_invocation(&queued("other-owner", "f", "bob", secs(1)))
+        .await
+        .unwrap();
+    // One fails.
+    let mut claimed = s.claim_invocations(secs(10), secs(20), 1).await.unwrap();
+    let mut failed = attempt(claimed.remove(0));
+    let token = failed.lease_token.clone().unwrap();
+    failed.attempts = failed.max_attempts;
+    failed.finish_attempt(failed_result(), None);
+    assert!(s.record_attempt(&failed, &token, None).await.unwrap());
+
+    let filter = |status, after: Option<&str>| hotswap_store::InvocationFilter {
+        function_name: "f".into(),
+        owner_id: "alice".into(),
+        status,
+        limit: 4,
+        after: after.map(|t| t.parse().unwrap()),
+    };
+    let ids = |p: &hotswap_store::Page<AsyncInvocation>| -> Vec<String> {
+        p.items.iter().map(|i| i.request_id.clone()).collect()
+    };
+    let first = s.list_invocations(&filter(None, None)).await.unwrap();
+    assert_eq!(ids(&first), ["a-5b", "a-4", "a-3", "a-2"]);
+    let token = first.next_token.clone().expect("a second page");
+    let second = s
+        .list_invocations(&filter(None, Some(&token)))
+        .await
+        .unwrap();
+    assert_eq!(ids(&second), ["a-1", failed.request_id.as_str()]);
+    assert_eq!(second.next_token, None);
+    let failures = s
+        .list_invocations(&filter(Some(AsyncStatus::Failed), None))
+        .await
+        .unwrap();
+    assert_eq!(ids(&failures), [failed.request_id.clone()]);
+    assert_eq!(failures.items[0].status, AsyncStatus::Failed);
+    assert!("nonsense"
+        .parse::<hotswap_store::InvocationCursor>()
+        .is_err());
+    assert!("12.".parse::<hotswap_store::InvocationCursor>().is_err());
 }
 
 async fn layer_versions_number_per_name_and_belong_to_one_owner(ctx: Ctx) {
@@ -829,6 +1129,35 @@ async fn layer_versions_number_per_name_and_belong_to_one_owner(ctx: Ctx) {
             .version,
         3
     );
+    // Deleting the newest version does not free its number: a function
+    // pinned to deps:3 can never get other content under that name.
+    assert!(s.delete_layer_version("deps", 3).await.unwrap());
+    assert_eq!(
+        s.publish_layer_version(&layer("deps", "alice", "ff"))
+            .await
+            .unwrap()
+            .version,
+        4
+    );
+    // Nor does deleting every version; the name stays its owner's.
+    for v in [2, 4] {
+        assert!(s.delete_layer_version("deps", v).await.unwrap());
+    }
+    assert_eq!(s.list_layer_versions("deps").await.unwrap(), vec![]);
+    conflict(s.publish_layer_version(&layer("deps", "bob", "ab")).await);
+    assert_eq!(
+        s.publish_layer_version(&layer("deps", "alice", "ab"))
+            .await
+            .unwrap()
+            .version,
+        5
+    );
+    // Concurrent publishers get distinct numbers.
+    let (c1, c2) = (layer("utils", "alice", "c1"), layer("utils", "alice", "c2"));
+    let (a, b) = tokio::join!(s.publish_layer_version(&c1), s.publish_layer_version(&c2));
+    let mut got = [a.unwrap().version, b.unwrap().version];
+    got.sort();
+    assert_eq!(got, [2, 3]);
     assert_eq!(s.get_layer_version("nope", None).await.unwrap(), None);
 }
 

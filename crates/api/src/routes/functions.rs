@@ -106,6 +106,7 @@ pub(crate) async fn create(
         tags: body.tags,
         vpc_config: body.vpc_config,
         scaling_config: body.scaling_config,
+        dead_letter_target: body.dead_letter_target,
     };
     let f = s.control.create_function(&caller, new, code).await?;
     Ok((StatusCode::CREATED, axum::Json(f)))
@@ -167,6 +168,7 @@ pub(crate) async fn update(
         tags: req.tags,
         vpc_config: req.vpc_config,
         scaling_config: req.scaling_config,
+        dead_letter_target: req.dead_letter_target,
     };
     Ok(axum::Json(
         s.control.update_function(&caller, &name, patch).await?,

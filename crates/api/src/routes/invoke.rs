@@ -2,10 +2,11 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hotswap_domain::InvocationResult;
+use hotswap_domain::{AsyncInvocation, InvocationResult};
 use hotswap_runner::{InvokeRequest, LogQuery, RunnerError};
 use serde::Deserialize;
 
+use crate::dto::{ListInvocationsQuery, Page, StoredResult};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, Path, Query};
 use crate::AppState;
@@ -205,12 +206,36 @@ pub(crate) async fn metrics(
     Ok(axum::Json(serde_json::json!({ "items": items, "nextToken": null })).into_response())
 }
 
+/// A function's asynchronous invocations, newest first, paged; `status`
+/// picks those in one state (e.g. `Failed` to find what was dead-lettered).
+#[utoipa::path(get, path = "/v1/functions/{name}/invocations", tag = "invoke", params(ListInvocationsQuery),
+    responses((status = 200, body = Page<AsyncInvocation>), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
+pub(crate) async fn list_invocations(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+    Query(q): Query<ListInvocationsQuery>,
+) -> ApiResult<axum::Json<Page<AsyncInvocation>>> {
+    let limit = crate::dto::check_limit(q.limit)?;
+    let status = q.status()?;
+    let page = s
+        .control
+        .list_invocations(&caller, &name, status, limit, q.next_token.as_deref())
+        .await?;
+    Ok(axum::Json(Page {
+        items: page.items,
+        next_token: page.next_token,
+    }))
+}
+
 /// The stored result of an asynchronous invocation: its InvocationResult
 /// once it has succeeded or finally failed (404 until then, with its state
 /// in the message). `X-Invocation-Status`, `X-Attempts` and
-/// `X-Executed-Version` say more.
+/// `X-Executed-Version` say more; a failed one that was dead-lettered names
+/// its dead letter in `X-Dead-Letter-Request-Id` and in the body's
+/// `deadLetterRequestId`.
 #[utoipa::path(get, path = "/v1/invocations/{request_id}", tag = "invoke",
-    responses((status = 200, body = InvocationResult), (status = 404, body = ApiError)))]
+    responses((status = 200, body = StoredResult), (status = 404, body = ApiError)))]
 pub(crate) async fn get_invocation(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -223,8 +248,19 @@ pub(crate) async fn get_invocation(
     if let Some(v) = &inv.executed_version {
         header(&mut h, "x-executed-version", v);
     }
-    match (&inv.result, inv.status.is_final()) {
-        (Some(result), true) => Ok((StatusCode::OK, h, axum::Json(result)).into_response()),
+    if let Some(id) = &inv.dead_letter_request_id {
+        header(&mut h, "x-dead-letter-request-id", id);
+    }
+    match inv.result {
+        Some(result) if inv.status.is_final() => Ok((
+            StatusCode::OK,
+            h,
+            axum::Json(StoredResult {
+                result,
+                dead_letter_request_id: inv.dead_letter_request_id,
+            }),
+        )
+            .into_response()),
         _ => {
             let msg = format!(
                 "invocation '{request_id}' has no result yet: {} (attempt {} of {})",

@@ -33,6 +33,10 @@ pub(crate) fn v1() -> Router<AppState> {
         )
         .route("/functions/{name}/invoke", post(invoke::invoke))
         .route("/functions/{name}/logs", get(invoke::logs))
+        .route(
+            "/functions/{name}/invocations",
+            get(invoke::list_invocations),
+        )
         .route("/functions/{name}/metrics", get(invoke::metrics))
         .route(
             "/functions/{name}/versions",

@@ -37,9 +37,20 @@ pub const FUNCTION_DETAIL: Detail = Detail {
         "environment",
         "layers",
         "tags",
+        "deadLetterTarget",
     ],
     flatten: &["scalingConfig", "vpcConfig"],
 };
+
+pub const INVOCATION_COLUMNS: &[Column] = &[
+    col("REQUEST ID", "requestId", Fmt::Text),
+    col("STATUS", "status", Fmt::Text),
+    col("ATTEMPTS", "attempts", Fmt::Text),
+    col("VERSION", "executedVersion", Fmt::Text),
+    col("ERROR", "result.errorType", Fmt::Text),
+    col("DEAD LETTER", "deadLetterRequestId", Fmt::Text),
+    col("CREATED", "createdAt", Fmt::Time),
+];
 
 pub async fn run(ctx: &mut Ctx<'_>, cmd: FnCommand) -> Result<(), CliError> {
     match cmd {
@@ -81,6 +92,14 @@ pub async fn run(ctx: &mut Ctx<'_>, cmd: FnCommand) -> Result<(), CliError> {
         }
         FnCommand::Invoke(a) => super::invoke::run(ctx, a).await,
         FnCommand::Logs(a) => super::logs::run(ctx, a).await,
+        FnCommand::Invocations { name, status, page } => {
+            check_name(&name)?;
+            let query = status.map(|s| ("status", s)).into_iter().collect();
+            let listing = ctx
+                .list(&["functions", &name, "invocations"], query, &page)
+                .await?;
+            ctx.print_list(&listing, INVOCATION_COLUMNS, "invocations")
+        }
     }
 }
 
@@ -119,6 +138,7 @@ pub fn create_body(a: &FnCreateArgs, name: &str, zip_base64: String) -> Value {
         body.insert("tags".into(), pairs_to_object(&a.tags));
     }
     put_opt(&mut body, "description", a.description.clone());
+    put_opt(&mut body, "deadLetterTarget", a.dead_letter.clone());
     body.insert("code".into(), json!({ "zipFile": zip_base64 }));
     Value::Object(body)
 }
@@ -179,9 +199,14 @@ pub fn update_body(a: &FnUpdateArgs) -> Result<Value, CliError> {
     if !a.tags.is_empty() {
         body.insert("tags".into(), pairs_to_object(&a.tags));
     }
+    if a.clear_dead_letter {
+        body.insert("deadLetterTarget".into(), Value::Null);
+    } else {
+        put_opt(&mut body, "deadLetterTarget", a.dead_letter.clone());
+    }
     if body.is_empty() {
         return Err(CliError::usage(
-            "nothing to update: give at least one of --runtime, --handler, --memory, --timeout, --env, --clear-env, --layer, --description, --tag",
+            "nothing to update: give at least one of --runtime, --handler, --memory, --timeout, --env, --clear-env, --layer, --description, --tag, --dead-letter, --clear-dead-letter",
         ));
     }
     Ok(Value::Object(body))
@@ -229,6 +254,8 @@ mod tests {
             "team=web",
             "--memory",
             "512",
+            "--dead-letter",
+            "on-failure",
         ]) else {
             panic!()
         };
@@ -237,6 +264,7 @@ mod tests {
             json!({
                 "name": "x", "runtime": "Node20", "handler": "index.handler", "memorySize": 512,
                 "environment": {"A": "1", "B": "x=y"}, "tags": {"team": "web"},
+                "deadLetterTarget": "on-failure",
                 "code": {"zipFile": "UEsFBg=="}
             })
         );
@@ -265,6 +293,18 @@ mod tests {
             panic!()
         };
         assert_eq!(update_body(&a).unwrap_err().exit_code(), 2);
+        let FnCommand::Update(a) = parse(&["fn", "update", "f", "--dead-letter", "dlq:prod"])
+        else {
+            panic!()
+        };
+        assert_eq!(
+            update_body(&a).unwrap(),
+            json!({"deadLetterTarget": "dlq:prod"})
+        );
+        let FnCommand::Update(a) = parse(&["fn", "update", "f", "--clear-dead-letter"]) else {
+            panic!()
+        };
+        assert_eq!(update_body(&a).unwrap(), json!({"deadLetterTarget": null}));
     }
 
     #[test]
@@ -277,6 +317,14 @@ mod tests {
             list_query(&a),
             vec![("owner", "bob".to_owned()), ("tag", "team=web".to_owned())]
         );
+        let FnCommand::Invocations { name, status, .. } =
+            parse(&["fn", "invocations", "f", "--status", "failed"])
+        else {
+            panic!()
+        };
+        assert_eq!((name.as_str(), status.as_deref()), ("f", Some("Failed")));
+        assert!(crate::args::parse_invocation_status("done").is_err());
+        assert!(crate::args::parse_dead_letter("bad_name").is_err());
         assert!(check_name("image-resizer").is_ok());
         assert_eq!(check_name("my_fn").unwrap_err().exit_code(), 2);
     }

@@ -52,7 +52,12 @@ use hotswap_domain::{
     FunctionVersion, LayerVersion, RunnerNode, Trigger, VersionStatus,
 };
 
-use crate::{ApiToken, FunctionFilter, MetadataStore, Page, Result, StoreError};
+use hotswap_domain::time::Timestamp;
+
+use crate::{
+    ApiToken, Claimed, FunctionFilter, InvocationCursor, InvocationFilter, MetadataStore, Page,
+    Result, StoreError,
+};
 
 pub(crate) mod record;
 mod records;
@@ -774,12 +779,54 @@ impl MetadataStore for SqlStore {
         fetch_by_key(&self.pool, vec![text(request_id)]).await
     }
 
+    async fn list_invocations(&self, filter: &InvocationFilter) -> Result<Page<AsyncInvocation>> {
+        let limit = match filter.limit {
+            0 => DEFAULT_PAGE_SIZE,
+            n => n.min(MAX_PAGE_SIZE),
+        };
+        let mut values = vec![text(&filter.function_name), text(&filter.owner_id)];
+        let mut terms = vec!["function_name = $1".to_owned(), "owner_id = $2".to_owned()];
+        if let Some(status) = filter.status {
+            values.push(text(status.as_str()));
+            terms.push(format!("status = ${}", values.len()));
+        }
+        if let Some(after) = &filter.after {
+            values.push(Value::Int(after.created_at.timestamp_micros()));
+            values.push(text(&after.request_id));
+            let (t, id) = (values.len() - 1, values.len());
+            terms.push(format!(
+                "(created_at < ${t} OR (created_at = ${t} AND request_id < ${id}))"
+            ));
+        }
+        values.push(int(limit + 1));
+        let sql = SqlText::select::<AsyncInvocation>(&format!(
+            "WHERE {} ORDER BY created_at DESC, request_id DESC LIMIT ${}",
+            terms.join(" AND "),
+            values.len()
+        ));
+        let mut items: Vec<AsyncInvocation> = fetch_all(&self.pool, &sql, values).await?;
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        let next_token = if more {
+            items.last().map(|i| {
+                InvocationCursor {
+                    created_at: i.created_at,
+                    request_id: i.request_id.clone(),
+                }
+                .to_string()
+            })
+        } else {
+            None
+        };
+        Ok(Page { items, next_token })
+    }
+
     async fn claim_invocations(
         &self,
-        now: hotswap_domain::time::Timestamp,
-        lease_until: hotswap_domain::time::Timestamp,
+        now: Timestamp,
+        lease_until: Timestamp,
         limit: u32,
-    ) -> Result<Vec<AsyncInvocation>> {
+    ) -> Result<Vec<Claimed>> {
         let mut tx = self.begin().await?;
         // PostgreSQL: several controllers claim side by side, skipping rows
         // another holds; SQLite: BEGIN IMMEDIATE already serialises them.
@@ -804,52 +851,104 @@ impl MetadataStore for SqlStore {
         .await?;
         let mut claimed = Vec::with_capacity(due.len());
         for mut inv in due {
+            // Attempts are counted when claimed: a Running row past its
+            // lease whose count is used up lost its last attempt.
+            let run = inv.has_attempts_left();
             inv.status = AsyncStatus::Running;
-            inv.attempts += 1;
+            if run {
+                inv.attempts += 1;
+            }
             inv.lease_until = Some(lease_until);
+            inv.lease_token = Some(uuid::Uuid::new_v4().simple().to_string());
             inv.updated_at = now;
             update(&mut *tx, &inv, || already_exists(&inv)).await?;
-            claimed.push(inv);
+            claimed.push(if run {
+                Claimed::Attempt(inv)
+            } else {
+                Claimed::Exhausted(inv)
+            });
         }
         tx.commit().await.map_err(StoreError::Database)?;
         Ok(claimed)
     }
 
-    async fn update_invocation(&self, invocation: &AsyncInvocation) -> Result<()> {
-        if update(&self.pool, invocation, || already_exists(invocation)).await? {
-            Ok(())
-        } else {
-            Err(not_found("async invocation", &invocation.request_id))
+    async fn renew_invocation_lease(
+        &self,
+        request_id: &str,
+        lease_token: &str,
+        lease_until: Timestamp,
+    ) -> Result<bool> {
+        let done = execute(
+            &self.pool,
+            "UPDATE async_invocations SET lease_until = $3 WHERE request_id = $1 AND lease_token = $2",
+            vec![
+                text(request_id),
+                text(lease_token),
+                Value::Int(lease_until.timestamp_micros()),
+            ],
+        )
+        .await?;
+        Ok(done > 0)
+    }
+
+    async fn record_attempt(
+        &self,
+        invocation: &AsyncInvocation,
+        lease_token: &str,
+        dead_letter: Option<&AsyncInvocation>,
+    ) -> Result<bool> {
+        let mut values = SqlText::update_values::<AsyncInvocation>(invocation.values()?);
+        values.push(text(lease_token));
+        let sql = format!(
+            "{} AND lease_token = ${}",
+            SqlText::update::<AsyncInvocation>(),
+            values.len()
+        );
+        let mut tx = self.begin().await?;
+        if execute(&mut *tx, &sql, values).await? == 0 {
+            return Ok(false);
         }
+        if let Some(letter) = dead_letter {
+            let sql = format!(
+                "{} ON CONFLICT (request_id) DO NOTHING",
+                SqlText::insert::<AsyncInvocation>()
+            );
+            execute(&mut *tx, &sql, letter.values()?).await?;
+        }
+        tx.commit().await.map_err(StoreError::Database)?;
+        Ok(true)
     }
 
     // ---- layers ------------------------------------------------------------
 
     async fn publish_layer_version(&self, layer: &LayerVersion) -> Result<LayerVersion> {
         let mut tx = self.begin().await?;
-        if self.backend == Backend::Postgres {
-            // Serialise publishers of one name (SQLite's BEGIN IMMEDIATE does).
-            execute(
-                &mut *tx,
-                "SELECT pg_advisory_xact_lock(hashtext($1))::text",
-                vec![text(&layer.layer_name)],
-            )
-            .await?;
-        }
-        let sql =
-            SqlText::select::<LayerVersion>("WHERE layer_name = $1 ORDER BY version DESC LIMIT 1");
-        let newest: Option<LayerVersion> =
-            fetch_optional(&mut *tx, &sql, vec![text(&layer.layer_name)]).await?;
-        if let Some(n) = &newest {
-            if n.owner_id != layer.owner_id {
-                return Err(StoreError::Conflict(format!(
-                    "layer name '{}' belongs to another owner",
-                    layer.layer_name
-                )));
-            }
-        }
+        // The name's row holds its owner and a counter that only grows, so a
+        // deleted newest version's number is never handed out again. The
+        // UPDATE locks the row: concurrent publishers of one name queue here.
+        execute(
+            &mut *tx,
+            "INSERT INTO layer_names (layer_name, owner_id, version_counter) VALUES ($1, $2, 0) \
+             ON CONFLICT (layer_name) DO NOTHING",
+            vec![text(&layer.layer_name), text(&layer.owner_id)],
+        )
+        .await?;
+        let row = query_with(
+            "UPDATE layer_names SET version_counter = version_counter + 1 \
+             WHERE layer_name = $1 AND owner_id = $2 RETURNING version_counter",
+            vec![text(&layer.layer_name), text(&layer.owner_id)],
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::Database)?
+        .ok_or_else(|| {
+            StoreError::Conflict(format!(
+                "layer name '{}' belongs to another owner",
+                layer.layer_name
+            ))
+        })?;
         let mut stored = layer.clone();
-        stored.version = newest.map(|n| n.version + 1).unwrap_or(1);
+        stored.version = record::Cols::new(&row, "layer_names").int("version_counter")?;
         insert(&mut *tx, &stored).await?;
         tx.commit().await.map_err(StoreError::Database)?;
         Ok(stored)

@@ -56,7 +56,7 @@ impl Record for Function {
     columns! {
         name, owner_id, description, runtime, handler, memory_size, timeout, environment,
         layers, vpc_config, tags, published_version, created_at, updated_at, total_invocations,
-        last_invoked_at, scaling_config
+        last_invoked_at, scaling_config, dead_letter_target
     }
 
     fn describe(&self) -> String {
@@ -167,7 +167,8 @@ impl Record for AsyncInvocation {
 
     columns! {
         request_id, function_name, qualifier, owner_id, payload, content_type, status, attempts,
-        max_attempts, next_attempt_at, lease_until, created_at, updated_at, result, executed_version
+        max_attempts, next_attempt_at, lease_until, created_at, updated_at, result, executed_version,
+        lease_token, dead_letter_request_id, dead_letter_of
     }
 
     fn describe(&self) -> String {
