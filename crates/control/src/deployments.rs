@@ -69,7 +69,7 @@ impl ControlPlane {
             Some(_) => {}
         }
         if let Some(a) = &alias {
-            if a.version == new.target_version && a.routing_config.is_empty() {
+            if a.version == new.target_version {
                 errors.push(format!(
                     "Alias '{}' already points at version {}",
                     a.alias_name, a.version
@@ -162,9 +162,18 @@ impl ControlPlane {
     ) -> Result<Deployment> {
         self.owned_function(caller, name, true).await?;
         let by = caller.owner_id.clone();
+        // Promote ends the step the person saw; if the controller moved on
+        // meanwhile, say so rather than skip the next step too.
+        let seen = self.deployment_of(name, id).await?.step;
         self.person_moves(name, id, |cp, d| {
             let by = by.clone();
             Box::pin(async move {
+                if d.status == DeploymentStatus::InProgress && d.step != seen {
+                    return Err(ControlError::Conflict(format!(
+                        "the deployment moved on to step {} meanwhile; look again before promoting",
+                        d.step + 1
+                    )));
+                }
                 if d.status != DeploymentStatus::InProgress {
                     return Err(ControlError::Conflict(format!(
                         "deployment is {}; only an InProgress deployment can be promoted",

@@ -38,7 +38,18 @@ pub trait Fleet: Send + Sync {
     ) -> Result<usize, String>;
     /// Stops keeping the version warm.
     fn release(&self, function: &str, version: u32);
+    /// Starts measuring the version's sliding window.
+    fn watch(&self, function: &str, version: u32);
+    /// Stops measuring it.
+    fn unwatch(&self, function: &str, version: u32);
 }
+
+/// Longest a warm-up (start + init of the provisioned instances) may take.
+const WARM_TIMEOUT: Duration = Duration::from_secs(60);
+/// A waiting deployment's phase/metrics are stored at least this often.
+const SAVE_EVERY: Duration = Duration::from_secs(2);
+
+type VersionKey = (String, u32);
 
 /// Controller settings.
 #[derive(Debug, Clone)]
@@ -57,6 +68,27 @@ pub struct Controller {
     /// Deployments this process has driven; one it has not seen yet while
     /// InProgress was being driven by a previous process.
     seen: Mutex<HashSet<String>>,
+    /// Deployments being driven right now (one task each).
+    in_flight: Mutex<HashSet<String>>,
+    /// Versions this controller keeps warm / measures.
+    pinned: Mutex<HashSet<VersionKey>>,
+    watched: Mutex<HashSet<VersionKey>>,
+    /// (function, alias) → blue version kept warm after a BlueGreen switch
+    /// with KeepBlue, until the alias's next deployment.
+    kept_blue: Mutex<BTreeMap<(String, String), u32>>,
+    /// When each waiting deployment was last stored, and its phase then.
+    saved: Mutex<BTreeMap<String, (std::time::Instant, Option<String>)>>,
+}
+
+/// Takes a deployment out of `in_flight` when its task ends, even by panic.
+struct InFlight(Arc<Controller>, String);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut f) = self.0.in_flight.lock() {
+            f.remove(&self.1);
+        }
+    }
 }
 
 impl Controller {
@@ -66,23 +98,31 @@ impl Controller {
             fleet,
             config,
             seen: Mutex::default(),
+            in_flight: Mutex::default(),
+            pinned: Mutex::default(),
+            watched: Mutex::default(),
+            kept_blue: Mutex::default(),
+            saved: Mutex::default(),
         }
     }
 
     /// Runs the controller until the runtime stops.
     pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        let me = Arc::new(self);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(self.config.tick);
+            let mut tick = tokio::time::interval(me.config.tick);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                self.tick().await;
+                me.clone().tick().await;
             }
         })
     }
 
-    /// One pass over every active deployment.
-    pub async fn tick(&self) {
+    /// One pass: each active deployment is driven in its own task (a slow
+    /// warm-up or a panic in one never holds up the others), then versions
+    /// no deployment needs any more are released.
+    pub async fn tick(self: Arc<Self>) {
         let active = match self.control.active_deployments().await {
             Ok(a) => a,
             Err(e) => {
@@ -90,18 +130,104 @@ impl Controller {
                 return;
             }
         };
+        let ids: HashSet<String> = active.iter().map(|d| d.deployment_id.clone()).collect();
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.retain(|id| ids.contains(id) || self.is_in_flight(id));
+        }
+        if let Ok(mut saved) = self.saved.lock() {
+            saved.retain(|id, _| ids.contains(id));
+        }
+        self.release_unneeded(&active);
         for d in active {
             let id = d.deployment_id.clone();
-            match self.drive(d).await {
-                Ok(()) => {}
-                // Someone (a promote, a rollback, another controller) moved it
-                // first; the next tick sees their result.
-                Err(ControlError::Conflict(m)) if m.contains("changed meanwhile") => {
-                    tracing::debug!(deployment = %id, "deployment changed meanwhile; next tick")
+            let started = self
+                .in_flight
+                .lock()
+                .map(|mut f| f.insert(id.clone()))
+                .unwrap_or(false);
+            if !started {
+                continue;
+            }
+            let me = self.clone();
+            tokio::spawn(async move {
+                let _guard = InFlight(me.clone(), id.clone());
+                match me.drive(d).await {
+                    Ok(()) => {}
+                    // Someone (a promote, a rollback, another controller)
+                    // moved it first; the next tick sees their result.
+                    Err(ControlError::Conflict(m)) if m.contains("changed meanwhile") => {
+                        tracing::debug!(deployment = %id, "deployment changed meanwhile; next tick")
+                    }
+                    Err(e) => {
+                        tracing::warn!(deployment = %id, error = %e, "cannot drive deployment")
+                    }
                 }
-                Err(e) => tracing::warn!(deployment = %id, error = %e, "cannot drive deployment"),
+            });
+        }
+    }
+
+    fn is_in_flight(&self, id: &str) -> bool {
+        self.in_flight.lock().is_ok_and(|f| f.contains(id))
+    }
+
+    /// Unpins and unwatches what no active deployment (or kept blue) needs:
+    /// this also covers deployments that people ended.
+    fn release_unneeded(&self, active: &[Deployment]) {
+        let mut want_pinned: HashSet<VersionKey> = active
+            .iter()
+            .map(|d| (d.function_name.clone(), d.target_version))
+            .collect();
+        if let Ok(kept) = self.kept_blue.lock() {
+            want_pinned.extend(kept.iter().map(|((f, _), v)| (f.clone(), *v)));
+        }
+        let mut want_watched = want_pinned.clone();
+        want_watched.extend(
+            active
+                .iter()
+                .filter_map(|d| d.source_version.map(|s| (d.function_name.clone(), s))),
+        );
+        if let Ok(mut pinned) = self.pinned.lock() {
+            for (f, v) in pinned.iter().filter(|k| !want_pinned.contains(*k)) {
+                self.fleet.release(f, *v);
+            }
+            pinned.retain(|k| want_pinned.contains(k));
+        }
+        if let Ok(mut watched) = self.watched.lock() {
+            for (f, v) in watched.iter().filter(|k| !want_watched.contains(*k)) {
+                self.fleet.unwatch(f, *v);
+            }
+            watched.retain(|k| want_watched.contains(k));
+        }
+    }
+
+    fn watch(&self, d: &Deployment) {
+        for v in std::iter::once(d.target_version).chain(d.source_version) {
+            let key = (d.function_name.clone(), v);
+            let new = self
+                .watched
+                .lock()
+                .map(|mut w| w.insert(key))
+                .unwrap_or(false);
+            if new {
+                self.fleet.watch(&d.function_name, v);
             }
         }
+    }
+
+    /// Whether a waiting deployment should be stored now.
+    fn due_for_save(&self, d: &Deployment) -> bool {
+        let now = std::time::Instant::now();
+        let Ok(mut saved) = self.saved.lock() else {
+            return true;
+        };
+        let due = match saved.get(&d.deployment_id) {
+            Some((at, phase)) => *phase != d.current_phase || now.duration_since(*at) >= SAVE_EVERY,
+            None => true,
+        };
+        if due {
+            saved.insert(d.deployment_id.clone(), (now, d.current_phase.clone()));
+        }
+        due
     }
 
     fn first_sight(&self, id: &str) -> bool {
@@ -118,7 +244,17 @@ impl Controller {
             .await
             .map_err(|e| e.to_string())?;
         let count = f.scaling_config.pre_provisioned_concurrency.max(1);
-        self.fleet.provision(&f, &v, &layers, count).await
+        if let Ok(mut pinned) = self.pinned.lock() {
+            pinned.insert((d.function_name.clone(), version));
+        }
+        match tokio::time::timeout(WARM_TIMEOUT, self.fleet.provision(&f, &v, &layers, count)).await
+        {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "warming took longer than {} s",
+                WARM_TIMEOUT.as_secs()
+            )),
+        }
     }
 
     async fn drive(&self, mut d: Deployment) -> Result<(), ControlError> {
@@ -127,12 +263,17 @@ impl Controller {
         if d.status == DeploymentStatus::Pending {
             return self.begin(d).await;
         }
+        self.watch(&d);
         let steps = plan::plan(&d);
         let index = (d.step as usize).min(steps.len().saturating_sub(1));
         if first {
-            // Driven by a controller that is gone: resume, unless the step's
-            // deadline passed with nobody watching the metrics.
-            if let Some(deadline) = steps.get(index).and_then(|s| plan::step_deadline(&d, s)) {
+            // Driven by a controller that is gone: resume, unless the step
+            // needed a verdict and its deadline passed with nobody watching.
+            let step = steps.get(index);
+            let deadline = step
+                .filter(|s| plan::needs_verdict(&d, s))
+                .and_then(|s| plan::step_deadline(&d, s));
+            if let Some(deadline) = deadline {
                 if now > deadline {
                     let reason = format!(
                         "the controller was not running at the deadline of step {}/{} ({}); rolled back to be safe",
@@ -190,7 +331,10 @@ impl Controller {
                     None => phase,
                 });
                 d.progress = plan::progress(&d, &steps, now);
-                self.control.save_deployment(&mut d).await
+                if self.due_for_save(&d) {
+                    self.control.save_deployment(&mut d).await?;
+                }
+                Ok(())
             }
             Decision::Enter { step } => {
                 if steps
@@ -218,14 +362,28 @@ impl Controller {
             }
             Decision::Complete => {
                 let verdict = verdict_note(&d, &target);
-                self.control.complete_deployment(&mut d, &verdict).await?;
                 let keep_blue =
                     d.strategy == DeploymentStrategy::BlueGreen && d.config.keep_blue == Some(true);
-                if let Some(source) = d.source_version.filter(|s| *s != d.target_version) {
-                    if !keep_blue {
-                        self.fleet.release(&d.function_name, source);
+                let blue = d.source_version.filter(|s| *s != d.target_version);
+                let mut note = verdict;
+                if let (true, Some(blue)) = (keep_blue, blue) {
+                    // Keep blue warm for an instant rollback.
+                    match self.warm(&d, blue).await {
+                        Ok(n) => {
+                            if let Ok(mut kept) = self.kept_blue.lock() {
+                                kept.insert((d.function_name.clone(), d.alias_name.clone()), blue);
+                            }
+                            note =
+                                format!("{note}; blue (version {blue}) kept warm: {n} instance(s)")
+                                    .trim_start_matches("; ")
+                                    .to_owned();
+                        }
+                        Err(e) => {
+                            tracing::warn!(deployment = %d.deployment_id, error = %e, "cannot keep blue warm")
+                        }
                     }
                 }
+                self.control.complete_deployment(&mut d, &note).await?;
                 tracing::info!(deployment = %d.deployment_id, function = %d.function_name, version = d.target_version, "deployment completed");
                 Ok(())
             }
@@ -235,6 +393,11 @@ impl Controller {
     /// A new deployment: fix the rolling fleet, warm the target (its health
     /// check), then the first step.
     async fn begin(&self, mut d: Deployment) -> Result<(), ControlError> {
+        // A new deployment of the alias ends the previous one's kept blue.
+        if let Ok(mut kept) = self.kept_blue.lock() {
+            kept.remove(&(d.function_name.clone(), d.alias_name.clone()));
+        }
+        self.watch(&d);
         if d.strategy == DeploymentStrategy::Rolling && d.rolling_nodes.is_empty() {
             d.rolling_nodes = self.control.healthy_runner_ids().await?;
             if d.rolling_nodes.is_empty() {

@@ -174,6 +174,8 @@ impl DeploymentConfig {
         ] {
             if d == Some(Duration::ZERO) {
                 errors.push(format!("{name} must be greater than 0"));
+            } else if d.is_some_and(|d| d > MAX_STEP_DURATION) {
+                errors.push(format!("{name} must be at most 30 days"));
             }
         }
         if self.min_invocations == Some(0) {
@@ -249,6 +251,8 @@ pub const DEFAULT_TEST_DURATION: Duration = Duration::from_secs(60);
 pub const DEFAULT_BATCH_DURATION: Duration = Duration::from_secs(60);
 pub const DEFAULT_ALL_AT_ONCE_BAKE: Duration = Duration::from_secs(60);
 pub const DEFAULT_MIN_INVOCATIONS: u64 = 10;
+/// Longest step, test or bake a deployment may ask for.
+pub const MAX_STEP_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 impl DeploymentConfig {
     /// Whether any rollback threshold is set (otherwise steps advance on

@@ -48,4 +48,16 @@ impl Fleet for RunnerFleet {
             r.release(function, version);
         }
     }
+
+    fn watch(&self, function: &str, version: u32) {
+        if let Some(r) = self.0.upgrade() {
+            r.metrics().watch(function, version);
+        }
+    }
+
+    fn unwatch(&self, function: &str, version: u32) {
+        if let Some(r) = self.0.upgrade() {
+            r.metrics().unwatch(function, version);
+        }
+    }
 }

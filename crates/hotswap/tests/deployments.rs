@@ -359,7 +359,7 @@ fn a_version_over_the_p99_threshold_is_rolled_back() {
     assert_eq!(d["status"], "RolledBack", "{d:#}");
     let reason = d["rollbackReason"].as_str().unwrap();
     assert!(
-        reason.starts_with("p99 duration 3")
+        reason.starts_with("p99 duration ")
             && reason.contains("exceeded RollbackOnLatencyP99 150 ms"),
         "{reason}"
     );
@@ -434,12 +434,14 @@ fn a_controller_restart_mid_canary_resumes_it() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path());
     function_with_versions(&s, "resume", &[GOOD_V1, GOOD_V2]);
+    // Thresholds and no traffic yet: the canary cannot pass its step before
+    // the restart, whatever the machine's load.
     let d = deploy(
         &s,
         "resume",
         2,
         "Canary",
-        json!({ "canaryPercentage": 25, "canaryDuration": 6 }),
+        json!({ "canaryPercentage": 25, "canaryDuration": 2, "rollbackOnErrorRate": 10, "minInvocations": 5 }),
     );
     let id = d["deploymentId"].as_str().unwrap().to_owned();
     wait_for(&s, "resume", &id, Duration::from_secs(30), |d| {
@@ -452,8 +454,11 @@ fn a_controller_restart_mid_canary_resumes_it() {
         json!({"1": 75.0, "2": 25.0}),
         "the alias stays where the deployment left it"
     );
+    let traffic = Traffic::start(&s, "resume", 2);
     let d = wait_for(&s, "resume", &id, Duration::from_secs(60), ended);
+    let seen = traffic.finish();
     assert_eq!(d["status"], "Completed", "{d:#}");
+    assert!(seen.platform_errors.is_empty(), "{seen:?}");
     let messages: Vec<&str> = d["timeline"]
         .as_array()
         .unwrap()
@@ -479,7 +484,7 @@ fn a_step_deadline_missed_while_down_rolls_back() {
         "late",
         2,
         "Canary",
-        json!({ "canaryPercentage": 10, "canaryDuration": 1 }),
+        json!({ "canaryPercentage": 10, "canaryDuration": 1, "rollbackOnErrorRate": 10 }),
     );
     let id = d["deploymentId"].as_str().unwrap().to_owned();
     wait_for(&s, "late", &id, Duration::from_secs(30), |d| {
@@ -505,14 +510,21 @@ fn a_step_deadline_missed_while_down_rolls_back() {
 #[test]
 fn blue_green_tests_green_apart_then_switches_and_rolls_back_to_warm_blue() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path());
+    // Idle instances go after 2 s: only provisioned ones stay warm longer.
+    let s = Server::start_with(
+        dir.path(),
+        ServerOptions {
+            extra_args: vec!["--instance-idle-timeout".into(), "2s".into()],
+            ..ServerOptions::default()
+        },
+    );
     function_with_versions(&s, "bg", &[GOOD_V1, GOOD_V2]);
     let d = deploy(
         &s,
         "bg",
         2,
         "BlueGreen",
-        json!({ "testDuration": 3, "keepBlue": true }),
+        json!({ "testDuration": "10m", "keepBlue": true }),
     );
     let id = d["deploymentId"].as_str().unwrap().to_owned();
     let d = wait_for(&s, "bg", &id, Duration::from_secs(30), |d| {
@@ -547,8 +559,28 @@ fn blue_green_tests_green_apart_then_switches_and_rolls_back_to_warm_blue() {
         "green was warmed before its test: {b}"
     );
 
+    // Green passed its test: switch now rather than wait ten minutes.
+    std::thread::sleep(Duration::from_secs(3));
+    let (st, b) = s.admin(
+        "POST",
+        "/v1/functions/bg/invoke?qualifier=2&result=full",
+        Some(json!({})),
+    );
+    assert_eq!(
+        (st, b["wasColdStart"].as_bool()),
+        (200, Some(false)),
+        "green stays provisioned: {b}"
+    );
+    let (st, b) = s.admin(
+        "POST",
+        &format!("/v1/functions/bg/deployments/{id}/promote"),
+        None,
+    );
+    assert_eq!(st, 200, "{b}");
     let d = wait_for(&s, "bg", &id, Duration::from_secs(30), ended);
     assert_eq!(d["status"], "Completed", "{d:#}");
+    let done = d["timeline"][2]["message"].as_str().unwrap();
+    assert!(done.contains("blue (version 1) kept warm"), "{done}");
     assert_eq!(
         phases(&d),
         [
@@ -560,7 +592,9 @@ fn blue_green_tests_green_apart_then_switches_and_rolls_back_to_warm_blue() {
     assert_eq!(splits(&d)[0], json!({"1": 100.0}));
     assert_eq!(alias(&s, "bg")["version"], 2);
 
-    // Instant rollback of the completed deployment, onto still-warm blue.
+    // Instant rollback of the completed deployment, onto still-warm blue:
+    // well past the idle timeout, blue's instance is still there.
+    std::thread::sleep(Duration::from_secs(4));
     let (st, d) = s.admin(
         "POST",
         &format!("/v1/functions/bg/deployments/{id}/rollback"),

@@ -235,15 +235,19 @@ impl Runner {
         let entry = self.catalog.entry(v.runtime, &v.handler)?;
         let key = pool_key(f, v, layers);
         let pool = self.pool(&key, f, v);
-        let want = count.clamp(1, f.scaling_config.max_instances.max(1)) as usize;
+        let max = f.scaling_config.max_instances.max(1) as usize;
+        let want = (count.max(1) as usize).min(max);
         pool.min_warm.store(want, Ordering::Relaxed);
         loop {
-            let have = pool
+            let idle = pool
                 .idle
                 .lock()
                 .map(|i| i.iter().filter(|i| i.is_alive()).count())
                 .unwrap_or(0);
-            if have >= want {
+            // Instances serving an invocation hold a permit; never go past
+            // MaxInstances in all.
+            let busy = max.saturating_sub(pool.permits.available_permits());
+            if idle >= want || idle + busy >= max {
                 break;
             }
             let instance = self.start_instance(f, v, entry.clone(), layers).await?;
@@ -362,7 +366,23 @@ impl Runner {
         let began = Instant::now();
         let mut instance = match warm {
             Some(i) => i,
-            None => self.start_instance(f, v, entry, req.layers).await?,
+            None => match self.start_instance(f, v, entry, req.layers).await {
+                Ok(i) => i,
+                Err(e) => {
+                    // A version that cannot start is failing: its deployment
+                    // must see it.
+                    self.metrics.record(metrics::Sample {
+                        function: &f.name,
+                        version_label: &version_label(v),
+                        version_number: v.version,
+                        duration: began.elapsed(),
+                        success: false,
+                        cold_start: Some(began.elapsed()),
+                        at: chrono::Utc::now(),
+                    });
+                    return Err(e);
+                }
+            },
         };
         let timeout = Duration::from_secs(u64::from(v.timeout));
         let outcome = instance
@@ -445,14 +465,9 @@ impl Runner {
                 .or_else(|| Some(String::from_utf8_lossy(&payload).into_owned()));
         }
         result.body = Some(String::from_utf8_lossy(&payload).into_owned());
-        let label = if v.version == 0 {
-            hotswap_domain::LATEST.to_owned()
-        } else {
-            v.version.to_string()
-        };
         self.metrics.record(metrics::Sample {
             function: &f.name,
-            version_label: &label,
+            version_label: &version_label(v),
             version_number: v.version,
             duration: execution,
             success: result.success,
@@ -568,6 +583,14 @@ fn go_fallback_to_bootstrap(
             hotswap_sandbox::Entry::TaskExecutable("bootstrap".into())
         }
         other => other,
+    }
+}
+
+fn version_label(v: &FunctionVersion) -> String {
+    if v.version == 0 {
+        hotswap_domain::LATEST.to_owned()
+    } else {
+        v.version.to_string()
     }
 }
 

@@ -144,6 +144,17 @@ impl Metrics {
         self.windows.since(function, version, since)
     }
 
+    /// Starts keeping the version's sliding window (deployments watch their
+    /// source and target).
+    pub fn watch(&self, function: &str, version: u32) {
+        self.windows.watch(function, version);
+    }
+
+    /// Stops keeping the version's sliding window.
+    pub fn unwatch(&self, function: &str, version: u32) {
+        self.windows.unwatch(function, version);
+    }
+
     /// Forgets versions without recent traffic.
     pub fn prune_windows(&self, now: DateTime<Utc>) {
         self.windows.prune(now);

@@ -1,11 +1,13 @@
-//! Sliding-window metrics per (function, version): one bucket per second for
-//! the last [`RETENTION_SECS`] seconds, each with counts and an HDR
-//! histogram, so that a deployment controller can ask "how did version 7 do
-//! since its step began" and get invocations, errors, average and p99 from
-//! the router's own measurements.
+//! Sliding-window metrics per watched (function, version): one bucket per
+//! [`BUCKET_SECS`] seconds for the last [`RETENTION_SECS`] seconds, each with
+//! counts and an HDR histogram, so that a deployment controller can ask "how
+//! did version 7 do since its step began" and get invocations, errors,
+//! average and p99 from the router's own measurements. Only versions a
+//! deployment watches are kept: for any other invocation, recording costs a
+//! read lock and a hash lookup.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -14,6 +16,12 @@ use hotswap_domain::DeploymentMetrics;
 
 /// Seconds of history kept per version.
 pub const RETENTION_SECS: i64 = 600;
+/// Width of one bucket; a window starts at the bucket holding its start.
+pub const BUCKET_SECS: i64 = 5;
+
+fn bucket_of(second: i64) -> i64 {
+    second.div_euclid(BUCKET_SECS) * BUCKET_SECS
+}
 
 struct Bucket {
     second: i64,
@@ -37,13 +45,48 @@ impl Bucket {
     }
 }
 
-/// The windows of every version that had traffic recently.
+/// The windows of the watched versions.
 #[derive(Default)]
 pub struct Windows {
+    watched: RwLock<HashMap<String, HashSet<u32>>>,
     versions: Mutex<HashMap<(String, u32), VecDeque<Bucket>>>,
 }
 
 impl Windows {
+    /// Starts keeping the version's window (idempotent).
+    pub fn watch(&self, function: &str, version: u32) {
+        let known = self
+            .watched
+            .read()
+            .is_ok_and(|w| w.get(function).is_some_and(|v| v.contains(&version)));
+        if !known {
+            if let Ok(mut w) = self.watched.write() {
+                w.entry(function.to_owned()).or_default().insert(version);
+            }
+        }
+    }
+
+    /// Stops keeping the version's window and drops it.
+    pub fn unwatch(&self, function: &str, version: u32) {
+        if let Ok(mut w) = self.watched.write() {
+            if let Some(v) = w.get_mut(function) {
+                v.remove(&version);
+                if v.is_empty() {
+                    w.remove(function);
+                }
+            }
+        }
+        if let Ok(mut map) = self.versions.lock() {
+            map.remove(&(function.to_owned(), version));
+        }
+    }
+
+    fn is_watched(&self, function: &str, version: u32) -> bool {
+        self.watched
+            .read()
+            .is_ok_and(|w| w.get(function).is_some_and(|v| v.contains(&version)))
+    }
+
     pub fn record(
         &self,
         function: &str,
@@ -52,7 +95,10 @@ impl Windows {
         duration: Duration,
         success: bool,
     ) {
-        let second = at.timestamp();
+        if !self.is_watched(function, version) {
+            return;
+        }
+        let second = bucket_of(at.timestamp());
         let us = u64::try_from(duration.as_micros())
             .unwrap_or(u64::MAX)
             .max(1);
@@ -66,7 +112,7 @@ impl Windows {
         {
             buckets.pop_front();
         }
-        // Samples arrive nearly in order; a late one joins its own second.
+        // Samples arrive nearly in order; a late one joins its own bucket.
         let idx = match buckets.iter().rposition(|b| b.second <= second) {
             Some(i) if buckets[i].second == second => i,
             Some(i) => {
@@ -85,11 +131,11 @@ impl Windows {
         let _ = b.durations.record(us.min(b.durations.high()));
     }
 
-    /// The version's figures from `since` (to the second) until now;
+    /// The version's figures from the bucket holding `since` until now;
     /// durations in milliseconds, rates in percent.
     pub fn since(&self, function: &str, version: u32, since: DateTime<Utc>) -> DeploymentMetrics {
         let mut m = DeploymentMetrics::default();
-        let from = since.timestamp();
+        let from = bucket_of(since.timestamp());
         let Ok(map) = self.versions.lock() else {
             return m;
         };
@@ -137,8 +183,11 @@ mod tests {
     }
 
     #[test]
-    fn a_window_counts_only_its_seconds() {
+    fn a_window_counts_only_its_buckets_of_watched_versions() {
         let w = Windows::default();
+        w.watch("f", 2);
+        w.watch("f", 1);
+        w.watch("f", 2);
         for i in 0..100 {
             // Seconds 0..9, ten samples each; every tenth fails.
             w.record(
@@ -150,40 +199,50 @@ mod tests {
             );
         }
         w.record("f", 1, t(5), Duration::from_millis(1), true);
+        w.record("f", 3, t(5), Duration::from_millis(1), true);
         let all = w.since("f", 2, t(0));
         assert_eq!((all.invocation_count, all.error_count), (100, 10));
         assert_eq!(all.error_rate, 10.0);
         assert!((all.avg_duration - 50.5).abs() < 0.01, "{all:?}");
         assert!((all.p99_duration - 99.0).abs() < 1.0, "{all:?}");
-        let tail = w.since("f", 2, t(5));
-        assert_eq!(tail.invocation_count, 50);
+        let tail = w.since("f", 2, t(7));
+        assert_eq!(
+            tail.invocation_count, 50,
+            "from the bucket holding second 7"
+        );
         assert!(tail.p99_duration >= 99.0);
         assert_eq!(w.since("f", 1, t(0)).invocation_count, 1);
+        assert_eq!(w.since("f", 3, t(0)).invocation_count, 0, "not watched");
         assert_eq!(w.since("g", 2, t(0)).invocation_count, 0);
         assert_eq!(w.since("f", 2, t(100)).invocation_count, 0);
+        w.unwatch("f", 2);
+        assert_eq!(w.since("f", 2, t(0)).invocation_count, 0);
+        w.record("f", 2, t(5), Duration::from_millis(1), true);
+        assert_eq!(w.since("f", 2, t(0)).invocation_count, 0);
     }
 
     #[test]
     fn late_samples_and_retention() {
         let w = Windows::default();
-        w.record("f", 1, t(10), Duration::from_millis(1), true);
-        w.record("f", 1, t(8), Duration::from_millis(1), false);
-        w.record("f", 1, t(9), Duration::from_millis(1), true);
-        assert_eq!(w.since("f", 1, t(9)).invocation_count, 2);
-        assert_eq!(w.since("f", 1, t(8)).error_count, 1);
+        w.watch("f", 1);
+        w.record("f", 1, t(20), Duration::from_millis(1), true);
+        w.record("f", 1, t(10), Duration::from_millis(1), false);
+        w.record("f", 1, t(15), Duration::from_millis(1), true);
+        assert_eq!(w.since("f", 1, t(15)).invocation_count, 2);
+        assert_eq!(w.since("f", 1, t(10)).error_count, 1);
         w.record(
             "f",
             1,
-            t(10 + RETENTION_SECS),
+            t(20 + RETENTION_SECS),
             Duration::from_millis(1),
             true,
         );
         assert_eq!(
             w.since("f", 1, t(0)).invocation_count,
             1,
-            "old seconds dropped"
+            "old buckets dropped"
         );
-        w.prune(t(20 + 2 * RETENTION_SECS));
+        w.prune(t(30 + 2 * RETENTION_SECS));
         assert_eq!(w.since("f", 1, t(0)).invocation_count, 0);
     }
 }

@@ -1788,6 +1788,9 @@ async fn deployment_steps_move_the_alias_atomically_and_compare_revisions(ctx: C
         DeploymentStatus::InProgress
     );
 
+    // The alias cannot be deleted from under its deployment.
+    let message = conflict(s.delete_alias("step", "prod").await);
+    assert!(message.contains("being moved by deployment"), "{message}");
     // An alias routed to a missing version is refused with the deployment unchanged.
     let mut bad = a.clone();
     bad.update_version(99);

@@ -84,6 +84,22 @@ pub fn rolling_batches(batch_size: Option<f64>, fleet: usize) -> Vec<usize> {
 /// The steps of `d`'s strategy. Rolling plans over `d.rolling_nodes` (the
 /// healthy runner nodes when it started).
 pub fn plan(d: &Deployment) -> Vec<Step> {
+    let mut steps = strategy_steps(d);
+    // With thresholds, at least one step must watch the target: a plan of
+    // zero-length steps would pass without a verdict.
+    if d.config.has_thresholds()
+        && steps
+            .iter()
+            .all(|s| s.gate == Gate::Timer && s.duration.is_zero())
+    {
+        if let Some(last) = steps.last_mut() {
+            last.duration = DEFAULT_ALL_AT_ONCE_BAKE;
+        }
+    }
+    steps
+}
+
+fn strategy_steps(d: &Deployment) -> Vec<Step> {
     let c: &DeploymentConfig = &d.config;
     let bake = bake(d);
     let all_in = |label: &str| Step::timed(label.to_owned(), 100.0, bake);
@@ -269,8 +285,19 @@ pub fn step_deadline(d: &Deployment, step: &Step) -> Option<DateTime<Utc>> {
         return None;
     }
     let started = d.step_started_at?;
-    let total = step.duration + verdict_grace(step);
-    Some(started + chrono::Duration::from_std(total).unwrap_or(chrono::Duration::MAX))
+    let total = step.duration.saturating_add(verdict_grace(step));
+    let total = chrono::Duration::from_std(total).unwrap_or(chrono::Duration::MAX);
+    Some(
+        started
+            .checked_add_signed(total)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC),
+    )
+}
+
+/// Whether a step's deadline can roll it back: it waits for a verdict
+/// (thresholds are set and it lasts some time).
+pub fn needs_verdict(d: &Deployment, step: &Step) -> bool {
+    step.gate == Gate::Timer && d.config.has_thresholds() && !step.duration.is_zero()
 }
 
 /// The controller's move for one tick.
@@ -329,7 +356,7 @@ pub fn decide(
         needed,
     } = verdict
     {
-        if !step.duration.is_zero() {
+        if needs_verdict(d, step) {
             if step_deadline(d, step).is_some_and(|dl| now >= dl) {
                 return Decision::RollBack {
                     reason: format!(
@@ -591,6 +618,40 @@ mod tests {
             Decision::Complete
         );
         assert_eq!(progress(&d, &steps, d.started_at), 50.0);
+    }
+
+    #[test]
+    fn thresholds_always_get_a_watched_step() {
+        let d = dep(
+            DeploymentStrategy::Canary,
+            DeploymentConfig {
+                canary_increments: Some(vec![100.0]),
+                rollback_on_error_rate: Some(1.0),
+                ..Default::default()
+            },
+        );
+        let steps = plan(&d);
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0].duration, DEFAULT_ALL_AT_ONCE_BAKE);
+        assert!(needs_verdict(&d, &steps[0]));
+    }
+
+    #[test]
+    fn huge_durations_are_refused_and_deadlines_saturate() {
+        let c = DeploymentConfig {
+            canary_duration: Some(Duration::from_secs(u64::MAX / 4)),
+            ..Default::default()
+        };
+        assert!(c
+            .validate(DeploymentStrategy::Canary)
+            .messages()
+            .iter()
+            .any(|e| e.contains("at most 30 days")));
+        let mut d = dep(DeploymentStrategy::Canary, c);
+        d.step_started_at = Some(d.started_at);
+        let steps = plan(&d);
+        assert_eq!(step_deadline(&d, &steps[0]), Some(DateTime::<Utc>::MAX_UTC));
+        let _ = progress(&d, &steps, d.started_at);
     }
 
     #[test]

@@ -588,7 +588,21 @@ impl MetadataStore for SqlStore {
     }
 
     async fn delete_alias(&self, function: &str, alias: &str) -> Result<bool> {
-        delete_by_key::<FunctionAlias>(&self.pool, vec![text(function), text(alias)]).await
+        let mut tx = self.begin().await?;
+        match self.lock_function(&mut tx, function).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        if let Some(id) = active_deployment_of(&mut tx, function, alias, None).await? {
+            return Err(StoreError::Conflict(format!(
+                "alias '{alias}' is being moved by deployment {id}; cancel it first"
+            )));
+        }
+        let deleted =
+            delete_by_key::<FunctionAlias>(&mut *tx, vec![text(function), text(alias)]).await?;
+        tx.commit().await.map_err(StoreError::Database)?;
+        Ok(deleted)
     }
 
     // ---- triggers --------------------------------------------------------
@@ -751,6 +765,19 @@ impl MetadataStore for SqlStore {
                 return Err(StoreError::Conflict(format!(
                     "deployment {} does not own alias '{}'",
                     deployment.deployment_id, alias.alias_name
+                )));
+            }
+            if let Some(other) = active_deployment_of(
+                &mut tx,
+                &alias.function_name,
+                &alias.alias_name,
+                Some(&deployment.deployment_id),
+            )
+            .await?
+            {
+                return Err(StoreError::Conflict(format!(
+                    "alias '{}' is being moved by deployment {other}",
+                    alias.alias_name
                 )));
             }
             if !update(&mut *tx, alias, || already_exists(alias)).await? {
@@ -1010,6 +1037,35 @@ impl MetadataStore for SqlStore {
 }
 
 /// The message for a second active deployment of one alias.
+/// The active (Pending or InProgress) deployment of the alias other than
+/// `except`, read inside the caller's transaction.
+async fn active_deployment_of(
+    conn: &mut AnyConnection,
+    function: &str,
+    alias: &str,
+    except: Option<&str>,
+) -> Result<Option<String>> {
+    let rows = query_with(
+        "SELECT deployment_id FROM deployments WHERE function_name = $1 AND alias_name = $2 AND status IN ($3, $4)",
+        vec![
+            text(function),
+            text(alias),
+            text(DeploymentStatus::Pending.as_str()),
+            text(DeploymentStatus::InProgress.as_str()),
+        ],
+    )
+    .fetch_all(conn)
+    .await
+    .map_err(StoreError::Database)?;
+    for row in rows {
+        let id = record::Cols::new(&row, "deployments").text("deployment_id")?;
+        if except != Some(id.as_str()) {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
 fn active_deployment(deployment: &Deployment, existing: Option<&str>) -> String {
     let existing = existing.map(|id| format!(" ({id})")).unwrap_or_default();
     format!(
