@@ -43,7 +43,7 @@ V2 = "    return 'v2'"
 FLAKY = "    COUNT[0] += 1\n    if COUNT[0] % 10 < 3:\n        raise RuntimeError('flaky')\n    return 'v3'"
 
 api("POST", "/v1/functions", {"name": "swap", "runtime": "Python311", "handler": "app.handler",
-                              "memorySize": 512, "scalingConfig": {"maxInstances": 32, "preProvisionedConcurrency": 4},
+                              "memorySize": 1792, "scalingConfig": {"maxInstances": 32, "preProvisionedConcurrency": 4},
                               "code": {"zipFile": code(V1)}})
 for i, body in enumerate([V1, V2, FLAKY]):
     if i:
@@ -147,12 +147,12 @@ def ts(s):
 print("\nalias move → router (observer: %d requests, non-2xx %d)" % (len(samples), sum(1 for s in samples if s[3] >= 300)))
 print("| deployment | move | stale requests after it | latest stale start after the move |")
 print("| --- | --- | ---: | ---: |")
-for label, d in (("1→2", d1), ("2→3", d2)):
-    events = d["timeline"]
-    for i, e in enumerate(events):
-        at = ts(e["at"])
-        end = ts(events[i + 1]["at"]) if i + 1 < len(events) else float("inf")
-        routed = {k for k, p in e["traffic"].items() if p > 0}
-        stale = [s for s in samples if at <= s[0] < end and s[2] not in routed]
-        late = max((s[0] - at for s in stale), default=0.0)
-        print(f"| {label} | {e['phase']}: {json.dumps(e['traffic'])} | {len(stale)} | {late * 1000:.2f} ms |")
+moves = [(label, e) for label, d in (("1→2", d1), ("2→3", d2)) for e in d["timeline"]]
+for i, (label, e) in enumerate(moves):
+    at = ts(e["at"])
+    # Until the next move of either deployment.
+    end = ts(moves[i + 1][1]["at"]) if i + 1 < len(moves) else float("inf")
+    routed = {k for k, p in e["traffic"].items() if p > 0}
+    stale = [s for s in samples if at <= s[0] < end and s[2] not in routed]
+    late = max((s[0] - at for s in stale), default=0.0)
+    print(f"| {label} | {e['phase']}: {json.dumps(e['traffic'])} | {len(stale)} | {late * 1000:.2f} ms |")

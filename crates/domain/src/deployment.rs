@@ -284,6 +284,9 @@ pub struct DeploymentMetrics {
     /// Milliseconds.
     pub p99_duration: f64,
     pub captured_at: DateTime<Utc>,
+    /// HotSwap: percent (0–100) of successful invocations; 0 with none.
+    #[serde(default)]
+    pub success_rate: f64,
 }
 
 impl Default for DeploymentMetrics {
@@ -295,6 +298,7 @@ impl Default for DeploymentMetrics {
             avg_duration: 0.0,
             p99_duration: 0.0,
             captured_at: time::now(),
+            success_rate: 0.0,
         }
     }
 }

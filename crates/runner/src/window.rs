@@ -157,6 +157,7 @@ impl Windows {
         }
         if m.invocation_count > 0 {
             m.error_rate = 100.0 * m.error_count as f64 / m.invocation_count as f64;
+            m.success_rate = 100.0 - m.error_rate;
             m.avg_duration = sum_us as f64 / m.invocation_count as f64 / 1000.0;
         }
         if let Some(h) = merged {
@@ -202,7 +203,7 @@ mod tests {
         w.record("f", 3, t(5), Duration::from_millis(1), true);
         let all = w.since("f", 2, t(0));
         assert_eq!((all.invocation_count, all.error_count), (100, 10));
-        assert_eq!(all.error_rate, 10.0);
+        assert_eq!((all.error_rate, all.success_rate), (10.0, 90.0));
         assert!((all.avg_duration - 50.5).abs() < 0.01, "{all:?}");
         assert!((all.p99_duration - 99.0).abs() < 1.0, "{all:?}");
         let tail = w.since("f", 2, t(7));

@@ -1639,6 +1639,7 @@ async fn deployment_round_trip(ctx: Ctx) {
         avg_duration: 12.75,
         p99_duration: 99.125,
         captured_at: at(1_700_000_000_333_333),
+        success_rate: 99.7,
     });
     s.create_deployment(&d).await.unwrap();
 
@@ -1749,6 +1750,7 @@ async fn deployment_steps_move_the_alias_atomically_and_compare_revisions(ctx: C
             avg_duration: 1.5,
             p99_duration: 9.25,
             captured_at: at(1_700_000_000_000_600),
+            success_rate: 100.0 - 100.0 / 42.0,
         },
     );
     d.rolling_nodes = vec!["a".into(), "b".into()];
