@@ -821,3 +821,50 @@ fn the_cli_follows_a_deployment_and_exits_4_when_it_is_rolled_back() {
     );
     assert_eq!(alias(&s, "cli-dep")["version"], 2);
 }
+
+/// The same rollback on PostgreSQL: the controller's moves and a person's
+/// rollback go through the same revision-checked transactions there.
+#[test]
+fn on_postgres_a_bad_canary_is_rolled_back_and_a_good_one_promoted() {
+    let db = PgDb::create();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(
+        dir.path(),
+        ServerOptions {
+            database_url: Some(db.url.clone()),
+            ..ServerOptions::default()
+        },
+    );
+    function_with_versions(&s, "pg-dep", &[GOOD_V1, FLAKY, GOOD_V2]);
+    let traffic = Traffic::start(&s, "pg-dep", 2);
+    let d = deploy(
+        &s,
+        "pg-dep",
+        2,
+        "Canary",
+        json!({ "canaryPercentage": 50, "canaryDuration": "5m", "rollbackOnErrorRate": 10, "minInvocations": 10 }),
+    );
+    let id = d["deploymentId"].as_str().unwrap();
+    let d = wait_for(&s, "pg-dep", id, Duration::from_secs(90), ended);
+    assert_eq!(d["status"], "RolledBack", "{d:#}");
+    assert!(
+        d["rollbackReason"]
+            .as_str()
+            .unwrap()
+            .contains("RollbackOnErrorRate"),
+        "{d:#}"
+    );
+    let d = deploy(
+        &s,
+        "pg-dep",
+        3,
+        "Canary",
+        json!({ "canaryPercentage": 50, "canaryDuration": 1, "rollbackOnErrorRate": 10, "minInvocations": 5 }),
+    );
+    let id = d["deploymentId"].as_str().unwrap();
+    let d = wait_for(&s, "pg-dep", id, Duration::from_secs(90), ended);
+    let seen = traffic.finish();
+    assert_eq!(d["status"], "Completed", "{d:#}");
+    assert_eq!(alias(&s, "pg-dep")["version"], 3);
+    assert!(seen.platform_errors.is_empty(), "{seen:?}");
+}
