@@ -117,6 +117,8 @@ pub async fn deploy(ctx: &mut Ctx<'_>, a: DeployArgs) -> Result<(), CliError> {
 
 /// How often a followed deployment is read again.
 const FOLLOW_POLL: Duration = Duration::from_millis(500);
+/// Failed reads in a row before following gives up.
+const FOLLOW_RETRIES: u32 = 20;
 
 fn is_terminal_status(status: &str) -> bool {
     matches!(status, "Completed" | "Failed" | "RolledBack" | "Cancelled")
@@ -179,6 +181,13 @@ async fn follow(ctx: &mut Ctx<'_>, name: &str, id: &str, first: Response) -> Res
     };
     let mut resp = first;
     let mut last = String::new();
+    if resp.value["strategy"] == "ABTesting" {
+        writeln!(
+            ctx.err,
+            "ABTesting keeps its split until `hotswap deployments promote {name} {id}` (or rollback); Ctrl-C stops watching, not the deployment"
+        )?;
+    }
+    let mut failures = 0;
     loop {
         let d = &resp.value;
         let line = status_line(d);
@@ -197,10 +206,25 @@ async fn follow(ctx: &mut Ctx<'_>, name: &str, id: &str, first: Response) -> Res
             break;
         }
         tokio::time::sleep(FOLLOW_POLL).await;
-        resp = ctx
+        // A blip (a restarting server) does not end the watch; the
+        // deployment goes on either way.
+        match ctx
             .client
             .get(&["functions", name, "deployments", id], &[])
-            .await?;
+            .await
+        {
+            Ok(r) => {
+                resp = r;
+                failures = 0;
+            }
+            Err(e) if failures < FOLLOW_RETRIES => {
+                failures += 1;
+                if !tty {
+                    writeln!(ctx.err, "cannot read the deployment ({e}); retrying")?;
+                }
+            }
+            Err(e) => return Err(e),
+        }
     }
     bar.finish_and_clear();
     print_deployment(ctx, &resp)?;
