@@ -105,6 +105,15 @@ fn wait_for(
     }
 }
 
+/// `POST …/deployments/{id}/{verb}` as admin.
+fn action(s: &Server, name: &str, id: &str, verb: &str, body: Option<Value>) -> (u16, Value) {
+    s.admin(
+        "POST",
+        &format!("/v1/functions/{name}/deployments/{id}/{verb}"),
+        body,
+    )
+}
+
 fn ended(d: &Value) -> bool {
     matches!(
         d["status"].as_str(),
@@ -407,11 +416,7 @@ fn ab_testing_waits_for_a_person_then_promotes() {
         (json!("InProgress"), json!(0))
     );
 
-    let (st, d) = s.admin(
-        "POST",
-        &format!("/v1/functions/ab/deployments/{id}/promote"),
-        None,
-    );
+    let (st, d) = action(&s, "ab", id, "promote", None);
     assert_eq!(st, 200, "{d}");
     let d = wait_for(&s, "ab", id, Duration::from_secs(30), ended);
     let seen = traffic.finish();
@@ -421,11 +426,7 @@ fn ab_testing_waits_for_a_person_then_promotes() {
     assert_eq!(alias(&s, "ab")["version"], 2);
     assert!(seen.platform_errors.is_empty(), "{seen:?}");
     // Promoting an ended deployment is a conflict.
-    let (st, b) = s.admin(
-        "POST",
-        &format!("/v1/functions/ab/deployments/{id}/promote"),
-        None,
-    );
+    let (st, b) = action(&s, "ab", id, "promote", None);
     assert_eq!((st, b["code"].as_str()), (409, Some("Conflict")), "{b}");
 }
 
@@ -571,11 +572,7 @@ fn blue_green_tests_green_apart_then_switches_and_rolls_back_to_warm_blue() {
         (200, Some(false)),
         "green stays provisioned: {b}"
     );
-    let (st, b) = s.admin(
-        "POST",
-        &format!("/v1/functions/bg/deployments/{id}/promote"),
-        None,
-    );
+    let (st, b) = action(&s, "bg", &id, "promote", None);
     assert_eq!(st, 200, "{b}");
     let d = wait_for(&s, "bg", &id, Duration::from_secs(30), ended);
     assert_eq!(d["status"], "Completed", "{d:#}");
@@ -595,9 +592,11 @@ fn blue_green_tests_green_apart_then_switches_and_rolls_back_to_warm_blue() {
     // Instant rollback of the completed deployment, onto still-warm blue:
     // well past the idle timeout, blue's instance is still there.
     std::thread::sleep(Duration::from_secs(4));
-    let (st, d) = s.admin(
-        "POST",
-        &format!("/v1/functions/bg/deployments/{id}/rollback"),
+    let (st, d) = action(
+        &s,
+        "bg",
+        &id,
+        "rollback",
         Some(json!({ "reason": "customer reports" })),
     );
     assert_eq!(st, 200, "{d}");
@@ -708,9 +707,11 @@ fn people_can_roll_back_or_cancel_and_one_deployment_owns_an_alias() {
     );
     assert_eq!(st, 403);
 
-    let (st, d) = s.admin(
-        "POST",
-        &format!("/v1/functions/manual/deployments/{id}/rollback"),
+    let (st, d) = action(
+        &s,
+        "manual",
+        &id,
+        "rollback",
         Some(json!({ "reason": "saw errors in the dashboard" })),
     );
     assert_eq!(st, 200, "{d}");
@@ -731,20 +732,12 @@ fn people_can_roll_back_or_cancel_and_one_deployment_owns_an_alias() {
     wait_for(&s, "manual", &id, Duration::from_secs(30), |d| {
         d["status"] == "InProgress"
     });
-    let (st, d) = s.admin(
-        "POST",
-        &format!("/v1/functions/manual/deployments/{id}/cancel"),
-        None,
-    );
+    let (st, d) = action(&s, "manual", &id, "cancel", None);
     assert_eq!(st, 200, "{d}");
     assert_eq!(d["status"], "Cancelled");
     assert_eq!(alias(&s, "manual")["routingConfig"], json!({}));
     assert_eq!(alias(&s, "manual")["version"], 1);
-    let (st, b) = s.admin(
-        "POST",
-        &format!("/v1/functions/manual/deployments/{id}/rollback"),
-        None,
-    );
+    let (st, b) = action(&s, "manual", &id, "rollback", None);
     assert_eq!((st, b["code"].as_str()), (409, Some("Conflict")), "{b}");
 }
 

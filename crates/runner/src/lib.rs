@@ -280,25 +280,6 @@ impl Runner {
         }
     }
 
-    /// Warm (idle, alive) instances of one version.
-    pub fn warm_instances(&self, function: &str, version: u32) -> usize {
-        let pools: Vec<Arc<Pool>> = self
-            .pools
-            .lock()
-            .map(|p| p.values().cloned().collect())
-            .unwrap_or_default();
-        pools
-            .iter()
-            .filter(|p| p.function == function && p.version == version)
-            .map(|p| {
-                p.idle
-                    .lock()
-                    .map(|i| i.iter().filter(|i| i.is_alive()).count())
-                    .unwrap_or(0)
-            })
-            .sum()
-    }
-
     fn reap_idle(&self) {
         let now = Instant::now();
         let pools: Vec<(String, Arc<Pool>)> = self
