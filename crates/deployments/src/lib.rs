@@ -312,6 +312,19 @@ impl Controller {
             self.control.save_deployment(&mut d).await?;
         }
 
+        // While green is tested apart from live traffic, its provisioned
+        // instances are its health check: one that died is replaced, and a
+        // replacement that cannot initialise fails the deployment's test.
+        if d.strategy == DeploymentStrategy::BlueGreen
+            && steps.get(index).is_some_and(|s| s.target_percent == 0.0)
+        {
+            if let Err(e) = self.warm(&d, d.target_version).await {
+                let reason = format!("green failed its health check during the test: {e}");
+                self.control.roll_back_deployment(&mut d, &reason).await?;
+                self.fleet.release(&d.function_name, d.target_version);
+                return Ok(());
+            }
+        }
         let since = d.step_started_at.unwrap_or(now);
         let target = self.fleet.window(&d.function_name, d.target_version, since);
         d.version_metrics = BTreeMap::from([(d.target_version, target.clone())]);

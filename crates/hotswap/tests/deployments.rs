@@ -861,3 +861,44 @@ fn on_postgres_a_bad_canary_is_rolled_back_and_a_good_one_promoted() {
     assert_eq!(alias(&s, "pg-dep")["version"], 3);
     assert!(seen.platform_errors.is_empty(), "{seen:?}");
 }
+
+/// While green is tested, its provisioned instances are its health check: a
+/// green whose instance dies and whose replacement cannot initialise is
+/// rolled back before any live traffic reached it.
+#[test]
+fn blue_green_rolls_back_when_green_fails_its_health_check_during_the_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let deadline = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 15;
+    // Initialises until `deadline`; each instance exits a second after it.
+    let green = format!(
+        "    return 'green'\nimport os, threading\nif time.time() > {deadline}:\n    raise ImportError('green broke')\nthreading.Timer({deadline} - time.time() + 1, lambda: os._exit(3)).start()"
+    );
+    function_with_versions(&s, "bg-sick", &[GOOD_V1, &green]);
+    let d = deploy(
+        &s,
+        "bg-sick",
+        2,
+        "BlueGreen",
+        json!({ "testDuration": "10m" }),
+    );
+    let id = d["deploymentId"].as_str().unwrap();
+    let d = wait_for(&s, "bg-sick", id, Duration::from_secs(60), ended);
+    assert_eq!(d["status"], "RolledBack", "{d:#}");
+    let reason = d["rollbackReason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("green failed its health check during the test")
+            && reason.contains("green broke"),
+        "{reason}"
+    );
+    // Live traffic never left blue.
+    assert!(
+        splits(&d).iter().all(|t| t == &json!({"1": 100.0})),
+        "{d:#}"
+    );
+    assert_eq!(alias(&s, "bg-sick")["version"], 1);
+}
