@@ -245,12 +245,16 @@ impl Instance {
     /// answer is captured, so that the invocation's log tail is complete and
     /// no line of it is tagged with the next request.
     pub async fn drain_logs(&self) {
+        // Both streams at once: the wait is one round trip, not one per stream.
+        let mut acks = Vec::with_capacity(self.drains.len());
         for d in &self.drains {
             let (ack, done) = oneshot::channel();
             if d.send(ack).await.is_ok() {
-                let _ = tokio::time::timeout(Duration::from_millis(50), done).await;
+                acks.push(done);
             }
         }
+        let _ =
+            tokio::time::timeout(Duration::from_millis(50), futures::future::join_all(acks)).await;
     }
 
     pub fn kill(&self) {
