@@ -159,6 +159,9 @@ class HTTPError(Exception):
 
 class Connection:
     def __init__(self, hostport):
+        # One receive buffer for the instance's life: a fresh 256 KB bytes
+        # object per recv() costs an mmap/mremap/munmap per request.
+        self.rbuf = memoryview(bytearray(262144))
         if hostport.startswith("http://"):
             hostport = hostport[7:].rstrip("/")
         self.hostport = hostport
@@ -244,12 +247,12 @@ class Connection:
             return None
 
     def _fill(self):
-        chunk = self.sock.recv(262144)
-        if not chunk:
+        n = self.sock.recv_into(self.rbuf)
+        if not n:
             err = HTTPError("connection closed by the Runtime API")
             err.got_bytes = bool(self.buf)
             raise err
-        self.buf += chunk
+        self.buf += self.rbuf[:n]
 
     def _read_exact(self, n):
         buf = self.buf
