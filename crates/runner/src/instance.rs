@@ -71,8 +71,15 @@ impl Instance {
             // One directory per instance: all the sandbox sees of the host's files.
             let dir = sockets_dir.join(&spec.instance_id[..16]);
             std::fs::create_dir_all(&dir).map_err(endpoint_err)?;
+            // On the host only root reaches the sockets; inside its sandbox
+            // the socket is open to the runtime's unprivileged user, so that
+            // a bootstrap can skip the init's loopback relay.
+            use std::os::unix::fs::PermissionsExt;
+            let perms = std::fs::Permissions::from_mode;
+            std::fs::set_permissions(sockets_dir, perms(0o700)).map_err(endpoint_err)?;
             let path = dir.join("rt.sock");
             let listener = tokio::net::UnixListener::bind(&path).map_err(endpoint_err)?;
+            std::fs::set_permissions(&path, perms(0o666)).map_err(endpoint_err)?;
             spec.endpoint = RuntimeEndpoint::Unix(path);
             tokio::spawn(async move {
                 let _ = axum::serve(listener, app).await;
