@@ -254,6 +254,7 @@ impl ControlPlane {
                 "function '{name}' not found"
             )));
         }
+        self.versions.forget(name);
         if let Err(e) = self
             .blobs
             .delete_prefix(&format!("functions/{name}/"))

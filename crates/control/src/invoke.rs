@@ -1,9 +1,84 @@
 //! Resolving what an invocation runs: the qualifier (`$LATEST`, a version
 //! number, an alias with weighted routing) to one concrete version.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use hotswap_domain::{Function, FunctionVersion, Qualifier};
 
 use crate::{ControlError, ControlPlane, Principal, Result};
+
+/// How long a cached version is used before it is read again: the most a
+/// version deleted by another server sharing the database stays invocable
+/// here.
+pub(crate) const VERSION_CACHE_TTL: Duration = Duration::from_secs(1);
+/// Entries kept before the cache starts over.
+const VERSION_CACHE_MAX: usize = 10_000;
+
+/// Versions invocations resolved recently, so that a warm invocation reads
+/// only its function (and alias) from the store.
+///
+/// Architecture Invariant: an entry is only found through the function row
+/// read fresh for the same request. A published version never changes; its
+/// key carries the function's `created_at`, so a function deleted and
+/// recreated under the same name misses. `$LATEST` changes only together
+/// with its function's `updated_at` (`update_function` writes both in one
+/// transaction), which its key carries too. Aliases are not cached.
+#[derive(Default)]
+pub(crate) struct VersionCache {
+    entries: Mutex<HashMap<VersionKey, (FunctionVersion, Instant)>>,
+}
+
+#[derive(Hash, PartialEq, Eq)]
+struct VersionKey {
+    function: String,
+    created_at: i64,
+    /// The function's `updated_at` for `$LATEST`; 0 for a published version.
+    updated_at: i64,
+    number: u32,
+}
+
+impl VersionKey {
+    fn new(f: &Function, number: u32) -> Self {
+        Self {
+            function: f.name.clone(),
+            created_at: f.created_at.timestamp_micros(),
+            updated_at: if number == 0 {
+                f.updated_at.timestamp_micros()
+            } else {
+                0
+            },
+            number,
+        }
+    }
+}
+
+impl VersionCache {
+    fn get(&self, key: &VersionKey) -> Option<FunctionVersion> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < VERSION_CACHE_TTL)
+            .map(|(v, _)| v.clone())
+    }
+
+    fn put(&self, key: VersionKey, version: &FunctionVersion) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= VERSION_CACHE_MAX {
+                entries.clear();
+            }
+            entries.insert(key, (version.clone(), Instant::now()));
+        }
+    }
+
+    /// Drops every entry of a function (its version or itself was deleted).
+    pub(crate) fn forget(&self, function: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|k, _| k.function != function);
+        }
+    }
+}
 
 impl ControlPlane {
     /// The function and the version an invocation with `qualifier` runs.
@@ -31,12 +106,17 @@ impl ControlPlane {
                 alias.route_version(rand::random::<f64>())
             }
         };
+        let key = VersionKey::new(&function, number);
+        if let Some(version) = self.versions.get(&key) {
+            return Ok((function, version));
+        }
         let version = self.store.get_version(name, number).await?.ok_or_else(|| {
             ControlError::NotFound(format!(
                 "version {} of function '{name}' not found",
                 hotswap_domain::version::version_string(number)
             ))
         })?;
+        self.versions.put(key, &version);
         Ok((function, version))
     }
 }

@@ -36,6 +36,7 @@ pub struct ControlPlane {
     store: Arc<dyn MetadataStore>,
     blobs: BlobStore,
     limits: CodeLimits,
+    versions: Arc<invoke::VersionCache>,
 }
 
 impl ControlPlane {
@@ -44,6 +45,7 @@ impl ControlPlane {
             store,
             blobs,
             limits,
+            versions: Arc::default(),
         }
     }
 

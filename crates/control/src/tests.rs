@@ -210,6 +210,56 @@ async fn config_updates_reach_latest_but_not_published_versions() {
 }
 
 #[tokio::test]
+async fn resolution_sees_every_change_despite_the_version_cache() {
+    let fx = fixture().await;
+    let a = user("a");
+    // Another server sharing the database: its writes bypass our cache.
+    let other = ControlPlane::new(
+        fx.cp.store().clone(),
+        fx.cp.blobs().clone(),
+        CodeLimits::default(),
+    );
+    let resolve = |q: &'static str| fx.cp.resolve_invocation(&a, "c", q);
+    fx.cp
+        .create_function(&a, new_fn("c"), zip_of(&[("app.py", "1")]))
+        .await
+        .unwrap();
+    fx.cp.publish_version(&a, "c", None).await.unwrap();
+    assert_eq!(resolve("$LATEST").await.unwrap().1.memory_size, 256);
+    assert_eq!(resolve("1").await.unwrap().1.memory_size, 256);
+
+    // $LATEST updated elsewhere: seen at once.
+    let patch = FunctionPatch {
+        memory_size: Some(512),
+        ..Default::default()
+    };
+    other.update_function(&a, "c", patch).await.unwrap();
+    assert_eq!(resolve("$LATEST").await.unwrap().1.memory_size, 512);
+    assert_eq!(resolve("1").await.unwrap().1.memory_size, 256);
+
+    // Deleted and recreated elsewhere under the same name: seen at once.
+    other.delete_function(&a, "c").await.unwrap();
+    assert!(matches!(resolve("1").await, Err(ControlError::NotFound(_))));
+    let mut again = new_fn("c");
+    again.memory_size = Some(1024);
+    other
+        .create_function(&a, again, zip_of(&[("app.py", "2")]))
+        .await
+        .unwrap();
+    other.publish_version(&a, "c", None).await.unwrap();
+    assert_eq!(resolve("1").await.unwrap().1.memory_size, 1024);
+
+    // A version deleted here: gone at once; deleted elsewhere: within the TTL.
+    fx.cp.publish_version(&a, "c", None).await.unwrap();
+    assert!(resolve("2").await.is_ok());
+    fx.cp.delete_version(&a, "c", 2).await.unwrap();
+    assert!(matches!(resolve("2").await, Err(ControlError::NotFound(_))));
+    other.delete_version(&a, "c", 1).await.unwrap();
+    tokio::time::sleep(crate::invoke::VERSION_CACHE_TTL).await;
+    assert!(matches!(resolve("1").await, Err(ControlError::NotFound(_))));
+}
+
+#[tokio::test]
 async fn admin_bootstrap() {
     let fx = fixture().await;
     let generated = fx

@@ -104,6 +104,7 @@ impl ControlPlane {
             ));
         }
         let deleted = self.store.delete_version(name, number).await?;
+        self.versions.forget(name);
         if let Err(e) = self.blobs.delete(&deleted.code_location).await {
             tracing::warn!(function = %name, version = number, error = %e, "code of a deleted version left behind");
         }

@@ -490,6 +490,79 @@ def hostname_in_runtime_api():
         body()
 
 
+def unix_forwarder(path, target):
+    """Serves the Unix socket `path` by forwarding each connection to the TCP
+    host:port that `target` (a one-item list, filled in later) names;
+    returns the list of accepted connections."""
+    import socket
+
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(8)
+    accepted = []
+
+    def pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def serve():
+        while True:
+            conn, _ = server.accept()
+            accepted.append(conn)
+            while not target:
+                time.sleep(0.01)
+            host, port = target[0].rsplit(":", 1)
+            upstream = socket.create_connection((host, int(port)))
+            threading.Thread(target=pump, args=(conn, upstream), daemon=True).start()
+            threading.Thread(target=pump, args=(upstream, conn), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return accepted
+
+
+@test
+def unix_socket_endpoint():
+    """The isolated sandbox names the Runtime API's Unix socket in
+    _HOTSWAP_RUNTIME_API_SOCKET: the Python and Node bootstraps talk over it (here
+    AWS_LAMBDA_RUNTIME_API names a closed port), and uses TCP when the
+    socket cannot be reached."""
+    tmp = tempfile.mkdtemp(prefix="hotswap-rt-sock-")
+    try:
+        for lang, files, handler in (("python", PY_APP, "app.echo"), ("node", NODE_APP, "index.echo")):
+            path = os.path.join(tmp, lang + ".sock")
+            target = []
+            accepted = unix_forwarder(path, target)
+            env = {"_HOTSWAP_RUNTIME_API_SOCKET": path, "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:1"}
+
+            @with_instance(lang, files, handler, extra_env=env)
+            def via_socket(inst):
+                target.append(inst.stub.address)
+                for n in range(3):
+                    eq(inst.stub.response(inst.stub.push({"n": n})), {"n": n}, lang + " over the Unix socket")
+                eq(len(accepted), 1, lang + ": connections to the Unix socket (one, kept alive)")
+            via_socket()
+
+            missing = {"_HOTSWAP_RUNTIME_API_SOCKET": os.path.join(tmp, "absent.sock")}
+
+            @with_instance(lang, files, handler, extra_env=missing)
+            def fallback(inst):
+                eq(inst.stub.response(inst.stub.push({"n": 1})), {"n": 1}, lang + ": TCP when the socket is absent")
+            fallback()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 @test
 def py_dotted_module():
     for spec in ("pkg.sub.mod.fn", "pkg/sub/mod.fn"):

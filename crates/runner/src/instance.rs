@@ -75,8 +75,16 @@ impl Instance {
             let dir = sockets_dir.join(&spec.instance_id[..16]);
             std::fs::create_dir_all(&dir).map_err(endpoint_err)?;
             socket_dir = Some(dir.clone());
+            // On the host only root reaches the sockets; inside its sandbox
+            // the socket is open to the runtime's unprivileged user, so that
+            // a bootstrap can skip the init's loopback relay.
+            use std::os::unix::fs::PermissionsExt;
+            let perms = std::fs::Permissions::from_mode;
             let path = dir.join("rt.sock");
-            let listener = match tokio::net::UnixListener::bind(&path) {
+            let bound = std::fs::set_permissions(sockets_dir, perms(0o700))
+                .and_then(|()| tokio::net::UnixListener::bind(&path))
+                .and_then(|l| std::fs::set_permissions(&path, perms(0o666)).map(|()| l));
+            let listener = match bound {
                 Ok(l) => l,
                 Err(e) => {
                     let _ = std::fs::remove_dir_all(&dir);
@@ -258,12 +266,16 @@ impl Instance {
     /// answer is captured, so that the invocation's log tail is complete and
     /// no line of it is tagged with the next request.
     pub async fn drain_logs(&self) {
+        // Both streams at once: the wait is one round trip, not one per stream.
+        let mut acks = Vec::with_capacity(self.drains.len());
         for d in &self.drains {
             let (ack, done) = oneshot::channel();
             if d.send(ack).await.is_ok() {
-                let _ = tokio::time::timeout(Duration::from_millis(50), done).await;
+                acks.push(done);
             }
         }
+        let _ =
+            tokio::time::timeout(Duration::from_millis(50), futures::future::join_all(acks)).await;
     }
 
     pub fn kill(&self) {

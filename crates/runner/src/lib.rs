@@ -612,9 +612,10 @@ fn pool_key(f: &Function, v: &FunctionVersion, layers: &[hotswap_domain::LayerVe
 
 /// Variables the platform sets; a function's own variable of the same name
 /// is ignored.
-const RESERVED: [&str; 14] = [
+const RESERVED: [&str; 15] = [
     "_HANDLER",
     "AWS_LAMBDA_RUNTIME_API",
+    hotswap_sandbox::RUNTIME_API_SOCKET_VAR,
     "LAMBDA_TASK_ROOT",
     "LAMBDA_RUNTIME_DIR",
     "AWS_LAMBDA_FUNCTION_NAME",

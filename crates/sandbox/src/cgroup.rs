@@ -4,8 +4,11 @@
 //! `GetCpuAllocation()` vCPU, a pids limit; peak memory and OOM kills are
 //! read back.
 
+use std::fs::File;
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -144,6 +147,7 @@ impl Cgroups {
         let mut made = InstanceCgroup {
             v2: matches!(self.layout, Layout::V2 { .. }),
             dirs: Vec::new(),
+            peak: OnceLock::new(),
         };
         match self.fill(&mut made, id, limits) {
             Ok(()) => Ok(made),
@@ -218,6 +222,10 @@ impl Cgroups {
 pub struct InstanceCgroup {
     v2: bool,
     dirs: Vec<PathBuf>,
+    /// The peak-memory file, opened on first use: read after every
+    /// invocation, it is re-read in place (`pread` at offset 0 regenerates
+    /// a cgroup file) instead of being looked up and opened each time.
+    peak: OnceLock<Option<File>>,
 }
 
 fn read_u64(path: &Path) -> Option<u64> {
@@ -238,12 +246,18 @@ impl InstanceCgroup {
     }
 
     pub fn peak_memory_bytes(&self) -> Option<u64> {
-        let mem = self.dirs.first()?;
-        if self.v2 {
-            read_u64(&mem.join("memory.peak")).or_else(|| read_u64(&mem.join("memory.current")))
-        } else {
-            read_u64(&mem.join("memory.max_usage_in_bytes"))
-        }
+        let file = self.peak.get_or_init(|| {
+            let mem = self.dirs.first()?;
+            let names: &[&str] = if self.v2 {
+                &["memory.peak", "memory.current"]
+            } else {
+                &["memory.max_usage_in_bytes"]
+            };
+            names.iter().find_map(|n| File::open(mem.join(n)).ok())
+        });
+        let mut buf = [0u8; 32];
+        let n = file.as_ref()?.read_at(&mut buf, 0).ok()?;
+        std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
     }
 
     pub fn oom_killed(&self) -> bool {

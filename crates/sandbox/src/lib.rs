@@ -13,7 +13,7 @@ pub mod cgroup;
 pub mod init;
 mod process;
 
-pub use bwrap::{BwrapSandbox, SANDBOX_RUNTIME_API};
+pub use bwrap::{BwrapSandbox, RUNTIME_API_SOCKET_VAR, SANDBOX_RUNTIME_API};
 pub use process::ProcessSandbox;
 
 /// The hidden subcommand of the `hotswap` binary that runs [`init::run`].

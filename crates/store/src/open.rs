@@ -72,6 +72,10 @@ async fn open_sqlite(url: &str) -> Result<SqlStore> {
 
     let pool = AnyPoolOptions::new()
         .max_connections(SQLITE_MAX_CONNECTIONS)
+        // A SQLite connection is a local file handle that cannot go stale:
+        // the default ping before every acquire would double the round
+        // trips to its worker thread on every request's reads.
+        .test_before_acquire(false)
         .after_connect(|conn, _| {
             Box::pin(async move {
                 conn.execute("PRAGMA foreign_keys = ON").await?;
