@@ -171,7 +171,9 @@ impl Controller {
     }
 
     /// Unpins and unwatches what no active deployment (or kept blue) needs:
-    /// this also covers deployments that people ended.
+    /// this covers every end (rollback, completion, a person's cancel) in one
+    /// place, and never unpins a version another active deployment of the
+    /// function still targets.
     fn release_unneeded(&self, active: &[Deployment]) {
         let mut want_pinned: HashSet<VersionKey> = active
             .iter()
@@ -282,7 +284,6 @@ impl Controller {
                         steps[index].phase
                     );
                     self.control.roll_back_deployment(&mut d, &reason).await?;
-                    self.fleet.release(&d.function_name, d.target_version);
                     return Ok(());
                 }
             }
@@ -321,7 +322,6 @@ impl Controller {
             if let Err(e) = self.warm(&d, d.target_version).await {
                 let reason = format!("green failed its health check during the test: {e}");
                 self.control.roll_back_deployment(&mut d, &reason).await?;
-                self.fleet.release(&d.function_name, d.target_version);
                 return Ok(());
             }
         }
@@ -370,7 +370,6 @@ impl Controller {
             Decision::RollBack { reason } => {
                 tracing::warn!(deployment = %d.deployment_id, function = %d.function_name, %reason, "rolling back");
                 self.control.roll_back_deployment(&mut d, &reason).await?;
-                self.fleet.release(&d.function_name, d.target_version);
                 Ok(())
             }
             Decision::Complete => {
@@ -459,4 +458,127 @@ fn verdict_note(d: &Deployment, m: &DeploymentMetrics) -> String {
         "healthy: {} invocations, error rate {:.2}%, p99 {:.1} ms",
         m.invocation_count, m.error_rate, m.p99_duration
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hotswap_domain::DeploymentConfig;
+
+    /// Records what the controller asks of the runners.
+    #[derive(Default)]
+    struct FakeFleet {
+        calls: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Fleet for FakeFleet {
+        fn window(&self, _: &str, _: u32, _: DateTime<Utc>) -> DeploymentMetrics {
+            DeploymentMetrics::default()
+        }
+        async fn provision(
+            &self,
+            _: &Function,
+            _: &FunctionVersion,
+            _: &[LayerVersion],
+            count: u32,
+        ) -> Result<usize, String> {
+            Ok(count as usize)
+        }
+        fn release(&self, function: &str, version: u32) {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("release {function}:{version}"));
+        }
+        fn watch(&self, function: &str, version: u32) {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("watch {function}:{version}"));
+        }
+        fn unwatch(&self, function: &str, version: u32) {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("unwatch {function}:{version}"));
+        }
+    }
+
+    async fn controller(dir: &std::path::Path) -> (Controller, Arc<FakeFleet>) {
+        let url = format!("sqlite://{}", dir.join("meta.db").display());
+        let store = hotswap_store::open_metadata_store(&url).await.unwrap();
+        let blobs = hotswap_store::BlobStore::local(&dir.join("blobs")).unwrap();
+        let control = ControlPlane::new(store, blobs, Default::default());
+        let fleet = Arc::new(FakeFleet::default());
+        let c = Controller::new(
+            control,
+            fleet.clone(),
+            ControllerConfig {
+                tick: Duration::from_millis(500),
+                node_id: "test".into(),
+            },
+        );
+        (c, fleet)
+    }
+
+    fn dep(alias: &str, source: u32, target: u32) -> Deployment {
+        Deployment::new(
+            "f",
+            alias,
+            Some(source),
+            target,
+            DeploymentStrategy::Canary,
+            DeploymentConfig::default(),
+            "o",
+        )
+    }
+
+    #[tokio::test]
+    async fn versions_stay_pinned_and_watched_while_any_active_deployment_needs_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, fleet) = controller(dir.path()).await;
+        let prod = dep("prod", 1, 2);
+        let beta = dep("beta", 3, 2);
+        c.watch(&prod);
+        c.watch(&beta);
+        c.watch(&prod);
+        c.pinned.lock().unwrap().insert(("f".into(), 2));
+        assert_eq!(
+            *fleet.calls.lock().unwrap(),
+            ["watch f:2", "watch f:1", "watch f:3"],
+            "each version watched once"
+        );
+        fleet.calls.lock().unwrap().clear();
+
+        // prod ended: its source goes, the shared target stays for beta.
+        c.release_unneeded(std::slice::from_ref(&beta));
+        assert_eq!(*fleet.calls.lock().unwrap(), ["unwatch f:1"]);
+        fleet.calls.lock().unwrap().clear();
+
+        // A kept blue stays pinned after its deployment ended.
+        c.kept_blue
+            .lock()
+            .unwrap()
+            .insert(("f".into(), "beta".into()), 3);
+        c.release_unneeded(&[]);
+        let mut calls = fleet.calls.lock().unwrap().clone();
+        calls.sort();
+        assert_eq!(calls, ["release f:2", "unwatch f:2"]);
+        fleet.calls.lock().unwrap().clear();
+        c.release_unneeded(&[]);
+        assert!(fleet.calls.lock().unwrap().is_empty(), "released once");
+    }
+
+    #[tokio::test]
+    async fn saves_of_a_waiting_deployment_are_throttled_unless_its_phase_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _) = controller(dir.path()).await;
+        let mut d = dep("prod", 1, 2);
+        d.current_phase = Some("Canary 10%".into());
+        assert!(c.due_for_save(&d), "first sight");
+        assert!(!c.due_for_save(&d), "same phase, too soon");
+        d.current_phase = Some("Canary 10%: waiting for traffic: 3/10 invocations".into());
+        assert!(c.due_for_save(&d), "the phase changed");
+    }
 }
