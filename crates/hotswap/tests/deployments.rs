@@ -62,6 +62,15 @@ fn function_with_versions(s: &Server, name: &str, bodies: &[&str]) {
     assert_eq!(st, 201, "{b}");
 }
 
+/// A server on a fresh data directory with `name`'s versions and alias
+/// `prod` on version 1 (see [`function_with_versions`]).
+fn started(name: &str, bodies: &[&str]) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    function_with_versions(&s, name, bodies);
+    (dir, s)
+}
+
 fn deploy(s: &Server, name: &str, version: u32, strategy: &str, config: Value) -> Value {
     let (st, b) = s.admin(
         "POST",
@@ -223,9 +232,7 @@ fn splits(d: &Value) -> Vec<Value> {
 
 #[test]
 fn canary_promotes_a_good_version_through_every_step() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path());
-    function_with_versions(&s, "canary-good", &[GOOD_V1, GOOD_V2]);
+    let (_dir, s) = started("canary-good", &[GOOD_V1, GOOD_V2]);
     let traffic = Traffic::start(&s, "canary-good", 2);
     let d = deploy(
         &s,
@@ -294,9 +301,7 @@ fn canary_promotes_a_good_version_through_every_step() {
 
 #[test]
 fn a_version_failing_30_percent_is_rolled_back_during_its_canary() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path());
-    function_with_versions(&s, "canary-bad", &[GOOD_V1, FLAKY]);
+    let (_dir, s) = started("canary-bad", &[GOOD_V1, FLAKY]);
     let traffic = Traffic::start(&s, "canary-bad", 2);
     let d = deploy(
         &s,
@@ -351,9 +356,7 @@ fn a_version_failing_30_percent_is_rolled_back_during_its_canary() {
 
 #[test]
 fn a_version_over_the_p99_threshold_is_rolled_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path());
-    function_with_versions(&s, "slow", &[GOOD_V1, SLOW]);
+    let (_dir, s) = started("slow", &[GOOD_V1, SLOW]);
     let traffic = Traffic::start(&s, "slow", 2);
     let d = deploy(
         &s,
@@ -382,9 +385,7 @@ fn a_version_over_the_p99_threshold_is_rolled_back() {
 
 #[test]
 fn ab_testing_waits_for_a_person_then_promotes() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path());
-    function_with_versions(&s, "ab", &[GOOD_V1, GOOD_V2]);
+    let (_dir, s) = started("ab", &[GOOD_V1, GOOD_V2]);
     let traffic = Traffic::start(&s, "ab", 2);
     let d = deploy(&s, "ab", 2, "ABTesting", json!({ "canaryPercentage": 40 }));
     let id = d["deploymentId"].as_str().unwrap();
@@ -432,9 +433,7 @@ fn ab_testing_waits_for_a_person_then_promotes() {
 
 #[test]
 fn a_controller_restart_mid_canary_resumes_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path());
-    function_with_versions(&s, "resume", &[GOOD_V1, GOOD_V2]);
+    let (dir, s) = started("resume", &[GOOD_V1, GOOD_V2]);
     // Thresholds and no traffic yet: the canary cannot pass its step before
     // the restart, whatever the machine's load.
     let d = deploy(
@@ -477,9 +476,7 @@ fn a_controller_restart_mid_canary_resumes_it() {
 
 #[test]
 fn a_step_deadline_missed_while_down_rolls_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path());
-    function_with_versions(&s, "late", &[GOOD_V1, GOOD_V2]);
+    let (dir, s) = started("late", &[GOOD_V1, GOOD_V2]);
     let d = deploy(
         &s,
         "late",
@@ -620,9 +617,7 @@ fn blue_green_tests_green_apart_then_switches_and_rolls_back_to_warm_blue() {
 
 #[test]
 fn rolling_on_one_runner_is_one_batch_and_says_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path());
-    function_with_versions(&s, "roll", &[GOOD_V1, GOOD_V2]);
+    let (_dir, s) = started("roll", &[GOOD_V1, GOOD_V2]);
     let d = deploy(
         &s,
         "roll",
@@ -643,9 +638,7 @@ fn rolling_on_one_runner_is_one_batch_and_says_so() {
 
 #[test]
 fn a_target_that_cannot_initialise_fails_its_health_check_before_any_traffic() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path());
-    function_with_versions(&s, "broken", &[GOOD_V1, BROKEN_INIT]);
+    let (_dir, s) = started("broken", &[GOOD_V1, BROKEN_INIT]);
     let d = deploy(&s, "broken", 2, "Canary", json!({ "canaryPercentage": 10 }));
     let id = d["deploymentId"].as_str().unwrap();
     let d = wait_for(&s, "broken", id, Duration::from_secs(30), ended);
@@ -664,9 +657,7 @@ fn a_target_that_cannot_initialise_fails_its_health_check_before_any_traffic() {
 
 #[test]
 fn people_can_roll_back_or_cancel_and_one_deployment_owns_an_alias() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path());
-    function_with_versions(&s, "manual", &[GOOD_V1, GOOD_V2]);
+    let (_dir, s) = started("manual", &[GOOD_V1, GOOD_V2]);
     let d = deploy(
         &s,
         "manual",
@@ -743,9 +734,7 @@ fn people_can_roll_back_or_cancel_and_one_deployment_owns_an_alias() {
 
 #[test]
 fn the_cli_follows_a_deployment_and_exits_4_when_it_is_rolled_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path());
-    function_with_versions(&s, "cli-dep", &[GOOD_V1, GOOD_V2, FLAKY]);
+    let (_dir, s) = started("cli-dep", &[GOOD_V1, GOOD_V2, FLAKY]);
     let run = Run::from_output(
         cli_command(
             &s.url,
