@@ -275,6 +275,16 @@ pub struct Page<T> {
     pub next_token: Option<String>,
 }
 
+/// A page the store cut (keyset paging) goes out as is.
+impl<T> From<hotswap_store::Page<T>> for Page<T> {
+    fn from(p: hotswap_store::Page<T>) -> Self {
+        Page {
+            items: p.items,
+            next_token: p.next_token,
+        }
+    }
+}
+
 impl<T> Page<T> {
     /// One page of an in-memory listing: `nextToken` is the offset of the
     /// next item.

@@ -145,7 +145,7 @@ impl ControlPlane {
                 d.cancel(Some(reason.clone()))
                     .map_err(|e| ControlError::Conflict(e.to_string()))?;
                 d.current_phase = Some("Cancelled".into());
-                d.record("Cancelled", reason, cp.traffic_of(&alias));
+                d.record("Cancelled", reason, alias.traffic());
                 Ok(Some(alias))
             })
         })
@@ -334,14 +334,6 @@ impl ControlPlane {
         Ok(alias)
     }
 
-    fn traffic_of(&self, alias: &FunctionAlias) -> BTreeMap<u32, f64> {
-        if alias.routing_config.is_empty() {
-            BTreeMap::from([(alias.version, 100.0)])
-        } else {
-            alias.routing_config.clone()
-        }
-    }
-
     async fn prepare_step(
         &self,
         d: &mut Deployment,
@@ -362,7 +354,7 @@ impl ControlPlane {
         d.step_started_at = Some(now);
         d.current_phase = Some(step.phase.clone());
         d.progress = plan::progress(d, steps, now);
-        let traffic = self.traffic_of(&alias);
+        let traffic = alias.traffic();
         let mut message = format!("step {}/{}: {}", index + 1, steps.len(), describe(&traffic));
         if !note.is_empty() {
             message = format!("{message} ({note})");
@@ -379,7 +371,7 @@ impl ControlPlane {
         if !note.is_empty() {
             message = format!("{message} ({note})");
         }
-        d.record("Completed", message, self.traffic_of(&alias));
+        d.record("Completed", message, alias.traffic());
         Ok(alias)
     }
 
@@ -387,7 +379,7 @@ impl ControlPlane {
         let alias = self.alias_at(d, 0.0).await?;
         d.mark_rolled_back(reason);
         d.current_phase = Some("RolledBack".into());
-        d.record("RolledBack", reason, self.traffic_of(&alias));
+        d.record("RolledBack", reason, alias.traffic());
         Ok(alias)
     }
 
@@ -428,7 +420,7 @@ impl ControlPlane {
         d.mark_failed(error);
         d.current_phase = Some("Failed".into());
         let alias = self.alias_of(&d.function_name, &d.alias_name).await?;
-        d.record("Failed", error, self.traffic_of(&alias));
+        d.record("Failed", error, alias.traffic());
         self.write(d, None).await
     }
 

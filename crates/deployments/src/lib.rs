@@ -362,7 +362,7 @@ impl Controller {
                             .await;
                     }
                 }
-                let verdict = verdict_note(&d, &target);
+                let verdict = verdict_note(&d, &steps, &target);
                 self.control
                     .enter_step(&mut d, &steps, step, &verdict)
                     .await
@@ -373,7 +373,7 @@ impl Controller {
                 Ok(())
             }
             Decision::Complete => {
-                let verdict = verdict_note(&d, &target);
+                let verdict = verdict_note(&d, &steps, &target);
                 let keep_blue =
                     d.strategy == DeploymentStrategy::BlueGreen && d.config.keep_blue == Some(true);
                 let blue = d.source_version.filter(|s| *s != d.target_version);
@@ -443,8 +443,7 @@ fn current_split(d: &Deployment, steps: &[plan::Step]) -> BTreeMap<u32, f64> {
 }
 
 /// How a passed step was judged, for the timeline.
-fn verdict_note(d: &Deployment, m: &DeploymentMetrics) -> String {
-    let steps = plan::plan(d);
+fn verdict_note(d: &Deployment, steps: &[plan::Step], m: &DeploymentMetrics) -> String {
     let manual = steps
         .get(d.step as usize)
         .is_some_and(|s| s.gate == Gate::Manual);

@@ -91,6 +91,15 @@ impl FunctionAlias {
         self.version
     }
 
+    /// Version → percent of traffic: the weights, or all of it on `version`.
+    pub fn traffic(&self) -> BTreeMap<u32, f64> {
+        if self.routing_config.is_empty() {
+            BTreeMap::from([(self.version, 100.0)])
+        } else {
+            self.routing_config.clone()
+        }
+    }
+
     /// Every version that can receive traffic through this alias.
     pub fn referenced_versions(&self) -> impl Iterator<Item = u32> + '_ {
         std::iter::once(self.version).chain(self.routing_config.keys().copied())
@@ -154,6 +163,14 @@ pub fn validate_routing(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn traffic_is_the_weights_or_all_on_the_primary() {
+        let mut a = FunctionAlias::new("f", "prod", 3);
+        assert_eq!(a.traffic(), BTreeMap::from([(3, 100.0)]));
+        a.set_weighted_routing(3, 4, 25.0);
+        assert_eq!(a.traffic(), BTreeMap::from([(3, 75.0), (4, 25.0)]));
+    }
 
     #[test]
     fn update_version_clears_routing() {

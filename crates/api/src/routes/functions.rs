@@ -132,10 +132,7 @@ pub(crate) async fn list(
         after: q.next_token,
     };
     let page = s.control.list_functions(&caller, filter).await?;
-    Ok(axum::Json(Page {
-        items: page.items,
-        next_token: page.next_token,
-    }))
+    Ok(axum::Json(page.into()))
 }
 
 #[utoipa::path(get, path = "/v1/functions/{name}", tag = "functions",

@@ -222,10 +222,7 @@ pub(crate) async fn list_invocations(
         .control
         .list_invocations(&caller, &name, status, limit, q.next_token.as_deref())
         .await?;
-    Ok(axum::Json(Page {
-        items: page.items,
-        next_token: page.next_token,
-    }))
+    Ok(axum::Json(page.into()))
 }
 
 /// The stored result of an asynchronous invocation: its InvocationResult
