@@ -268,6 +268,7 @@ async fn attempt(
         layers: &layers,
         payload,
         content_type: inv.content_type.clone(),
+        request_id: Some(inv.request_id.clone()),
     };
     let invoke = runner.invoke(req);
     tokio::pin!(invoke);

@@ -20,6 +20,16 @@ def slow(event, context):
 def nap(event, context):
     time.sleep(0.3)
     return {"napped": event}
+def flaky(event, context):
+    # The instance stays warm after a function error, so /tmp keeps the ids
+    # every attempt ran under; the first attempt fails.
+    with open("/tmp/ids", "a") as f:
+        f.write(context.aws_request_id + "\n")
+    ids = open("/tmp/ids").read().split()
+    print("attempt", len(ids), "ran as", context.aws_request_id)
+    if len(ids) < 2:
+        raise RuntimeError("the first attempt fails")
+    return {"ids": ids}
 "#;
 
 fn create(s: &Server, token: &str, name: &str, handler: &str, timeout: u32) {
@@ -392,4 +402,41 @@ fn an_attempt_longer_than_the_grace_keeps_its_lease() {
         ("Succeeded", "1"),
         "{result}"
     );
+}
+
+#[test]
+fn one_request_id_follows_an_async_invocation_through_its_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let alice = s.token_for("alice");
+    create(&s, &alice, "flaky", "app.flaky", 30);
+    let (st, q) = queue(&s, &alice, "/v1/functions/flaky/invoke", "{}");
+    assert_eq!(st, 202, "{q}");
+    let id = q["requestId"].as_str().unwrap().to_owned();
+    let (result, status, attempts) = wait_result(&s, &alice, &id, Duration::from_secs(20));
+    assert_eq!((status.as_str(), attempts.as_str()), ("Succeeded", "2"));
+    assert_eq!(result["requestId"], id.as_str(), "stored result: {result}");
+    // both attempts ran under the 202's id (the function's context saw it)
+    let body: Value = serde_json::from_str(result["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["ids"], json!([id, id]));
+    // and both attempts' log lines are found under it
+    let (st, logs) = s.call(
+        "GET",
+        &format!("/v1/functions/flaky/logs?requestId={id}"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(st, 200, "{logs}");
+    let text: Vec<&str> = logs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["message"].as_str())
+        .collect();
+    for n in ["attempt 1 ran as", "attempt 2 ran as"] {
+        assert!(
+            text.iter().any(|m| m.contains(n) && m.contains(&id)),
+            "{n} under {id}: {text:?}"
+        );
+    }
 }

@@ -90,6 +90,11 @@ pub struct InvokeRequest<'a> {
     pub layers: &'a [hotswap_domain::LayerVersion],
     pub payload: Bytes,
     pub content_type: String,
+    /// The request id to run under; a fresh one when `None`. An
+    /// asynchronous invocation passes its own, so that the 202, every
+    /// attempt (the function's `context.aws_request_id`), its log lines and
+    /// its stored result share one id, as on Lambda.
+    pub request_id: Option<String>,
 }
 
 /// What an invocation produced.
@@ -334,7 +339,10 @@ impl Runner {
                 )))
             }
         };
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let request_id = req
+            .request_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let warm = loop {
             let next = pool.idle.lock().ok().and_then(|mut i| i.pop());
             match next {

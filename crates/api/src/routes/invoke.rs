@@ -111,6 +111,7 @@ pub(crate) async fn invoke(
             layers: &layers,
             payload,
             content_type,
+            request_id: None,
         })
         .await?;
     let executed = if version.version == 0 {
