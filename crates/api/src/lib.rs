@@ -31,6 +31,26 @@ pub struct AppState {
     pub control: ControlPlane,
     pub runner: Arc<Runner>,
     tokens: Arc<RwLock<HashMap<String, (Principal, Instant)>>>,
+    /// Event size limits of invocations (set by [`router`] from [`ApiConfig`]).
+    pub(crate) payload: PayloadLimits,
+}
+
+/// The largest invocation events, in bytes (Lambda's limits by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayloadLimits {
+    /// A synchronous event (6 MiB on Lambda).
+    pub sync_bytes: usize,
+    /// An asynchronous event, as it would be stored (256 KiB on Lambda).
+    pub async_bytes: usize,
+}
+
+impl Default for PayloadLimits {
+    fn default() -> Self {
+        Self {
+            sync_bytes: 6 * 1024 * 1024,
+            async_bytes: 256 * 1024,
+        }
+    }
 }
 
 impl AppState {
@@ -39,6 +59,7 @@ impl AppState {
             control,
             runner,
             tokens: Arc::default(),
+            payload: PayloadLimits::default(),
         }
     }
 
@@ -69,8 +90,12 @@ impl AppState {
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
-    /// Largest request body accepted (bytes); larger ones get 413.
+    /// Largest request body accepted (bytes); larger ones get 413
+    /// `PayloadTooLarge`.
     pub max_body_bytes: usize,
+    /// Largest invocation events; larger ones get 413 `RequestEntityTooLarge`
+    /// (invoke bodies are limited by these alone, not by `max_body_bytes`).
+    pub payload: PayloadLimits,
 }
 
 impl Default for ApiConfig {
@@ -78,12 +103,14 @@ impl Default for ApiConfig {
         // A 50 MiB zip grows by a third in base64, plus the JSON around it.
         Self {
             max_body_bytes: 70 * 1024 * 1024,
+            payload: PayloadLimits::default(),
         }
     }
 }
 
 /// The whole HTTP application.
-pub fn router(state: AppState, config: &ApiConfig) -> Router {
+pub fn router(mut state: AppState, config: &ApiConfig) -> Router {
+    state.payload = config.payload;
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus))

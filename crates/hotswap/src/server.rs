@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use hotswap_api::{ApiConfig, AppState};
+use hotswap_api::{ApiConfig, AppState, PayloadLimits};
 use hotswap_control::Principal;
 use hotswap_control::{CodeLimits, ControlPlane};
 use hotswap_domain::RunnerNode;
@@ -17,6 +17,26 @@ use std::time::Duration;
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     hotswap_domain::duration::parse_duration(s)
+}
+
+/// A size in bytes: `262144`, `256KiB`, `6MiB` (also `K`/`KB`, `M`/`MB`,
+/// taken as powers of 1024).
+fn parse_bytes(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size such as 262144, 256KiB or 6MiB"))?;
+    let scale: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        _ => return Err(format!("'{s}': unknown unit (use bytes, KiB or MiB)")),
+    };
+    n.checked_mul(scale)
+        .filter(|&b| b > 0)
+        .ok_or_else(|| format!("'{s}' is out of range"))
 }
 
 #[derive(clap::Args, Debug)]
@@ -36,6 +56,14 @@ pub struct ServerArgs {
     /// Largest request body, in bytes (413 beyond it).
     #[arg(long, default_value_t = 70 * 1024 * 1024, env = "HOTSWAP_MAX_BODY_BYTES")]
     max_body_bytes: usize,
+    /// Largest event of a synchronous invocation (413 `RequestEntityTooLarge`
+    /// beyond it): bytes, or with a unit (`6MiB`, `512KiB`).
+    #[arg(long, default_value = "6MiB", env = "HOTSWAP_MAX_SYNC_PAYLOAD", value_parser = parse_bytes)]
+    max_sync_payload: usize,
+    /// Largest event of an asynchronous invocation, refused with 413 before
+    /// anything is stored.
+    #[arg(long, default_value = "256KiB", env = "HOTSWAP_MAX_ASYNC_PAYLOAD", value_parser = parse_bytes)]
+    max_async_payload: usize,
     /// Largest code zip, in bytes.
     #[arg(long, default_value_t = 50 * 1024 * 1024, env = "HOTSWAP_MAX_CODE_BYTES")]
     max_code_bytes: u64,
@@ -122,6 +150,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         AppState::new(control.clone(), runner.clone()),
         &ApiConfig {
             max_body_bytes: args.max_body_bytes,
+            payload: PayloadLimits {
+                sync_bytes: args.max_sync_payload,
+                async_bytes: args.max_async_payload,
+            },
         },
     );
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -328,5 +360,17 @@ mod tests {
         );
         assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(super::redact("sqlite:///x.db"), "sqlite:///x.db");
+    }
+
+    #[test]
+    fn sizes_take_units() {
+        use super::parse_bytes;
+        assert_eq!(parse_bytes("262144"), Ok(262_144));
+        assert_eq!(parse_bytes("256KiB"), Ok(262_144));
+        assert_eq!(parse_bytes("6MiB"), Ok(6 * 1024 * 1024));
+        assert_eq!(parse_bytes("6 mb"), Ok(6 * 1024 * 1024));
+        for bad in ["", "0", "6GiB", "-1", "MiB", "99999999999999999999"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
     }
 }

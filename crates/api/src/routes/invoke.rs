@@ -1,4 +1,4 @@
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -50,6 +50,52 @@ impl From<RunnerError> for ApiError {
     }
 }
 
+/// Reads an invocation's event, refusing one over its limit with 413
+/// `RequestEntityTooLarge` — by its `Content-Length` before reading, or as
+/// soon as the streamed body passes the limit, so an oversized event is
+/// never buffered whole, let alone stored.
+async fn read_event(
+    headers: &HeaderMap,
+    body: Body,
+    limits: crate::PayloadLimits,
+    is_async: bool,
+) -> ApiResult<Bytes> {
+    let (limit, kind) = if is_async {
+        (limits.async_bytes, "an asynchronous")
+    } else {
+        (limits.sync_bytes, "a synchronous")
+    };
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            format!("the event is larger than the {limit} bytes allowed for {kind} invocation"),
+        )
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(e) => {
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(c) = cause {
+                if c.is::<http_body_util::LengthLimitError>() {
+                    return Err(too_large());
+                }
+                cause = c.source();
+            }
+            Err(ApiError::bad_request(format!(
+                "cannot read the request body: {e}"
+            )))
+        }
+    }
+}
+
 fn header(h: &mut HeaderMap, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         h.insert(HeaderName::from_static(name), v);
@@ -61,16 +107,22 @@ fn header(h: &mut HeaderMap, name: &'static str, value: &str) {
 /// headers (or the whole result as JSON with `?result=full`).
 #[utoipa::path(post, path = "/v1/functions/{name}/invoke", tag = "invoke", params(InvokeQuery),
     request_body(content = String, description = "the event", content_type = "application/json"),
-    responses((status = 200, body = InvocationResult), (status = 404, body = ApiError), (status = 429, body = ApiError), (status = 503, body = ApiError)))]
+    responses((status = 200, body = InvocationResult), (status = 404, body = ApiError), (status = 413, body = ApiError), (status = 429, body = ApiError), (status = 503, body = ApiError)))]
 pub(crate) async fn invoke(
     State(s): State<AppState>,
     Caller(caller): Caller,
     Path(name): Path<String>,
     Query(q): Query<InvokeQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Response> {
     let qualifier = q.qualifier.as_deref().unwrap_or(hotswap_domain::LATEST);
+    let event_type = headers
+        .get("x-invocation-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.eq_ignore_ascii_case("event"));
+    let is_async = event_type || q.is_async == Some(true);
+    let body = read_event(&headers, body, s.payload, is_async).await?;
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -81,11 +133,7 @@ pub(crate) async fn invoke(
     } else {
         body
     };
-    let event_type = headers
-        .get("x-invocation-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.eq_ignore_ascii_case("event"));
-    if event_type || q.is_async == Some(true) {
+    if is_async {
         use base64::Engine;
         let encoded = base64::engine::general_purpose::STANDARD.encode(&payload);
         let inv = s
