@@ -103,7 +103,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never into log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+
+    // The listener first: a server that cannot listen (port taken, bad
+    // address) must leave nothing behind — no data directory, no database,
+    // no admin token printed for a server that never ran.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
 
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
@@ -156,9 +165,6 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             },
         },
     );
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     register_local_runner(&control, &runner, &addr, args.runner_heartbeat).await?;
     spawn_counter_flusher(control.clone(), &runner);

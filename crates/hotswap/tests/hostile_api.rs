@@ -193,3 +193,73 @@ fn payload_limits_are_configurable() {
     assert_too_large(st, &r, "async 1 KiB + 1");
     assert!(r["message"].as_str().unwrap().contains("1024 bytes"), "{r}");
 }
+
+#[test]
+fn a_server_that_cannot_listen_leaves_nothing_behind() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("never-created");
+    let out = std::process::Command::new(bin())
+        .args([
+            "server",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env_remove("HOTSWAP_ADMIN_TOKEN")
+        .env_remove("HOTSWAP_DATABASE_URL")
+        .env_remove("HOTSWAP_LISTEN")
+        .env_remove("HOTSWAP_DATA_DIR")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains("cannot listen"), "{stderr}");
+    assert!(!data.exists(), "the data directory was created");
+    assert!(!stdout.contains("admin token"), "{stdout}");
+    // stderr is not a terminal here: plain text, no colour codes
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+}
+
+#[test]
+fn the_log_has_no_colour_codes_when_not_on_a_terminal() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(bin())
+        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("HOTSWAP_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env_remove("HOTSWAP_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+        let done = line.contains("storage ready");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = seen.join("\n");
+    assert!(log.contains("storage ready"), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log:?}");
+}
