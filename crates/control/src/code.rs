@@ -1,9 +1,11 @@
 //! Code packages: checked once at upload so that runners can trust them.
 
-use std::io::Cursor;
+use std::collections::HashSet;
+use std::io::{Cursor, Read};
+use std::path::PathBuf;
 
 use bytes::Bytes;
-use hotswap_domain::Runtime;
+use hotswap_domain::{package, Runtime};
 use sha2::{Digest, Sha256};
 
 use crate::{ControlError, Result};
@@ -62,10 +64,15 @@ impl CodePackage {
                 limits.max_entries
             )));
         }
+        // Every entry is decompressed once here: sizes are what the data
+        // holds, not what the directory claims (a zip that lies would pass
+        // this check and fail at invoke), CRCs are checked, and symlinks are
+        // kept only when they stay inside the package.
         let mut unpacked: u64 = 0;
         let mut bootstrap: Option<Option<u32>> = None;
+        let mut links: Vec<(PathBuf, String)> = Vec::new();
         for i in 0..archive.len() {
-            let entry = archive.by_index_raw(i).map_err(|e| {
+            let mut entry = archive.by_index(i).map_err(|e| {
                 ControlError::InvalidCode(format!("code package entry {i} is unreadable: {e}"))
             })?;
             let Some(path) = entry.enclosed_name() else {
@@ -74,16 +81,63 @@ impl CodePackage {
                     entry.name()
                 )));
             };
-            if path.as_os_str() == "bootstrap" && !entry.is_dir() {
+            let declared = entry.size();
+            let budget = limits.max_unzipped_bytes.saturating_sub(unpacked);
+            let is_link = package::is_symlink_mode(entry.unix_mode());
+            let mut link_target = Vec::new();
+            let actual = if is_link {
+                std::io::Read::take(&mut entry, package::MAX_LINK_TARGET as u64 + 1)
+                    .read_to_end(&mut link_target)
+                    .map(|n| n as u64)
+            } else {
+                std::io::copy(
+                    &mut std::io::Read::take(&mut entry, declared.min(budget) + 1),
+                    &mut std::io::sink(),
+                )
+            }
+            .map_err(|e| {
+                ControlError::InvalidCode(format!(
+                    "code package entry '{}' cannot be unpacked: {e}",
+                    path.display()
+                ))
+            })?;
+            if actual > budget {
+                return Err(ControlError::PayloadTooLarge(format!(
+                    "code package unpacks to more than {} bytes, the limit",
+                    limits.max_unzipped_bytes
+                )));
+            }
+            if actual != declared {
+                return Err(ControlError::InvalidCode(format!(
+                    "code package entry '{}' declares {declared} bytes but holds {}",
+                    path.display(),
+                    if actual > declared {
+                        "more".to_owned()
+                    } else {
+                        actual.to_string()
+                    }
+                )));
+            }
+            unpacked += actual;
+            if is_link {
+                let target = String::from_utf8(link_target).map_err(|_| {
+                    ControlError::InvalidCode(format!(
+                        "symlink '{}' has a target that is not UTF-8",
+                        path.display()
+                    ))
+                })?;
+                if path.as_os_str() == "bootstrap" {
+                    bootstrap = Some(None);
+                }
+                links.push((path, target));
+            } else if path.as_os_str() == "bootstrap" && !entry.is_dir() {
                 bootstrap = Some(entry.unix_mode());
             }
-            unpacked = unpacked.saturating_add(entry.size());
         }
-        if unpacked > limits.max_unzipped_bytes {
-            return Err(ControlError::PayloadTooLarge(format!(
-                "code package unpacks to {unpacked} bytes; the limit is {} bytes",
-                limits.max_unzipped_bytes
-            )));
+        let link_paths: HashSet<PathBuf> = links.iter().map(|(p, _)| p.clone()).collect();
+        for (link, target) in &links {
+            package::confined_link_target(link, target, &link_paths)
+                .map_err(ControlError::InvalidCode)?;
         }
         if runtime == Runtime::Provided {
             match bootstrap {
@@ -220,6 +274,78 @@ pub(crate) mod tests {
             CodePackage::inspect(zip_with_mode("app.py", 0o644), Runtime::Python311, &limits)
                 .is_ok()
         );
+    }
+
+    /// A stored zip of one file whose directory (central and local) claims
+    /// `claimed` bytes.
+    pub fn zip_lying_about_size(body: &[u8], claimed: u32) -> Bytes {
+        let mut buf = Cursor::new(Vec::new());
+        {
+            let mut w = zip::ZipWriter::new(&mut buf);
+            let opts = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored);
+            w.start_file("app.py", opts).unwrap();
+            w.write_all(body).unwrap();
+            w.finish().unwrap();
+        }
+        let mut z = buf.into_inner();
+        let patch = |z: &mut Vec<u8>, sig: &[u8; 4], at: usize| {
+            let i = z.windows(4).position(|w| w == sig).unwrap();
+            z[i + at..i + at + 4].copy_from_slice(&claimed.to_le_bytes());
+        };
+        patch(&mut z, b"PK\x03\x04", 22);
+        patch(&mut z, b"PK\x01\x02", 24);
+        Bytes::from(z)
+    }
+
+    #[test]
+    fn sizes_are_what_the_entries_hold() {
+        let limits = CodeLimits::default();
+        let honest = zip_lying_about_size(&[b'x'; 1000], 1000);
+        assert!(CodePackage::inspect(honest, Runtime::Python311, &limits).is_ok());
+        for claimed in [10, 999, 5000] {
+            let z = zip_lying_about_size(&[b'x'; 1000], claimed);
+            let e = CodePackage::inspect(z, Runtime::Python311, &limits);
+            assert!(
+                matches!(&e, Err(ControlError::InvalidCode(m)) if m.contains("declares")),
+                "claimed {claimed}: {e:?}"
+            );
+        }
+    }
+
+    fn zip_with_links(files: &[(&str, &str)], links: &[(&str, &str)]) -> Bytes {
+        let mut buf = Cursor::new(Vec::new());
+        {
+            let mut w = zip::ZipWriter::new(&mut buf);
+            let opts = zip::write::SimpleFileOptions::default();
+            for (name, body) in files {
+                w.start_file(*name, opts).unwrap();
+                w.write_all(body.as_bytes()).unwrap();
+            }
+            for (name, target) in links {
+                w.add_symlink(*name, *target, opts).unwrap();
+            }
+            w.finish().unwrap();
+        }
+        Bytes::from(buf.into_inner())
+    }
+
+    #[test]
+    fn symlinks_must_stay_inside_the_package() {
+        let limits = CodeLimits::default();
+        let ok = zip_with_links(&[("lib/v2/m.py", "x")], &[("lib/current", "v2")]);
+        assert!(CodePackage::inspect(ok, Runtime::Python311, &limits).is_ok());
+        for target in ["/etc/shadow", "../../etc/shadow", "x/../../../y"] {
+            let z = zip_with_links(&[("app.py", "x")], &[("lib/evil", target)]);
+            let e = CodePackage::inspect(z, Runtime::Python311, &limits);
+            assert!(
+                matches!(&e, Err(ControlError::InvalidCode(m)) if m.contains("symlink")),
+                "{target}: {e:?}"
+            );
+        }
+        // a Provided bootstrap may be a link to the real program
+        let z = zip_with_links(&[("bin/app", "#!/bin/sh\n")], &[("bootstrap", "bin/app")]);
+        assert!(CodePackage::inspect(z, Runtime::Provided, &limits).is_ok());
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod function;
 pub mod invocation;
 pub mod layer;
 pub mod names;
+pub mod package;
 pub mod runner;
 pub mod runtime;
 pub mod time;

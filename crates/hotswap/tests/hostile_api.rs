@@ -263,3 +263,108 @@ fn the_log_has_no_colour_codes_when_not_on_a_terminal() {
     assert!(log.contains("storage ready"), "{log}");
     assert!(!log.contains('\u{1b}'), "{log:?}");
 }
+
+/// A zip with files and symlinks (`(path, target)`), as `zip -y` makes them.
+fn zip_with_links(files: &[(&str, &str)], links: &[(&str, &str)]) -> Vec<u8> {
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = zip::ZipWriter::new(&mut buf);
+        let opts = zip::write::SimpleFileOptions::default();
+        for (name, body) in files {
+            w.start_file(*name, opts).unwrap();
+            w.write_all(body.as_bytes()).unwrap();
+        }
+        for (name, target) in links {
+            w.add_symlink(*name, *target, opts).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    buf.into_inner()
+}
+
+#[test]
+fn code_packages_are_checked_for_what_they_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let alice = s.token_for("alice");
+    let create = |name: &str, zip: Vec<u8>| {
+        s.call(
+            "POST",
+            "/v1/functions",
+            Some(&alice),
+            Some(
+                json!({ "name": name, "runtime": "Python311", "handler": "app.read",
+                "code": { "zipFile": b64(&zip) } }),
+            ),
+        )
+    };
+    const READ: &str = r#"
+import os
+def read(event, context):
+    p = event["path"]
+    return {"link": os.readlink(p) if os.path.islink(p) else None,
+            "text": open(p).read() if os.path.isfile(p) else None}
+"#;
+
+    // A link inside the package is kept as a link, as Lambda keeps it.
+    let (st, f) = create(
+        "links",
+        zip_with_links(
+            &[("app.py", READ), ("conf/v2/settings.txt", "v2 settings")],
+            &[("conf/current", "v2")],
+        ),
+    );
+    assert_eq!(st, 201, "{f}");
+    let (st, r) = s.call(
+        "POST",
+        "/v1/functions/links/invoke",
+        Some(&alice),
+        Some(json!({ "path": "/var/task/conf/current/settings.txt" })),
+    );
+    assert_eq!((st, &r["text"]), (200, &json!("v2 settings")), "{r}");
+    let (_, r) = s.call(
+        "POST",
+        "/v1/functions/links/invoke",
+        Some(&alice),
+        Some(json!({ "path": "/var/task/conf/current" })),
+    );
+    assert_eq!(r["link"], "v2", "{r}");
+
+    // Links out of the package are refused at upload.
+    for target in ["/etc/shadow", "../../../etc/shadow"] {
+        let (st, e) = create(
+            "escape",
+            zip_with_links(&[("app.py", READ)], &[("shadow", target)]),
+        );
+        assert_eq!((st, e["code"].as_str()), (400, Some("InvalidCode")), "{e}");
+        assert!(e["message"].as_str().unwrap().contains("symlink"), "{e}");
+    }
+
+    // An entry that lies about its size is refused at upload, not at invoke.
+    let mut lying = {
+        let mut buf = std::io::Cursor::new(Vec::new());
+        {
+            let mut w = zip::ZipWriter::new(&mut buf);
+            let opts = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored);
+            w.start_file("app.py", opts).unwrap();
+            w.write_all(READ.as_bytes()).unwrap();
+            w.finish().unwrap();
+        }
+        buf.into_inner()
+    };
+    for (sig, at) in [(b"PK\x03\x04", 22), (b"PK\x01\x02", 24)] {
+        let i = lying.windows(4).position(|w| w == sig).unwrap();
+        lying[i + at..i + at + 4].copy_from_slice(&10u32.to_le_bytes());
+    }
+    let (st, e) = create("liar", lying);
+    assert_eq!((st, e["code"].as_str()), (400, Some("InvalidCode")), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("declares 10 bytes"),
+        "{e}"
+    );
+    assert_eq!(
+        s.call("GET", "/v1/functions/liar", Some(&alice), None).0,
+        404
+    );
+}

@@ -3,11 +3,11 @@
 //! `{dir}/{sha256}`.
 
 use std::collections::HashMap;
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hotswap_domain::{FunctionVersion, LayerVersion};
+use hotswap_domain::{package, FunctionVersion, LayerVersion};
 use hotswap_store::BlobStore;
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
@@ -141,6 +141,17 @@ fn unpack_one(bytes: &[u8], into: &Path) -> Result<(), RunnerError> {
     std::fs::create_dir_all(into).map_err(|e| err(e.to_string()))?;
     let mut archive =
         zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| err(format!("not a zip: {e}")))?;
+    // The package's own links, for the same confinement rule the upload
+    // applied (`hotswap_domain::package`).
+    let mut links = std::collections::HashSet::new();
+    for i in 0..archive.len() {
+        let entry = archive
+            .by_index_raw(i)
+            .map_err(|e| err(format!("zip entry {i}: {e}")))?;
+        if package::is_symlink_mode(entry.unix_mode()) {
+            links.extend(entry.enclosed_name());
+        }
+    }
     for i in 0..archive.len() {
         let mut entry = archive
             .by_index(i)
@@ -151,6 +162,10 @@ fn unpack_one(bytes: &[u8], into: &Path) -> Result<(), RunnerError> {
                 entry.name()
             )));
         };
+        // Never write through a link: an earlier entry (or an earlier
+        // layer) that made `lib` a link to `/etc` must not let `lib/passwd`
+        // land on the host.
+        no_links_above(into, &rel)?;
         let path = into.join(&rel);
         if entry.is_dir() {
             std::fs::create_dir_all(&path).map_err(|e| err(e.to_string()))?;
@@ -159,8 +174,17 @@ fn unpack_one(bytes: &[u8], into: &Path) -> Result<(), RunnerError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| err(e.to_string()))?;
         }
-        // A later layer replaces an earlier one's file (read-only by then).
+        // A later layer replaces an earlier one's file or link (read-only by then).
         let _ = std::fs::remove_file(&path);
+        if package::is_symlink_mode(entry.unix_mode()) {
+            let mut target = String::new();
+            std::io::Read::take(&mut entry, package::MAX_LINK_TARGET as u64 + 1)
+                .read_to_string(&mut target)
+                .map_err(|e| err(format!("symlink '{}': {e}", rel.display())))?;
+            package::confined_link_target(&rel, &target, &links).map_err(err)?;
+            std::os::unix::fs::symlink(&target, &path).map_err(|e| err(e.to_string()))?;
+            continue;
+        }
         let mut out = std::fs::File::create(&path).map_err(|e| err(e.to_string()))?;
         // Never write more than the entry declares: a zip bomb whose
         // directory understates its sizes stops here, not at a full disk.
@@ -180,6 +204,29 @@ fn unpack_one(bytes: &[u8], into: &Path) -> Result<(), RunnerError> {
         let mode = if exec { 0o555 } else { 0o444 };
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
             .map_err(|e| err(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Refuses `rel` when any directory above it under `root` is a symlink.
+fn no_links_above(root: &Path, rel: &Path) -> Result<(), RunnerError> {
+    let mut at = root.to_path_buf();
+    let parents: Vec<_> = rel
+        .parent()
+        .map(|p| p.components().collect())
+        .unwrap_or_default();
+    for c in parents {
+        at.push(c);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(RunnerError::Code(format!(
+                    "zip entry '{}' lies under a symlink of the package",
+                    rel.display()
+                )))
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
     }
     Ok(())
 }
@@ -228,5 +275,48 @@ mod tests {
         let bad = zip_of(&[("../x", "x")]);
         assert!(unpack(&[&bad], dir.path(), &dir.path().join("bad")).is_err());
         assert!(!dir.path().join("bad").exists());
+    }
+
+    fn zip_with_links(files: &[(&str, &str)], links: &[(&str, &str)]) -> Vec<u8> {
+        let mut buf = Cursor::new(Vec::new());
+        {
+            let mut w = zip::ZipWriter::new(&mut buf);
+            let opts = zip::write::SimpleFileOptions::default();
+            for (name, target) in links {
+                w.add_symlink(*name, *target, opts).unwrap();
+            }
+            for (name, body) in files {
+                w.start_file(*name, opts).unwrap();
+                w.write_all(body.as_bytes()).unwrap();
+            }
+            w.finish().unwrap();
+        }
+        buf.into_inner()
+    }
+
+    #[test]
+    fn symlinks_are_kept_inside_the_package_and_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let z = zip_with_links(&[("lib/v2/m.py", "M")], &[("lib/current", "v2")]);
+        let target = dir.path().join("task");
+        unpack(&[&z], dir.path(), &target).unwrap();
+        let link = target.join("lib/current");
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_link(&link).unwrap(), PathBuf::from("v2"));
+        assert_eq!(std::fs::read_to_string(link.join("m.py")).unwrap(), "M");
+
+        // A link out of the package is refused, and so is writing through a
+        // link, even one that points inside: `etc` -> the host's directory.
+        let outside = dir.path().join("host-etc");
+        std::fs::create_dir(&outside).unwrap();
+        let escape = zip_with_links(&[], &[("etc", outside.to_str().unwrap())]);
+        assert!(unpack(&[&escape], dir.path(), &dir.path().join("a")).is_err());
+        let through = zip_with_links(&[("d/passwd", "pwned")], &[("d", "sub")]);
+        assert!(unpack(&[&through], dir.path(), &dir.path().join("b")).is_err());
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+        assert!(!dir.path().join("a").exists() && !dir.path().join("b").exists());
     }
 }
