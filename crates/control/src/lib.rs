@@ -20,7 +20,8 @@ mod triggers;
 mod versions;
 
 pub use aliases::AliasUpdate;
-pub use auth::{hash_token, Principal};
+pub use auth::{hash_token, Grant, IssuedToken, NewToken, Principal, Refused, MAX_TOKEN_NAME};
+pub use hotswap_store::{ApiToken, TokenRole};
 pub use code::{CodeLimits, CodePackage};
 pub use deployments::NewDeployment;
 pub use error::ControlError;

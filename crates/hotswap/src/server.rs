@@ -63,9 +63,15 @@ pub struct ServerArgs {
     /// Most asynchronous attempts this server runs at once.
     #[arg(long, default_value_t = 64, env = "HOTSWAP_ASYNC_MAX_IN_FLIGHT")]
     async_max_in_flight: usize,
-    /// Admin API token to install at start (at least 16 characters).
+    /// Admin API token to install at start (at least 16 characters). Once
+    /// revoked, a secret is refused here: the server will not start with it.
     #[arg(long, env = "HOTSWAP_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Serve `GET /metrics` without a token (it names every tenant's
+    /// functions: only for a trusted network). Otherwise it needs an admin
+    /// or `metrics` token.
+    #[arg(long, env = "HOTSWAP_METRICS_PUBLIC")]
+    metrics_public: bool,
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
@@ -122,6 +128,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         AppState::new(control.clone(), runner.clone()),
         &ApiConfig {
             max_body_bytes: args.max_body_bytes,
+            metrics_public: args.metrics_public,
         },
     );
     let listener = tokio::net::TcpListener::bind(args.listen)
