@@ -110,7 +110,11 @@ fn listing_tokens_never_shows_a_secret() {
     for t in [&alice, &bob, &metrics, &admin2] {
         assert!(listed.contains(&id(t)), "{} missing from {all}", id(t));
     }
-    assert_eq!(listed.len(), 5, "four issued and the bootstrap admin: {all}");
+    assert_eq!(
+        listed.len(),
+        5,
+        "four issued and the bootstrap admin: {all}"
+    );
     let laptop = all["items"]
         .as_array()
         .unwrap()
@@ -205,15 +209,24 @@ fn an_expired_token_is_refused() {
             json!({ "ownerId": "alice", "expiresAt": "2001-01-01T00:00:00Z" }),
             "past",
         ),
-        (json!({ "ownerId": "alice", "expiresIn": "soon" }), "expiresIn"),
+        (
+            json!({ "ownerId": "alice", "expiresIn": "soon" }),
+            "expiresIn",
+        ),
         (json!({ "ownerId": "alice", "expiresIn": 0 }), "expiresIn"),
         (
             json!({ "ownerId": "alice", "expiresIn": 60, "expiresAt": later }),
             "expiresAt",
         ),
-        (json!({ "ownerId": "alice", "expiresAt": "tomorrow" }), "expiresAt"),
+        (
+            json!({ "ownerId": "alice", "expiresAt": "tomorrow" }),
+            "expiresAt",
+        ),
         (json!({ "ownerId": "alice", "name": "" }), "name"),
-        (json!({ "ownerId": "alice", "name": "x".repeat(65) }), "name"),
+        (
+            json!({ "ownerId": "alice", "name": "x".repeat(65) }),
+            "name",
+        ),
         (json!({ "ownerId": "alice", "name": "tab\there" }), "name"),
     ] {
         let (status, b) = s.admin("POST", "/v1/tokens", Some(body.clone()));

@@ -1993,10 +1993,7 @@ async fn tokens_list_by_owner_revoke_and_touch(ctx: Ctx) {
     assert!(!s.revoke_token("tok_nope", when).await.unwrap());
     a1.revoked_at = Some(when);
     assert_eq!(s.find_token(&a1.token_hash).await.unwrap(), Some(a1));
-    assert_eq!(
-        ids(s.list_tokens(Some("alice")).await.unwrap()),
-        ["tok_a2"]
-    );
+    assert_eq!(ids(s.list_tokens(Some("alice")).await.unwrap()), ["tok_a2"]);
     b1.revoked_at = None;
     assert_eq!(s.get_token("tok_b1").await.unwrap(), Some(b1));
 }
@@ -2066,7 +2063,10 @@ async fn legacy_tokens_migrate(url: &str) {
             TokenRole::Tenant
         };
         assert_eq!(t.role, role, "{t:?}");
-        assert_eq!(store.find_token(&t.token_hash).await.unwrap().as_ref(), Some(t));
+        assert_eq!(
+            store.find_token(&t.token_hash).await.unwrap().as_ref(),
+            Some(t)
+        );
     }
     assert!(store.has_admin_token().await.unwrap());
     // New tokens still go in after the legacy ones.

@@ -34,9 +34,8 @@ fn expiry_of(req: &CreateTokenRequest) -> ApiResult<Option<chrono::DateTime<chro
             "expiresIn must be more than 0 seconds".into(),
         ])),
         (Some(d), None) => {
-            let d = chrono::Duration::from_std(d).map_err(|_| {
-                ApiError::validation(vec!["expiresIn is too long".into()])
-            })?;
+            let d = chrono::Duration::from_std(d)
+                .map_err(|_| ApiError::validation(vec!["expiresIn is too long".into()]))?;
             Ok(Some(chrono::Utc::now() + d))
         }
         (None, at) => Ok(at),
@@ -91,7 +90,11 @@ pub(crate) async fn list(
         .list_tokens(&caller, q.owner_id.as_deref())
         .await?;
     let items = tokens.into_iter().map(TokenInfo::from).collect();
-    Ok(axum::Json(Page::of(items, q.limit, q.next_token.as_deref())?))
+    Ok(axum::Json(Page::of(
+        items,
+        q.limit,
+        q.next_token.as_deref(),
+    )?))
 }
 
 /// One token (an admin: any; a tenant: its own).
