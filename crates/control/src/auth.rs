@@ -349,3 +349,98 @@ impl ControlPlane {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(owner: Option<&str>, role: TokenRole) -> NewToken {
+        NewToken {
+            owner_id: owner.map(str::to_owned),
+            role,
+            name: None,
+            expires_at: None,
+        }
+    }
+
+    fn messages(r: Result<String>) -> Vec<String> {
+        match r {
+            Err(ControlError::Validation(e)) => e.into_messages(),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn owners_default_by_role_and_tenants_need_one() {
+        let now = time::now();
+        let owner = |r| check_new_token(&r, now).unwrap();
+        assert_eq!(owner(req(None, TokenRole::Admin)), "admin");
+        assert_eq!(owner(req(None, TokenRole::Metrics)), "metrics");
+        assert_eq!(owner(req(Some("alice"), TokenRole::Tenant)), "alice");
+        let refused = messages(check_new_token(&req(None, TokenRole::Tenant), now));
+        assert!(refused[0].contains("ownerId"), "{refused:?}");
+        let refused = messages(check_new_token(&req(Some("a b"), TokenRole::Tenant), now));
+        assert!(refused[0].contains("OwnerId"), "{refused:?}");
+    }
+
+    #[test]
+    fn runner_tokens_bad_names_and_past_expiry_are_refused_together() {
+        let now = time::now();
+        let mut r = req(Some("node-1"), TokenRole::Runner);
+        r.name = Some("\u{7}bell".into());
+        r.expires_at = Some(now);
+        let all = messages(check_new_token(&r, now));
+        assert_eq!(all.len(), 3, "{all:?}");
+        assert!(all[0].contains("runner"), "{all:?}");
+        assert!(all[1].contains("name"), "{all:?}");
+        assert!(all[2].contains("past"), "{all:?}");
+        for ok in ["ci", "laptop é", &"x".repeat(MAX_TOKEN_NAME)] {
+            let mut r = req(Some("a"), TokenRole::Tenant);
+            r.name = Some(ok.to_owned());
+            assert!(check_new_token(&r, now).is_ok(), "{ok}");
+        }
+        for bad in ["", "   ", &"x".repeat(MAX_TOKEN_NAME + 1)] {
+            let mut r = req(Some("a"), TokenRole::Tenant);
+            r.name = Some(bad.to_owned());
+            assert!(check_new_token(&r, now).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_tenant_and_admin_grants_reach_the_api() {
+        let grant = |role| Grant {
+            token_id: "tok_1".into(),
+            owner_id: "o".into(),
+            role,
+            expires_at: None,
+        };
+        assert_eq!(
+            grant(TokenRole::Admin).principal(),
+            Some(Principal {
+                owner_id: "o".into(),
+                is_admin: true
+            })
+        );
+        assert_eq!(
+            grant(TokenRole::Tenant).principal().map(|p| p.is_admin),
+            Some(false)
+        );
+        assert_eq!(grant(TokenRole::Metrics).principal(), None);
+        assert_eq!(grant(TokenRole::Runner).principal(), None);
+        let mut g = grant(TokenRole::Tenant);
+        let now = time::now();
+        g.expires_at = Some(now);
+        assert!(g.is_expired(now));
+        let before = Timestamp::from_timestamp_micros(now.timestamp_micros() - 1).unwrap();
+        assert!(!g.is_expired(before));
+    }
+
+    #[test]
+    fn token_ids_are_random_and_unrelated_to_the_secret() {
+        let (a, b) = (new_token_id(), new_token_id());
+        assert_ne!(a, b);
+        assert!(a.starts_with("tok_") && a.len() == 28, "{a}");
+        let secret = new_secret();
+        assert!(!hash_token(&secret).contains(&a[4..]));
+    }
+}
