@@ -485,3 +485,43 @@ fn the_cli_lists_and_revokes_tokens() {
     );
     assert_eq!(r.code, 1, "{r:?}");
 }
+
+#[test]
+fn servers_sharing_a_database_refuse_a_revoked_token_within_the_cache_lifetime() {
+    let db = PgDb::create();
+    let start = |dir: &std::path::Path| {
+        Server::start_with(
+            dir,
+            ServerOptions {
+                database_url: Some(db.url.clone()),
+                ..ServerOptions::default()
+            },
+        )
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start(dir_a.path());
+    let b = start(dir_b.path());
+    let alice = issue(&a, json!({ "ownerId": "alice" }));
+    // Server B knows it at once (unknown tokens are not cached), and caches it.
+    let (status, body) = b.call("GET", "/v1/whoami", Some(&secret(&alice)), None);
+    assert_eq!(status, 200, "{body}");
+
+    let (status, body) = a.admin("DELETE", &format!("/v1/tokens/{}", id(&alice)), None);
+    assert_eq!(status, 204, "{body}");
+    let (status, _) = a.call("GET", "/v1/whoami", Some(&secret(&alice)), None);
+    assert_eq!(status, 401, "refused at once where it was revoked");
+    // B may accept it until its cache entry ends (30 s), never after.
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        let (status, body) = b.call("GET", "/v1/whoami", Some(&secret(&alice)), None);
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "another server still accepts a token revoked 45 s ago"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
