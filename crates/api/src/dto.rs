@@ -229,21 +229,120 @@ pub struct RollbackDeploymentRequest {
     pub reason: Option<String>,
 }
 
+/// What a token may do: `tenant` (its owner's resources), `admin` (every
+/// owner's, and tokens), `metrics` (`GET /metrics` only) or `runner`
+/// (reserved for remote runners; refused until they exist).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenRole {
+    Tenant,
+    Admin,
+    Runner,
+    Metrics,
+}
+
+impl From<TokenRole> for hotswap_store::TokenRole {
+    fn from(r: TokenRole) -> Self {
+        match r {
+            TokenRole::Tenant => Self::Tenant,
+            TokenRole::Admin => Self::Admin,
+            TokenRole::Runner => Self::Runner,
+            TokenRole::Metrics => Self::Metrics,
+        }
+    }
+}
+
+impl From<hotswap_store::TokenRole> for TokenRole {
+    fn from(r: hotswap_store::TokenRole) -> Self {
+        match r {
+            hotswap_store::TokenRole::Tenant => Self::Tenant,
+            hotswap_store::TokenRole::Admin => Self::Admin,
+            hotswap_store::TokenRole::Runner => Self::Runner,
+            hotswap_store::TokenRole::Metrics => Self::Metrics,
+        }
+    }
+}
+
+/// `POST /v1/tokens`. `ownerId` is required for tenant tokens (admin and
+/// metrics tokens default to `admin` and `metrics`); `"admin": true` is the
+/// older spelling of `"role": "admin"`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTokenRequest {
-    pub owner_id: String,
+    pub owner_id: Option<String>,
     #[serde(default)]
     pub admin: bool,
+    /// Defaults to `tenant` (or `admin` with `"admin": true`).
+    pub role: Option<TokenRole>,
+    /// A label, 1–64 characters.
+    pub name: Option<String>,
+    /// Lifetime: seconds, or a string such as `"30d"` or `"12h"`.
+    #[serde(default, with = "hotswap_domain::duration::opt_secs")]
+    #[schema(value_type = Option<String>, example = "30d")]
+    pub expires_in: Option<std::time::Duration>,
+    /// Expiry instant (RFC 3339); give this or `expiresIn`, not both.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// A token as listed: never its secret nor its hash.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenInfo {
+    /// Public id, for `GET|DELETE /v1/tokens/{tokenId}`.
+    pub token_id: String,
+    pub owner_id: String,
+    pub role: TokenRole,
+    /// `role == admin`.
+    pub admin: bool,
+    pub name: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When a server last accepted it from the store (servers cache tokens
+    /// for 30 s, so this trails real use by up to that).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<hotswap_store::ApiToken> for TokenInfo {
+    fn from(t: hotswap_store::ApiToken) -> Self {
+        Self {
+            admin: t.is_admin(),
+            token_id: t.token_id,
+            owner_id: t.owner_id,
+            role: t.role.into(),
+            name: t.name,
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            last_used_at: t.last_used_at,
+        }
+    }
+}
+
+/// A new token: its secret (shown once, stored only as a hash) and its
+/// details.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenResponse {
     /// The secret; shown once, stored only as a hash.
     pub token: String,
-    pub owner_id: String,
-    pub admin: bool,
+    #[serde(flatten)]
+    pub info: TokenInfo,
+}
+
+/// `GET /v1/tokens` filters and paging.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListTokensQuery {
+    /// Only this owner's tokens (a tenant may only name itself).
+    pub owner_id: Option<String>,
+    /// Page size, 1–1000 (default 50).
+    pub limit: Option<u32>,
+    /// The previous page's `nextToken`.
+    pub next_token: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use hotswap_control::{hash_token, ControlPlane, Principal};
+use hotswap_control::{hash_token, ControlPlane, Grant, Principal, Refused, TokenRole};
 use hotswap_runner::Runner;
 
 pub mod dto;
@@ -22,15 +22,24 @@ mod routes;
 
 pub use error::{ApiError, ApiResult};
 
-/// How long a resolved token is trusted without asking the store again.
-const TOKEN_CACHE_TTL: Duration = Duration::from_secs(30);
+/// How long a resolved token is trusted without asking the store again: a
+/// token revoked through another server (sharing the database) keeps
+/// working here for at most this long. Expiry is checked on every request.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// Most tokens the cache holds; past it, it starts over.
+const TOKEN_CACHE_MAX: usize = 10_000;
 
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
     pub control: ControlPlane,
     pub runner: Arc<Runner>,
-    tokens: Arc<RwLock<HashMap<String, (Principal, Instant)>>>,
+    /// Verified tokens by the SHA-256 of their secret, with when they were
+    /// read from the store.
+    tokens: Arc<RwLock<HashMap<String, (Grant, Instant)>>>,
+    /// Serve `/metrics` without a token (`--metrics-public`).
+    metrics_public: bool,
     /// Event size limits of invocations (set by [`router`] from [`ApiConfig`]).
     pub(crate) payload: PayloadLimits,
 }
@@ -60,30 +69,61 @@ impl AppState {
             runner,
             tokens: Arc::default(),
             payload: PayloadLimits::default(),
+            metrics_public: false,
         }
     }
 
-    /// Resolves a bearer secret, with a short-lived cache keyed by its hash
-    /// so that the hot path does not hit the store on every request.
-    pub async fn authenticate(&self, secret: &str) -> ApiResult<Principal> {
+    /// Resolves a bearer secret to its grant, with a short-lived cache keyed
+    /// by its hash so that the hot path does not hit the store on every
+    /// request. Unknown, revoked and expired tokens are 401; expiry is
+    /// checked on cache hits too.
+    pub async fn verify(&self, secret: &str) -> ApiResult<Grant> {
         let key = hash_token(secret);
-        if let Some((p, at)) = self.tokens.read().ok().and_then(|m| m.get(&key).cloned()) {
-            if at.elapsed() < TOKEN_CACHE_TTL {
-                return Ok(p);
+        let cached = self.tokens.read().ok().and_then(|m| m.get(&key).cloned());
+        let grant = match cached {
+            Some((grant, at)) if at.elapsed() < TOKEN_CACHE_TTL => grant,
+            _ => {
+                let grant = self
+                    .control
+                    .verify_token(secret)
+                    .await?
+                    .map_err(|refused| ApiError::unauthorized(refused.to_string()))?;
+                if let Ok(mut m) = self.tokens.write() {
+                    if m.len() >= TOKEN_CACHE_MAX {
+                        m.clear();
+                    }
+                    m.insert(key.clone(), (grant.clone(), Instant::now()));
+                }
+                grant
             }
+        };
+        if grant.is_expired(chrono::Utc::now()) {
+            if let Ok(mut m) = self.tokens.write() {
+                m.remove(&key);
+            }
+            return Err(ApiError::unauthorized(Refused::Expired.to_string()));
         }
-        let principal = self
-            .control
-            .authenticate(secret)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("unknown API token"))?;
+        Ok(grant)
+    }
+
+    /// The API identity behind a bearer secret: tenant and admin tokens
+    /// only; a `metrics` (or `runner`) token is 403 here.
+    pub async fn authenticate(&self, secret: &str) -> ApiResult<Principal> {
+        let grant = self.verify(secret).await?;
+        grant.principal().ok_or_else(|| {
+            ApiError::forbidden(format!(
+                "a {} token cannot use the /v1 API",
+                grant.role.as_str()
+            ))
+        })
+    }
+
+    /// Drops a revoked token from this server's cache, so that it is
+    /// refused here at once.
+    pub fn forget_token(&self, token_id: &str) {
         if let Ok(mut m) = self.tokens.write() {
-            if m.len() > 10_000 {
-                m.clear();
-            }
-            m.insert(key, (principal.clone(), Instant::now()));
+            m.retain(|_, (grant, _)| grant.token_id != token_id);
         }
-        Ok(principal)
     }
 }
 
@@ -96,6 +136,8 @@ pub struct ApiConfig {
     /// Largest invocation events; larger ones get 413 `RequestEntityTooLarge`
     /// (invoke bodies are limited by these alone, not by `max_body_bytes`).
     pub payload: PayloadLimits,
+    /// Serve `/metrics` to anyone who can reach it (no token).
+    pub metrics_public: bool,
 }
 
 impl Default for ApiConfig {
@@ -104,6 +146,7 @@ impl Default for ApiConfig {
         Self {
             max_body_bytes: 70 * 1024 * 1024,
             payload: PayloadLimits::default(),
+            metrics_public: false,
         }
     }
 }
@@ -111,6 +154,7 @@ impl Default for ApiConfig {
 /// The whole HTTP application.
 pub fn router(mut state: AppState, config: &ApiConfig) -> Router {
     state.payload = config.payload;
+    state.metrics_public = config.metrics_public;
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus))
@@ -137,19 +181,31 @@ async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) ->
 }
 
 /// Prometheus text: per-version invocation metrics (labels: function and
-/// version only), warm instances, isolation.
+/// version only), warm instances, isolation. It names every tenant's
+/// functions, so it needs an admin or `metrics` token unless the server
+/// runs with `--metrics-public`.
 async fn prometheus(
     axum::extract::State(state): axum::extract::State<AppState>,
-) -> impl IntoResponse {
+    headers: axum::http::HeaderMap,
+) -> ApiResult<impl IntoResponse> {
+    if !state.metrics_public {
+        let secret = extract::bearer(&headers)?;
+        let grant = state.verify(secret).await?;
+        if !matches!(grant.role, TokenRole::Admin | TokenRole::Metrics) {
+            return Err(ApiError::forbidden(
+                "/metrics needs an admin or metrics token",
+            ));
+        }
+    }
     let r = &state.runner;
     let text = r.metrics().prometheus(r.idle_instances(), r.isolated());
-    (
+    Ok((
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
         text,
-    )
+    ))
 }
 
 async fn not_found() -> ApiError {

@@ -26,7 +26,7 @@ impl Modify for BearerAuth {
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     paths(
-        routes::tokens::create, routes::tokens::whoami,
+        routes::tokens::create, routes::tokens::list, routes::tokens::get, routes::tokens::revoke, routes::tokens::whoami,
         routes::functions::create, routes::functions::list, routes::functions::get, routes::functions::update,
         routes::functions::update_code, routes::functions::delete,
         routes::invoke::invoke, routes::invoke::logs, routes::invoke::metrics, routes::invoke::get_invocation, routes::invoke::list_invocations,

@@ -83,7 +83,7 @@ pub enum Command {
     #[command(subcommand)]
     Deployments(DeploymentsCommand),
 
-    /// Manage API tokens (admin).
+    /// Manage API tokens: create (admin), list, revoke.
     #[command(subcommand)]
     Token(TokenCommand),
 
@@ -803,16 +803,50 @@ pub enum DeploymentsCommand {
 /// Token commands.
 #[derive(Debug, Clone, Subcommand)]
 pub enum TokenCommand {
-    /// Create an API token for an owner (needs an admin token).
-    #[command(
-        after_help = "Example:\n  export HOTSWAP_TOKEN=$(hotswap token create alice -o json | jq -r .token)"
-    )]
+    /// Create an API token (needs an admin token). The secret is shown once.
+    #[command(after_help = "Examples:\n  \
+        export HOTSWAP_TOKEN=$(hotswap token create alice -o json | jq -r .token)\n  \
+        hotswap token create alice --name ci --expires-in 30d\n  \
+        hotswap token create --role metrics --name prometheus   # reads /metrics, nothing else")]
     Create {
-        /// Owner (tenant) the token acts as.
-        owner: String,
-        /// Give the token admin rights.
-        #[arg(long)]
+        /// Owner (tenant) the token acts as; required for tenant tokens
+        /// (admin and metrics tokens default to `admin` and `metrics`).
+        owner: Option<String>,
+        /// Give the token admin rights (same as `--role admin`).
+        #[arg(long, conflicts_with = "role")]
         admin: bool,
+        /// What the token may do: `tenant` (default), `admin`, or `metrics`
+        /// (reads /metrics and nothing else).
+        #[arg(long, value_parser = ["tenant", "admin", "runner", "metrics"])]
+        role: Option<String>,
+        /// A label to recognise it by in `token list` (1-64 characters).
+        #[arg(long)]
+        name: Option<String>,
+        /// Lifetime, e.g. `30d`, `12h`, `3600` (seconds); refused after it.
+        #[arg(long, value_name = "DURATION", conflicts_with = "expires_at")]
+        expires_in: Option<String>,
+        /// Expiry instant, RFC 3339 (`2030-01-31T00:00:00Z`).
+        #[arg(long, value_name = "TIME")]
+        expires_at: Option<String>,
+    },
+    /// List tokens (never their secrets): an admin sees all, a tenant its own.
+    List {
+        /// Only this owner's tokens.
+        #[arg(long)]
+        owner: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show one token.
+    Get {
+        /// Token ID (`tokenId`, from `token list`).
+        id: String,
+    },
+    /// Revoke a token: refused from then on (by other servers sharing the
+    /// database within 30 s, their token cache's lifetime).
+    Revoke {
+        /// Token ID (`tokenId`, from `token list`).
+        id: String,
     },
 }
 

@@ -20,11 +20,12 @@ mod triggers;
 mod versions;
 
 pub use aliases::AliasUpdate;
-pub use auth::{hash_token, Principal};
+pub use auth::{hash_token, Grant, IssuedToken, NewToken, Principal, Refused, MAX_TOKEN_NAME};
 pub use code::{CodeLimits, CodePackage};
 pub use deployments::NewDeployment;
 pub use error::ControlError;
 pub use functions::{FunctionPatch, NewFunction};
+pub use hotswap_store::{ApiToken, TokenRole};
 pub use runners::{Heartbeat, RunnerView};
 pub use triggers::NewTrigger;
 

@@ -91,9 +91,15 @@ pub struct ServerArgs {
     /// Most asynchronous attempts this server runs at once.
     #[arg(long, default_value_t = 64, env = "HOTSWAP_ASYNC_MAX_IN_FLIGHT")]
     async_max_in_flight: usize,
-    /// Admin API token to install at start (at least 16 characters).
+    /// Admin API token to install at start (at least 16 characters). Once
+    /// revoked, a secret is refused here: the server will not start with it.
     #[arg(long, env = "HOTSWAP_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Serve `GET /metrics` without a token (it names every tenant's
+    /// functions: only for a trusted network). Otherwise it needs an admin
+    /// or `metrics` token.
+    #[arg(long, env = "HOTSWAP_METRICS_PUBLIC")]
+    metrics_public: bool,
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
@@ -163,6 +169,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 sync_bytes: args.max_sync_payload,
                 async_bytes: args.max_async_payload,
             },
+            metrics_public: args.metrics_public,
         },
     );
     let addr = listener.local_addr()?;

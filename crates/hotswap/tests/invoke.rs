@@ -473,8 +473,11 @@ fn counters_metrics_and_can_delete() {
     let (_, bad) = s.admin("GET", "/v1/functions/cnt-bad/metrics", None);
     assert_eq!(bad["items"][0]["errorRate"], 100.0, "{bad}");
 
-    // Prometheus text, no auth
-    let text = reqwest::blocking::get(format!("{}/metrics", s.url))
+    // Prometheus text (an admin or metrics token: tests/tokens.rs)
+    let text = reqwest::blocking::Client::new()
+        .get(format!("{}/metrics", s.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
         .unwrap()
         .text()
         .unwrap();

@@ -68,17 +68,96 @@ pub enum StoreError {
 /// The result of every storage operation.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenRole {
+    /// Acts for its owner's resources only.
+    Tenant,
+    /// Acts for every owner, and manages tokens.
+    Admin,
+    /// Reserved for remote runners (not issued yet).
+    Runner,
+    /// Reads `/metrics` and nothing else.
+    Metrics,
+}
+
+impl TokenRole {
+    /// Every role, in the order documented.
+    pub const ALL: [TokenRole; 4] = [
+        TokenRole::Tenant,
+        TokenRole::Admin,
+        TokenRole::Runner,
+        TokenRole::Metrics,
+    ];
+
+    /// The stored and wire name: `tenant`, `admin`, `runner`, `metrics`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenRole::Tenant => "tenant",
+            TokenRole::Admin => "admin",
+            TokenRole::Runner => "runner",
+            TokenRole::Metrics => "metrics",
+        }
+    }
+}
+
+impl fmt::Display for TokenRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A role name that is not one of [`TokenRole::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown role '{0}': expected tenant, admin, runner or metrics")]
+pub struct UnknownRole(pub String);
+
+impl FromStr for TokenRole {
+    type Err = UnknownRole;
+    fn from_str(s: &str) -> Result<Self, UnknownRole> {
+        TokenRole::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| UnknownRole(s.to_owned()))
+    }
+}
+
 /// An API token as stored: only the SHA-256 of the secret is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiToken {
     /// Lower-case hex SHA-256 of the token secret.
     pub token_hash: String,
+    /// The token's public identity (random; unrelated to the secret), used
+    /// to list and revoke it.
+    pub token_id: String,
     /// The tenant the token acts for.
     pub owner_id: String,
-    /// Whether the token may act for every tenant.
-    pub is_admin: bool,
+    /// What the token may do.
+    pub role: TokenRole,
+    /// A label chosen at issue (`"ci"`, `"laptop"`).
+    pub name: Option<String>,
     /// When the token was issued.
-    pub created_at: hotswap_domain::time::Timestamp,
+    pub created_at: Timestamp,
+    /// After this instant the token is refused.
+    pub expires_at: Option<Timestamp>,
+    /// When a server last looked the token up in the store to accept it
+    /// (servers cache tokens, so this lags real use by up to the cache's
+    /// lifetime).
+    pub last_used_at: Option<Timestamp>,
+    /// When it was revoked; a revoked token is refused for good.
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl ApiToken {
+    /// Whether the token may act for every tenant.
+    pub fn is_admin(&self) -> bool {
+        self.role == TokenRole::Admin
+    }
+
+    /// Whether the token has expired at `now`.
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
 }
 
 /// Which functions `list_functions` returns, and which page.
@@ -370,10 +449,21 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     // ---- API tokens ------------------------------------------------------
 
-    /// Inserts a token; `Conflict` when the hash exists.
+    /// Inserts a token; `Conflict` when the hash or the id exists.
     async fn insert_token(&self, token: &ApiToken) -> Result<()>;
-    /// The token with this hash, if any.
+    /// The token with this hash, if any, revoked or not.
     async fn find_token(&self, token_hash: &str) -> Result<Option<ApiToken>>;
-    /// Whether any admin token exists (first-start bootstrap).
+    /// The token with this id, if any, revoked or not.
+    async fn get_token(&self, token_id: &str) -> Result<Option<ApiToken>>;
+    /// Tokens not revoked (expired ones included), of one owner or of all,
+    /// oldest first.
+    async fn list_tokens(&self, owner_id: Option<&str>) -> Result<Vec<ApiToken>>;
+    /// Marks the token revoked at `at`; `false` when there is no such token
+    /// or it was revoked already.
+    async fn revoke_token(&self, token_id: &str, at: Timestamp) -> Result<bool>;
+    /// Moves the token's `last_used_at` forward to `at` (never back).
+    async fn touch_token(&self, token_id: &str, at: Timestamp) -> Result<()>;
+    /// Whether any admin token that is neither revoked nor expired exists
+    /// (first-start bootstrap).
     async fn has_admin_token(&self) -> Result<bool>;
 }

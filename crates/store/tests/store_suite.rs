@@ -23,6 +23,7 @@ use hotswap_domain::{
 };
 use hotswap_store::{
     open_metadata_store, ApiToken, Claimed, FunctionFilter, MetadataStore, Result, StoreError,
+    TokenRole,
 };
 
 // ---- harness ---------------------------------------------------------------
@@ -169,6 +170,8 @@ suite!(
     one_active_deployment_per_alias,
     concurrent_deployments_admit_one,
     token_round_trip,
+    tokens_list_by_owner_revoke_and_touch,
+    only_live_admin_tokens_count_as_admins,
     delete_function_cascades,
     data_survives_reopen,
     corrupt_rows_are_reported_not_panicked_on,
@@ -1894,32 +1897,46 @@ async fn concurrent_deployments_admit_one(ctx: Ctx) {
     assert_eq!(ctx.store.list_deployments("rush").await.unwrap().len(), 1);
 }
 
+fn api_token(hash: &str, id: &str, owner: &str, role: TokenRole) -> ApiToken {
+    ApiToken {
+        token_hash: hash.repeat(32),
+        token_id: id.to_owned(),
+        owner_id: owner.to_owned(),
+        role,
+        name: None,
+        created_at: at(1_700_000_000_000_042),
+        expires_at: None,
+        last_used_at: None,
+        revoked_at: None,
+    }
+}
+
 async fn token_round_trip(ctx: Ctx) {
     let s = ctx.store.as_ref();
     assert!(!s.has_admin_token().await.unwrap());
-    let user = ApiToken {
-        token_hash: "ab".repeat(32),
-        owner_id: "tenant-1".to_owned(),
-        is_admin: false,
-        created_at: at(1_700_000_000_000_042),
-    };
+    let mut user = api_token("ab", "tok_user", "tenant-1", TokenRole::Tenant);
+    user.name = Some("laptop é".to_owned());
+    user.expires_at = Some(at(4_000_000_000_000_001));
     s.insert_token(&user).await.unwrap();
     assert_eq!(
         s.find_token(&user.token_hash).await.unwrap(),
         Some(user.clone())
     );
+    assert_eq!(s.get_token("tok_user").await.unwrap(), Some(user.clone()));
     assert!(!s.has_admin_token().await.unwrap());
 
-    let admin = ApiToken {
-        token_hash: "cd".repeat(32),
-        owner_id: "root".to_owned(),
-        is_admin: true,
-        created_at: at(1_700_000_000_000_043),
-    };
+    let mut admin = api_token("cd", "tok_admin", "root", TokenRole::Admin);
+    admin.created_at = at(1_700_000_000_000_043);
     s.insert_token(&admin).await.unwrap();
     assert!(s.has_admin_token().await.unwrap());
     assert_eq!(s.find_token(&admin.token_hash).await.unwrap(), Some(admin));
     assert_eq!(s.find_token(&"00".repeat(32)).await.unwrap(), None);
+    assert_eq!(s.get_token("tok_nope").await.unwrap(), None);
+    for role in [TokenRole::Metrics, TokenRole::Runner] {
+        let t = api_token(&role.as_str()[..2], role.as_str(), "m", role);
+        s.insert_token(&t).await.unwrap();
+        assert_eq!(s.get_token(role.as_str()).await.unwrap(), Some(t));
+    }
 
     let message = conflict(s.insert_token(&user).await);
     assert!(message.contains("already exists"), "{message}");
@@ -1927,6 +1944,167 @@ async fn token_round_trip(ctx: Ctx) {
         !message.contains(&user.token_hash),
         "the hash stays out of messages"
     );
+    // The id is unique too.
+    let same_id = api_token("99", "tok_user", "tenant-2", TokenRole::Tenant);
+    conflict(s.insert_token(&same_id).await);
+}
+
+async fn tokens_list_by_owner_revoke_and_touch(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    let mut a1 = api_token("a1", "tok_a1", "alice", TokenRole::Tenant);
+    let mut b1 = api_token("b1", "tok_b1", "bob", TokenRole::Tenant);
+    let mut a2 = api_token("a2", "tok_a2", "alice", TokenRole::Tenant);
+    a1.created_at = at(1_700_000_000_000_001);
+    b1.created_at = at(1_700_000_000_000_002);
+    a2.created_at = at(1_700_000_000_000_003);
+    a2.expires_at = Some(at(1_700_000_000_000_004));
+    for t in [&a2, &b1, &a1] {
+        s.insert_token(t).await.unwrap();
+    }
+    let ids = |ts: Vec<ApiToken>| ts.into_iter().map(|t| t.token_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.list_tokens(None).await.unwrap()),
+        ["tok_a1", "tok_b1", "tok_a2"],
+        "oldest first, expired ones included"
+    );
+    assert_eq!(
+        ids(s.list_tokens(Some("alice")).await.unwrap()),
+        ["tok_a1", "tok_a2"]
+    );
+    assert!(s.list_tokens(Some("carol")).await.unwrap().is_empty());
+
+    // Touching moves last_used_at forward only.
+    s.touch_token("tok_a1", at(1_700_000_000_000_500))
+        .await
+        .unwrap();
+    s.touch_token("tok_a1", at(1_700_000_000_000_100))
+        .await
+        .unwrap();
+    s.touch_token("tok_nope", at(1_700_000_000_000_100))
+        .await
+        .unwrap();
+    a1.last_used_at = Some(at(1_700_000_000_000_500));
+    assert_eq!(s.get_token("tok_a1").await.unwrap(), Some(a1.clone()));
+
+    // Revoked: once, kept (so the secret cannot come back), never listed.
+    let when = at(1_700_000_000_000_900);
+    assert!(s.revoke_token("tok_a1", when).await.unwrap());
+    assert!(!s.revoke_token("tok_a1", when).await.unwrap());
+    assert!(!s.revoke_token("tok_nope", when).await.unwrap());
+    a1.revoked_at = Some(when);
+    assert_eq!(s.find_token(&a1.token_hash).await.unwrap(), Some(a1));
+    assert_eq!(ids(s.list_tokens(Some("alice")).await.unwrap()), ["tok_a2"]);
+    b1.revoked_at = None;
+    assert_eq!(s.get_token("tok_b1").await.unwrap(), Some(b1));
+}
+
+async fn only_live_admin_tokens_count_as_admins(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    let mut expired = api_token("e1", "tok_expired", "admin", TokenRole::Admin);
+    expired.expires_at = Some(at(1_700_000_000_000_000));
+    s.insert_token(&expired).await.unwrap();
+    assert!(!s.has_admin_token().await.unwrap(), "an expired admin");
+    let revoked = api_token("e2", "tok_revoked", "admin", TokenRole::Admin);
+    s.insert_token(&revoked).await.unwrap();
+    assert!(s.has_admin_token().await.unwrap());
+    s.revoke_token("tok_revoked", time::now()).await.unwrap();
+    assert!(!s.has_admin_token().await.unwrap(), "a revoked admin");
+    let mut later = api_token("e3", "tok_later", "admin", TokenRole::Admin);
+    later.expires_at = Some(time::now() + chrono::Duration::hours(1));
+    s.insert_token(&later).await.unwrap();
+    assert!(s.has_admin_token().await.unwrap());
+}
+
+/// Tokens issued before migration 0006 keep working: each gets a distinct
+/// id (not derived from its hash), its role from `is_admin`, no expiry.
+async fn legacy_tokens_migrate(url: &str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.expect("connect");
+    let mut before = sqlx::migrate!("./migrations");
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|m| m.version < 6)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before.run(&pool).await.expect("migrations 1-5");
+    for (hash, owner, admin, created) in [
+        ("aa", "admin", 1, 1_700_000_000_000_001_i64),
+        ("bb", "alice", 0, 1_700_000_000_000_002),
+        ("cc", "bob", 0, 1_700_000_000_000_002),
+    ] {
+        sqlx::query(
+            "INSERT INTO api_tokens (token_hash, owner_id, is_admin, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(hash.repeat(32))
+        .bind(owner)
+        .bind(admin)
+        .bind(created)
+        .execute(&pool)
+        .await
+        .expect("a legacy token");
+    }
+    pool.close().await;
+
+    let store = open_metadata_store(url).await.expect("migrated");
+    let tokens = store.list_tokens(None).await.unwrap();
+    assert_eq!(tokens.len(), 3, "{tokens:?}");
+    let ids: BTreeSet<&str> = tokens.iter().map(|t| t.token_id.as_str()).collect();
+    assert_eq!(ids.len(), 3, "distinct ids: {tokens:?}");
+    for t in &tokens {
+        assert!(t.token_id.starts_with("tok_legacy_"), "{t:?}");
+        assert!(!t.token_id.contains(&t.token_hash[..8]), "{t:?}");
+        assert_eq!(t.expires_at, None);
+        assert_eq!(t.revoked_at, None);
+        let role = if t.owner_id == "admin" {
+            TokenRole::Admin
+        } else {
+            TokenRole::Tenant
+        };
+        assert_eq!(t.role, role, "{t:?}");
+        assert_eq!(
+            store.find_token(&t.token_hash).await.unwrap().as_ref(),
+            Some(t)
+        );
+    }
+    assert!(store.has_admin_token().await.unwrap());
+    // New tokens still go in after the legacy ones.
+    let fresh = api_token("dd", "tok_fresh", "carol", TokenRole::Metrics);
+    store.insert_token(&fresh).await.unwrap();
+    assert_eq!(store.list_tokens(None).await.unwrap().len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn legacy_tokens_migrate_on_sqlite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("legacy.db").display()
+    );
+    legacy_tokens_migrate(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn legacy_tokens_migrate_on_postgres() {
+    let admin_url = postgres_admin_url();
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL is not reachable at {admin_url}: {e}"));
+    let db = format!("hotswap_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    let mut url = url::Url::parse(&admin_url).expect("a URL");
+    url.set_path(&db);
+    let outcome = tokio::spawn(async move { legacy_tokens_migrate(url.as_str()).await }).await;
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
 }
 
 async fn delete_function_cascades(ctx: Ctx) {
@@ -1992,12 +2170,8 @@ async fn data_survives_reopen(ctx: Ctx) {
     ctx.store.create_deployment(&d).await.unwrap();
     let r = RunnerNode::new("node-1", "h");
     ctx.store.upsert_runner(&r).await.unwrap();
-    let token = ApiToken {
-        token_hash: "ee".repeat(32),
-        owner_id: "o".to_owned(),
-        is_admin: true,
-        created_at: time::now(),
-    };
+    let mut token = api_token("ee", "tok_durable", "o", TokenRole::Admin);
+    token.created_at = time::now();
     ctx.store.insert_token(&token).await.unwrap();
     let before = ctx.store.get_function("durable").await.unwrap();
 

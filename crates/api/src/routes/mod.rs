@@ -18,7 +18,11 @@ pub(crate) mod versions;
 pub(crate) fn v1() -> Router<AppState> {
     Router::new()
         .route("/openapi.json", get(crate::openapi::serve))
-        .route("/tokens", post(tokens::create))
+        .route("/tokens", post(tokens::create).get(tokens::list))
+        .route(
+            "/tokens/{token_id}",
+            get(tokens::get).delete(tokens::revoke),
+        )
         .route("/whoami", get(tokens::whoami))
         .route("/functions", post(functions::create).get(functions::list))
         .route(

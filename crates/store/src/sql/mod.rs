@@ -56,7 +56,7 @@ use hotswap_domain::time::Timestamp;
 
 use crate::{
     ApiToken, Claimed, FunctionFilter, InvocationCursor, InvocationFilter, MetadataStore, Page,
-    Result, StoreError,
+    Result, StoreError, TokenRole,
 };
 
 pub(crate) mod record;
@@ -1023,10 +1023,58 @@ impl MetadataStore for SqlStore {
         fetch_by_key(&self.pool, vec![text(token_hash)]).await
     }
 
+    async fn get_token(&self, token_id: &str) -> Result<Option<ApiToken>> {
+        let sql = SqlText::select::<ApiToken>("WHERE token_id = $1");
+        fetch_optional(&self.pool, &sql, vec![text(token_id)]).await
+    }
+
+    async fn list_tokens(&self, owner_id: Option<&str>) -> Result<Vec<ApiToken>> {
+        let (sql, values) = match owner_id {
+            Some(owner) => (
+                SqlText::select::<ApiToken>(
+                    "WHERE revoked_at IS NULL AND owner_id = $1 ORDER BY created_at, token_id",
+                ),
+                vec![text(owner)],
+            ),
+            None => (
+                SqlText::select::<ApiToken>(
+                    "WHERE revoked_at IS NULL ORDER BY created_at, token_id",
+                ),
+                vec![],
+            ),
+        };
+        fetch_all(&self.pool, &sql, values).await
+    }
+
+    async fn revoke_token(&self, token_id: &str, at: Timestamp) -> Result<bool> {
+        let done = execute(
+            &self.pool,
+            "UPDATE api_tokens SET revoked_at = $2 WHERE token_id = $1 AND revoked_at IS NULL",
+            vec![text(token_id), Value::Int(at.timestamp_micros())],
+        )
+        .await?;
+        Ok(done > 0)
+    }
+
+    async fn touch_token(&self, token_id: &str, at: Timestamp) -> Result<()> {
+        execute(
+            &self.pool,
+            "UPDATE api_tokens SET last_used_at = $2 WHERE token_id = $1 \
+             AND (last_used_at IS NULL OR last_used_at < $2)",
+            vec![text(token_id), Value::Int(at.timestamp_micros())],
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn has_admin_token(&self) -> Result<bool> {
         let row = query_with(
-            "SELECT COUNT(*) AS admins FROM api_tokens WHERE is_admin = $1",
-            vec![record::flag(true)],
+            "SELECT COUNT(*) AS admins FROM api_tokens WHERE role = $1 AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > $2)",
+            vec![
+                text(TokenRole::Admin.as_str()),
+                Value::Int(hotswap_domain::time::now().timestamp_micros()),
+            ],
         )
         .fetch_one(&self.pool)
         .await

@@ -14,9 +14,10 @@ use hotswap_domain::{
 };
 
 use super::record::{columns, json_columns, named_columns, Record};
-use crate::ApiToken;
+use crate::{ApiToken, TokenRole};
 
 named_columns!(
+    TokenRole,
     AsyncStatus,
     Runtime,
     VersionStatus,
@@ -196,12 +197,13 @@ impl Record for ApiToken {
     const KEY_LEN: usize = 1;
 
     columns! {
-        token_hash, owner_id, is_admin, created_at
+        token_hash, token_id, owner_id, role, name, created_at, expires_at, last_used_at,
+        revoked_at
     }
 
     /// The hash is a credential's fingerprint: keep it out of messages.
     fn describe(&self) -> String {
-        format!("of owner '{}'", self.owner_id)
+        format!("'{}' of owner '{}'", self.token_id, self.owner_id)
     }
 }
 
@@ -250,13 +252,17 @@ mod tests {
         );
         assert_eq!(
             SqlText::upsert::<ApiToken>(),
-            "INSERT INTO api_tokens (token_hash, owner_id, is_admin, created_at) VALUES \
-             ($1, $2, $3, $4) ON CONFLICT (token_hash) DO UPDATE SET owner_id = \
-             excluded.owner_id, is_admin = excluded.is_admin, created_at = excluded.created_at"
+            "INSERT INTO api_tokens (token_hash, token_id, owner_id, role, name, created_at, \
+             expires_at, last_used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (token_hash) DO UPDATE SET token_id = excluded.token_id, owner_id = \
+             excluded.owner_id, role = excluded.role, name = excluded.name, created_at = \
+             excluded.created_at, expires_at = excluded.expires_at, last_used_at = \
+             excluded.last_used_at, revoked_at = excluded.revoked_at"
         );
         assert_eq!(
             SqlText::select::<ApiToken>(&SqlText::where_key::<ApiToken>()),
-            "SELECT token_hash, owner_id, is_admin, created_at FROM api_tokens WHERE token_hash = $1"
+            "SELECT token_hash, token_id, owner_id, role, name, created_at, expires_at, \
+             last_used_at, revoked_at FROM api_tokens WHERE token_hash = $1"
         );
     }
 
