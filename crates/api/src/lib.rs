@@ -115,7 +115,8 @@ async fn prometheus(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> impl IntoResponse {
     let r = &state.runner;
-    let text = r.metrics().prometheus(r.idle_instances(), r.isolated());
+    let mut text = r.metrics().prometheus(r.idle_instances(), r.isolated());
+    text.push_str(&r.logs().prometheus());
     (
         [(
             axum::http::header::CONTENT_TYPE,
