@@ -406,7 +406,7 @@ fn every_invocation_leaves_start_end_and_report_lines() {
         assert_eq!(f["Memory Size"], "128 MB", "{report:?}");
         assert_eq!(
             f["Max Memory Used"],
-            format!("{} MB", r["memoryUsedMb"]),
+            format!("{} MB", r["memoryUsedMB"]),
             "{report:?}"
         );
         if cold {
