@@ -333,3 +333,60 @@ pub(crate) async fn get_invocation(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(pairs: &[(&str, &str)]) -> LogsQuery {
+        let mut q = LogsQuery::default();
+        for (k, v) in pairs {
+            let v = Some((*v).to_owned());
+            match *k {
+                "limit" => q.limit = v,
+                "since" => q.since = v,
+                "version" => q.version = v,
+                "requestId" => q.request_id = v,
+                _ => unreachable!(),
+            }
+        }
+        q
+    }
+
+    #[test]
+    fn logs_query_defaults_and_bounds() {
+        let q = query(&[]).check().unwrap();
+        assert_eq!(q.limit, MAX_LOG_LINES);
+        let q = query(&[
+            ("limit", "1000"),
+            ("since", "2024-05-01T12:00:00+02:00"),
+            ("version", "$LATEST"),
+            ("requestId", "abc-DEF_1"),
+        ])
+        .check()
+        .unwrap();
+        assert_eq!(q.limit, 1000);
+        assert_eq!(q.since.unwrap().to_rfc3339(), "2024-05-01T10:00:00+00:00");
+        for (k, v) in [
+            ("limit", "1001"),
+            ("limit", "0"),
+            ("limit", "ten"),
+            ("since", "2024-05-01"),
+            ("version", "01"),
+            ("version", "4294967296"),
+            ("requestId", "a/b"),
+        ] {
+            let e = query(&[(k, v)]).check().unwrap_err();
+            assert_eq!(
+                (e.status, e.code, e.errors.len()),
+                (StatusCode::BAD_REQUEST, "ValidationFailed", 1),
+                "{k}={v}"
+            );
+            assert!(e.errors[0].starts_with(k), "{k}={v}: {:?}", e.errors);
+        }
+        let e = query(&[("limit", "-1"), ("version", "x")])
+            .check()
+            .unwrap_err();
+        assert_eq!(e.errors.len(), 2, "{:?}", e.errors);
+    }
+}
