@@ -168,7 +168,7 @@ fn server_pid(s: &Server) -> u32 {
             .collect();
         if args.first().is_some_and(|a| a == bin())
             && args.get(1).is_some_and(|a| a == "server")
-            && args.iter().any(|a| *a == dir)
+            && args.contains(&dir)
         {
             return pid;
         }
