@@ -72,7 +72,8 @@ def flood(event, context):
             pass
     for s in socks:
         s.close()
-    return {"opened": len(socks), "stillOpen": still_open, "errors": errors}
+    return {"opened": len(socks), "stillOpen": still_open, "errors": errors,
+            "fdLimit": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}
 "#;
 
 /// Caps given to the servers of the log tests.
@@ -462,8 +463,10 @@ fn connection_flood(sandbox: &str, via: &str) {
     assert_eq!(attack["success"], true, "{attack}");
     let out: Value = serde_json::from_str(attack["body"].as_str().unwrap()).unwrap();
     eprintln!("{sandbox}/{via}: {out}; server fds: baseline {baseline}, most {most_fds} over {checks} checks");
+    // 20,000, or as many as the function's own descriptor limit allows.
+    let most = out["fdLimit"].as_u64().unwrap().min(20000);
     assert!(
-        out["opened"].as_u64().unwrap() >= 15000,
+        out["opened"].as_u64().unwrap() + 100 >= most,
         "the attack ran: {out}"
     );
     assert!(
