@@ -36,6 +36,10 @@ def lines(event, context):
     sys.stdout.flush()
     return "done"
 
+def sleepy(event, context):
+    time.sleep(event["s"])
+    return "slept"
+
 def flood(event, context):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:
@@ -497,4 +501,137 @@ fn runtime_api_connection_flood_is_capped_per_instance_isolated() {
 #[test]
 fn runtime_api_connection_flood_is_capped_per_instance_unisolated() {
     connection_flood("unisolated", "tcp");
+}
+
+/// A server started under `prlimit`, with a descriptor limit it cannot
+/// raise; killed when dropped.
+struct Limited {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Limited {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_limited(dir: &std::path::Path, nofile: u64, extra: &[&str]) -> Limited {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new("prlimit")
+        .arg(format!("--nofile={nofile}:{nofile}"))
+        .arg("--")
+        .arg(bin())
+        .args(["server", "--listen", "127.0.0.1:0", "--sandbox", "isolated"])
+        .arg("--data-dir")
+        .arg(dir)
+        .args(extra)
+        .env("HOTSWAP_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("HOTSWAP_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("prlimit (util-linux) runs the server");
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if let Some(url) = line.strip_prefix("hotswap listening on ") {
+                let _ = tx.send(url.to_owned());
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the server listens");
+    Limited { child, url }
+}
+
+#[test]
+fn the_descriptor_reserve_keeps_the_api_serving_when_instances_pile_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_limited(dir.path(), 256, &["--fd-reserve", "128"]);
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let (st, f) = {
+        let r = client
+            .post(format!("{}/v1/functions", s.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(
+                &json!({ "name": "sleepy", "runtime": "Python311", "handler": "app.sleepy",
+                "memorySize": 128, "timeout": 30, "scalingConfig": { "maxInstances": 100 },
+                "code": { "zipFile": b64(&zip_of(&[("app.py", CODE)])) } }),
+            )
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    assert_eq!(st, 201, "{f}");
+    let pid = s.child.id();
+    let healthy = || {
+        client
+            .get(format!("{}/healthz", s.url))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .is_ok_and(|r| r.status() == 200)
+    };
+
+    // 60 invocations at once, each holding its instance for 3 s: more
+    // instances than the descriptors outside the reserve allow.
+    let (outcomes, most_fds) = std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..60)
+            .map(|_| {
+                scope.spawn(|| {
+                    let r = client
+                        .post(format!("{}/v1/functions/sleepy/invoke", s.url))
+                        .bearer_auth(ADMIN_TOKEN)
+                        .json(&json!({ "s": 3 }))
+                        .send()
+                        .unwrap();
+                    (r.status().as_u16(), r.text().unwrap())
+                })
+            })
+            .collect();
+        let mut most = 0;
+        while calls.iter().any(|c| !c.is_finished()) {
+            most = most.max(fd_count(pid));
+            assert!(healthy(), "/healthz while instances pile up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let outcomes: Vec<(u16, String)> = calls.into_iter().map(|c| c.join().unwrap()).collect();
+        (outcomes, most)
+    });
+    let ok = outcomes.iter().filter(|(st, _)| *st == 200).count();
+    let refused: Vec<&String> = outcomes
+        .iter()
+        .filter(|(st, _)| *st == 429)
+        .map(|(_, b)| b)
+        .collect();
+    eprintln!(
+        "{ok} ran, {} refused; server fds at most {most_fds} of 256",
+        refused.len()
+    );
+    assert_eq!(ok + refused.len(), 60, "{outcomes:?}");
+    assert!(ok >= 3, "instances still start: {outcomes:?}");
+    assert!(
+        !refused.is_empty(),
+        "the reserve refused some: {outcomes:?}"
+    );
+    assert!(
+        refused.iter().all(|b| b.contains("file descriptors")),
+        "{refused:?}"
+    );
+    assert!(most_fds <= 256 - 64, "the reserve stayed free: {most_fds}");
+    assert!(healthy());
+    // Once they are done, the warm instances serve again.
+    let r = client
+        .post(format!("{}/v1/functions/sleepy/invoke", s.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "s": 0 }))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }

@@ -168,6 +168,17 @@ pub struct Runner {
     logs: Arc<LogStore>,
     metrics: Metrics,
     java_ready: tokio::sync::OnceCell<Result<(), String>>,
+    /// Instances being started, whose descriptors are not open yet.
+    starting: AtomicUsize,
+}
+
+/// An instance start counted in [`Runner::starting`] until dropped.
+struct Starting<'a>(&'a AtomicUsize);
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Runner {
@@ -197,6 +208,7 @@ impl Runner {
             pools: Mutex::default(),
             metrics: Metrics::default(),
             java_ready: tokio::sync::OnceCell::new(),
+            starting: AtomicUsize::new(0),
         });
         if !runner.sandbox.isolated() {
             tracing::warn!(sandbox = %runner.sandbox.summary(), "function instances are NOT isolated");
@@ -551,6 +563,34 @@ impl Runner {
         })
     }
 
+    /// Refuses a new instance (429) when the descriptors in use, plus those
+    /// of the instances being started and of this one, would reach into the
+    /// reserve.
+    fn admit_instance(&self) -> Result<Starting<'_>, RunnerError> {
+        let ahead = self.starting.fetch_add(1, Ordering::Relaxed) as u64;
+        let starting = Starting(&self.starting);
+        let Some(budget) = self.config.fd_budget else {
+            return Ok(starting);
+        };
+        let per_instance = fds_per_instance(self.config.runtime_api_max_connections);
+        match open_fds() {
+            Some(open) if !budget.admits(open + ahead * per_instance, per_instance) => {
+                tracing::warn!(
+                    open,
+                    starting = ahead,
+                    limit = budget.limit,
+                    reserve = budget.reserve,
+                    "no instance started: the server is short of file descriptors"
+                );
+                Err(RunnerError::TooManyRequests(format!(
+                    "the runner cannot start another instance now: {open} of its {} file descriptors are in use and {} are kept in reserve",
+                    budget.limit, budget.reserve
+                )))
+            }
+            _ => Ok(starting),
+        }
+    }
+
     async fn start_instance(
         &self,
         f: &Function,
@@ -575,21 +615,8 @@ impl Runner {
                 )));
             }
         }
-        if let Some(budget) = self.config.fd_budget {
-            let per_instance = fds_per_instance(self.config.runtime_api_max_connections);
-            if let Some(open) = open_fds().filter(|open| !budget.admits(*open, per_instance)) {
-                tracing::warn!(
-                    open,
-                    limit = budget.limit,
-                    reserve = budget.reserve,
-                    "no instance started: the server is short of file descriptors"
-                );
-                return Err(RunnerError::TooManyRequests(format!(
-                    "the runner cannot start another instance now: {open} of its {} file descriptors are in use and {} are kept in reserve",
-                    budget.limit, budget.reserve
-                )));
-            }
-        }
+        // Held until the instance has opened its descriptors.
+        let _starting = self.admit_instance()?;
         let code_dir = self.code.ensure(v).await?;
         let entry = go_fallback_to_bootstrap(v, entry, &code_dir);
         let opt_dir = self.code.ensure_opt(layers).await?;
