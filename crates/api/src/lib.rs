@@ -198,7 +198,8 @@ async fn prometheus(
         }
     }
     let r = &state.runner;
-    let text = r.metrics().prometheus(r.idle_instances(), r.isolated());
+    let mut text = r.metrics().prometheus(r.idle_instances(), r.isolated());
+    text.push_str(&r.logs().prometheus());
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

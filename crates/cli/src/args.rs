@@ -267,8 +267,8 @@ pub struct FnLogsArgs {
     pub since: Option<Since>,
 
     /// At most this many lines, the newest (with --follow: of the lines
-    /// already there) [server default: 1000].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    /// already there), 1-1000 [server default: 1000].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub limit: Option<u32>,
 
     /// Keep polling every second for new lines, until Ctrl-C.

@@ -589,8 +589,8 @@ mod tests {
             lines,
             [
                 "GET /v1/functions/hello/logs?limit=5 HTTP/1.1",
-                "GET /v1/functions/hello/logs?since=2024-05-01T12%3A00%3A00.500Z&limit=10000 HTTP/1.1",
-                "GET /v1/functions/hello/logs?since=2024-05-01T12%3A00%3A00.500Z&limit=10000 HTTP/1.1",
+                "GET /v1/functions/hello/logs?since=2024-05-01T12%3A00%3A00.500Z&limit=1000 HTTP/1.1",
+                "GET /v1/functions/hello/logs?since=2024-05-01T12%3A00%3A00.500Z&limit=1000 HTTP/1.1",
             ]
         );
     }

@@ -91,6 +91,29 @@ pub struct ServerArgs {
     /// Most asynchronous attempts this server runs at once.
     #[arg(long, default_value_t = 64, env = "HOTSWAP_ASYNC_MAX_IN_FLIGHT")]
     async_max_in_flight: usize,
+    // Resource bounds: what one function can take from the server.
+    /// Longest log line kept, in bytes; the rest of a longer line is
+    /// discarded and the line is marked `truncated`.
+    #[arg(long, default_value_t = 64 * 1024, env = "HOTSWAP_LOG_LINE_MAX_BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    log_line_max_bytes: u64,
+    /// Log bytes kept in memory per function; its oldest lines are dropped
+    /// past it.
+    #[arg(long, default_value_t = 8 * 1024 * 1024, env = "HOTSWAP_LOG_RETENTION_PER_FUNCTION_BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    log_retention_per_function_bytes: u64,
+    /// Log bytes kept in memory for all functions together; past it the
+    /// function holding the most loses its oldest lines first.
+    #[arg(long, default_value_t = 128 * 1024 * 1024, env = "HOTSWAP_LOG_RETENTION_TOTAL_BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    log_retention_total_bytes: u64,
+    /// Most connections one instance may hold open to its Runtime API;
+    /// further ones are closed at once (runtimes use one).
+    #[arg(long, default_value_t = 8, env = "HOTSWAP_RUNTIME_API_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(2..=1024))]
+    runtime_api_max_connections: u64,
+    /// File descriptors kept free of function instances: no instance starts
+    /// (429) while fewer than this are left under the server's limit
+    /// (`RLIMIT_NOFILE`, raised at start to its hard limit). At most half
+    /// the limit.
+    #[arg(long, default_value_t = 1024, env = "HOTSWAP_FD_RESERVE")]
+    fd_reserve: u64,
     /// Admin API token to install at start (at least 16 characters). Once
     /// revoked, a secret is refused here: the server will not start with it.
     #[arg(long, env = "HOTSWAP_ADMIN_TOKEN", hide_env_values = true)]
@@ -120,6 +143,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
 
+    let fd_limit = raise_fd_limit();
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
     let data_dir = args
@@ -158,6 +182,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let mut runner_config = RunnerConfig::new(data_dir.join("runner"));
     runner_config.idle_timeout = args.instance_idle_timeout;
     runner_config.queue_timeout = args.queue_timeout;
+    runner_config.logs = hotswap_runner::LogLimits {
+        line_max_bytes: usize::try_from(args.log_line_max_bytes).unwrap_or(usize::MAX),
+        per_function_bytes: usize::try_from(args.log_retention_per_function_bytes)
+            .unwrap_or(usize::MAX),
+        total_bytes: usize::try_from(args.log_retention_total_bytes).unwrap_or(usize::MAX),
+    };
+    runner_config.runtime_api_max_connections = args.runtime_api_max_connections as usize;
+    runner_config.fd_budget =
+        fd_limit.map(|limit| hotswap_runner::FdBudget::new(limit, args.fd_reserve));
     let sandbox = choose_sandbox(&args.sandbox, &runner_config.work_dir)?;
     let runner = Runner::start(runner_config, sandbox, blobs).context("cannot start the runner")?;
 
@@ -308,6 +341,38 @@ pub(crate) async fn flush_counters(control: &ControlPlane, runner: &Runner) {
         }
     }
     runner.metrics().restore_pending(failed);
+}
+
+/// Raises this process's soft `RLIMIT_NOFILE` to its hard limit (function
+/// instances and their Runtime API connections hold descriptors of the
+/// server) and returns the limit now in force, if it could be read.
+fn raise_fd_limit() -> Option<u64> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the file-descriptor limit");
+            return None;
+        }
+    };
+    // An unlimited hard limit still stops at the kernel's `nr_open`.
+    let target = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .map_or(hard, |n| hard.min(n));
+    if soft >= target {
+        return Some(soft);
+    }
+    match setrlimit(Resource::RLIMIT_NOFILE, target, hard) {
+        Ok(()) => {
+            tracing::info!(from = soft, to = target, "file-descriptor limit raised");
+            Some(target)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, soft, hard, "cannot raise the file-descriptor limit");
+            Some(soft)
+        }
+    }
 }
 
 /// `MemTotal` from `/proc/meminfo`, in MB.

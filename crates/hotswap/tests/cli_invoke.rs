@@ -103,12 +103,19 @@ fn invoke_prints_the_payload_a_summary_and_fails_with_3_on_function_errors() {
         assert_eq!(r.json(), json!({ "who": who }));
         let lines: Vec<&str> = r.stderr.lines().collect();
         assert!(lines[0].starts_with("$LATEST · warm · "), "{r:?}");
-        if lines.len() > 1 {
-            assert_eq!(
-                lines[1..],
-                [format!("hello from {who}")],
-                "the log tail: {r:?}"
-            );
+        // The tail is framed by the invocation's START and END / REPORT.
+        assert!(lines[1].starts_with("START RequestId: "), "{r:?}");
+        assert!(
+            lines[lines.len() - 2].starts_with("END RequestId: "),
+            "{r:?}"
+        );
+        assert!(
+            lines[lines.len() - 1].starts_with("REPORT RequestId: "),
+            "{r:?}"
+        );
+        let output = &lines[2..lines.len() - 2];
+        if !output.is_empty() {
+            assert_eq!(output, [format!("hello from {who}")], "the log tail: {r:?}");
             tail_seen = true;
             break;
         }
@@ -189,6 +196,15 @@ fn invoke_prints_the_payload_a_summary_and_fails_with_3_on_function_errors() {
     let r = run(&s, &["fn", "invoke", "nope", "--payload", "{}"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.starts_with("error: NotFound: "), "{r:?}");
+}
+
+/// The lines of `fn logs` output that the function printed (not the
+/// platform's START / END / REPORT).
+fn output_lines(stdout: &str) -> Vec<&str> {
+    stdout
+        .lines()
+        .filter(|l| !l.contains(" platform: "))
+        .collect()
 }
 
 /// Runs `hotswap fn logs …` until it prints at least `lines` lines (the
@@ -320,10 +336,20 @@ fn logs_show_lines_by_request_and_follow_new_ones() {
     assert_eq!(r.code, 0, "{r:?}");
     let rid = r.json()["requestId"].as_str().unwrap().to_owned();
 
-    // All lines, oldest first: `TIME [VERSION] REQUEST stream: message`.
-    let r = logs_until(&s, &["fn", "logs", "chatty"], 2);
+    // All lines, oldest first: `TIME [VERSION] REQUEST stream: message`;
+    // each invocation has its START, END and REPORT lines.
+    let r = logs_until(&s, &["fn", "logs", "chatty"], 8);
     assert_eq!(r.code, 0, "{r:?}");
-    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(r.stdout.lines().count(), 8, "{r:?}");
+    assert_eq!(
+        r.stdout
+            .lines()
+            .filter(|l| l.contains(" platform: REPORT RequestId: "))
+            .count(),
+        2,
+        "{r:?}"
+    );
+    let lines = output_lines(&r.stdout);
     assert_eq!(lines.len(), 2, "{r:?}");
     assert!(lines[0].ends_with(" stdout: hello from first"), "{r:?}");
     assert!(lines[1].ends_with(" stdout: hello from second"), "{r:?}");
@@ -333,36 +359,64 @@ fn logs_show_lines_by_request_and_follow_new_ones() {
     // Exactly that invocation's line.
     let r = run(&s, &["fn", "logs", "chatty", "--request-id", &rid]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(r.stdout.lines().count(), 1, "{r:?}");
-    assert!(r.stdout.trim_end().ends_with(&second), "{r:?}");
+    assert_eq!(r.stdout.lines().count(), 4, "{r:?}");
+    let output = output_lines(&r.stdout);
+    assert_eq!(output.len(), 1, "{r:?}");
+    assert!(output[0].ends_with(&second), "{r:?}");
     let r = run(
         &s,
         &["fn", "logs", "chatty", "--request-id", &rid, "-o", "json"],
     );
-    let item: Value = serde_json::from_str(r.stdout.trim_end()).unwrap();
+    let items: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|i: &Value| i["stream"] != "platform")
+        .collect();
+    assert_eq!(items.len(), 1, "{r:?}");
+    let item = &items[0];
     assert_eq!(item["requestId"], rid.as_str());
     assert_eq!(item["message"], "hello from second");
     let r = run(
         &s,
-        &["fn", "logs", "chatty", "--since", "1h", "--limit", "1"],
+        &["fn", "logs", "chatty", "--since", "1h", "--limit", "3"],
     );
-    assert_eq!(r.stdout.lines().count(), 1, "{r:?}");
-    assert!(r.stdout.contains("hello from second"), "{r:?}");
+    assert_eq!(r.stdout.lines().count(), 3, "{r:?}");
+    assert!(
+        r.stdout
+            .lines()
+            .next()
+            .unwrap()
+            .contains("hello from second"),
+        "{r:?}"
+    );
 
     // --follow prints what is there, then lines of later invocations, once.
     let mut follower = Follower::start(&s, "chatty");
     let backlog = follower.wait_for("hello from second");
-    assert_eq!(backlog.len(), 2, "{backlog:?}");
+    assert_eq!(output_lines(&backlog.join("\n")).len(), 2, "{backlog:?}");
     let r = run(
         &s,
         &["fn", "invoke", "chatty", "--payload", r#"{"who":"later"}"#],
     );
     assert_eq!(r.code, 0, "{r:?}");
     let new = follower.wait_for("hello from later");
-    assert_eq!(new.len(), 1, "only the new line: {new:?}");
-    // Two more polls bring nothing again.
+    assert_eq!(
+        output_lines(&new.join("\n")).len(),
+        1,
+        "only the new line: {new:?}"
+    );
+    // Two more polls bring nothing again (but the END and REPORT lines of
+    // the later invocation, if they were not there yet).
     let again = follower.lines_within(Duration::from_millis(2500));
-    assert!(again.is_empty(), "printed twice: {again:?}");
+    assert!(
+        output_lines(&again.join("\n")).is_empty(),
+        "printed twice: {again:?}"
+    );
+    let all: Vec<&String> = backlog.iter().chain(&new).chain(&again).collect();
+    let distinct: std::collections::HashSet<&String> = all.iter().copied().collect();
+    assert_eq!(distinct.len(), all.len(), "printed twice: {all:?}");
+    assert_eq!(all.len(), 12, "three invocations of four lines: {all:?}");
     // Ctrl-C ends it cleanly.
     let status = follower.interrupt();
     assert_eq!(status.code(), Some(0), "{status:?}");

@@ -105,9 +105,15 @@ fn python_echo_cold_then_warm_with_all_result_fields() {
     let tail = base64::engine::general_purpose::STANDARD
         .decode(h(&hd, "x-log-result"))
         .unwrap();
-    assert_eq!(
-        String::from_utf8(tail).unwrap(),
-        format!("handling {rid}\n")
+    let tail = String::from_utf8(tail).unwrap();
+    let tail: Vec<&str> = tail.lines().collect();
+    assert_eq!(tail.len(), 4, "{tail:?}");
+    assert_eq!(tail[0], format!("START RequestId: {rid} Version: $LATEST"));
+    assert_eq!(tail[1], format!("handling {rid}"));
+    assert_eq!(tail[2], format!("END RequestId: {rid}"));
+    assert!(
+        tail[3].starts_with(&format!("REPORT RequestId: {rid}\tDuration: ")),
+        "{tail:?}"
     );
 
     // the logs API has the line, tagged with its request id
@@ -117,7 +123,12 @@ fn python_echo_cold_then_warm_with_all_result_fields() {
         None,
     );
     assert_eq!(st, 200);
-    let items = logs["items"].as_array().unwrap();
+    let items: Vec<&Value> = logs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["stream"] != "platform")
+        .collect();
     assert_eq!(items.len(), 1, "{logs}");
     assert_eq!(items[0]["message"], format!("handling {rid}"));
     assert_eq!(items[0]["version"], "$LATEST");

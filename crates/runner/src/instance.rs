@@ -34,6 +34,8 @@ pub(crate) struct InstanceSetup {
     pub version_label: String,
     pub log_stream: String,
     pub function_arn: String,
+    /// Most Runtime API connections the instance may hold open at once.
+    pub max_connections: usize,
 }
 
 pub(crate) struct Instance {
@@ -92,6 +94,7 @@ impl Instance {
                 }
             };
             spec.endpoint = RuntimeEndpoint::Unix(path);
+            let listener = runtime_api::CappedListener::new(listener, setup.max_connections);
             tokio::spawn(async move {
                 let _ = axum::serve(listener, app).await;
             })
@@ -101,6 +104,7 @@ impl Instance {
                 .map_err(endpoint_err)?;
             let addr = listener.local_addr().map_err(endpoint_err)?;
             spec.endpoint = RuntimeEndpoint::Tcp(addr.to_string());
+            let listener = runtime_api::CappedListener::new(listener, setup.max_connections);
             tokio::spawn(async move {
                 let _ = axum::serve(listener, app).await;
             })
@@ -161,6 +165,11 @@ impl Instance {
 
     pub fn is_alive(&self) -> bool {
         self.exit.borrow().is_none()
+    }
+
+    /// How long the runtime took to initialise (ask for its first event).
+    pub fn init_duration(&self) -> Option<Duration> {
+        self.slot.init_duration.get().copied()
     }
 
     pub fn peak_memory_bytes(&self) -> Option<u64> {
@@ -306,50 +315,117 @@ fn describe(status: ExitStatus) -> String {
     }
 }
 
-/// Longest log line kept whole; longer output is split into lines of this size.
-const MAX_LINE: usize = 16 * 1024;
+/// Bytes read from an instance's pipe at a time.
+const READ_BUFFER: usize = 16 * 1024;
 
-/// The next line (without its newline), at most `MAX_LINE` bytes, invalid
-/// UTF-8 replaced; `None` at the end of the stream. Cancel-safe: only bytes
-/// already moved into `partial` are consumed from the reader.
-async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(
-    reader: &mut R,
-    partial: &mut Vec<u8>,
-) -> Option<String> {
-    use tokio::io::AsyncBufReadExt;
-    loop {
-        let available = match reader.fill_buf().await {
-            Ok(a) => a,
-            Err(_) => return None,
-        };
-        if available.is_empty() {
-            if partial.is_empty() {
-                return None;
-            }
-            return Some(take_line(partial));
-        }
-        let room = MAX_LINE.saturating_sub(partial.len()).max(1);
-        let (used, done) = match available.iter().take(room).position(|b| *b == b'\n') {
-            Some(i) => (i + 1, true),
-            None => (
-                available.len().min(room),
-                partial.len() + available.len().min(room) >= MAX_LINE,
-            ),
-        };
-        partial.extend_from_slice(&available[..used]);
-        reader.consume(used);
-        if done {
-            return Some(take_line(partial));
-        }
-    }
+/// Most reads a drain takes in: 1 MiB, the largest a pipe can be made.
+const DRAIN_READS: usize = (1 << 20) / READ_BUFFER;
+
+/// One line of output: its text (invalid UTF-8 replaced) and whether it
+/// was cut at the line cap.
+#[derive(Debug, PartialEq)]
+struct Line {
+    text: String,
+    truncated: bool,
 }
 
-fn take_line(partial: &mut Vec<u8>) -> String {
-    let mut bytes = std::mem::take(partial);
-    while matches!(bytes.last(), Some(b'\n' | b'\r')) {
-        bytes.pop();
+/// What one read of a pipe gave.
+#[derive(Debug, PartialEq)]
+enum Step {
+    Line(Line),
+    /// Bytes taken in, no line finished yet.
+    More,
+    End,
+}
+
+/// Splits a pipe into lines holding at most `cap` bytes of one line: a
+/// longer line is cut there (and marked) and the rest of it, up to its
+/// newline, is read and discarded, so an endless line costs no memory.
+struct LineSplitter {
+    cap: usize,
+    partial: Vec<u8>,
+    /// Inside the discarded rest of a cut line.
+    discarding: bool,
+}
+
+impl LineSplitter {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap: cap.max(1),
+            partial: Vec::new(),
+            discarding: false,
+        }
     }
-    String::from_utf8_lossy(&bytes).into_owned()
+
+    /// Takes in one read of the pipe. Cancel-safe: only bytes already moved
+    /// into `self` are consumed from the reader.
+    async fn step<R: tokio::io::AsyncBufRead + Unpin>(&mut self, reader: &mut R) -> Step {
+        use tokio::io::AsyncBufReadExt;
+        let available = match reader.fill_buf().await {
+            Ok(a) if !a.is_empty() => a,
+            _ => return self.finish().map_or(Step::End, Step::Line),
+        };
+        if self.discarding {
+            let used = match available.iter().position(|b| *b == b'\n') {
+                Some(i) => {
+                    self.discarding = false;
+                    i + 1
+                }
+                None => available.len(),
+            };
+            reader.consume(used);
+            return Step::More;
+        }
+        // A newline right after `cap` bytes still ends a whole line.
+        let room = self.cap - self.partial.len();
+        let look = available.len().min(room + 1);
+        if let Some(i) = available[..look].iter().position(|b| *b == b'\n') {
+            self.partial.extend_from_slice(&available[..i]);
+            reader.consume(i + 1);
+            return Step::Line(self.take(false));
+        }
+        let used = available.len().min(room);
+        let more_follows = available.len() > room;
+        self.partial.extend_from_slice(&available[..used]);
+        reader.consume(used);
+        if more_follows {
+            self.discarding = true;
+            return Step::Line(self.take(true));
+        }
+        Step::More
+    }
+
+    /// The next line; `None` at the end of the stream. Cancel-safe.
+    async fn next<R: tokio::io::AsyncBufRead + Unpin>(&mut self, reader: &mut R) -> Option<Line> {
+        loop {
+            match self.step(reader).await {
+                Step::Line(l) => return Some(l),
+                Step::More => {}
+                Step::End => return None,
+            }
+        }
+    }
+
+    /// What is left at the end of the stream, or when an invocation ends:
+    /// the unterminated line belongs to the request that printed it.
+    fn finish(&mut self) -> Option<Line> {
+        self.discarding = false;
+        (!self.partial.is_empty()).then(|| self.take(false))
+    }
+
+    fn take(&mut self, truncated: bool) -> Line {
+        let mut bytes = std::mem::take(&mut self.partial);
+        if !truncated {
+            while matches!(bytes.last(), Some(b'\r')) {
+                bytes.pop();
+            }
+        }
+        let mut text = String::from_utf8_lossy(&bytes).into_owned();
+        if truncated {
+            text.push_str(crate::logs::TRUNCATED_MARK);
+        }
+        Line { text, truncated }
+    }
 }
 
 async fn capture(
@@ -361,7 +437,7 @@ async fn capture(
     mut drain: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
     use futures::FutureExt;
-    let push = |message: String| {
+    let push = |line: Line| {
         let request_id = active.lock().ok().and_then(|a| a.clone());
         logs.push(LogLine {
             timestamp: chrono::Utc::now(),
@@ -370,22 +446,33 @@ async fn capture(
             log_stream_name: meta.2.clone(),
             request_id,
             stream,
-            message,
+            message: line.text,
+            truncated: line.truncated,
         });
     };
-    let mut reader = BufReader::new(pipe);
-    let mut partial = Vec::new();
+    let mut reader = BufReader::with_capacity(READ_BUFFER, pipe);
+    let mut lines = LineSplitter::new(logs.limits().line_max_bytes);
     loop {
         tokio::select! {
-            // Cancel-safe: bytes already taken stay in `partial`.
-            line = next_line(&mut reader, &mut partial) => match line {
-                Some(message) => push(message),
+            // Cancel-safe: bytes already taken stay in `lines`.
+            line = lines.next(&mut reader) => match line {
+                Some(line) => push(line),
                 None => break,
             },
             Some(ack) = drain.recv() => {
-                // Take in whatever is already readable, then acknowledge.
-                while let Some(Some(message)) = next_line(&mut reader, &mut partial).now_or_never() {
-                    push(message);
+                // Take in what is already readable (at most what a pipe
+                // can hold, so that a function printing without pause
+                // cannot hold the drain), then acknowledge; an unfinished
+                // line is the ending invocation's.
+                for _ in 0..DRAIN_READS {
+                    match lines.step(&mut reader).now_or_never() {
+                        Some(Step::Line(line)) => push(line),
+                        Some(Step::More) => {}
+                        Some(Step::End) | None => break,
+                    }
+                }
+                if let Some(line) = lines.finish() {
+                    push(line);
                 }
                 let _ = ack.send(());
             }
@@ -396,27 +483,117 @@ async fn capture(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logs::LogQuery;
 
-    async fn lines_of(input: &[u8]) -> Vec<String> {
-        let mut reader = BufReader::new(input);
-        let mut partial = Vec::new();
+    async fn lines_of(input: &[u8], cap: usize) -> Vec<(String, bool)> {
+        // A small read buffer, so that lines span several reads.
+        let mut reader = BufReader::with_capacity(7, input);
+        let mut lines = LineSplitter::new(cap);
         let mut out = Vec::new();
-        while let Some(l) = next_line(&mut reader, &mut partial).await {
-            out.push(l);
+        while let Some(l) = lines.next(&mut reader).await {
+            out.push((l.text, l.truncated));
         }
         out
     }
 
+    fn whole(texts: &[&str]) -> Vec<(String, bool)> {
+        texts.iter().map(|t| (t.to_string(), false)).collect()
+    }
+
     #[tokio::test]
-    async fn lines_are_split_capped_and_lossy() {
-        assert_eq!(lines_of(b"a\r\nb\nlast").await, ["a", "b", "last"]);
-        assert_eq!(lines_of(b"bad \xff byte\n").await, ["bad \u{fffd} byte"]);
-        let long = vec![b'x'; MAX_LINE * 2 + 10];
-        let got = lines_of(&long).await;
+    async fn lines_are_split_and_lossy() {
         assert_eq!(
-            got.iter().map(String::len).collect::<Vec<_>>(),
-            [MAX_LINE, MAX_LINE, 10]
+            lines_of(b"a\r\nb\nlast", 100).await,
+            whole(&["a", "b", "last"])
         );
-        assert!(lines_of(b"").await.is_empty());
+        assert_eq!(
+            lines_of(b"bad \xff byte\n", 100).await,
+            whole(&["bad \u{fffd} byte"])
+        );
+        assert!(lines_of(b"", 100).await.is_empty());
+        assert_eq!(lines_of(b"\n\n", 100).await, whole(&["", ""]));
+    }
+
+    #[tokio::test]
+    async fn a_long_line_is_cut_at_the_cap_and_the_rest_discarded() {
+        let mut input = vec![b'x'; 10_000];
+        input.extend_from_slice(b"\nnext\n");
+        let got = lines_of(&input, 16).await;
+        assert_eq!(
+            got,
+            [
+                (
+                    format!("{}{}", "x".repeat(16), crate::logs::TRUNCATED_MARK),
+                    true
+                ),
+                ("next".to_owned(), false)
+            ]
+        );
+        // Exactly the cap is a whole line, whether its newline comes in
+        // the same read or the next.
+        for cap in [5, 7, 8] {
+            let text = "y".repeat(cap);
+            let got = lines_of(format!("{text}\nz\n").as_bytes(), cap).await;
+            assert_eq!(got, whole(&[&text, "z"]), "cap {cap}");
+        }
+        // An endless line: one cut line, nothing else.
+        let got = lines_of(&vec![b'e'; 100_000], 10).await;
+        assert_eq!(got.len(), 1);
+        assert!(got[0].1);
+    }
+
+    #[tokio::test]
+    async fn capture_keeps_lines_within_the_cap_and_tags_them() {
+        use tokio::io::AsyncWriteExt;
+        let logs = Arc::new(LogStore::new(crate::logs::LogLimits {
+            line_max_bytes: 32,
+            ..Default::default()
+        }));
+        let (mut w, r) = tokio::io::duplex(64);
+        let active = Arc::new(Mutex::new(Some("req-1".to_owned())));
+        let (drain_tx, drain_rx) = mpsc::channel(1);
+        let meta = Arc::new(("f".to_owned(), "1".to_owned(), "stream".to_owned()));
+        let task = tokio::spawn(capture(
+            r,
+            "stdout",
+            meta,
+            active.clone(),
+            logs.clone(),
+            drain_rx,
+        ));
+        w.write_all(&vec![b'a'; 1 << 20]).await.unwrap();
+        w.write_all(b"\nunfinished").await.unwrap();
+        // The end of an invocation closes its unfinished line.
+        let (ack, done) = oneshot::channel();
+        drain_tx.send(ack).await.unwrap();
+        done.await.unwrap();
+        *active.lock().unwrap() = Some("req-2".to_owned());
+        w.write_all(b"second\n").await.unwrap();
+        drop(w);
+        task.await.unwrap();
+        let got: Vec<(String, bool, Option<String>)> = logs
+            .query(
+                "f",
+                &LogQuery {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .into_iter()
+            .map(|l| (l.message, l.truncated, l.request_id))
+            .collect();
+        let req = |r: &str| Some(r.to_owned());
+        assert_eq!(
+            got,
+            [
+                (
+                    format!("{}{}", "a".repeat(32), crate::logs::TRUNCATED_MARK),
+                    true,
+                    req("req-1")
+                ),
+                ("unfinished".to_owned(), false, req("req-1")),
+                ("second".to_owned(), false, req("req-2")),
+            ]
+        );
     }
 }

@@ -29,7 +29,7 @@ pub mod runtimes;
 pub mod window;
 
 use instance::{Instance, InstanceSetup, RunResult};
-pub use logs::{LogLine, LogQuery, LogStore};
+pub use logs::{LogLimits, LogLine, LogQuery, LogStore, LogUsage};
 pub use metrics::{Metrics, VersionMetrics};
 use runtime_api::Outcome;
 pub use runtimes::RuntimeCatalog;
@@ -65,8 +65,52 @@ pub struct RunnerConfig {
     pub max_pids: u32,
     /// Size of each instance's `/tmp`, MB.
     pub tmp_mb: u32,
-    /// Log lines kept per function.
-    pub log_lines_per_function: usize,
+    /// Byte caps of log capture and retention.
+    pub logs: LogLimits,
+    /// Most Runtime API connections one instance may hold open at once.
+    pub runtime_api_max_connections: usize,
+    /// File descriptors: no instance is started while the server holds
+    /// more than `limit - reserve` of them, so that the API and running
+    /// instances keep what they need. `None`: not checked.
+    pub fd_budget: Option<FdBudget>,
+}
+
+/// The server's file-descriptor limit and the part of it kept free of new
+/// instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FdBudget {
+    pub limit: u64,
+    pub reserve: u64,
+}
+
+impl FdBudget {
+    /// `reserve` of `limit`, but never more than half of it.
+    pub fn new(limit: u64, reserve: u64) -> Self {
+        Self {
+            limit,
+            reserve: reserve.min(limit / 2),
+        }
+    }
+
+    /// Whether a new instance, which may hold `per_instance` descriptors,
+    /// fits while `open` are in use.
+    pub fn admits(&self, open: u64, per_instance: u64) -> bool {
+        open + per_instance <= self.limit - self.reserve
+    }
+}
+
+/// Descriptors one instance may hold on the server: its Runtime API
+/// listener and connections, its stdout/stderr pipes, its process and
+/// cgroup handles.
+fn fds_per_instance(max_connections: usize) -> u64 {
+    max_connections as u64 + 8
+}
+
+/// Descriptors this process has open.
+fn open_fds() -> Option<u64> {
+    std::fs::read_dir("/proc/self/fd")
+        .ok()
+        .map(|d| d.count() as u64)
 }
 
 impl RunnerConfig {
@@ -77,7 +121,9 @@ impl RunnerConfig {
             queue_timeout: Duration::from_secs(1),
             max_pids: 256,
             tmp_mb: 512,
-            log_lines_per_function: 10_000,
+            logs: LogLimits::default(),
+            runtime_api_max_connections: 8,
+            fd_budget: None,
         }
     }
 }
@@ -127,6 +173,17 @@ pub struct Runner {
     logs: Arc<LogStore>,
     metrics: Metrics,
     java_ready: tokio::sync::OnceCell<Result<(), String>>,
+    /// Instances being started, whose descriptors are not open yet.
+    starting: AtomicUsize,
+}
+
+/// An instance start counted in [`Runner::starting`] until dropped.
+struct Starting<'a>(&'a AtomicUsize);
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Runner {
@@ -147,7 +204,7 @@ impl Runner {
         })?;
         let code = code::CodeCache::new(config.work_dir.join("code"), blobs);
         let runner = Arc::new(Runner {
-            logs: Arc::new(LogStore::new(config.log_lines_per_function)),
+            logs: Arc::new(LogStore::new(config.logs)),
             catalog,
             config,
             sandbox,
@@ -156,6 +213,7 @@ impl Runner {
             pools: Mutex::default(),
             metrics: Metrics::default(),
             java_ready: tokio::sync::OnceCell::new(),
+            starting: AtomicUsize::new(0),
         });
         if !runner.sandbox.isolated() {
             tracing::warn!(sandbox = %runner.sandbox.summary(), "function instances are NOT isolated");
@@ -374,6 +432,21 @@ impl Runner {
             },
         };
         let timeout = Duration::from_secs(u64::from(v.timeout));
+        let label = version_label(v);
+        let stream_name = instance.log_stream.clone();
+        let platform = |message: String| {
+            self.logs.push(LogLine {
+                timestamp: chrono::Utc::now(),
+                function_name: f.name.clone(),
+                version: label.clone(),
+                log_stream_name: stream_name.clone(),
+                request_id: Some(request_id.clone()),
+                stream: "platform",
+                message,
+                truncated: false,
+            })
+        };
+        platform(format!("START RequestId: {request_id} Version: {label}"));
         let outcome = instance
             .run(&request_id, req.payload, &req.content_type, timeout)
             .await;
@@ -395,6 +468,8 @@ impl Runner {
             .headers
             .insert("Content-Type".into(), "application/json".into());
         let mut execution = Duration::ZERO;
+        // How the platform ended it, for the REPORT line.
+        let mut report_status: Option<(&'static str, Option<String>)> = None;
         let (payload, function_error, reuse) = match outcome {
             RunResult::Answered(Outcome::Response { body, elapsed }) => {
                 result.success = true;
@@ -412,9 +487,11 @@ impl Runner {
                 (body, Some(error_type), true)
             }
             RunResult::Answered(Outcome::InitError { error_type, body }) => {
+                report_status = Some(("error", Some(error_type.clone())));
                 (body, Some(error_type), false)
             }
             RunResult::TimedOut => {
+                report_status = Some(("timeout", None));
                 set_times(&mut result, timeout);
                 execution = timeout;
                 let msg = format!("Task timed out after {} seconds", v.timeout);
@@ -439,6 +516,7 @@ impl Runner {
                         format!("Runtime exited with error: {status}"),
                     )
                 };
+                report_status = Some(("error", Some(t.to_owned())));
                 (error_body(&request_id, t, &msg), Some(t.to_owned()), false)
             }
         };
@@ -454,6 +532,21 @@ impl Runner {
                 .or_else(|| Some(String::from_utf8_lossy(&payload).into_owned()));
         }
         result.body = Some(String::from_utf8_lossy(&payload).into_owned());
+        let init = cold.then(|| {
+            instance
+                .init_duration()
+                .unwrap_or_else(|| began.elapsed().saturating_sub(execution))
+        });
+        platform(format!("END RequestId: {request_id}"));
+        platform(report_line(&Report {
+            request_id: &request_id,
+            duration: execution,
+            billed_ms: result.billed_duration_ms,
+            memory_size_mb: v.memory_size,
+            max_memory_used_mb: memory_mb,
+            init,
+            status: report_status,
+        }));
         self.metrics.record(metrics::Sample {
             function: &f.name,
             version_label: &version_label(v),
@@ -476,6 +569,34 @@ impl Runner {
             payload,
             function_error,
         })
+    }
+
+    /// Refuses a new instance (429) when the descriptors in use, plus those
+    /// of the instances being started and of this one, would reach into the
+    /// reserve.
+    fn admit_instance(&self) -> Result<Starting<'_>, RunnerError> {
+        let ahead = self.starting.fetch_add(1, Ordering::Relaxed) as u64;
+        let starting = Starting(&self.starting);
+        let Some(budget) = self.config.fd_budget else {
+            return Ok(starting);
+        };
+        let per_instance = fds_per_instance(self.config.runtime_api_max_connections);
+        match open_fds() {
+            Some(open) if !budget.admits(open + ahead * per_instance, per_instance) => {
+                tracing::warn!(
+                    open,
+                    starting = ahead,
+                    limit = budget.limit,
+                    reserve = budget.reserve,
+                    "no instance started: the server is short of file descriptors"
+                );
+                Err(RunnerError::TooManyRequests(format!(
+                    "the runner cannot start another instance now: {open} of its {} file descriptors are in use and {} are kept in reserve",
+                    budget.limit, budget.reserve
+                )))
+            }
+            _ => Ok(starting),
+        }
     }
 
     async fn start_instance(
@@ -502,6 +623,8 @@ impl Runner {
                 )));
             }
         }
+        // Held until the instance has opened its descriptors.
+        let _starting = self.admit_instance()?;
         let code_dir = self.code.ensure(v).await?;
         let entry = go_fallback_to_bootstrap(v, entry, &code_dir);
         let opt_dir = self.code.ensure_opt(layers).await?;
@@ -539,6 +662,7 @@ impl Runner {
                 "arn:aws:lambda:local:000000000000:function:{}:{}",
                 f.name, version_label
             ),
+            max_connections: self.config.runtime_api_max_connections,
         };
         let started = Instant::now();
         let sockets = self.config.work_dir.join("s");
@@ -581,6 +705,44 @@ fn version_label(v: &FunctionVersion) -> String {
     } else {
         v.version.to_string()
     }
+}
+
+/// The figures of an invocation's `REPORT` line.
+struct Report<'a> {
+    request_id: &'a str,
+    duration: Duration,
+    billed_ms: u32,
+    memory_size_mb: u32,
+    max_memory_used_mb: u32,
+    /// Cold starts only: from the instance's start until its runtime asked
+    /// for the first event.
+    init: Option<Duration>,
+    /// `timeout`, or `error` with its type, when the platform ended it
+    /// (a function's own error has none, as on Lambda).
+    status: Option<(&'static str, Option<String>)>,
+}
+
+/// Lambda's `REPORT` line: tab-separated `Name: value` fields.
+fn report_line(r: &Report<'_>) -> String {
+    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
+    let mut line = format!(
+        "REPORT RequestId: {}\tDuration: {}\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {} MB",
+        r.request_id,
+        ms(r.duration),
+        r.billed_ms,
+        r.memory_size_mb,
+        r.max_memory_used_mb
+    );
+    if let Some(init) = r.init {
+        line.push_str(&format!("\tInit Duration: {}", ms(init)));
+    }
+    if let Some((status, error_type)) = &r.status {
+        line.push_str(&format!("\tStatus: {status}"));
+        if let Some(t) = error_type {
+            line.push_str(&format!("\tError Type: {t}"));
+        }
+    }
+    line
 }
 
 fn set_times(result: &mut InvocationResult, elapsed: Duration) {
@@ -725,6 +887,38 @@ mod tests {
             !env.contains_key("_LAMBDA_SERVER_PORT")
                 && !env.contains_key("AWS_LAMBDA_MAX_CONCURRENCY")
         );
+    }
+
+    #[test]
+    fn report_lines_have_lambdas_fields() {
+        let mut r = Report {
+            request_id: "r-1",
+            duration: Duration::from_micros(12_345),
+            billed_ms: 13,
+            memory_size_mb: 128,
+            max_memory_used_mb: 40,
+            init: Some(Duration::from_micros(150_120)),
+            status: None,
+        };
+        assert_eq!(
+            report_line(&r),
+            "REPORT RequestId: r-1\tDuration: 12.35 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB\tMax Memory Used: 40 MB\tInit Duration: 150.12 ms"
+        );
+        r.init = None;
+        r.status = Some(("timeout", None));
+        assert!(report_line(&r).ends_with("\tMax Memory Used: 40 MB\tStatus: timeout"));
+        r.status = Some(("error", Some("Runtime.ExitError".into())));
+        assert!(report_line(&r).ends_with("\tStatus: error\tError Type: Runtime.ExitError"));
+    }
+
+    #[test]
+    fn the_fd_reserve_stops_new_instances() {
+        let b = FdBudget::new(20_000, 2_000);
+        assert!(b.admits(100, fds_per_instance(8)));
+        assert!(b.admits(17_984, 16));
+        assert!(!b.admits(17_985, 16));
+        assert_eq!(FdBudget::new(100, 1_000).reserve, 50, "at most half");
+        assert!(open_fds().is_some_and(|n| n > 0));
     }
 
     #[test]

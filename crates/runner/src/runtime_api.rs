@@ -63,6 +63,10 @@ pub(crate) struct Slot {
     pub ready: watch::Sender<bool>,
     /// An init error reported while no invocation was waiting (a warm-up).
     pub init_failure: Mutex<Option<String>>,
+    created: Instant,
+    /// From the endpoint's creation until the runtime first asked for an
+    /// event: the instance's init duration.
+    pub init_duration: std::sync::OnceLock<Duration>,
 }
 
 impl Slot {
@@ -78,6 +82,8 @@ impl Slot {
             active_request,
             ready: watch::Sender::new(false),
             init_failure: Mutex::new(None),
+            created: Instant::now(),
+            init_duration: std::sync::OnceLock::new(),
         }
     }
 
@@ -138,6 +144,7 @@ fn accepted() -> Response {
 }
 
 async fn next(State(slot): State<Arc<Slot>>) -> Response {
+    slot.init_duration.get_or_init(|| slot.created.elapsed());
     slot.ready.send_if_modified(|r| !std::mem::replace(r, true));
     let pending = slot.queue.lock().await.recv().await;
     let Some(p) = pending else {
@@ -285,9 +292,153 @@ async fn init_error(State(slot): State<Arc<Slot>>, headers: HeaderMap, body: Byt
     accepted()
 }
 
+/// Serves one instance's Runtime API with at most `max` connections open
+/// at once: a connection past the cap is closed as soon as it is accepted,
+/// so an instance cannot hold more of the server's file descriptors than
+/// that. The runtimes keep one keep-alive connection (the in-sandbox relay
+/// opens one per connection made to it).
+pub(crate) struct CappedListener<L> {
+    inner: L,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl<L> CappedListener<L> {
+    pub fn new(inner: L, max: usize) -> Self {
+        Self {
+            inner,
+            permits: Arc::new(tokio::sync::Semaphore::new(max.max(1))),
+        }
+    }
+}
+
+impl<L: axum::serve::Listener> axum::serve::Listener for CappedListener<L> {
+    type Io = Permitted<L::Io>;
+    type Addr = L::Addr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (io, addr) = self.inner.accept().await;
+            match self.permits.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    return (
+                        Permitted {
+                            io,
+                            _permit: permit,
+                        },
+                        addr,
+                    )
+                }
+                Err(_) => {
+                    tracing::debug!("runtime API connection refused: the instance is at its cap");
+                    drop(io);
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A connection holding one of its instance's connection permits until it
+/// is closed.
+pub(crate) struct Permitted<IO> {
+    io: IO,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Permitted<IO> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Permitted<IO> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn connections_past_the_cap_are_closed_at_once() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route("/ping", get(|| async { "pong" }));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(CappedListener::new(listener, 2), app).await;
+        });
+        let ping = |mut c: tokio::net::TcpStream| async move {
+            c.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let mut buf = vec![0u8; 512];
+            let n = c.read(&mut buf).await.unwrap_or(0);
+            (c, String::from_utf8_lossy(&buf[..n]).into_owned())
+        };
+        // Two keep-alive connections are served, and stay open.
+        let (a, r) = ping(tokio::net::TcpStream::connect(addr).await.unwrap()).await;
+        assert!(r.ends_with("pong"), "{r}");
+        let (b, r) = ping(tokio::net::TcpStream::connect(addr).await.unwrap()).await;
+        assert!(r.ends_with("pong"), "{r}");
+        // A third is closed without an answer.
+        let (_c, r) = ping(tokio::net::TcpStream::connect(addr).await.unwrap()).await;
+        assert_eq!(r, "", "closed at once");
+        // Once one closes, its place is free again.
+        drop(a);
+        let mut served = false;
+        for _ in 0..50 {
+            let (_d, r) = ping(tokio::net::TcpStream::connect(addr).await.unwrap()).await;
+            if r.ends_with("pong") {
+                served = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(served, "a freed place is reused");
+        let (_b, r) = ping(b).await;
+        assert!(r.ends_with("pong"), "the kept connection still works: {r}");
+        server.abort();
+    }
 
     #[test]
     fn error_type_sources() {

@@ -19,7 +19,8 @@ pub struct InvokeQuery {
     pub qualifier: Option<String>,
     /// `full`: answer with the whole InvocationResult as JSON.
     pub result: Option<String>,
-    /// `tail`: add the last 4 KB of the invocation's log (`X-Log-Result`, base64).
+    /// `tail`: add the last 4 KB of the invocation's log (`X-Log-Result`,
+    /// base64), ending with its `END` and `REPORT` lines.
     pub log: Option<String>,
     /// `true`: queue it and answer 202 (same as `X-Invocation-Type: Event`).
     #[serde(rename = "async")]
@@ -208,35 +209,100 @@ pub(crate) async fn invoke(
     Ok((StatusCode::OK, h, inv.payload).into_response())
 }
 
+/// The logs query, as given: each field is checked by [`LogsQuery::check`]
+/// so that every problem is reported at once.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct LogsQuery {
+    /// One invocation's lines: its request id (1–128 letters, digits, `-`
+    /// or `_`).
+    #[param(value_type = Option<String>)]
     pub request_id: Option<String>,
     /// `$LATEST` or a version number.
+    #[param(value_type = Option<String>)]
     pub version: Option<String>,
-    /// RFC 3339 timestamp.
-    pub since: Option<chrono::DateTime<chrono::Utc>>,
-    /// Most lines (default 1000).
-    pub limit: Option<usize>,
+    /// Lines at or after this RFC 3339 time.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub since: Option<String>,
+    /// Most lines, the newest: 1–1000 (default 1000).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Option<String>,
 }
 
-/// Log lines of a function's instances, each with its request id.
+/// Most lines one logs query returns.
+pub const MAX_LOG_LINES: usize = 1000;
+
+impl LogsQuery {
+    /// The runner's query, or every problem with the parameters.
+    pub fn check(self) -> Result<LogQuery, ApiError> {
+        let mut errors = Vec::new();
+        let limit = match self.limit.as_deref() {
+            None => MAX_LOG_LINES,
+            Some(l) => match l.parse::<u64>() {
+                Ok(n) if (1..=MAX_LOG_LINES as u64).contains(&n) => n as usize,
+                _ => {
+                    errors.push(format!(
+                        "limit must be between 1 and {MAX_LOG_LINES} (got {l})"
+                    ));
+                    0
+                }
+            },
+        };
+        let since = match self.since.as_deref() {
+            None => None,
+            Some(t) => match chrono::DateTime::parse_from_rfc3339(t) {
+                Ok(t) => Some(t.with_timezone(&chrono::Utc)),
+                Err(_) => {
+                    errors.push(format!(
+                        "since must be an RFC 3339 time such as 2024-05-01T12:00:00Z (got {t:?})"
+                    ));
+                    None
+                }
+            },
+        };
+        if let Some(v) = &self.version {
+            let number = v.parse::<u32>().is_ok_and(|n| n > 0) && !v.starts_with('0');
+            if v != hotswap_domain::LATEST && !number {
+                errors.push(format!(
+                    "version must be $LATEST or a version number (got {v:?})"
+                ));
+            }
+        }
+        if let Some(r) = &self.request_id {
+            let ok = (1..=128).contains(&r.len())
+                && r.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !ok {
+                errors.push("requestId must be 1-128 letters, digits, '-' or '_'".to_owned());
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::validation(errors));
+        }
+        Ok(LogQuery {
+            request_id: self.request_id,
+            version: self.version,
+            since,
+            limit,
+        })
+    }
+}
+
+/// Log lines of a function's instances, each with its request id, oldest
+/// first: the newest `limit` that match. Every invocation has
+/// `START` / `END` / `REPORT` lines (stream `platform`); a line cut at the
+/// server's line cap has `truncated: true`.
 #[utoipa::path(get, path = "/v1/functions/{name}/logs", tag = "invoke", params(LogsQuery),
-    responses((status = 200, description = "{ items: [LogLine] }"), (status = 404, body = ApiError)))]
+    responses((status = 200, description = "{ items: [LogLine] }"), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn logs(
     State(s): State<AppState>,
     Caller(caller): Caller,
     Path(name): Path<String>,
     Query(q): Query<LogsQuery>,
 ) -> ApiResult<Response> {
+    let query = q.check()?;
     s.control.get_function(&caller, &name).await?;
-    let query = LogQuery {
-        request_id: q.request_id,
-        version: q.version,
-        since: q.since,
-        limit: q.limit.unwrap_or(1000),
-    };
     let lines = s.runner.logs().query(&name, &query);
     Ok(axum::Json(serde_json::json!({ "items": lines, "nextToken": null })).into_response())
 }
@@ -314,5 +380,62 @@ pub(crate) async fn get_invocation(
             );
             Ok((h, ApiError::not_found(msg)).into_response())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(pairs: &[(&str, &str)]) -> LogsQuery {
+        let mut q = LogsQuery::default();
+        for (k, v) in pairs {
+            let v = Some((*v).to_owned());
+            match *k {
+                "limit" => q.limit = v,
+                "since" => q.since = v,
+                "version" => q.version = v,
+                "requestId" => q.request_id = v,
+                _ => unreachable!(),
+            }
+        }
+        q
+    }
+
+    #[test]
+    fn logs_query_defaults_and_bounds() {
+        let q = query(&[]).check().unwrap();
+        assert_eq!(q.limit, MAX_LOG_LINES);
+        let q = query(&[
+            ("limit", "1000"),
+            ("since", "2024-05-01T12:00:00+02:00"),
+            ("version", "$LATEST"),
+            ("requestId", "abc-DEF_1"),
+        ])
+        .check()
+        .unwrap();
+        assert_eq!(q.limit, 1000);
+        assert_eq!(q.since.unwrap().to_rfc3339(), "2024-05-01T10:00:00+00:00");
+        for (k, v) in [
+            ("limit", "1001"),
+            ("limit", "0"),
+            ("limit", "ten"),
+            ("since", "2024-05-01"),
+            ("version", "01"),
+            ("version", "4294967296"),
+            ("requestId", "a/b"),
+        ] {
+            let e = query(&[(k, v)]).check().unwrap_err();
+            assert_eq!(
+                (e.status, e.code, e.errors.len()),
+                (StatusCode::BAD_REQUEST, "ValidationFailed", 1),
+                "{k}={v}"
+            );
+            assert!(e.errors[0].starts_with(k), "{k}={v}: {:?}", e.errors);
+        }
+        let e = query(&[("limit", "-1"), ("version", "x")])
+            .check()
+            .unwrap_err();
+        assert_eq!(e.errors.len(), 2, "{:?}", e.errors);
     }
 }

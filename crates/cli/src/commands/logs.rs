@@ -18,8 +18,8 @@ use crate::error::CliError;
 /// How often `--follow` asks for new lines.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Most lines one `--follow` poll asks for (more than arrive in a second).
-const POLL_LIMIT: u32 = 10_000;
+/// Most lines one `--follow` poll asks for: the server's maximum.
+const POLL_LIMIT: u32 = 1000;
 
 /// One log line: its JSON text as received, parsed, and its time.
 #[derive(Debug, Clone, PartialEq)]
