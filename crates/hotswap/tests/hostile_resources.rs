@@ -210,7 +210,10 @@ fn healthy(s: &Server) -> bool {
 
 /// `hotswap_log_retained_bytes{function="NAME"}` from `/metrics`.
 fn retained_bytes(s: &Server, name: &str) -> u64 {
-    let text = reqwest::blocking::get(format!("{}/metrics", s.url))
+    let text = reqwest::blocking::Client::new()
+        .get(format!("{}/metrics", s.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
         .unwrap()
         .text()
         .unwrap();
