@@ -269,6 +269,7 @@ async fn attempt(
         payload,
         content_type: inv.content_type.clone(),
         request_id: Some(inv.request_id.clone()),
+        attempt: Some(inv.attempts),
     };
     let invoke = runner.invoke(req);
     tokio::pin!(invoke);

@@ -439,4 +439,9 @@ fn one_request_id_follows_an_async_invocation_through_its_attempts() {
             "{n} under {id}: {text:?}"
         );
     }
+    // the platform numbers the attempts on their START lines
+    for n in 1..=2 {
+        let start = format!("START RequestId: {id} Version: $LATEST Attempt: {n}");
+        assert!(text.contains(&start.as_str()), "{start}: {text:?}");
+    }
 }

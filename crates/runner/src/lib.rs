@@ -141,6 +141,9 @@ pub struct InvokeRequest<'a> {
     /// attempt (the function's `context.aws_request_id`), its log lines and
     /// its stored result share one id, as on Lambda.
     pub request_id: Option<String>,
+    /// Which attempt of an asynchronous invocation this is (1, 2, …); it
+    /// is written on the invocation's `START` line.
+    pub attempt: Option<u32>,
 }
 
 /// What an invocation produced.
@@ -446,7 +449,10 @@ impl Runner {
                 truncated: false,
             })
         };
-        platform(format!("START RequestId: {request_id} Version: {label}"));
+        platform(match req.attempt {
+            Some(n) => format!("START RequestId: {request_id} Version: {label} Attempt: {n}"),
+            None => format!("START RequestId: {request_id} Version: {label}"),
+        });
         let outcome = instance
             .run(&request_id, req.payload, &req.content_type, timeout)
             .await;

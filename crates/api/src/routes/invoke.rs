@@ -161,6 +161,7 @@ pub(crate) async fn invoke(
             payload,
             content_type,
             request_id: None,
+            attempt: None,
         })
         .await?;
     let executed = if version.version == 0 {
