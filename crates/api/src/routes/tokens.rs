@@ -3,7 +3,7 @@ use axum::http::StatusCode;
 
 use crate::dto::{CreateTokenRequest, TokenResponse, WhoAmIResponse};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, Json};
+use crate::extract::{Caller, Json, NoQuery};
 use crate::AppState;
 
 /// Issue an API token for an owner (admin only).
@@ -12,6 +12,7 @@ use crate::AppState;
 pub(crate) async fn create(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Json(req): Json<CreateTokenRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<TokenResponse>)> {
     let token = s
@@ -30,7 +31,7 @@ pub(crate) async fn create(
 
 /// The identity behind the presented token.
 #[utoipa::path(get, path = "/v1/whoami", tag = "auth", responses((status = 200, body = WhoAmIResponse)))]
-pub(crate) async fn whoami(Caller(caller): Caller) -> axum::Json<WhoAmIResponse> {
+pub(crate) async fn whoami(Caller(caller): Caller, _: NoQuery) -> axum::Json<WhoAmIResponse> {
     axum::Json(WhoAmIResponse {
         owner_id: caller.owner_id,
         admin: caller.is_admin,
