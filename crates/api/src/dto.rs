@@ -83,6 +83,7 @@ pub struct CreateFunctionRequest {
     pub dead_letter_target: Option<String>,
     /// Required in a JSON request; in a multipart request the code comes as
     /// the `code` part instead.
+    #[schema(value_type = CodeInput)]
     pub code: Option<CodeInput>,
 }
 
@@ -367,6 +368,7 @@ pub struct PageQuery {
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// The previous page's `nextToken`.
+    #[param(pattern = "^[0-9]{0,18}$")]
     pub next_token: Option<String>,
 }
 
@@ -395,7 +397,8 @@ pub struct ListInvocationsQuery {
     /// Page size, 1–1000 (default 50).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// The previous page's `nextToken`.
+    /// The previous page's `nextToken` (`{microseconds}.{requestId}`).
+    #[param(pattern = r"^(-?[0-9]{1,15}\.[\s\S]+)?$")]
     pub next_token: Option<String>,
 }
 
@@ -424,6 +427,7 @@ pub struct ListTriggersQuery {
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// The previous page's `nextToken`.
+    #[param(pattern = "^[0-9]{0,18}$")]
     pub next_token: Option<String>,
 }
 
@@ -490,7 +494,6 @@ pub struct LayerVersionPath {
     /// The layer's name.
     pub name: String,
     /// The layer version's number.
-    #[param(minimum = 0, maximum = 4294967295_u64)]
     pub version: u32,
 }
 

@@ -4,7 +4,11 @@
 
 use axum::response::IntoResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayItems, KnownFormat, Schema, SchemaFormat,
+};
+use utoipa::openapi::RefOr;
+use utoipa::{Modify, Number, OpenApi};
 
 use crate::routes;
 
@@ -57,7 +61,6 @@ fn error_description(status: &str) -> Option<&'static str> {
 
 impl Modify for CommonErrors {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::RefOr;
         for item in doc.paths.paths.values_mut() {
             let operations = [
                 &mut item.get,
@@ -103,10 +106,97 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Writes each integer's range out as `minimum`/`maximum` from its Rust
+/// type (`format`: `uint32`, `int64`, …): a JSON Schema reader knows no
+/// `uint32`, and the server refuses a number its type cannot hold.
+struct IntegerBounds;
+
+fn integer_range(format: &KnownFormat) -> Option<(Number, Number)> {
+    use Number::{Int, UInt};
+    Some(match format {
+        KnownFormat::Int8 => (Int(i8::MIN.into()), Int(i8::MAX.into())),
+        KnownFormat::Int16 => (Int(i16::MIN.into()), Int(i16::MAX.into())),
+        KnownFormat::Int32 => (Int(i32::MIN as isize), Int(i32::MAX as isize)),
+        KnownFormat::Int64 => (Int(isize::MIN), Int(isize::MAX)),
+        KnownFormat::UInt8 => (UInt(0), UInt(u8::MAX.into())),
+        KnownFormat::UInt16 => (UInt(0), UInt(u16::MAX.into())),
+        KnownFormat::UInt32 => (UInt(0), UInt(u32::MAX as usize)),
+        KnownFormat::UInt64 => (UInt(0), UInt(usize::MAX)),
+        _ => return None,
+    })
+}
+
+fn bound_integers(schema: &mut RefOr<Schema>) {
+    let RefOr::T(schema) = schema else { return };
+    match schema {
+        Schema::Object(o) => {
+            if let Some(SchemaFormat::KnownFormat(f)) = &o.format {
+                if let Some((min, max)) = integer_range(f) {
+                    if o.minimum.is_none() && o.exclusive_minimum.is_none() {
+                        o.minimum = Some(min);
+                    }
+                    if o.maximum.is_none() && o.exclusive_maximum.is_none() {
+                        o.maximum = Some(max);
+                    }
+                }
+            }
+            o.properties.values_mut().for_each(bound_integers);
+            if let Some(extra) = o.additional_properties.as_deref_mut() {
+                if let AdditionalProperties::RefOr(extra) = extra {
+                    bound_integers(extra);
+                }
+            }
+        }
+        Schema::Array(a) => {
+            if let ArrayItems::RefOrSchema(items) = &mut a.items {
+                bound_integers(items);
+            }
+        }
+        Schema::OneOf(c) => c.items.iter_mut().for_each(bound_integers),
+        Schema::AllOf(c) => c.items.iter_mut().for_each(bound_integers),
+        Schema::AnyOf(c) => c.items.iter_mut().for_each(bound_integers),
+        _ => {}
+    }
+}
+
+impl Modify for IntegerBounds {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = &mut doc.components {
+            components.schemas.values_mut().for_each(bound_integers);
+        }
+        for item in doc.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                for p in op.parameters.iter_mut().flatten() {
+                    p.schema.iter_mut().for_each(bound_integers);
+                }
+                if let Some(body) = &mut op.request_body {
+                    for content in body.content.values_mut() {
+                        content.schema.iter_mut().for_each(bound_integers);
+                    }
+                }
+                for response in op.responses.responses.values_mut() {
+                    if let RefOr::T(r) = response {
+                        for content in r.content.values_mut() {
+                            content.schema.iter_mut().for_each(bound_integers);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "HotSwap API", description = "Self-hosted serverless functions with live version swaps."),
-    modifiers(&BearerAuth, &CommonErrors),
+    modifiers(&BearerAuth, &CommonErrors, &IntegerBounds),
     security(("bearer" = [])),
     paths(
         routes::tokens::create, routes::tokens::whoami,
@@ -115,7 +205,7 @@ impl Modify for BearerAuth {
         routes::invoke::invoke, routes::invoke::logs, routes::invoke::metrics, routes::invoke::get_invocation, routes::invoke::list_invocations,
         routes::layers::publish, routes::layers::list, routes::layers::versions, routes::layers::get, routes::layers::delete,
         routes::versions::publish, routes::versions::list, routes::versions::get, routes::versions::update, routes::versions::delete,
-        routes::aliases::create, routes::aliases::list, routes::aliases::get, routes::aliases::update, routes::aliases::delete,
+        routes::aliases::create, routes::aliases::list, routes::aliases::get, routes::aliases::update, routes::aliases::patch, routes::aliases::delete,
         routes::triggers::create, routes::triggers::list, routes::triggers::get, routes::triggers::update, routes::triggers::delete,
         routes::runners::register, routes::runners::heartbeat, routes::runners::list, routes::runners::get,
         routes::deployments::create, routes::deployments::list, routes::deployments::get, routes::deployments::cancel, routes::deployments::promote, routes::deployments::rollback,

@@ -92,3 +92,16 @@ pub(crate) async fn delete(
     s.control.delete_alias(&caller, &name, &alias).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Same as `PUT`.
+#[utoipa::path(patch, path = "/v1/functions/{name}/aliases/{alias}", tag = "aliases", params(AliasPath), request_body = UpdateAliasRequest,
+    responses((status = 200, body = FunctionAlias), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+pub(crate) async fn patch(
+    state: State<AppState>,
+    caller: Caller,
+    no_query: NoQuery,
+    path: Path<(String, String)>,
+    body: Json<UpdateAliasRequest>,
+) -> ApiResult<axum::Json<FunctionAlias>> {
+    update(state, caller, no_query, path, body).await
+}

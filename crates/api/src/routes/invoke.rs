@@ -21,8 +21,10 @@ pub struct InvokeQuery {
     /// `$LATEST` (default), a version number or an alias name.
     pub qualifier: Option<String>,
     /// `full`: answer with the whole InvocationResult as JSON.
+    #[param(inline)]
     pub result: Option<ResultMode>,
     /// `tail`: add the last 4 KB of the invocation's log (`X-Log-Result`, base64).
+    #[param(inline)]
     pub log: Option<LogMode>,
     /// `true`: queue it and answer 202 (same as `X-Invocation-Type: Event`).
     #[serde(rename = "async")]
@@ -215,6 +217,7 @@ pub struct LogsQuery {
     /// RFC 3339 timestamp.
     pub since: Option<chrono::DateTime<chrono::Utc>>,
     /// Most lines (default 1000).
+    #[param(value_type = Option<u64>)]
     pub limit: Option<usize>,
 }
 

@@ -31,7 +31,7 @@ pub(crate) async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/triggers", tag = "triggers", params(ListTriggersQuery),
-    responses((status = 200, body = Page<Trigger>)))]
+    responses((status = 200, body = Page<Trigger>), (status = 404, body = ApiError)))]
 pub(crate) async fn list(
     State(s): State<AppState>,
     Caller(caller): Caller,
