@@ -25,8 +25,8 @@ struct BearerAuth;
 ///   413 `PayloadTooLarge` past `--max-body-bytes`, and, for JSON bodies,
 ///   415 `UnsupportedMediaType` without `Content-Type: application/json`.
 ///
-/// An error status a handler names without a description gets the standard
-/// one for it here.
+/// A status a handler names without a description gets the standard one
+/// for it here.
 struct CommonErrors;
 
 fn error_response(description: &str) -> utoipa::openapi::Response {
@@ -41,9 +41,13 @@ fn error_response(description: &str) -> utoipa::openapi::Response {
         .build()
 }
 
-/// The standard description of an error status.
+/// The standard description of a status.
 fn error_description(status: &str) -> Option<&'static str> {
     Some(match status {
+        "200" => "OK",
+        "201" => "created",
+        "202" => "accepted",
+        "204" => "done; no body",
         "400" => "bad request: a malformed or unknown parameter, or a body that breaks the schema or the rules (`errors` lists every rule broken)",
         "401" => "no `Authorization: Bearer` token, or an unknown one",
         "403" => "the token has no right to change this resource",
@@ -226,4 +230,140 @@ pub(crate) async fn serve() -> impl IntoResponse {
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         document_json(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    fn doc() -> Value {
+        serde_json::from_str(&super::document_json()).unwrap()
+    }
+
+    fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+        let mut ops = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                ops.push((method.clone(), path.clone(), op.clone()));
+            }
+        }
+        ops
+    }
+
+    #[test]
+    fn every_path_parameter_is_declared() {
+        for (method, path, op) in operations(&doc()) {
+            let mut in_path: Vec<&str> = path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                .collect();
+            let mut declared: Vec<&str> = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "path")
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            in_path.sort_unstable();
+            declared.sort_unstable();
+            assert_eq!(in_path, declared, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn every_operation_needs_the_bearer_token_and_names_its_errors() {
+        let doc = doc();
+        assert_eq!(doc["security"], serde_json::json!([{ "bearer": [] }]));
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearer"]["scheme"],
+            "bearer"
+        );
+        for (method, path, op) in operations(&doc) {
+            assert!(op.get("security").is_none(), "{method} {path} overrides security");
+            let responses = op["responses"].as_object().unwrap();
+            let mut common = vec!["400", "401", "500"];
+            if op.get("requestBody").is_some() {
+                common.push("413");
+            }
+            for status in common {
+                assert!(responses.contains_key(status), "{method} {path}: no {status}");
+            }
+            for (status, r) in responses {
+                assert!(
+                    r["description"].as_str().is_some_and(|d| !d.is_empty()),
+                    "{method} {path} {status}: no description"
+                );
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert_eq!(
+                        r["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ApiError",
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn integers_carry_the_range_of_their_rust_type() {
+        let doc = doc();
+        let schemas = &doc["components"]["schemas"];
+        let version = &schemas["CreateAliasRequest"]["properties"]["version"];
+        assert_eq!(version["minimum"], 1);
+        assert_eq!(version["maximum"], u64::from(u32::MAX));
+        let memory = &schemas["CreateFunctionRequest"]["properties"]["memorySize"];
+        assert_eq!(memory["minimum"], 128);
+        assert_eq!(memory["maximum"], 10240);
+        let total = &schemas["RunnerResources"]["properties"]["totalMemoryMB"];
+        assert_eq!(total["maximum"], u64::MAX, "{total}");
+        let limit = doc["paths"]["/v1/functions"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "limit")
+            .unwrap()
+            .clone();
+        assert_eq!(limit["schema"]["minimum"], 1);
+        assert_eq!(limit["schema"]["maximum"], 1000);
+    }
+
+    /// The documented `LogLine` and `VersionMetrics` have the fields the
+    /// runner's types serialise.
+    #[test]
+    fn log_and_metrics_schemas_match_the_runner_types() {
+        let doc = doc();
+        let keys = |v: &Value| {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        let line = hotswap_runner::LogLine {
+            timestamp: chrono::Utc::now(),
+            function_name: "f".into(),
+            version: "1".into(),
+            log_stream_name: "s".into(),
+            request_id: None,
+            stream: "stdout",
+            message: "m".into(),
+        };
+        assert_eq!(
+            keys(&serde_json::to_value(&line).unwrap()),
+            keys(&doc["components"]["schemas"]["LogLine"]["properties"])
+        );
+        let metrics = hotswap_runner::metrics::VersionMetrics {
+            function_name: "f".into(),
+            version: "1".into(),
+            invocations: 0,
+            errors: 0,
+            error_rate: 0.0,
+            cold_starts: 0,
+            avg_duration_ms: 0.0,
+            p50_duration_ms: 0.0,
+            p99_duration_ms: 0.0,
+        };
+        assert_eq!(
+            keys(&serde_json::to_value(&metrics).unwrap()),
+            keys(&doc["components"]["schemas"]["VersionMetrics"]["properties"])
+        );
+    }
 }
