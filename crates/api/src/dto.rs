@@ -156,7 +156,10 @@ pub struct UpdateVersionRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateAliasRequest {
     /// Letters, digits, `-` and `_`, at most 128, not all digits.
-    #[schema(pattern = r"^[a-zA-Z0-9_-]*[a-zA-Z_-][a-zA-Z0-9_-]*$", max_length = 128)]
+    #[schema(
+        pattern = r"^[a-zA-Z0-9_-]*[a-zA-Z_-][a-zA-Z0-9_-]*$",
+        max_length = 128
+    )]
     pub alias_name: String,
     /// A published version (1 or more).
     #[schema(minimum = 1)]
@@ -242,7 +245,10 @@ pub struct RunnerResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateDeploymentRequest {
-    #[schema(pattern = r"^[a-zA-Z0-9_-]*[a-zA-Z_-][a-zA-Z0-9_-]*$", max_length = 128)]
+    #[schema(
+        pattern = r"^[a-zA-Z0-9_-]*[a-zA-Z_-][a-zA-Z0-9_-]*$",
+        max_length = 128
+    )]
     pub alias_name: String,
     /// A published version (1 or more).
     #[schema(minimum = 1)]

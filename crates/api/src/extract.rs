@@ -61,7 +61,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         if !is_json(req.headers()) {
-            return Err(body_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, String::new()));
+            return Err(body_error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                String::new(),
+            ));
         }
         let bytes = bytes::Bytes::from_request(req, state)
             .await
@@ -168,7 +171,13 @@ impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
         match first {
             None => Ok(NoQuery),
             Some(pair) => {
-                let name: String = pair.split('=').next().unwrap_or(pair).chars().take(64).collect();
+                let name: String = pair
+                    .split('=')
+                    .next()
+                    .unwrap_or(pair)
+                    .chars()
+                    .take(64)
+                    .collect();
                 Err(ApiError::bad_request(format!(
                     "unknown query parameter '{name}': this endpoint takes none"
                 )))

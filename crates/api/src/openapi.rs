@@ -3,10 +3,10 @@
 //! when it drifts.
 
 use axum::response::IntoResponse;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::schema::{
     AdditionalProperties, ArrayItems, KnownFormat, Schema, SchemaFormat,
 };
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::RefOr;
 use utoipa::{Modify, Number, OpenApi};
 
@@ -279,14 +279,20 @@ mod tests {
             "bearer"
         );
         for (method, path, op) in operations(&doc) {
-            assert!(op.get("security").is_none(), "{method} {path} overrides security");
+            assert!(
+                op.get("security").is_none(),
+                "{method} {path} overrides security"
+            );
             let responses = op["responses"].as_object().unwrap();
             let mut common = vec!["400", "401", "500"];
             if op.get("requestBody").is_some() {
                 common.push("413");
             }
             for status in common {
-                assert!(responses.contains_key(status), "{method} {path}: no {status}");
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path}: no {status}"
+                );
             }
             for (status, r) in responses {
                 assert!(

@@ -30,7 +30,10 @@ fn operations(s: &Server) -> Vec<(String, String, Vec<String>)> {
                     _ => {}
                 }
             }
-            assert!(!concrete.contains('{'), "{method} {path}: undeclared path parameter");
+            assert!(
+                !concrete.contains('{'),
+                "{method} {path}: undeclared path parameter"
+            );
             ops.push((method.to_uppercase(), concrete, query));
         }
     }
@@ -70,7 +73,10 @@ fn every_operation_refuses_an_unknown_query_parameter() {
         );
     }
     // The parameters clients send keep working.
-    assert_eq!(s.admin("POST", "/v1/functions", Some(function_body("q"))).0, 201);
+    assert_eq!(
+        s.admin("POST", "/v1/functions", Some(function_body("q"))).0,
+        201
+    );
     for ok in [
         "/v1/functions?limit=1&nextToken=a&tag=team%3Dweb",
         "/v1/functions/q/logs?requestId=x&limit=10000&since=2024-05-01T12%3A00%3A00Z&version=1",
@@ -89,7 +95,11 @@ fn every_operation_refuses_an_unknown_query_parameter() {
         "/v1/functions/q/invoke?result=partial",
         "/v1/functions/q/invoke?log=all",
     ] {
-        let method = if bad.contains("invoke") { "POST" } else { "GET" };
+        let method = if bad.contains("invoke") {
+            "POST"
+        } else {
+            "GET"
+        };
         let (status, body) = s.admin(method, bad, None);
         assert_eq!(status, 400, "{method} {bad}: {body}");
     }

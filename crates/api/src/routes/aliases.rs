@@ -3,7 +3,9 @@ use axum::http::StatusCode;
 use hotswap_control::AliasUpdate;
 use hotswap_domain::FunctionAlias;
 
-use crate::dto::{AliasPath, CreateAliasRequest, FunctionPath, Page, PageQuery, UpdateAliasRequest};
+use crate::dto::{
+    AliasPath, CreateAliasRequest, FunctionPath, Page, PageQuery, UpdateAliasRequest,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, Json, NoQuery, Path, Query};
 use crate::AppState;

@@ -4,8 +4,8 @@ use hotswap_control::NewDeployment;
 use hotswap_domain::Deployment;
 
 use crate::dto::{
-    CancelDeploymentRequest, CreateDeploymentRequest, DeploymentPath, FunctionPath, Page, PageQuery,
-    RollbackDeploymentRequest,
+    CancelDeploymentRequest, CreateDeploymentRequest, DeploymentPath, FunctionPath, Page,
+    PageQuery, RollbackDeploymentRequest,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, Json, NoQuery, OptionalJson, Path, Query};

@@ -6,7 +6,7 @@ use hotswap_domain::Function;
 use hotswap_store::FunctionFilter;
 
 use crate::dto::{
-    CodeInput, CreateFunctionRequest, FunctionPath, RawBytes, ListFunctionsQuery, Page,
+    CodeInput, CreateFunctionRequest, FunctionPath, ListFunctionsQuery, Page, RawBytes,
     UpdateFunctionRequest, VersionResponse,
 };
 use crate::error::{ApiError, ApiResult};

@@ -7,8 +7,8 @@ use hotswap_runner::{InvokeRequest, LogQuery, RunnerError};
 use serde::Deserialize;
 
 use crate::dto::{
-    AcceptedInvocation, FunctionPath, RawBytes, InvocationPath, ListInvocationsQuery, LogLineSchema, Page,
-    StoredResult, VersionMetricsSchema,
+    AcceptedInvocation, FunctionPath, InvocationPath, ListInvocationsQuery, LogLineSchema, Page,
+    RawBytes, StoredResult, VersionMetricsSchema,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, NoQuery, Path, Query};

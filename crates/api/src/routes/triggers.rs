@@ -3,7 +3,9 @@ use axum::http::StatusCode;
 use hotswap_control::NewTrigger;
 use hotswap_domain::Trigger;
 
-use crate::dto::{CreateTriggerRequest, ListTriggersQuery, Page, TriggerPath, UpdateTriggerRequest};
+use crate::dto::{
+    CreateTriggerRequest, ListTriggersQuery, Page, TriggerPath, UpdateTriggerRequest,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, Json, NoQuery, Path, Query};
 use crate::AppState;
