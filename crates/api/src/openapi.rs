@@ -145,10 +145,9 @@ fn bound_integers(schema: &mut RefOr<Schema>) {
                 }
             }
             o.properties.values_mut().for_each(bound_integers);
-            if let Some(extra) = o.additional_properties.as_deref_mut() {
-                if let AdditionalProperties::RefOr(extra) = extra {
-                    bound_integers(extra);
-                }
+            if let Some(AdditionalProperties::RefOr(extra)) = o.additional_properties.as_deref_mut()
+            {
+                bound_integers(extra);
             }
         }
         Schema::Array(a) => {
