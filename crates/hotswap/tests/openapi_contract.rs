@@ -130,6 +130,7 @@ fn whole_numbers_written_as_floats_are_integers() {
         Some(json!({ "timeout": 2.5 })),
     );
     assert_eq!(status, 400, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("timeout"), "{e}");
     let (status, v) = s.admin("POST", "/v1/functions/floats/versions", Some(Value::Null));
     assert_eq!(status, 201, "{v}");
 }
