@@ -29,6 +29,7 @@ fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CodeInput {
     /// The zip file, base64 (standard alphabet, padding optional).
+    #[schema(format = Byte, min_length = 1)]
     pub zip_file: String,
 }
 
@@ -50,15 +51,27 @@ impl CodeInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateFunctionRequest {
+    /// Letters, digits and dashes, at most 64; unique per owner.
+    #[schema(pattern = r"^[a-zA-Z0-9-]{1,64}$")]
     pub name: String,
     pub runtime: Runtime,
+    /// E.g. `index.handler`; its form depends on the runtime.
+    #[schema(pattern = r"\S")]
     pub handler: String,
     pub description: Option<String>,
+    /// MB: 128–10240 in steps of 64 (default 256).
+    #[schema(minimum = 128, maximum = 10240, multiple_of = 64)]
     pub memory_size: Option<u32>,
+    /// Seconds: 1–900 (default 30).
+    #[schema(minimum = 1, maximum = 900)]
     pub timeout: Option<u32>,
+    /// Names start with a letter and hold letters, digits and `_`; keys and
+    /// values together at most 4 KB.
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
+    /// `NAME` or `NAME:VERSION`, at most 5, each layer once.
     #[serde(default)]
+    #[schema(max_items = 5)]
     pub layers: Vec<String>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
@@ -70,6 +83,7 @@ pub struct CreateFunctionRequest {
     pub dead_letter_target: Option<String>,
     /// Required in a JSON request; in a multipart request the code comes as
     /// the `code` part instead.
+    #[schema(value_type = CodeInput)]
     pub code: Option<CodeInput>,
 }
 
@@ -80,10 +94,16 @@ pub struct UpdateFunctionRequest {
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
     pub runtime: Option<Runtime>,
+    #[schema(pattern = r"\S")]
     pub handler: Option<String>,
+    /// MB: 128–10240 in steps of 64.
+    #[schema(minimum = 128, maximum = 10240, multiple_of = 64)]
     pub memory_size: Option<u32>,
+    /// Seconds: 1–900.
+    #[schema(minimum = 1, maximum = 900)]
     pub timeout: Option<u32>,
     pub environment: Option<BTreeMap<String, String>>,
+    #[schema(max_items = 5)]
     pub layers: Option<Vec<String>>,
     pub tags: Option<BTreeMap<String, String>>,
     #[serde(default, deserialize_with = "double_option")]
@@ -95,6 +115,11 @@ pub struct UpdateFunctionRequest {
     #[schema(value_type = Option<String>)]
     pub dead_letter_target: Option<Option<String>>,
 }
+
+/// A body of raw bytes (a zip, an event).
+#[derive(Debug, ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct RawBytes(pub Vec<u8>);
 
 /// A version with its `versionString` (the seed's computed property).
 #[derive(Debug, Serialize, ToSchema)]
@@ -130,7 +155,14 @@ pub struct UpdateVersionRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateAliasRequest {
+    /// Letters, digits, `-` and `_`, at most 128, not all digits.
+    #[schema(
+        pattern = r"^[a-zA-Z0-9_-]*[a-zA-Z_-][a-zA-Z0-9_-]*$",
+        max_length = 128
+    )]
     pub alias_name: String,
+    /// A published version (1 or more).
+    #[schema(minimum = 1)]
     pub version: u32,
     /// Version → percent of traffic, e.g. `{ "5": 90, "6": 10 }`.
     #[serde(default)]
@@ -142,6 +174,7 @@ pub struct CreateAliasRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateAliasRequest {
     /// Moves the alias; without `routingConfig` this clears the weights.
+    #[schema(minimum = 1)]
     pub version: Option<u32>,
     /// Replaces the weights; `{}` clears them.
     pub routing_config: Option<BTreeMap<u32, f64>>,
@@ -153,6 +186,7 @@ pub struct UpdateAliasRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTriggerRequest {
+    #[schema(pattern = r"^[a-zA-Z0-9-]{1,64}$")]
     pub function_name: String,
     /// `$LATEST` (default), a version number or an alias name.
     pub target_version: Option<String>,
@@ -172,8 +206,11 @@ pub struct UpdateTriggerRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegisterRunnerRequest {
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub node_id: String,
+    #[schema(pattern = r"\S")]
     pub hostname: String,
+    #[schema(minimum = 1, maximum = 65535)]
     pub port: Option<u16>,
     pub health: Option<RunnerHealth>,
     pub resources: Option<RunnerResources>,
@@ -208,7 +245,13 @@ pub struct RunnerResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateDeploymentRequest {
+    #[schema(
+        pattern = r"^[a-zA-Z0-9_-]*[a-zA-Z_-][a-zA-Z0-9_-]*$",
+        max_length = 128
+    )]
     pub alias_name: String,
+    /// A published version (1 or more).
+    #[schema(minimum = 1)]
     pub target_version: u32,
     #[serde(default)]
     pub strategy: DeploymentStrategy,
@@ -269,6 +312,8 @@ impl From<hotswap_store::TokenRole> for TokenRole {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTokenRequest {
+    /// 1–128 letters, digits, `-`, `_`, `.` or `@`.
+    #[schema(pattern = r"^[A-Za-z0-9._@-]{1,128}$")]
     pub owner_id: Option<String>,
     #[serde(default)]
     pub admin: bool,
@@ -425,8 +470,10 @@ pub fn check_limit(limit: Option<u32>) -> Result<u32, ApiError> {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Page size, 1–1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// The previous page's `nextToken`.
+    #[param(pattern = "^[0-9]{0,18}$")]
     pub next_token: Option<String>,
 }
 
@@ -435,6 +482,7 @@ pub struct PageQuery {
 #[into_params(parameter_in = Query)]
 pub struct ListFunctionsQuery {
     /// Page size, 1–1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// The previous page's `nextToken`.
     pub next_token: Option<String>,
@@ -449,10 +497,13 @@ pub struct ListFunctionsQuery {
 #[into_params(parameter_in = Query)]
 pub struct ListInvocationsQuery {
     /// `Pending` (or `Queued`), `Running`, `Succeeded` or `Failed`.
+    #[param(pattern = "^(Pending|Queued|Running|Succeeded|Failed)?$")]
     pub status: Option<String>,
     /// Page size, 1–1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// The previous page's `nextToken`.
+    /// The previous page's `nextToken` (`{microseconds}.{requestId}`).
+    #[param(pattern = r"^(-?[0-9]{1,15}\.[\s\S]+)?$")]
     pub next_token: Option<String>,
 }
 
@@ -475,9 +526,148 @@ impl ListInvocationsQuery {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListTriggersQuery {
+    /// Only this function's triggers.
     pub function_name: Option<String>,
     /// Page size, 1–1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// The previous page's `nextToken`.
+    #[param(pattern = "^[0-9]{0,18}$")]
     pub next_token: Option<String>,
+}
+
+// Path parameters, declared once and named in each operation's `params(…)`.
+// The handlers read them positionally (`Path<String>`, `Path<(String, String)>`);
+// `openapi::tests::every_path_parameter_is_declared` keeps the two in step.
+
+/// `{name}`: a function.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct FunctionPath {
+    /// The function's name.
+    #[param(pattern = r"^[a-zA-Z0-9-]{1,64}$")]
+    pub name: String,
+}
+
+/// `{name}/…/{version}`: a version of a function.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct VersionPath {
+    /// The function's name.
+    #[param(pattern = r"^[a-zA-Z0-9-]{1,64}$")]
+    pub name: String,
+    /// `$LATEST`, a version number or `v` and a version number.
+    #[param(pattern = r"^(\$LATEST|v?[0-9]{1,9})$")]
+    pub version: String,
+}
+
+/// `{name}/…/{alias}`: an alias of a function.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct AliasPath {
+    /// The function's name.
+    #[param(pattern = r"^[a-zA-Z0-9-]{1,64}$")]
+    pub name: String,
+    /// The alias's name.
+    #[param(pattern = r"^[a-zA-Z0-9_-]{1,128}$")]
+    pub alias: String,
+}
+
+/// `{name}/…/{id}`: a deployment of a function.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct DeploymentPath {
+    /// The function's name.
+    #[param(pattern = r"^[a-zA-Z0-9-]{1,64}$")]
+    pub name: String,
+    /// The deployment's `deploymentId`.
+    pub id: String,
+}
+
+/// `{name}`: a layer.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct LayerPath {
+    /// The layer's name.
+    pub name: String,
+}
+
+/// `{name}/versions/{version}`: a version of a layer.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct LayerVersionPath {
+    /// The layer's name.
+    pub name: String,
+    /// The layer version's number.
+    pub version: u32,
+}
+
+/// `{id}`: a trigger.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TriggerPath {
+    /// The trigger's `triggerId`.
+    pub id: String,
+}
+
+/// `{node_id}`: a runner node.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct RunnerPath {
+    /// The runner's `nodeId`.
+    pub node_id: String,
+}
+
+/// `{request_id}`: an asynchronous invocation.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct InvocationPath {
+    /// The `requestId` the 202 answer gave.
+    pub request_id: String,
+}
+
+/// The 202 answer to an asynchronous invocation.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AcceptedInvocation {
+    /// Fetch its result with `GET /v1/invocations/{requestId}`.
+    pub request_id: String,
+    pub status: AsyncStatus,
+}
+
+/// One log line of a function's instance (`GET …/logs`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = LogLine)]
+pub struct LogLineSchema {
+    pub timestamp: chrono::DateTime<chrono::Utc>,
+    pub function_name: String,
+    /// `$LATEST` or the version number.
+    pub version: String,
+    pub log_stream_name: String,
+    pub request_id: Option<String>,
+    /// `stdout`, `stderr` or `platform` (the `START` / `END` / `REPORT` lines).
+    pub stream: String,
+    pub message: String,
+    /// Present (`true`) when the line was cut at the server's line cap.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+/// A version's figures as the runner measured them (`GET …/metrics`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = VersionMetrics)]
+pub struct VersionMetricsSchema {
+    pub function_name: String,
+    /// `$LATEST` or the version number.
+    pub version: String,
+    pub invocations: u64,
+    pub errors: u64,
+    /// Percent, 0–100.
+    pub error_rate: f64,
+    pub cold_starts: u64,
+    pub avg_duration_ms: f64,
+    pub p50_duration_ms: f64,
+    pub p99_duration_ms: f64,
 }

@@ -1,7 +1,7 @@
 //! Extractors whose rejections speak the API's error model: JSON bodies,
 //! path and query parameters, and the caller's identity.
 
-use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -27,24 +27,53 @@ fn body_error(status: StatusCode, text: String) -> ApiError {
     }
 }
 
-/// `axum::Json` with JSON errors: 400 for malformed JSON, unknown fields and
+/// Whether the request says its body is JSON (`application/json` or a
+/// `+json` type, parameters allowed).
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match essence.split_once('/') {
+        Some(("application", sub)) => sub == "json" || sub.ends_with("+json"),
+        _ => false,
+    }
+}
+
+/// A JSON body with JSON errors: 400 for malformed JSON, unknown fields and
 /// wrong types; 413 past the body limit; 415 without a JSON content type.
+///
+/// JSON has one number type: `3.0` is the integer 3 (JSON Schema's
+/// `integer` admits it), so whole numbers written with a fraction or an
+/// exponent are read as integers before the body meets the Rust type.
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Json(v)),
-            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::bad_request(e.body_text())),
-            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::bad_request(e.body_text())),
-            Err(e) => Err(body_error(e.status(), e.body_text())),
+        if !is_json(req.headers()) {
+            return Err(body_error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                String::new(),
+            ));
         }
+        let bytes = bytes::Bytes::from_request(req, state)
+            .await
+            .map_err(|e: BytesRejection| body_error(e.status(), e.body_text()))?;
+        parse_json(&bytes).map(Json)
     }
 }
 
-/// An optional JSON body: empty body → `T::default()`.
+/// An optional JSON body: an empty body or `null` → `T::default()`.
 pub struct OptionalJson<T>(pub T);
 
 impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
@@ -57,19 +86,52 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
-        parse_json(&mut de).map(OptionalJson)
+        match parse_json::<Option<T>>(&bytes)? {
+            Some(v) => Ok(OptionalJson(v)),
+            None => Ok(OptionalJson(T::default())),
+        }
     }
 }
 
-fn parse_json<T: DeserializeOwned>(
-    de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'_>>,
-) -> Result<T, ApiError> {
-    let v = T::deserialize(&mut *de)
+/// Parses a JSON document into `T` (whole numbers normalised, see [`Json`]).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
-    de.end()
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
-    Ok(v)
+    whole_numbers_as_integers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            ApiError::bad_request(format!("invalid JSON body: {inner}"))
+        } else {
+            ApiError::bad_request(format!("invalid JSON body: {path}: {inner}"))
+        }
+    })
+}
+
+/// Rewrites every float that is a whole number within ±2^53 (where `f64`
+/// is exact) as an integer, in place.
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64() {
+                if f.fract() == 0.0 && f.abs() <= EXACT {
+                    // Exact: |f| ≤ 2^53 and whole, so the casts lose nothing.
+                    *n = if f >= 0.0 {
+                        serde_json::Number::from(f as u64)
+                    } else {
+                        serde_json::Number::from(f as i64)
+                    };
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        serde_json::Value::Object(fields) => {
+            fields.values_mut().for_each(whole_numbers_as_integers)
+        }
+        _ => {}
+    }
 }
 
 /// `axum::extract::Path` with JSON errors.
@@ -116,6 +178,38 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| ApiError::unauthorized("Authorization header must be 'Bearer TOKEN'"))
+}
+
+/// For operations that take no query parameters: any parameter is refused
+/// with 400, as the typed query structs refuse the ones they do not name.
+pub struct NoQuery;
+
+impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let first = parts
+            .uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .find(|pair| !pair.is_empty());
+        match first {
+            None => Ok(NoQuery),
+            Some(pair) => {
+                let name: String = pair
+                    .split('=')
+                    .next()
+                    .unwrap_or(pair)
+                    .chars()
+                    .take(64)
+                    .collect();
+                Err(ApiError::bad_request(format!(
+                    "unknown query parameter '{name}': this endpoint takes none"
+                )))
+            }
+        }
+    }
 }
 
 /// The authenticated caller (`Authorization: Bearer TOKEN`) of a tenant or

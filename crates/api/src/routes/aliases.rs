@@ -3,16 +3,19 @@ use axum::http::StatusCode;
 use hotswap_control::AliasUpdate;
 use hotswap_domain::FunctionAlias;
 
-use crate::dto::{CreateAliasRequest, Page, PageQuery, UpdateAliasRequest};
+use crate::dto::{
+    AliasPath, CreateAliasRequest, FunctionPath, Page, PageQuery, UpdateAliasRequest,
+};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, Json, Path, Query};
+use crate::extract::{Caller, Json, NoQuery, Path, Query};
 use crate::AppState;
 
-#[utoipa::path(post, path = "/v1/functions/{name}/aliases", tag = "aliases", request_body = CreateAliasRequest,
-    responses((status = 201, body = FunctionAlias), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
+#[utoipa::path(post, path = "/v1/functions/{name}/aliases", tag = "aliases", params(FunctionPath), request_body = CreateAliasRequest,
+    responses((status = 201, body = FunctionAlias), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 pub(crate) async fn create(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path(name): Path<String>,
     Json(req): Json<CreateAliasRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<FunctionAlias>)> {
@@ -30,8 +33,8 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, axum::Json(a)))
 }
 
-#[utoipa::path(get, path = "/v1/functions/{name}/aliases", tag = "aliases", params(PageQuery),
-    responses((status = 200, body = Page<FunctionAlias>)))]
+#[utoipa::path(get, path = "/v1/functions/{name}/aliases", tag = "aliases", params(FunctionPath, PageQuery),
+    responses((status = 200, body = Page<FunctionAlias>), (status = 404, body = ApiError)))]
 pub(crate) async fn list(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -45,11 +48,12 @@ pub(crate) async fn list(
     )?))
 }
 
-#[utoipa::path(get, path = "/v1/functions/{name}/aliases/{alias}", tag = "aliases",
+#[utoipa::path(get, path = "/v1/functions/{name}/aliases/{alias}", tag = "aliases", params(AliasPath),
     responses((status = 200, body = FunctionAlias), (status = 404, body = ApiError)))]
 pub(crate) async fn get(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path((name, alias)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<FunctionAlias>> {
     Ok(axum::Json(
@@ -58,11 +62,12 @@ pub(crate) async fn get(
 }
 
 /// Move an alias and/or set its weighted routing.
-#[utoipa::path(put, path = "/v1/functions/{name}/aliases/{alias}", tag = "aliases", request_body = UpdateAliasRequest,
-    responses((status = 200, body = FunctionAlias), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
+#[utoipa::path(put, path = "/v1/functions/{name}/aliases/{alias}", tag = "aliases", params(AliasPath), request_body = UpdateAliasRequest,
+    responses((status = 200, body = FunctionAlias), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 pub(crate) async fn update(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path((name, alias)): Path<(String, String)>,
     Json(req): Json<UpdateAliasRequest>,
 ) -> ApiResult<axum::Json<FunctionAlias>> {
@@ -78,13 +83,27 @@ pub(crate) async fn update(
     ))
 }
 
-#[utoipa::path(delete, path = "/v1/functions/{name}/aliases/{alias}", tag = "aliases",
-    responses((status = 204), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+#[utoipa::path(delete, path = "/v1/functions/{name}/aliases/{alias}", tag = "aliases", params(AliasPath),
+    responses((status = 204), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 pub(crate) async fn delete(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path((name, alias)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     s.control.delete_alias(&caller, &name, &alias).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Same as `PUT`.
+#[utoipa::path(patch, path = "/v1/functions/{name}/aliases/{alias}", tag = "aliases", params(AliasPath), request_body = UpdateAliasRequest,
+    responses((status = 200, body = FunctionAlias), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+pub(crate) async fn patch(
+    state: State<AppState>,
+    caller: Caller,
+    no_query: NoQuery,
+    path: Path<(String, String)>,
+    body: Json<UpdateAliasRequest>,
+) -> ApiResult<axum::Json<FunctionAlias>> {
+    update(state, caller, no_query, path, body).await
 }

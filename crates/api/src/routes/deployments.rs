@@ -4,18 +4,20 @@ use hotswap_control::NewDeployment;
 use hotswap_domain::Deployment;
 
 use crate::dto::{
-    CancelDeploymentRequest, CreateDeploymentRequest, Page, PageQuery, RollbackDeploymentRequest,
+    CancelDeploymentRequest, CreateDeploymentRequest, DeploymentPath, FunctionPath, Page,
+    PageQuery, RollbackDeploymentRequest,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, Json, OptionalJson, Path, Query};
+use crate::extract::{Caller, Json, NoQuery, OptionalJson, Path, Query};
 use crate::AppState;
 
 /// Record a deployment of a version to an alias (one active per alias).
-#[utoipa::path(post, path = "/v1/functions/{name}/deployments", tag = "deployments", request_body = CreateDeploymentRequest,
-    responses((status = 201, body = Deployment), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
+#[utoipa::path(post, path = "/v1/functions/{name}/deployments", tag = "deployments", params(FunctionPath), request_body = CreateDeploymentRequest,
+    responses((status = 201, body = Deployment), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 pub(crate) async fn create(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path(name): Path<String>,
     Json(req): Json<CreateDeploymentRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<Deployment>)> {
@@ -32,8 +34,8 @@ pub(crate) async fn create(
 }
 
 /// Deployments of a function, newest first.
-#[utoipa::path(get, path = "/v1/functions/{name}/deployments", tag = "deployments", params(PageQuery),
-    responses((status = 200, body = Page<Deployment>)))]
+#[utoipa::path(get, path = "/v1/functions/{name}/deployments", tag = "deployments", params(FunctionPath, PageQuery),
+    responses((status = 200, body = Page<Deployment>), (status = 404, body = ApiError)))]
 pub(crate) async fn list(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -47,11 +49,12 @@ pub(crate) async fn list(
     )?))
 }
 
-#[utoipa::path(get, path = "/v1/functions/{name}/deployments/{id}", tag = "deployments",
+#[utoipa::path(get, path = "/v1/functions/{name}/deployments/{id}", tag = "deployments", params(DeploymentPath),
     responses((status = 200, body = Deployment), (status = 404, body = ApiError)))]
 pub(crate) async fn get(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path((name, id)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Deployment>> {
     Ok(axum::Json(
@@ -60,11 +63,13 @@ pub(crate) async fn get(
 }
 
 /// Cancel a deployment that has not finished; all traffic goes back to the source version.
-#[utoipa::path(post, path = "/v1/functions/{name}/deployments/{id}/cancel", tag = "deployments", request_body = CancelDeploymentRequest,
-    responses((status = 200, body = Deployment), (status = 409, body = ApiError)))]
+#[utoipa::path(post, path = "/v1/functions/{name}/deployments/{id}/cancel", tag = "deployments", params(DeploymentPath),
+    request_body(content = Option<CancelDeploymentRequest>, description = "optional"),
+    responses((status = 200, body = Deployment), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 pub(crate) async fn cancel(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path((name, id)): Path<(String, String)>,
     OptionalJson(req): OptionalJson<CancelDeploymentRequest>,
 ) -> ApiResult<axum::Json<Deployment>> {
@@ -78,11 +83,12 @@ pub(crate) async fn cancel(
 /// End the current step now: the next step begins (a manual gate such as
 /// ABTesting's split, or the rest of a timed step skipped), or the
 /// deployment completes.
-#[utoipa::path(post, path = "/v1/functions/{name}/deployments/{id}/promote", tag = "deployments",
-    responses((status = 200, body = Deployment), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+#[utoipa::path(post, path = "/v1/functions/{name}/deployments/{id}/promote", tag = "deployments", params(DeploymentPath),
+    responses((status = 200, body = Deployment), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 pub(crate) async fn promote(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path((name, id)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Deployment>> {
     Ok(axum::Json(
@@ -92,11 +98,13 @@ pub(crate) async fn promote(
 
 /// Move all traffic back to the source version now (an active deployment,
 /// or a completed one whose result still stands); `reason` is recorded.
-#[utoipa::path(post, path = "/v1/functions/{name}/deployments/{id}/rollback", tag = "deployments", request_body = RollbackDeploymentRequest,
-    responses((status = 200, body = Deployment), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+#[utoipa::path(post, path = "/v1/functions/{name}/deployments/{id}/rollback", tag = "deployments", params(DeploymentPath),
+    request_body(content = Option<RollbackDeploymentRequest>, description = "optional"),
+    responses((status = 200, body = Deployment), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 pub(crate) async fn rollback(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path((name, id)): Path<(String, String)>,
     OptionalJson(req): OptionalJson<RollbackDeploymentRequest>,
 ) -> ApiResult<axum::Json<Deployment>> {

@@ -6,11 +6,11 @@ use hotswap_domain::Function;
 use hotswap_store::FunctionFilter;
 
 use crate::dto::{
-    CodeInput, CreateFunctionRequest, ListFunctionsQuery, Page, UpdateFunctionRequest,
-    VersionResponse,
+    CodeInput, CreateFunctionRequest, FunctionPath, ListFunctionsQuery, Page, RawBytes,
+    UpdateFunctionRequest, VersionResponse,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, Json, Path, Query};
+use crate::extract::{Caller, Json, NoQuery, Path, Query};
 use crate::AppState;
 
 fn content_type(req: &Request) -> String {
@@ -40,8 +40,8 @@ async fn read_multipart(mut m: Multipart) -> ApiResult<(CreateFunctionRequest, B
             Some("metadata") => {
                 let bytes = field.bytes().await.map_err(multipart_error)?;
                 meta = Some(
-                    serde_json::from_slice::<CreateFunctionRequest>(&bytes).map_err(|e| {
-                        ApiError::bad_request(format!("invalid metadata part: {e}"))
+                    crate::extract::parse_json::<CreateFunctionRequest>(&bytes).map_err(|e| {
+                        ApiError::bad_request(format!("invalid metadata part: {}", e.message))
                     })?,
                 );
             }
@@ -70,10 +70,11 @@ async fn read_multipart(mut m: Multipart) -> ApiResult<(CreateFunctionRequest, B
 /// Create a function with its code (JSON with base64 `code.zipFile`, or
 /// multipart with `metadata` and `code` parts).
 #[utoipa::path(post, path = "/v1/functions", tag = "functions", request_body = CreateFunctionRequest,
-    responses((status = 201, body = Function), (status = 400, body = ApiError), (status = 409, body = ApiError), (status = 413, body = ApiError)))]
+    responses((status = 201, body = Function), (status = 409, body = ApiError)))]
 pub(crate) async fn create(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     req: Request,
 ) -> ApiResult<(StatusCode, axum::Json<Function>)> {
     let (body, code) = if content_type(&req).starts_with("multipart/form-data") {
@@ -135,22 +136,24 @@ pub(crate) async fn list(
     Ok(axum::Json(page.into()))
 }
 
-#[utoipa::path(get, path = "/v1/functions/{name}", tag = "functions",
+#[utoipa::path(get, path = "/v1/functions/{name}", tag = "functions", params(FunctionPath),
     responses((status = 200, body = Function), (status = 404, body = ApiError)))]
 pub(crate) async fn get(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Function>> {
     Ok(axum::Json(s.control.get_function(&caller, &name).await?))
 }
 
 /// Change configuration; applies to the function and its `$LATEST`.
-#[utoipa::path(patch, path = "/v1/functions/{name}", tag = "functions", request_body = UpdateFunctionRequest,
-    responses((status = 200, body = Function), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
+#[utoipa::path(patch, path = "/v1/functions/{name}", tag = "functions", params(FunctionPath), request_body = UpdateFunctionRequest,
+    responses((status = 200, body = Function), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn update(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path(name): Path<String>,
     Json(req): Json<UpdateFunctionRequest>,
 ) -> ApiResult<axum::Json<Function>> {
@@ -174,11 +177,13 @@ pub(crate) async fn update(
 
 /// Replace `$LATEST`'s code: JSON `{ "zipFile": base64 }` or a raw
 /// `application/zip` body.
-#[utoipa::path(put, path = "/v1/functions/{name}/code", tag = "functions", request_body = CodeInput,
-    responses((status = 200, body = VersionResponse), (status = 400, body = ApiError), (status = 413, body = ApiError)))]
+#[utoipa::path(put, path = "/v1/functions/{name}/code", tag = "functions", params(FunctionPath),
+    request_body(content((CodeInput = "application/json"), (RawBytes = "application/zip"))),
+    responses((status = 200, body = VersionResponse), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn update_code(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path(name): Path<String>,
     req: Request,
 ) -> ApiResult<axum::Json<VersionResponse>> {
@@ -204,11 +209,12 @@ pub(crate) async fn update_code(
 }
 
 /// Delete a function with its versions, aliases, triggers and deployments.
-#[utoipa::path(delete, path = "/v1/functions/{name}", tag = "functions",
+#[utoipa::path(delete, path = "/v1/functions/{name}", tag = "functions", params(FunctionPath),
     responses((status = 204), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn delete(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     s.control.delete_function(&caller, &name).await?;

@@ -2,13 +2,16 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hotswap_domain::{AsyncInvocation, InvocationResult};
+use hotswap_domain::AsyncInvocation;
 use hotswap_runner::{InvokeRequest, LogQuery, RunnerError};
 use serde::Deserialize;
 
-use crate::dto::{ListInvocationsQuery, Page, StoredResult};
+use crate::dto::{
+    AcceptedInvocation, FunctionPath, InvocationPath, ListInvocationsQuery, LogLineSchema, Page,
+    RawBytes, StoredResult, VersionMetricsSchema,
+};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, Path, Query};
+use crate::extract::{Caller, NoQuery, Path, Query};
 use crate::AppState;
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -18,13 +21,31 @@ pub struct InvokeQuery {
     /// `$LATEST` (default), a version number or an alias name.
     pub qualifier: Option<String>,
     /// `full`: answer with the whole InvocationResult as JSON.
-    pub result: Option<String>,
+    #[param(inline)]
+    pub result: Option<ResultMode>,
     /// `tail`: add the last 4 KB of the invocation's log (`X-Log-Result`,
     /// base64), ending with its `END` and `REPORT` lines.
-    pub log: Option<String>,
+    #[param(inline)]
+    pub log: Option<LogMode>,
     /// `true`: queue it and answer 202 (same as `X-Invocation-Type: Event`).
     #[serde(rename = "async")]
     pub is_async: Option<bool>,
+}
+
+/// What a synchronous invocation answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+pub enum ResultMode {
+    /// The whole InvocationResult as JSON instead of the function's payload.
+    #[serde(rename = "full")]
+    Full,
+}
+
+/// Which log lines a synchronous invocation adds in `X-Log-Result`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+pub enum LogMode {
+    /// The last 4 KB (Lambda's `LogType: Tail`).
+    #[serde(rename = "tail", alias = "Tail")]
+    Tail,
 }
 
 impl From<RunnerError> for ApiError {
@@ -103,12 +124,38 @@ fn header(h: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
-/// Invoke a function synchronously; the body is the event. The function's
-/// payload is the response body and the InvocationResult is in `X-…`
-/// headers (or the whole result as JSON with `?result=full`).
-#[utoipa::path(post, path = "/v1/functions/{name}/invoke", tag = "invoke", params(InvokeQuery),
-    request_body(content = String, description = "the event", content_type = "application/json"),
-    responses((status = 200, body = InvocationResult), (status = 404, body = ApiError), (status = 413, body = ApiError), (status = 429, body = ApiError), (status = 503, body = ApiError)))]
+/// Invoke a function; the body is the event (any bytes, `{}` when empty).
+/// Synchronously the function's payload is the response body (on a
+/// function error, its error JSON with `X-Function-Error`) and the
+/// InvocationResult is in `X-…` headers; with `?result=full` the body is the
+/// whole InvocationResult instead. `X-Invocation-Type: Event` or
+/// `?async=true` queues it and answers 202.
+#[utoipa::path(post, path = "/v1/functions/{name}/invoke", tag = "invoke",
+    params(FunctionPath, InvokeQuery,
+        ("X-Invocation-Type" = Option<String>, Header, nullable = false, description = "`Event` queues the invocation (202); anything else invokes synchronously")),
+    request_body(content((Option<serde_json::Value> = "application/json"), (RawBytes = "application/octet-stream")), description = "the event"),
+    responses(
+        (status = 200, description = "the function's payload as it returned it (any JSON value, or its bytes); the whole InvocationResult with `?result=full`",
+            content((serde_json::Value = "application/json")),
+            headers(
+                ("X-Request-Id" = String, description = "the invocation's request id"),
+                ("X-Executed-Version" = String, description = "`$LATEST` or the version number that ran"),
+                ("X-Cold-Start" = String, description = "`true` or `false`"),
+                ("X-Execution-Ms" = String, description = "execution time in ms"),
+                ("X-Billed-Ms" = String, description = "billed ms (rounded up)"),
+                ("X-Memory-Used-Mb" = String, description = "peak memory in MB"),
+                ("X-Log-Stream" = String, description = "the instance's log stream"),
+                ("X-Function-Error" = String, description = "on a function error: its errorType"),
+                ("X-Log-Result" = String, description = "with `?log=tail`: the last 4 KB of the log, base64"),
+            )),
+        (status = 202, description = "queued (`X-Invocation-Type: Event` or `?async=true`)", body = AcceptedInvocation,
+            headers(("X-Request-Id" = String, description = "the invocation's request id"))),
+        (status = 403, body = ApiError),
+        (status = 404, body = ApiError),
+        (status = 413, description = "the event is over the synchronous or asynchronous limit (`RequestEntityTooLarge`)", body = ApiError),
+        (status = 429, body = ApiError),
+        (status = 502, body = ApiError),
+        (status = 503, body = ApiError)))]
 pub(crate) async fn invoke(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -143,8 +190,10 @@ pub(crate) async fn invoke(
             .await?;
         let mut h = HeaderMap::new();
         header(&mut h, "x-request-id", &inv.request_id);
-        let body =
-            axum::Json(serde_json::json!({ "requestId": inv.request_id, "status": inv.status }));
+        let body = axum::Json(AcceptedInvocation {
+            request_id: inv.request_id,
+            status: inv.status,
+        });
         return Ok((StatusCode::ACCEPTED, h, body).into_response());
     }
     let (function, version) = s
@@ -169,8 +218,8 @@ pub(crate) async fn invoke(
     } else {
         version.version.to_string()
     };
-    let log_tail = match q.log.as_deref() {
-        Some("tail") | Some("Tail") => Some(s.runner.logs().tail(
+    let log_tail = match q.log {
+        Some(LogMode::Tail) => Some(s.runner.logs().tail(
             &function.name,
             &inv.result.request_id,
             4096,
@@ -203,7 +252,7 @@ pub(crate) async fn invoke(
             &base64::engine::general_purpose::STANDARD.encode(tail),
         );
     }
-    if q.result.as_deref() == Some("full") {
+    if q.result == Some(ResultMode::Full) {
         return Ok((StatusCode::OK, h, axum::Json(inv.result)).into_response());
     }
     header(&mut h, "content-type", "application/json");
@@ -294,8 +343,8 @@ impl LogsQuery {
 /// first: the newest `limit` that match. Every invocation has
 /// `START` / `END` / `REPORT` lines (stream `platform`); a line cut at the
 /// server's line cap has `truncated: true`.
-#[utoipa::path(get, path = "/v1/functions/{name}/logs", tag = "invoke", params(LogsQuery),
-    responses((status = 200, description = "{ items: [LogLine] }"), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
+#[utoipa::path(get, path = "/v1/functions/{name}/logs", tag = "invoke", params(FunctionPath, LogsQuery),
+    responses((status = 200, body = Page<LogLineSchema>), (status = 404, body = ApiError)))]
 pub(crate) async fn logs(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -310,11 +359,12 @@ pub(crate) async fn logs(
 
 /// Per-version figures of a function as measured by the runner: invocations,
 /// errors, error rate, cold starts, average / p50 / p99 duration.
-#[utoipa::path(get, path = "/v1/functions/{name}/metrics", tag = "invoke",
-    responses((status = 200, description = "{ items: [VersionMetrics] }"), (status = 404, body = ApiError)))]
+#[utoipa::path(get, path = "/v1/functions/{name}/metrics", tag = "invoke", params(FunctionPath),
+    responses((status = 200, body = Page<VersionMetricsSchema>), (status = 404, body = ApiError)))]
 pub(crate) async fn metrics(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
     s.control.get_function(&caller, &name).await?;
@@ -324,8 +374,8 @@ pub(crate) async fn metrics(
 
 /// A function's asynchronous invocations, newest first, paged; `status`
 /// picks those in one state (e.g. `Failed` to find what was dead-lettered).
-#[utoipa::path(get, path = "/v1/functions/{name}/invocations", tag = "invoke", params(ListInvocationsQuery),
-    responses((status = 200, body = Page<AsyncInvocation>), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
+#[utoipa::path(get, path = "/v1/functions/{name}/invocations", tag = "invoke", params(FunctionPath, ListInvocationsQuery),
+    responses((status = 200, body = Page<AsyncInvocation>), (status = 404, body = ApiError)))]
 pub(crate) async fn list_invocations(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -347,11 +397,18 @@ pub(crate) async fn list_invocations(
 /// `X-Executed-Version` say more; a failed one that was dead-lettered names
 /// its dead letter in `X-Dead-Letter-Request-Id` and in the body's
 /// `deadLetterRequestId`.
-#[utoipa::path(get, path = "/v1/invocations/{request_id}", tag = "invoke",
-    responses((status = 200, body = StoredResult), (status = 404, body = ApiError)))]
+#[utoipa::path(get, path = "/v1/invocations/{request_id}", tag = "invoke", params(InvocationPath),
+    responses(
+        (status = 200, body = StoredResult, headers(
+            ("X-Invocation-Status" = String, description = "`Succeeded` or `Failed`"),
+            ("X-Attempts" = String, description = "attempts made"),
+            ("X-Executed-Version" = String, description = "the version that ran"),
+            ("X-Dead-Letter-Request-Id" = String, description = "the dead letter queued for it"))),
+        (status = 404, body = ApiError)))]
 pub(crate) async fn get_invocation(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path(request_id): Path<String>,
 ) -> ApiResult<Response> {
     let inv = s.control.get_invocation(&caller, &request_id).await?;

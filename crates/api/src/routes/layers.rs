@@ -4,15 +4,17 @@ use hotswap_domain::LayerVersion;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::dto::{CodeInput, Page, PageQuery};
+use crate::dto::{CodeInput, LayerPath, LayerVersionPath, Page, PageQuery};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, Json, Path, Query};
+use crate::extract::{Caller, Json, NoQuery, Path, Query};
 use crate::AppState;
 
 /// A new layer version.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PublishLayerRequest {
+    /// Letters, digits and dashes, at most 64.
+    #[schema(pattern = r"^[a-zA-Z0-9-]{1,64}$")]
     pub layer_name: String,
     pub description: Option<String>,
     /// The zip: `python/` and `nodejs/node_modules/` are on the runtimes'
@@ -22,10 +24,11 @@ pub struct PublishLayerRequest {
 
 /// Publish a new version of a layer (the name's first publisher owns it).
 #[utoipa::path(post, path = "/v1/layers", tag = "layers", request_body = PublishLayerRequest,
-    responses((status = 201, body = LayerVersion), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
+    responses((status = 201, body = LayerVersion), (status = 409, body = ApiError)))]
 pub(crate) async fn publish(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Json(req): Json<PublishLayerRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<LayerVersion>)> {
     let code = req.content.decode()?;
@@ -51,7 +54,7 @@ pub(crate) async fn list(
     )?))
 }
 
-#[utoipa::path(get, path = "/v1/layers/{name}/versions", tag = "layers", params(PageQuery),
+#[utoipa::path(get, path = "/v1/layers/{name}/versions", tag = "layers", params(LayerPath, PageQuery),
     responses((status = 200, body = Page<LayerVersion>), (status = 404, body = ApiError)))]
 pub(crate) async fn versions(
     State(s): State<AppState>,
@@ -63,11 +66,12 @@ pub(crate) async fn versions(
     Ok(axum::Json(Page::of(all, q.limit, q.next_token.as_deref())?))
 }
 
-#[utoipa::path(get, path = "/v1/layers/{name}/versions/{version}", tag = "layers",
+#[utoipa::path(get, path = "/v1/layers/{name}/versions/{version}", tag = "layers", params(LayerVersionPath),
     responses((status = 200, body = LayerVersion), (status = 404, body = ApiError)))]
 pub(crate) async fn get(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path((name, version)): Path<(String, u32)>,
 ) -> ApiResult<axum::Json<LayerVersion>> {
     Ok(axum::Json(
@@ -76,11 +80,12 @@ pub(crate) async fn get(
 }
 
 /// Delete a layer version; 409 while a function version uses it.
-#[utoipa::path(delete, path = "/v1/layers/{name}/versions/{version}", tag = "layers",
-    responses((status = 204), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+#[utoipa::path(delete, path = "/v1/layers/{name}/versions/{version}", tag = "layers", params(LayerVersionPath),
+    responses((status = 204), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 pub(crate) async fn delete(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path((name, version)): Path<(String, u32)>,
 ) -> ApiResult<StatusCode> {
     s.control

@@ -60,7 +60,7 @@ pub(crate) fn v1() -> Router<AppState> {
             "/functions/{name}/aliases/{alias}",
             get(aliases::get)
                 .put(aliases::update)
-                .patch(aliases::update)
+                .patch(aliases::patch)
                 .delete(aliases::delete),
         )
         .route(

@@ -3,9 +3,11 @@ use axum::http::StatusCode;
 use hotswap_control::{Heartbeat, RunnerView};
 use hotswap_domain::RunnerNode;
 
-use crate::dto::{HeartbeatRequest, Page, PageQuery, RegisterRunnerRequest, RunnerResponse};
+use crate::dto::{
+    HeartbeatRequest, Page, PageQuery, RegisterRunnerRequest, RunnerPath, RunnerResponse,
+};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, Json, OptionalJson, Path, Query};
+use crate::extract::{Caller, Json, NoQuery, OptionalJson, Path, Query};
 use crate::AppState;
 
 fn response(v: RunnerView) -> RunnerResponse {
@@ -18,10 +20,11 @@ fn response(v: RunnerView) -> RunnerResponse {
 
 /// Register a runner node (admin token).
 #[utoipa::path(post, path = "/v1/runners", tag = "runners", request_body = RegisterRunnerRequest,
-    responses((status = 201, body = RunnerResponse), (status = 400, body = ApiError), (status = 403, body = ApiError)))]
+    responses((status = 201, body = RunnerResponse), (status = 403, body = ApiError)))]
 pub(crate) async fn register(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Json(req): Json<RegisterRunnerRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<RunnerResponse>)> {
     let mut node = RunnerNode::new(req.node_id, req.hostname);
@@ -37,11 +40,13 @@ pub(crate) async fn register(
 }
 
 /// Record a heartbeat with the runner's current health, resources and metrics.
-#[utoipa::path(post, path = "/v1/runners/{node_id}/heartbeat", tag = "runners", request_body = HeartbeatRequest,
-    responses((status = 200, body = RunnerResponse), (status = 404, body = ApiError)))]
+#[utoipa::path(post, path = "/v1/runners/{node_id}/heartbeat", tag = "runners", params(RunnerPath),
+    request_body(content = Option<HeartbeatRequest>, description = "optional"),
+    responses((status = 200, body = RunnerResponse), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn heartbeat(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path(node_id): Path<String>,
     OptionalJson(req): OptionalJson<HeartbeatRequest>,
 ) -> ApiResult<axum::Json<RunnerResponse>> {
@@ -70,11 +75,12 @@ pub(crate) async fn list(
     )?))
 }
 
-#[utoipa::path(get, path = "/v1/runners/{node_id}", tag = "runners",
+#[utoipa::path(get, path = "/v1/runners/{node_id}", tag = "runners", params(RunnerPath),
     responses((status = 200, body = RunnerResponse), (status = 404, body = ApiError)))]
 pub(crate) async fn get(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path(node_id): Path<String>,
 ) -> ApiResult<axum::Json<RunnerResponse>> {
     Ok(axum::Json(response(

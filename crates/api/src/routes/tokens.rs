@@ -6,7 +6,7 @@ use crate::dto::{
     CreateTokenRequest, ListTokensQuery, Page, TokenInfo, TokenResponse, WhoAmIResponse,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, Json, Path, Query};
+use crate::extract::{Caller, Json, NoQuery, Path, Query};
 use crate::AppState;
 
 /// The role asked for: `role`, or the older `"admin": true`.
@@ -50,6 +50,7 @@ fn expiry_of(req: &CreateTokenRequest) -> ApiResult<Option<chrono::DateTime<chro
 pub(crate) async fn create(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Json(req): Json<CreateTokenRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<TokenResponse>)> {
     caller.require_admin()?;
@@ -105,6 +106,7 @@ pub(crate) async fn get(
     State(s): State<AppState>,
     Caller(caller): Caller,
     Path(token_id): Path<String>,
+    _: NoQuery,
 ) -> ApiResult<axum::Json<TokenInfo>> {
     let token = s.control.get_token(&caller, &token_id).await?;
     Ok(axum::Json(token.into()))
@@ -120,6 +122,7 @@ pub(crate) async fn revoke(
     State(s): State<AppState>,
     Caller(caller): Caller,
     Path(token_id): Path<String>,
+    _: NoQuery,
 ) -> ApiResult<StatusCode> {
     let token = s.control.revoke_token(&caller, &token_id).await?;
     s.forget_token(&token.token_id);
@@ -128,7 +131,7 @@ pub(crate) async fn revoke(
 
 /// The identity behind the presented token.
 #[utoipa::path(get, path = "/v1/whoami", tag = "auth", responses((status = 200, body = WhoAmIResponse)))]
-pub(crate) async fn whoami(Caller(caller): Caller) -> axum::Json<WhoAmIResponse> {
+pub(crate) async fn whoami(Caller(caller): Caller, _: NoQuery) -> axum::Json<WhoAmIResponse> {
     axum::Json(WhoAmIResponse {
         owner_id: caller.owner_id,
         admin: caller.is_admin,

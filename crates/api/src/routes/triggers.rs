@@ -3,17 +3,20 @@ use axum::http::StatusCode;
 use hotswap_control::NewTrigger;
 use hotswap_domain::Trigger;
 
-use crate::dto::{CreateTriggerRequest, ListTriggersQuery, Page, UpdateTriggerRequest};
+use crate::dto::{
+    CreateTriggerRequest, ListTriggersQuery, Page, TriggerPath, UpdateTriggerRequest,
+};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, Json, Path, Query};
+use crate::extract::{Caller, Json, NoQuery, Path, Query};
 use crate::AppState;
 
 /// Create a trigger, validated per type.
 #[utoipa::path(post, path = "/v1/triggers", tag = "triggers", request_body = CreateTriggerRequest,
-    responses((status = 201, body = Trigger), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
+    responses((status = 201, body = Trigger), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 pub(crate) async fn create(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Json(req): Json<CreateTriggerRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<Trigger>)> {
     let new = NewTrigger {
@@ -30,7 +33,7 @@ pub(crate) async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/triggers", tag = "triggers", params(ListTriggersQuery),
-    responses((status = 200, body = Page<Trigger>)))]
+    responses((status = 200, body = Page<Trigger>), (status = 404, body = ApiError)))]
 pub(crate) async fn list(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -47,22 +50,24 @@ pub(crate) async fn list(
     )?))
 }
 
-#[utoipa::path(get, path = "/v1/triggers/{id}", tag = "triggers",
+#[utoipa::path(get, path = "/v1/triggers/{id}", tag = "triggers", params(TriggerPath),
     responses((status = 200, body = Trigger), (status = 404, body = ApiError)))]
 pub(crate) async fn get(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Trigger>> {
     Ok(axum::Json(s.control.get_trigger(&caller, &id).await?))
 }
 
 /// Enable or disable a trigger.
-#[utoipa::path(patch, path = "/v1/triggers/{id}", tag = "triggers", request_body = UpdateTriggerRequest,
-    responses((status = 200, body = Trigger), (status = 404, body = ApiError)))]
+#[utoipa::path(patch, path = "/v1/triggers/{id}", tag = "triggers", params(TriggerPath), request_body = UpdateTriggerRequest,
+    responses((status = 200, body = Trigger), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn update(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path(id): Path<String>,
     Json(req): Json<UpdateTriggerRequest>,
 ) -> ApiResult<axum::Json<Trigger>> {
@@ -73,11 +78,12 @@ pub(crate) async fn update(
     ))
 }
 
-#[utoipa::path(delete, path = "/v1/triggers/{id}", tag = "triggers",
-    responses((status = 204), (status = 404, body = ApiError)))]
+#[utoipa::path(delete, path = "/v1/triggers/{id}", tag = "triggers", params(TriggerPath),
+    responses((status = 204), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn delete(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     s.control.delete_trigger(&caller, &id).await?;

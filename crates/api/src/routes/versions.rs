@@ -2,9 +2,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use hotswap_domain::Qualifier;
 
-use crate::dto::{Page, PageQuery, PublishVersionRequest, UpdateVersionRequest, VersionResponse};
+use crate::dto::{
+    FunctionPath, Page, PageQuery, PublishVersionRequest, UpdateVersionRequest, VersionPath,
+    VersionResponse,
+};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, Json, OptionalJson, Path, Query};
+use crate::extract::{Caller, Json, NoQuery, OptionalJson, Path, Query};
 use crate::AppState;
 
 /// `$LATEST`, `3` or `v3`.
@@ -19,11 +22,13 @@ fn version_number(text: &str) -> ApiResult<u32> {
 }
 
 /// Publish `$LATEST` as a new immutable version.
-#[utoipa::path(post, path = "/v1/functions/{name}/versions", tag = "versions", request_body = PublishVersionRequest,
-    responses((status = 201, body = VersionResponse), (status = 404, body = ApiError)))]
+#[utoipa::path(post, path = "/v1/functions/{name}/versions", tag = "versions", params(FunctionPath),
+    request_body(content = Option<PublishVersionRequest>, description = "optional; an empty body publishes without a description"),
+    responses((status = 201, body = VersionResponse), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn publish(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path(name): Path<String>,
     OptionalJson(req): OptionalJson<PublishVersionRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<VersionResponse>)> {
@@ -35,8 +40,8 @@ pub(crate) async fn publish(
 }
 
 /// `$LATEST` first, then published versions in order.
-#[utoipa::path(get, path = "/v1/functions/{name}/versions", tag = "versions", params(PageQuery),
-    responses((status = 200, body = Page<VersionResponse>)))]
+#[utoipa::path(get, path = "/v1/functions/{name}/versions", tag = "versions", params(FunctionPath, PageQuery),
+    responses((status = 200, body = Page<VersionResponse>), (status = 404, body = ApiError)))]
 pub(crate) async fn list(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -51,11 +56,12 @@ pub(crate) async fn list(
     )?))
 }
 
-#[utoipa::path(get, path = "/v1/functions/{name}/versions/{version}", tag = "versions",
+#[utoipa::path(get, path = "/v1/functions/{name}/versions/{version}", tag = "versions", params(VersionPath),
     responses((status = 200, body = VersionResponse), (status = 404, body = ApiError)))]
 pub(crate) async fn get(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<VersionResponse>> {
     let n = version_number(&version)?;
@@ -65,11 +71,12 @@ pub(crate) async fn get(
 }
 
 /// Set a version's status (Active, Deprecated, Archived).
-#[utoipa::path(patch, path = "/v1/functions/{name}/versions/{version}", tag = "versions", request_body = UpdateVersionRequest,
-    responses((status = 200, body = VersionResponse), (status = 404, body = ApiError)))]
+#[utoipa::path(patch, path = "/v1/functions/{name}/versions/{version}", tag = "versions", params(VersionPath), request_body = UpdateVersionRequest,
+    responses((status = 200, body = VersionResponse), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 pub(crate) async fn update(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path((name, version)): Path<(String, String)>,
     Json(req): Json<UpdateVersionRequest>,
 ) -> ApiResult<axum::Json<VersionResponse>> {
@@ -84,11 +91,12 @@ pub(crate) async fn update(
 
 /// Delete a version; 409 while an alias routes to it or it is Active and
 /// has served invocations.
-#[utoipa::path(delete, path = "/v1/functions/{name}/versions/{version}", tag = "versions",
-    responses((status = 204), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+#[utoipa::path(delete, path = "/v1/functions/{name}/versions/{version}", tag = "versions", params(VersionPath),
+    responses((status = 204), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 pub(crate) async fn delete(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    _: NoQuery,
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let n = version_number(&version)?;
