@@ -79,7 +79,7 @@ fn every_operation_refuses_an_unknown_query_parameter() {
     );
     for ok in [
         "/v1/functions?limit=1&nextToken=a&tag=team%3Dweb",
-        "/v1/functions/q/logs?requestId=x&limit=10000&since=2024-05-01T12%3A00%3A00Z&version=1",
+        "/v1/functions/q/logs?requestId=x&limit=1000&since=2024-05-01T12%3A00%3A00Z&version=1",
         "/v1/functions/q/versions?limit=1000",
         "/v1/functions/q/invocations?status=Pending&limit=1",
         "/v1/triggers?functionName=q&limit=5",
