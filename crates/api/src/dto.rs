@@ -154,6 +154,9 @@ pub struct UpdateAliasRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTriggerRequest {
     pub function_name: String,
+    /// The function's owner (admins binding another owner's function;
+    /// default: the caller's own). Function names are unique per owner.
+    pub owner_id: Option<String>,
     /// `$LATEST` (default), a version number or an alias name.
     pub target_version: Option<String>,
     #[serde(rename = "type")]
@@ -381,4 +384,14 @@ pub struct ListTriggersQuery {
     pub limit: Option<u32>,
     /// The previous page's `nextToken`.
     pub next_token: Option<String>,
+}
+
+/// The owner whose function a `/v1/functions/{name}/…` route addresses.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct OwnerQuery {
+    /// The function's owner (admins; default: the caller's own functions).
+    /// Function names are unique per owner.
+    pub owner: Option<String>,
 }

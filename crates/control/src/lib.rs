@@ -24,7 +24,7 @@ pub use auth::{hash_token, Principal};
 pub use code::{CodeLimits, CodePackage};
 pub use deployments::NewDeployment;
 pub use error::ControlError;
-pub use functions::{FunctionPatch, NewFunction};
+pub use functions::{FunctionPatch, FunctionRef, NewFunction};
 pub use runners::{Heartbeat, RunnerView};
 pub use triggers::NewTrigger;
 

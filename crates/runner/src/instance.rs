@@ -30,6 +30,7 @@ pub(crate) enum RunResult {
 
 /// What a new instance needs besides the sandbox spec.
 pub(crate) struct InstanceSetup {
+    pub function_id: String,
     pub function_name: String,
     pub version_label: String,
     pub log_stream: String,
@@ -119,6 +120,7 @@ impl Instance {
         let mut tasks = vec![server];
         let mut drains = Vec::new();
         let meta = Arc::new((
+            setup.function_id,
             setup.function_name,
             setup.version_label,
             setup.log_stream.clone(),
@@ -355,7 +357,7 @@ fn take_line(partial: &mut Vec<u8>) -> String {
 async fn capture(
     pipe: impl AsyncRead + Unpin,
     stream: &'static str,
-    meta: Arc<(String, String, String)>,
+    meta: Arc<(String, String, String, String)>,
     active: Arc<Mutex<Option<String>>>,
     logs: Arc<LogStore>,
     mut drain: mpsc::Receiver<oneshot::Sender<()>>,
@@ -365,9 +367,10 @@ async fn capture(
         let request_id = active.lock().ok().and_then(|a| a.clone());
         logs.push(LogLine {
             timestamp: chrono::Utc::now(),
-            function_name: meta.0.clone(),
-            version: meta.1.clone(),
-            log_stream_name: meta.2.clone(),
+            function_id: meta.0.clone(),
+            function_name: meta.1.clone(),
+            version: meta.2.clone(),
+            log_stream_name: meta.3.clone(),
             request_id,
             stream,
             message,

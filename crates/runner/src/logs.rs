@@ -12,6 +12,10 @@ use serde::Serialize;
 #[serde(rename_all = "camelCase")]
 pub struct LogLine {
     pub timestamp: DateTime<Utc>,
+    /// The function's id: the store's key (never the name alone, which
+    /// another owner, or a re-created function, may share).
+    #[serde(skip)]
+    pub function_id: String,
     pub function_name: String,
     /// `$LATEST` or the version number.
     pub version: String,
@@ -47,7 +51,7 @@ impl LogStore {
 
     pub fn push(&self, line: LogLine) {
         if let Ok(mut all) = self.lines.lock() {
-            let buf = all.entry(line.function_name.clone()).or_default();
+            let buf = all.entry(line.function_id.clone()).or_default();
             if buf.len() == self.per_function {
                 buf.pop_front();
             }
@@ -55,7 +59,8 @@ impl LogStore {
         }
     }
 
-    /// Matching lines, oldest first, at most `limit` (the newest ones).
+    /// Matching lines of the function with this id, oldest first, at most
+    /// `limit` (the newest ones).
     pub fn query(&self, function: &str, q: &LogQuery) -> Vec<LogLine> {
         let Ok(all) = self.lines.lock() else {
             return Vec::new();
@@ -122,6 +127,7 @@ mod tests {
     fn line(req: &str, msg: &str) -> LogLine {
         LogLine {
             timestamp: Utc::now(),
+            function_id: "f".into(),
             function_name: "f".into(),
             version: "1".into(),
             log_stream_name: "s".into(),

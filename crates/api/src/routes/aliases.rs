@@ -3,24 +3,24 @@ use axum::http::StatusCode;
 use hotswap_control::AliasUpdate;
 use hotswap_domain::FunctionAlias;
 
-use crate::dto::{CreateAliasRequest, Page, PageQuery, UpdateAliasRequest};
+use crate::dto::{OwnerQuery, CreateAliasRequest, Page, PageQuery, UpdateAliasRequest};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, Json, Path, Query};
+use crate::extract::{Caller, FunctionPath, Json, Path, Query};
 use crate::AppState;
 
-#[utoipa::path(post, path = "/v1/functions/{name}/aliases", tag = "aliases", request_body = CreateAliasRequest,
+#[utoipa::path(post, path = "/v1/functions/{name}/aliases", params(OwnerQuery), tag = "aliases", request_body = CreateAliasRequest,
     responses((status = 201, body = FunctionAlias), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
 pub(crate) async fn create(
     State(s): State<AppState>,
     Caller(caller): Caller,
-    Path(name): Path<String>,
+    FunctionPath(fref): FunctionPath,
     Json(req): Json<CreateAliasRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<FunctionAlias>)> {
     let a = s
         .control
         .create_alias(
             &caller,
-            &name,
+            &fref,
             &req.alias_name,
             req.version,
             req.routing_config,
@@ -30,40 +30,42 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, axum::Json(a)))
 }
 
-#[utoipa::path(get, path = "/v1/functions/{name}/aliases", tag = "aliases", params(PageQuery),
+#[utoipa::path(get, path = "/v1/functions/{name}/aliases", tag = "aliases", params(PageQuery, OwnerQuery),
     responses((status = 200, body = Page<FunctionAlias>)))]
 pub(crate) async fn list(
     State(s): State<AppState>,
     Caller(caller): Caller,
-    Path(name): Path<String>,
+    FunctionPath(fref): FunctionPath,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<axum::Json<Page<FunctionAlias>>> {
     Ok(axum::Json(Page::of(
-        s.control.list_aliases(&caller, &name).await?,
+        s.control.list_aliases(&caller, &fref).await?,
         q.limit,
         q.next_token.as_deref(),
     )?))
 }
 
-#[utoipa::path(get, path = "/v1/functions/{name}/aliases/{alias}", tag = "aliases",
+#[utoipa::path(get, path = "/v1/functions/{name}/aliases/{alias}", params(OwnerQuery), tag = "aliases",
     responses((status = 200, body = FunctionAlias), (status = 404, body = ApiError)))]
 pub(crate) async fn get(
     State(s): State<AppState>,
     Caller(caller): Caller,
-    Path((name, alias)): Path<(String, String)>,
+    FunctionPath(fref): FunctionPath,
+    Path((_, alias)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<FunctionAlias>> {
     Ok(axum::Json(
-        s.control.get_alias(&caller, &name, &alias).await?,
+        s.control.get_alias(&caller, &fref, &alias).await?,
     ))
 }
 
 /// Move an alias and/or set its weighted routing.
-#[utoipa::path(put, path = "/v1/functions/{name}/aliases/{alias}", tag = "aliases", request_body = UpdateAliasRequest,
+#[utoipa::path(put, path = "/v1/functions/{name}/aliases/{alias}", params(OwnerQuery), tag = "aliases", request_body = UpdateAliasRequest,
     responses((status = 200, body = FunctionAlias), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
 pub(crate) async fn update(
     State(s): State<AppState>,
     Caller(caller): Caller,
-    Path((name, alias)): Path<(String, String)>,
+    FunctionPath(fref): FunctionPath,
+    Path((_, alias)): Path<(String, String)>,
     Json(req): Json<UpdateAliasRequest>,
 ) -> ApiResult<axum::Json<FunctionAlias>> {
     let update = AliasUpdate {
@@ -73,18 +75,19 @@ pub(crate) async fn update(
     };
     Ok(axum::Json(
         s.control
-            .update_alias(&caller, &name, &alias, update)
+            .update_alias(&caller, &fref, &alias, update)
             .await?,
     ))
 }
 
-#[utoipa::path(delete, path = "/v1/functions/{name}/aliases/{alias}", tag = "aliases",
+#[utoipa::path(delete, path = "/v1/functions/{name}/aliases/{alias}", params(OwnerQuery), tag = "aliases",
     responses((status = 204), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 pub(crate) async fn delete(
     State(s): State<AppState>,
     Caller(caller): Caller,
-    Path((name, alias)): Path<(String, String)>,
+    FunctionPath(fref): FunctionPath,
+    Path((_, alias)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    s.control.delete_alias(&caller, &name, &alias).await?;
+    s.control.delete_alias(&caller, &fref, &alias).await?;
     Ok(StatusCode::NO_CONTENT)
 }

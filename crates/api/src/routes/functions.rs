@@ -5,12 +5,12 @@ use hotswap_control::{FunctionPatch, NewFunction};
 use hotswap_domain::Function;
 use hotswap_store::FunctionFilter;
 
-use crate::dto::{
+use crate::dto::{OwnerQuery, 
     CodeInput, CreateFunctionRequest, ListFunctionsQuery, Page, UpdateFunctionRequest,
     VersionResponse,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, Json, Path, Query};
+use crate::extract::{Caller, FunctionPath, Json, Owner, Query};
 use crate::AppState;
 
 fn content_type(req: &Request) -> String {
@@ -69,11 +69,12 @@ async fn read_multipart(mut m: Multipart) -> ApiResult<(CreateFunctionRequest, B
 
 /// Create a function with its code (JSON with base64 `code.zipFile`, or
 /// multipart with `metadata` and `code` parts).
-#[utoipa::path(post, path = "/v1/functions", tag = "functions", request_body = CreateFunctionRequest,
+#[utoipa::path(post, path = "/v1/functions", params(OwnerQuery), tag = "functions", request_body = CreateFunctionRequest,
     responses((status = 201, body = Function), (status = 400, body = ApiError), (status = 409, body = ApiError), (status = 413, body = ApiError)))]
 pub(crate) async fn create(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    Owner(owner): Owner,
     req: Request,
 ) -> ApiResult<(StatusCode, axum::Json<Function>)> {
     let (body, code) = if content_type(&req).starts_with("multipart/form-data") {
@@ -108,7 +109,10 @@ pub(crate) async fn create(
         scaling_config: body.scaling_config,
         dead_letter_target: body.dead_letter_target,
     };
-    let f = s.control.create_function(&caller, new, code).await?;
+    let f = s
+        .control
+        .create_function(&caller, owner.as_deref(), new, code)
+        .await?;
     Ok((StatusCode::CREATED, axum::Json(f)))
 }
 
@@ -118,6 +122,7 @@ pub(crate) async fn create(
 pub(crate) async fn list(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    Owner(owner): Owner,
     Query(q): Query<ListFunctionsQuery>,
 ) -> ApiResult<axum::Json<Page<Function>>> {
     let limit = crate::dto::check_limit(q.limit)?;
@@ -126,7 +131,7 @@ pub(crate) async fn list(
         None => (t, None),
     });
     let filter = FunctionFilter {
-        owner_id: q.owner,
+        owner_id: owner.or(q.owner),
         tag,
         limit,
         after: q.next_token,
@@ -135,23 +140,23 @@ pub(crate) async fn list(
     Ok(axum::Json(page.into()))
 }
 
-#[utoipa::path(get, path = "/v1/functions/{name}", tag = "functions",
+#[utoipa::path(get, path = "/v1/functions/{name}", params(OwnerQuery), tag = "functions",
     responses((status = 200, body = Function), (status = 404, body = ApiError)))]
 pub(crate) async fn get(
     State(s): State<AppState>,
     Caller(caller): Caller,
-    Path(name): Path<String>,
+    FunctionPath(fref): FunctionPath,
 ) -> ApiResult<axum::Json<Function>> {
-    Ok(axum::Json(s.control.get_function(&caller, &name).await?))
+    Ok(axum::Json(s.control.get_function(&caller, &fref).await?))
 }
 
 /// Change configuration; applies to the function and its `$LATEST`.
-#[utoipa::path(patch, path = "/v1/functions/{name}", tag = "functions", request_body = UpdateFunctionRequest,
+#[utoipa::path(patch, path = "/v1/functions/{name}", params(OwnerQuery), tag = "functions", request_body = UpdateFunctionRequest,
     responses((status = 200, body = Function), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn update(
     State(s): State<AppState>,
     Caller(caller): Caller,
-    Path(name): Path<String>,
+    FunctionPath(fref): FunctionPath,
     Json(req): Json<UpdateFunctionRequest>,
 ) -> ApiResult<axum::Json<Function>> {
     let patch = FunctionPatch {
@@ -168,18 +173,18 @@ pub(crate) async fn update(
         dead_letter_target: req.dead_letter_target,
     };
     Ok(axum::Json(
-        s.control.update_function(&caller, &name, patch).await?,
+        s.control.update_function(&caller, &fref, patch).await?,
     ))
 }
 
 /// Replace `$LATEST`'s code: JSON `{ "zipFile": base64 }` or a raw
 /// `application/zip` body.
-#[utoipa::path(put, path = "/v1/functions/{name}/code", tag = "functions", request_body = CodeInput,
+#[utoipa::path(put, path = "/v1/functions/{name}/code", params(OwnerQuery), tag = "functions", request_body = CodeInput,
     responses((status = 200, body = VersionResponse), (status = 400, body = ApiError), (status = 413, body = ApiError)))]
 pub(crate) async fn update_code(
     State(s): State<AppState>,
     Caller(caller): Caller,
-    Path(name): Path<String>,
+    FunctionPath(fref): FunctionPath,
     req: Request,
 ) -> ApiResult<axum::Json<VersionResponse>> {
     let code = if content_type(&req).starts_with("application/zip")
@@ -199,18 +204,22 @@ pub(crate) async fn update_code(
         input.decode()?
     };
     Ok(axum::Json(
-        s.control.update_code(&caller, &name, code).await?.into(),
+        s.control.update_code(&caller, &fref, code).await?.into(),
     ))
 }
 
 /// Delete a function with its versions, aliases, triggers and deployments.
-#[utoipa::path(delete, path = "/v1/functions/{name}", tag = "functions",
+#[utoipa::path(delete, path = "/v1/functions/{name}", params(OwnerQuery), tag = "functions",
     responses((status = 204), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn delete(
     State(s): State<AppState>,
     Caller(caller): Caller,
-    Path(name): Path<String>,
+    FunctionPath(fref): FunctionPath,
 ) -> ApiResult<StatusCode> {
-    s.control.delete_function(&caller, &name).await?;
+    let deleted = s.control.delete_function(&caller, &fref).await?;
+    // Its instances stop now (busy ones when their call ends) and its logs
+    // and metrics go with it: a function created again under this name
+    // starts from nothing.
+    s.runner.forget_function(&deleted.function_id);
     Ok(StatusCode::NO_CONTENT)
 }

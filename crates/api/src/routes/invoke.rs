@@ -6,9 +6,9 @@ use hotswap_domain::{AsyncInvocation, InvocationResult};
 use hotswap_runner::{InvokeRequest, LogQuery, RunnerError};
 use serde::Deserialize;
 
-use crate::dto::{ListInvocationsQuery, Page, StoredResult};
+use crate::dto::{OwnerQuery, ListInvocationsQuery, Page, StoredResult};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, Path, Query};
+use crate::extract::{Caller, FunctionPath, Path, Query};
 use crate::AppState;
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -59,13 +59,13 @@ fn header(h: &mut HeaderMap, name: &'static str, value: &str) {
 /// Invoke a function synchronously; the body is the event. The function's
 /// payload is the response body and the InvocationResult is in `X-…`
 /// headers (or the whole result as JSON with `?result=full`).
-#[utoipa::path(post, path = "/v1/functions/{name}/invoke", tag = "invoke", params(InvokeQuery),
+#[utoipa::path(post, path = "/v1/functions/{name}/invoke", tag = "invoke", params(InvokeQuery, OwnerQuery),
     request_body(content = String, description = "the event", content_type = "application/json"),
     responses((status = 200, body = InvocationResult), (status = 404, body = ApiError), (status = 429, body = ApiError), (status = 503, body = ApiError)))]
 pub(crate) async fn invoke(
     State(s): State<AppState>,
     Caller(caller): Caller,
-    Path(name): Path<String>,
+    FunctionPath(fref): FunctionPath,
     Query(q): Query<InvokeQuery>,
     headers: HeaderMap,
     body: Bytes,
@@ -90,7 +90,7 @@ pub(crate) async fn invoke(
         let encoded = base64::engine::general_purpose::STANDARD.encode(&payload);
         let inv = s
             .control
-            .enqueue_invocation(&caller, &name, qualifier, encoded, &content_type)
+            .enqueue_invocation(&caller, &fref, qualifier, encoded, &content_type)
             .await?;
         let mut h = HeaderMap::new();
         header(&mut h, "x-request-id", &inv.request_id);
@@ -100,7 +100,7 @@ pub(crate) async fn invoke(
     }
     let (function, version) = s
         .control
-        .resolve_invocation(&caller, &name, qualifier)
+        .resolve_invocation(&caller, &fref, qualifier)
         .await?;
     let layers = s.control.layers_for(&version).await?;
     let inv = s
@@ -120,7 +120,7 @@ pub(crate) async fn invoke(
     };
     let log_tail = match q.log.as_deref() {
         Some("tail") | Some("Tail") => Some(s.runner.logs().tail(
-            &function.name,
+            &function.function_id,
             &inv.result.request_id,
             4096,
         )),
@@ -178,17 +178,17 @@ pub struct LogsQuery {
 pub(crate) async fn logs(
     State(s): State<AppState>,
     Caller(caller): Caller,
-    Path(name): Path<String>,
+    FunctionPath(fref): FunctionPath,
     Query(q): Query<LogsQuery>,
 ) -> ApiResult<Response> {
-    s.control.get_function(&caller, &name).await?;
+    let function = s.control.get_function(&caller, &fref).await?;
     let query = LogQuery {
         request_id: q.request_id,
         version: q.version,
         since: q.since,
         limit: q.limit.unwrap_or(1000),
     };
-    let lines = s.runner.logs().query(&name, &query);
+    let lines = s.runner.logs().query(&function.function_id, &query);
     Ok(axum::Json(serde_json::json!({ "items": lines, "nextToken": null })).into_response())
 }
 
@@ -199,28 +199,28 @@ pub(crate) async fn logs(
 pub(crate) async fn metrics(
     State(s): State<AppState>,
     Caller(caller): Caller,
-    Path(name): Path<String>,
+    FunctionPath(fref): FunctionPath,
 ) -> ApiResult<Response> {
-    s.control.get_function(&caller, &name).await?;
-    let items = s.runner.metrics().versions(Some(&name));
+    let function = s.control.get_function(&caller, &fref).await?;
+    let items = s.runner.metrics().versions(Some(&function.function_id));
     Ok(axum::Json(serde_json::json!({ "items": items, "nextToken": null })).into_response())
 }
 
 /// A function's asynchronous invocations, newest first, paged; `status`
 /// picks those in one state (e.g. `Failed` to find what was dead-lettered).
-#[utoipa::path(get, path = "/v1/functions/{name}/invocations", tag = "invoke", params(ListInvocationsQuery),
+#[utoipa::path(get, path = "/v1/functions/{name}/invocations", tag = "invoke", params(ListInvocationsQuery, OwnerQuery),
     responses((status = 200, body = Page<AsyncInvocation>), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn list_invocations(
     State(s): State<AppState>,
     Caller(caller): Caller,
-    Path(name): Path<String>,
+    FunctionPath(fref): FunctionPath,
     Query(q): Query<ListInvocationsQuery>,
 ) -> ApiResult<axum::Json<Page<AsyncInvocation>>> {
     let limit = crate::dto::check_limit(q.limit)?;
     let status = q.status()?;
     let page = s
         .control
-        .list_invocations(&caller, &name, status, limit, q.next_token.as_deref())
+        .list_invocations(&caller, &fref, status, limit, q.next_token.as_deref())
         .await?;
     Ok(axum::Json(page.into()))
 }

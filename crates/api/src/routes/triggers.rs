@@ -1,11 +1,11 @@
 use axum::extract::State;
 use axum::http::StatusCode;
-use hotswap_control::NewTrigger;
+use hotswap_control::{FunctionRef, NewTrigger};
 use hotswap_domain::Trigger;
 
-use crate::dto::{CreateTriggerRequest, ListTriggersQuery, Page, UpdateTriggerRequest};
+use crate::dto::{OwnerQuery, CreateTriggerRequest, ListTriggersQuery, Page, UpdateTriggerRequest};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, Json, Path, Query};
+use crate::extract::{Caller, Json, Owner, Path, Query};
 use crate::AppState;
 
 /// Create a trigger, validated per type.
@@ -18,6 +18,7 @@ pub(crate) async fn create(
 ) -> ApiResult<(StatusCode, axum::Json<Trigger>)> {
     let new = NewTrigger {
         function_name: req.function_name,
+        owner_id: req.owner_id,
         target_version: req.target_version,
         trigger_type: req.trigger_type,
         is_enabled: req.is_enabled,
@@ -29,16 +30,18 @@ pub(crate) async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/v1/triggers", tag = "triggers", params(ListTriggersQuery),
+#[utoipa::path(get, path = "/v1/triggers", tag = "triggers", params(ListTriggersQuery, OwnerQuery),
     responses((status = 200, body = Page<Trigger>)))]
 pub(crate) async fn list(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    Owner(owner): Owner,
     Query(q): Query<ListTriggersQuery>,
 ) -> ApiResult<axum::Json<Page<Trigger>>> {
+    let function = q.function_name.map(|name| FunctionRef { owner, name });
     let triggers = s
         .control
-        .list_triggers(&caller, q.function_name.as_deref())
+        .list_triggers(&caller, function.as_ref())
         .await?;
     Ok(axum::Json(Page::of(
         triggers,
