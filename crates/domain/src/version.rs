@@ -176,10 +176,16 @@ mod tests {
 
     #[test]
     fn code_locations() {
-        assert_eq!(v(3).code_location, "functions/f/versions/3/code.zip");
+        // Under the function's id, never its name alone.
+        let (three, latest) = (v(3), v(0));
+        assert!(!three.function_id.is_empty());
         assert_eq!(
-            v(0).code_location,
-            "functions/f/versions/latest/ab/code.zip"
+            three.code_location,
+            format!("functions/{}/versions/3/code.zip", three.function_id)
+        );
+        assert_eq!(
+            latest.code_location,
+            format!("functions/{}/versions/latest/ab/code.zip", latest.function_id)
         );
     }
 
