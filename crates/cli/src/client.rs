@@ -303,12 +303,23 @@ mod tests {
             .unwrap()
             .with_owner(Some("bob"));
         let req = owned
-            .request(Method::GET, &["functions", "f"], &[("qualifier", "1".into())])
+            .request(
+                Method::GET,
+                &["functions", "f"],
+                &[("qualifier", "1".into())],
+            )
             .build()
             .unwrap();
         assert_eq!(req.url().query(), Some("qualifier=1&owner=bob"));
-        let req = owned.request(Method::GET, &["layers"], &[]).build().unwrap();
-        assert_eq!(req.url().query(), None, "only function routes carry the owner");
+        let req = owned
+            .request(Method::GET, &["layers"], &[])
+            .build()
+            .unwrap();
+        assert_eq!(
+            req.url().query(),
+            None,
+            "only function routes carry the owner"
+        );
         assert!(Client::new("http://x", Some("abc\n")).unwrap().has_token());
     }
 

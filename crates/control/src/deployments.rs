@@ -48,7 +48,10 @@ impl ControlPlane {
         let f = self.owned_function(caller, function, true).await?;
         let name = f.name.as_str();
         let mut errors = new.config.validate(new.strategy);
-        let alias = self.store.get_alias(&f.function_id, &new.alias_name).await?;
+        let alias = self
+            .store
+            .get_alias(&f.function_id, &new.alias_name)
+            .await?;
         if alias.is_none() {
             errors.push(format!(
                 "Alias '{}' of function '{name}' does not exist",

@@ -196,7 +196,12 @@ impl ControlPlane {
         self.resolve_layer_refs(&as_owner, &f.layers).await?;
         self.check_dead_letter_target(&f).await?;
         let package = CodePackage::inspect(code, f.runtime, &self.limits)?;
-        if self.store.get_function(&f.owner_id, &f.name).await?.is_some() {
+        if self
+            .store
+            .get_function(&f.owner_id, &f.name)
+            .await?
+            .is_some()
+        {
             return Err(ControlError::Conflict(format!(
                 "function '{}' already exists",
                 f.name
@@ -212,7 +217,11 @@ impl ControlPlane {
         Ok(f)
     }
 
-    pub async fn get_function(&self, caller: &Principal, function: &FunctionRef) -> Result<Function> {
+    pub async fn get_function(
+        &self,
+        caller: &Principal,
+        function: &FunctionRef,
+    ) -> Result<Function> {
         self.owned_function(caller, function, false).await
     }
 
@@ -373,7 +382,11 @@ impl ControlPlane {
                 .map_err(|e: hotswap_domain::names::InvalidDeadLetterTarget| {
                     ControlError::validation(e.to_string())
                 })?;
-        match self.store.get_function(&f.owner_id, &parsed.function).await? {
+        match self
+            .store
+            .get_function(&f.owner_id, &parsed.function)
+            .await?
+        {
             Some(_) => Ok(()),
             _ => Err(ControlError::validation(format!(
                 "DeadLetterTarget function '{}' does not exist",

@@ -91,7 +91,11 @@ async fn code_blobs_follow_the_metadata() {
     assert_eq!(files_under(&fx.blob_dir), vec![first.code_location.clone()]);
 
     let f = fx.cp.get_function(&alice, &"f".into()).await.unwrap();
-    let v1 = fx.cp.publish_version(&alice, &"f".into(), None).await.unwrap();
+    let v1 = fx
+        .cp
+        .publish_version(&alice, &"f".into(), None)
+        .await
+        .unwrap();
     // Under the function's id: never shared with another owner's "f" or a
     // re-created one.
     assert_eq!(
@@ -162,7 +166,11 @@ async fn ownership_rules() {
         Err(ControlError::NotFound(_))
     ));
     assert_eq!(
-        fx.cp.get_function(&admin(), &alices).await.unwrap().owner_id,
+        fx.cp
+            .get_function(&admin(), &alices)
+            .await
+            .unwrap()
+            .owner_id,
         "alice"
     );
     // An admin without an owner is in its own namespace.
@@ -184,7 +192,12 @@ async fn ownership_rules() {
     assert!(matches!(e, Err(ControlError::Conflict(_))));
     let e = fx
         .cp
-        .create_function(&bob, Some("alice"), new_fn("other"), zip_of(&[("app.py", "y")]))
+        .create_function(
+            &bob,
+            Some("alice"),
+            new_fn("other"),
+            zip_of(&[("app.py", "y")]),
+        )
         .await;
     assert!(matches!(e, Err(ControlError::Forbidden(_))));
     assert!(matches!(
@@ -231,19 +244,34 @@ async fn config_updates_reach_latest_but_not_published_versions() {
         .create_function(&a, None, new_fn("cfg"), zip_of(&[("app.py", "x")]))
         .await
         .unwrap();
-    fx.cp.publish_version(&a, &"cfg".into(), None).await.unwrap();
+    fx.cp
+        .publish_version(&a, &"cfg".into(), None)
+        .await
+        .unwrap();
     let patch = FunctionPatch {
         memory_size: Some(1024),
         ..Default::default()
     };
-    let f = fx.cp.update_function(&a, &"cfg".into(), patch).await.unwrap();
+    let f = fx
+        .cp
+        .update_function(&a, &"cfg".into(), patch)
+        .await
+        .unwrap();
     assert_eq!(f.memory_size, 1024);
     assert_eq!(
-        fx.cp.get_version(&a, &"cfg".into(), 0).await.unwrap().memory_size,
+        fx.cp
+            .get_version(&a, &"cfg".into(), 0)
+            .await
+            .unwrap()
+            .memory_size,
         1024
     );
     assert_eq!(
-        fx.cp.get_version(&a, &"cfg".into(), 1).await.unwrap().memory_size,
+        fx.cp
+            .get_version(&a, &"cfg".into(), 1)
+            .await
+            .unwrap()
+            .memory_size,
         256
     );
 }
@@ -389,7 +417,11 @@ async fn dead_letter_targets_must_be_the_owners_other_functions() {
         dead_letter_target: Some(t.map(str::to_owned)),
         ..Default::default()
     };
-    refused(fx.cp.update_function(&alice, &"f".into(), patch(Some("f"))).await);
+    refused(
+        fx.cp
+            .update_function(&alice, &"f".into(), patch(Some("f")))
+            .await,
+    );
     refused(
         fx.cp
             .update_function(&alice, &"f".into(), patch(Some("bobs")))

@@ -76,12 +76,15 @@ impl ControlPlane {
     ) -> Result<FunctionVersion> {
         let f = self.owned_function(caller, function, false).await?;
         let name = &f.name;
-        self.store.get_version(&f.function_id, number).await?.ok_or_else(|| {
-            ControlError::NotFound(format!(
-                "version {} of function '{name}' not found",
-                version::version_string(number)
-            ))
-        })
+        self.store
+            .get_version(&f.function_id, number)
+            .await?
+            .ok_or_else(|| {
+                ControlError::NotFound(format!(
+                    "version {} of function '{name}' not found",
+                    version::version_string(number)
+                ))
+            })
     }
 
     pub async fn set_version_status(

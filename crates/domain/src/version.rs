@@ -185,7 +185,10 @@ mod tests {
         );
         assert_eq!(
             latest.code_location,
-            format!("functions/{}/versions/latest/ab/code.zip", latest.function_id)
+            format!(
+                "functions/{}/versions/latest/ab/code.zip",
+                latest.function_id
+            )
         );
     }
 

@@ -162,7 +162,10 @@ fn a_deleted_functions_instances_logs_and_metrics_never_serve_the_next_owner_of_
     assert_eq!((st, cold), (200, Some(true)), "{r}");
     let (st, cold, r) = invoke(&s, &bob, path, json!({"who": "bob"}));
     assert_eq!((st, cold), (200, Some(false)), "{r}");
-    assert_eq!(r["secret"], "bob-secret-4711", "Bob's instance is warm: {r}");
+    assert_eq!(
+        r["secret"], "bob-secret-4711",
+        "Bob's instance is warm: {r}"
+    );
 
     let (st, b) = s.call("DELETE", "/v1/functions/reuse", Some(&bob), None);
     assert_eq!(st, 204, "{b}");
@@ -312,7 +315,10 @@ fn two_owners_each_have_their_own_function_of_one_name() {
     let a = create(&s, &alice, orders("alice's orders"));
     let b = create(&s, &bob, orders("bob's orders"));
     assert_ne!(a["functionId"], b["functionId"]);
-    assert_eq!((a["ownerId"].as_str(), b["ownerId"].as_str()), (Some("alice"), Some("bob")));
+    assert_eq!(
+        (a["ownerId"].as_str(), b["ownerId"].as_str()),
+        (Some("alice"), Some("bob"))
+    );
     let (st, e) = s.call("POST", "/v1/functions", Some(&alice), Some(orders("again")));
     assert_eq!(st, 409, "a name is unique within its owner: {e}");
     assert_eq!(e["code"], "Conflict");
@@ -324,12 +330,22 @@ fn two_owners_each_have_their_own_function_of_one_name() {
     // The admin addresses each owner's function explicitly.
     let admin = ADMIN_TOKEN;
     let at = |owner: &str| format!("{path}?owner={owner}");
-    assert_eq!(invoke(&s, admin, &at("alice"), json!({})).2, "alice's orders");
+    assert_eq!(
+        invoke(&s, admin, &at("alice"), json!({})).2,
+        "alice's orders"
+    );
     assert_eq!(invoke(&s, admin, &at("bob"), json!({})).2, "bob's orders");
     let (st, f) = s.admin("GET", "/v1/functions/orders?owner=bob", None);
-    assert_eq!((st, f["functionId"].clone()), (200, b["functionId"].clone()), "{f}");
+    assert_eq!(
+        (st, f["functionId"].clone()),
+        (200, b["functionId"].clone()),
+        "{f}"
+    );
     let (st, e) = s.admin("GET", "/v1/functions/orders", None);
-    assert_eq!(st, 404, "without ?owner= an admin is in its own namespace: {e}");
+    assert_eq!(
+        st, 404,
+        "without ?owner= an admin is in its own namespace: {e}"
+    );
     let (st, page) = s.admin("GET", "/v1/functions", None);
     assert_eq!(st, 200);
     let owners: Vec<&str> = page["items"]
@@ -339,7 +355,11 @@ fn two_owners_each_have_their_own_function_of_one_name() {
         .filter(|f| f["name"] == "orders")
         .map(|f| f["ownerId"].as_str().unwrap())
         .collect();
-    assert_eq!(owners, ["alice", "bob"], "an admin lists every owner's: {page}");
+    assert_eq!(
+        owners,
+        ["alice", "bob"],
+        "an admin lists every owner's: {page}"
+    );
     let (_, page) = s.admin("GET", "/v1/functions?owner=bob", None);
     assert_eq!(page["items"].as_array().unwrap().len(), 1, "{page}");
 
@@ -355,7 +375,12 @@ fn two_owners_each_have_their_own_function_of_one_name() {
         None,
     );
     assert_eq!(st, 404, "{e}");
-    let (st, e) = s.call("DELETE", "/v1/functions/orders?owner=bob", Some(&alice), None);
+    let (st, e) = s.call(
+        "DELETE",
+        "/v1/functions/orders?owner=bob",
+        Some(&alice),
+        None,
+    );
     assert_eq!(st, 403, "{e}");
     assert_eq!(e["code"], "Forbidden");
     let (st, e) = s.call(
@@ -365,18 +390,44 @@ fn two_owners_each_have_their_own_function_of_one_name() {
         Some(json!({})),
     );
     assert_eq!(st, 403, "{e}");
-    let (st, e) = s.call("POST", "/v1/functions?owner=bob", Some(&alice), Some(orders("x")));
+    let (st, e) = s.call(
+        "POST",
+        "/v1/functions?owner=bob",
+        Some(&alice),
+        Some(orders("x")),
+    );
     assert_eq!(st, 403, "{e}");
     let (_, page) = s.call("GET", "/v1/functions?owner=bob", Some(&alice), None);
     assert_eq!(page["items"], json!([]), "{page}");
     let (_, mine) = s.call("GET", "/v1/functions/orders", Some(&bob), None);
     assert_eq!(mine["functionId"], b["functionId"], "Bob's is untouched");
 
+    // Triggers: an admin binds another owner's function with ownerId; a
+    // tenant cannot.
+    let trigger = |owner: &str| {
+        json!({ "functionName": "orders", "ownerId": owner, "type": "Queue",
+                "config": { "queueName": "q" } })
+    };
+    let (st, t) = s.admin("POST", "/v1/triggers", Some(trigger("bob")));
+    assert_eq!(st, 201, "{t}");
+    assert_eq!(t["functionId"], b["functionId"], "{t}");
+    let (st, e) = s.call("POST", "/v1/triggers", Some(&alice), Some(trigger("bob")));
+    assert_eq!(st, 403, "{e}");
+    let (_, listed) = s.call("GET", "/v1/triggers", Some(&alice), None);
+    assert_eq!(listed["items"], json!([]), "{listed}");
+    let (_, listed) = s.call("GET", "/v1/triggers", Some(&bob), None);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+
     // Deleting one owner's leaves the other's.
     let (st, _) = s.call("DELETE", "/v1/functions/orders", Some(&alice), None);
     assert_eq!(st, 204);
     assert_eq!(invoke(&s, &bob, path, json!({})).2, "bob's orders");
-    let (st, e) = s.call("POST", "/v1/functions/orders/versions", Some(&bob), Some(json!({})));
+    let (st, e) = s.call(
+        "POST",
+        "/v1/functions/orders/versions",
+        Some(&bob),
+        Some(json!({})),
+    );
     assert_eq!(st, 201, "{e}");
 }
 

@@ -637,8 +637,13 @@ fn auth_and_ownership() {
         403
     );
     assert_eq!(
-        s.call("DELETE", "/v1/functions/alices?owner=alice", Some(&bob), None)
-            .0,
+        s.call(
+            "DELETE",
+            "/v1/functions/alices?owner=alice",
+            Some(&bob),
+            None
+        )
+        .0,
         403
     );
     assert_eq!(

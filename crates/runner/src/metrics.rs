@@ -408,11 +408,9 @@ mod tests {
             ),
             "{text}"
         );
-        assert!(
-            text.contains(
-                "hotswap_invocation_errors_total{owner=\"o\",function=\"f\\\"x\",version=\"3\"} 1"
-            )
-        );
+        assert!(text.contains(
+            "hotswap_invocation_errors_total{owner=\"o\",function=\"f\\\"x\",version=\"3\"} 1"
+        ));
         assert!(text.contains("hotswap_warm_instances 2"));
         assert!(text.contains("hotswap_sandbox_isolated 1"));
         assert!(text.contains("quantile=\"0.99\""));

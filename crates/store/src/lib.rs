@@ -240,11 +240,8 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// `published_version` to its version string. `Conflict` if it exists.
     async fn insert_version(&self, version: &FunctionVersion) -> Result<()>;
     /// Version 0 is `$LATEST`.
-    async fn get_version(
-        &self,
-        function_id: &str,
-        version: u32,
-    ) -> Result<Option<FunctionVersion>>;
+    async fn get_version(&self, function_id: &str, version: u32)
+        -> Result<Option<FunctionVersion>>;
     /// `$LATEST` first, then published versions in ascending order.
     async fn list_versions(&self, function_id: &str) -> Result<Vec<FunctionVersion>>;
     /// `NotFound` when absent; returns the updated version.
@@ -265,8 +262,7 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// not exist at the time of the write (checked atomically).
     async fn create_alias(&self, alias: &FunctionAlias) -> Result<()>;
     /// The alias of this function with this name, if any.
-    async fn get_alias(&self, function_id: &str, alias: &str)
-        -> Result<Option<FunctionAlias>>;
+    async fn get_alias(&self, function_id: &str, alias: &str) -> Result<Option<FunctionAlias>>;
     /// The function's aliases, ordered by name.
     async fn list_aliases(&self, function_id: &str) -> Result<Vec<FunctionAlias>>;
     /// Replaces version, routing, description and `updated_at`. `NotFound`

@@ -345,7 +345,11 @@ async fn function_round_trip(ctx: Ctx) {
     assert_eq!(s.get_function_by_id("hello").await.unwrap(), None);
     let f = create(s, "hello", "owner-1").await;
 
-    let got = s.get_function_by_id("hello").await.unwrap().expect("stored");
+    let got = s
+        .get_function_by_id("hello")
+        .await
+        .unwrap()
+        .expect("stored");
     assert_eq!(got.name, "hello");
     assert_eq!(got.owner_id, "owner-1");
     assert_eq!(got.description.as_deref(), Some("the hello function"));
@@ -376,12 +380,18 @@ async fn function_round_trip(ctx: Ctx) {
     let mut bare = Function::new("bare", Runtime::Node20, "index.handler", "owner-2");
     bare.function_id = "bare".to_owned();
     s.create_function(&bare, &snapshot(&bare, 0)).await.unwrap();
-    assert_eq!(s.get_function_by_id("bare").await.unwrap(), Some(bare.clone()));
+    assert_eq!(
+        s.get_function_by_id("bare").await.unwrap(),
+        Some(bare.clone())
+    );
 
     let message = conflict(s.create_function(&f, &snapshot(&f, 0)).await);
     assert_eq!(message, "function 'hello' already exists");
     // The refused create changed nothing.
-    assert_eq!(s.get_function_by_id("hello").await.unwrap(), Some(f.clone()));
+    assert_eq!(
+        s.get_function_by_id("hello").await.unwrap(),
+        Some(f.clone())
+    );
 
     // A $LATEST that is not version 0 of this function is refused.
     conflict(
@@ -634,7 +644,10 @@ async fn counters_and_extreme_values_round_trip(ctx: Ctx) {
     latest.code_size = i64::MAX as u64;
     latest.invocation_count = u64::from(u32::MAX) + 1;
     s.create_function(&f, &latest).await.unwrap();
-    assert_eq!(s.get_function_by_id("extreme").await.unwrap(), Some(f.clone()));
+    assert_eq!(
+        s.get_function_by_id("extreme").await.unwrap(),
+        Some(f.clone())
+    );
     assert_eq!(s.get_version("extreme", 0).await.unwrap(), Some(latest));
 
     // Counters beyond what the database holds are refused, not wrapped.
@@ -2136,10 +2149,19 @@ async fn two_owners_may_each_have_a_function_of_one_name(ctx: Ctx) {
     let a = create_fresh(s, "orders", "alice").await;
     let b = create_fresh(s, "orders", "bob").await;
     assert_ne!(a.function_id, b.function_id);
-    assert_eq!(s.get_function("alice", "orders").await.unwrap(), Some(a.clone()));
-    assert_eq!(s.get_function("bob", "orders").await.unwrap(), Some(b.clone()));
+    assert_eq!(
+        s.get_function("alice", "orders").await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(
+        s.get_function("bob", "orders").await.unwrap(),
+        Some(b.clone())
+    );
     assert_eq!(s.get_function("carol", "orders").await.unwrap(), None);
-    assert_eq!(s.get_function_by_id(&b.function_id).await.unwrap(), Some(b.clone()));
+    assert_eq!(
+        s.get_function_by_id(&b.function_id).await.unwrap(),
+        Some(b.clone())
+    );
 
     // Unique within an owner, whatever the id.
     let mut again = function("orders", "alice");
@@ -2204,7 +2226,10 @@ async fn two_owners_may_each_have_a_function_of_one_name(ctx: Ctx) {
     // Deleting one leaves the other whole.
     assert!(s.delete_function(&a.function_id).await.unwrap());
     assert_eq!(s.get_function("alice", "orders").await.unwrap(), None);
-    assert_eq!(s.get_function("bob", "orders").await.unwrap(), Some(b.clone()));
+    assert_eq!(
+        s.get_function("bob", "orders").await.unwrap(),
+        Some(b.clone())
+    );
     assert_eq!(s.list_versions(&b.function_id).await.unwrap().len(), 1);
 }
 
@@ -2223,16 +2248,26 @@ async fn a_recreated_function_gets_a_new_id_and_none_of_the_old_rows(ctx: Ctx) {
     assert!(s.delete_function(&old.function_id).await.unwrap());
 
     let new = Function::new("reuse", Runtime::Python311, "app.handler", "bob");
-    assert_ne!(new.function_id, old.function_id, "Function::new gives a fresh id");
-    s.create_function(&new, &FunctionVersion::snapshot(&new, 0, "ab", 1, "bob", None))
-        .await
-        .unwrap();
+    assert_ne!(
+        new.function_id, old.function_id,
+        "Function::new gives a fresh id"
+    );
+    s.create_function(
+        &new,
+        &FunctionVersion::snapshot(&new, 0, "ab", 1, "bob", None),
+    )
+    .await
+    .unwrap();
     let got = s.get_function("bob", "reuse").await.unwrap().unwrap();
     assert_eq!(got.function_id, new.function_id);
     assert_eq!(got.published_version, None);
     assert_eq!(s.list_versions(&new.function_id).await.unwrap().len(), 1);
     assert!(s.list_aliases(&new.function_id).await.unwrap().is_empty());
-    assert!(s.list_deployments(&new.function_id).await.unwrap().is_empty());
+    assert!(s
+        .list_deployments(&new.function_id)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(s.get_function_by_id(&old.function_id).await.unwrap(), None);
     // The old id addresses nothing any more.
     assert_eq!(s.get_version(&old.function_id, 1).await.unwrap(), None);
@@ -2331,15 +2366,26 @@ async fn a_database_at_migration_5_migrates_with_its_data(ctx: Ctx) {
         .expect("kept");
     assert_eq!(f.function_id, "migrated-orders");
     assert_eq!(
-        (f.description.as_deref(), f.total_invocations, f.published_version.as_deref()),
+        (
+            f.description.as_deref(),
+            f.total_invocations,
+            f.published_version.as_deref()
+        ),
         (Some("old"), 7, Some("v1"))
     );
     let versions = s.list_versions(&f.function_id).await.unwrap();
     assert_eq!(versions.len(), 2);
     assert_eq!(versions[1].function_id, f.function_id);
-    assert_eq!(versions[1].code_location, "functions/orders/versions/1/code.zip", "stored locations stay");
+    assert_eq!(
+        versions[1].code_location, "functions/orders/versions/1/code.zip",
+        "stored locations stay"
+    );
     assert_eq!(versions[1].invocation_count, 5);
-    let prod = s.get_alias(&f.function_id, "prod").await.unwrap().expect("alias kept");
+    let prod = s
+        .get_alias(&f.function_id, "prod")
+        .await
+        .unwrap()
+        .expect("alias kept");
     assert_eq!(prod.version, 1);
     let tagged = s
         .list_functions(&FunctionFilter {
@@ -2362,7 +2408,11 @@ async fn a_database_at_migration_5_migrates_with_its_data(ctx: Ctx) {
     assert_eq!(s.allocate_version_number(&f.function_id).await.unwrap(), 2);
     drop(s);
     if !url.starts_with("sqlite") {
-        let db = url::Url::parse(&url).unwrap().path().trim_start_matches('/').to_owned();
+        let db = url::Url::parse(&url)
+            .unwrap()
+            .path()
+            .trim_start_matches('/')
+            .to_owned();
         let mut conn = sqlx::PgConnection::connect(&ctx.url).await.unwrap();
         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
             .execute(&mut conn)

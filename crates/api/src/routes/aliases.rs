@@ -3,7 +3,7 @@ use axum::http::StatusCode;
 use hotswap_control::AliasUpdate;
 use hotswap_domain::FunctionAlias;
 
-use crate::dto::{OwnerQuery, CreateAliasRequest, Page, PageQuery, UpdateAliasRequest};
+use crate::dto::{CreateAliasRequest, OwnerQuery, Page, PageQuery, UpdateAliasRequest};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, FunctionPath, Json, Path, Query};
 use crate::AppState;

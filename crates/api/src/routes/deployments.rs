@@ -3,8 +3,9 @@ use axum::http::StatusCode;
 use hotswap_control::NewDeployment;
 use hotswap_domain::Deployment;
 
-use crate::dto::{OwnerQuery, 
-    CancelDeploymentRequest, CreateDeploymentRequest, Page, PageQuery, RollbackDeploymentRequest,
+use crate::dto::{
+    CancelDeploymentRequest, CreateDeploymentRequest, OwnerQuery, Page, PageQuery,
+    RollbackDeploymentRequest,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, FunctionPath, Json, OptionalJson, Path, Query};

@@ -5,8 +5,8 @@ use hotswap_control::{FunctionPatch, NewFunction};
 use hotswap_domain::Function;
 use hotswap_store::FunctionFilter;
 
-use crate::dto::{OwnerQuery, 
-    CodeInput, CreateFunctionRequest, ListFunctionsQuery, Page, UpdateFunctionRequest,
+use crate::dto::{
+    CodeInput, CreateFunctionRequest, ListFunctionsQuery, OwnerQuery, Page, UpdateFunctionRequest,
     VersionResponse,
 };
 use crate::error::{ApiError, ApiResult};

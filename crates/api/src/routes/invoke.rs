@@ -6,7 +6,7 @@ use hotswap_domain::{AsyncInvocation, InvocationResult};
 use hotswap_runner::{InvokeRequest, LogQuery, RunnerError};
 use serde::Deserialize;
 
-use crate::dto::{OwnerQuery, ListInvocationsQuery, Page, StoredResult};
+use crate::dto::{ListInvocationsQuery, OwnerQuery, Page, StoredResult};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, FunctionPath, Path, Query};
 use crate::AppState;

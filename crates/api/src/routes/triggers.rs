@@ -3,7 +3,7 @@ use axum::http::StatusCode;
 use hotswap_control::{FunctionRef, NewTrigger};
 use hotswap_domain::Trigger;
 
-use crate::dto::{OwnerQuery, CreateTriggerRequest, ListTriggersQuery, Page, UpdateTriggerRequest};
+use crate::dto::{CreateTriggerRequest, ListTriggersQuery, OwnerQuery, Page, UpdateTriggerRequest};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, Json, Owner, Path, Query};
 use crate::AppState;
@@ -39,10 +39,7 @@ pub(crate) async fn list(
     Query(q): Query<ListTriggersQuery>,
 ) -> ApiResult<axum::Json<Page<Trigger>>> {
     let function = q.function_name.map(|name| FunctionRef { owner, name });
-    let triggers = s
-        .control
-        .list_triggers(&caller, function.as_ref())
-        .await?;
+    let triggers = s.control.list_triggers(&caller, function.as_ref()).await?;
     Ok(axum::Json(Page::of(
         triggers,
         q.limit,

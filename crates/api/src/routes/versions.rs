@@ -2,7 +2,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use hotswap_domain::Qualifier;
 
-use crate::dto::{OwnerQuery, Page, PageQuery, PublishVersionRequest, UpdateVersionRequest, VersionResponse};
+use crate::dto::{
+    OwnerQuery, Page, PageQuery, PublishVersionRequest, UpdateVersionRequest, VersionResponse,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, FunctionPath, Json, OptionalJson, Path, Query};
 use crate::AppState;
