@@ -175,9 +175,9 @@ impl ControlPlane {
     }
 
     /// A page of the function's asynchronous invocations, newest first
-    /// (404 for a function the caller cannot see). Only those queued by the
-    /// function's owner are listed: an earlier function of the same name
-    /// that belonged to someone else keeps its invocations to itself.
+    /// (404 for a function the caller cannot see). Only those of this
+    /// function are listed (its owner's, queued for its id): an earlier
+    /// function of the same name keeps its invocations to itself.
     pub async fn list_invocations(
         &self,
         caller: &Principal,
@@ -197,6 +197,7 @@ impl ControlPlane {
         let filter = hotswap_store::InvocationFilter {
             function_name: function.name,
             owner_id: function.owner_id,
+            function_id: Some(function.function_id),
             status,
             limit,
             after,

@@ -168,7 +168,11 @@ async fn dead_letter_for(control: &ControlPlane, inv: &AsyncInvocation) -> Optio
         return None;
     }
     let store = control.store();
-    let function = match store.get_function(&inv.owner_id, &inv.function_name).await {
+    let found = match &inv.function_id {
+        Some(id) => store.get_function_by_id(id).await,
+        None => store.get_function(&inv.owner_id, &inv.function_name).await,
+    };
+    let function = match found {
         Ok(Some(f)) if queued_for(inv, &f) => f,
         Ok(_) => return None,
         Err(e) => {
@@ -215,12 +219,25 @@ async fn attempt(
         owner_id: "system".into(),
         is_admin: true,
     };
-    // The function in its owner's namespace (names are unique per owner).
-    let function = FunctionRef::of_owner(inv.owner_id.clone(), inv.function_name.clone());
-    let (function, version) = match control
-        .resolve_invocation(&system, &function, &inv.qualifier)
-        .await
-    {
+    // The function it was queued for, by its id; one queued before ids
+    // existed by its name in its owner's namespace.
+    let resolved = match &inv.function_id {
+        Some(id) => match control.function_by_id(id).await {
+            Ok(Some(f)) => control.resolve_version(f, &inv.qualifier).await,
+            Ok(None) => Err(hotswap_control::ControlError::NotFound(format!(
+                "function '{}' not found (it was deleted after this invocation was queued)",
+                inv.function_name
+            ))),
+            Err(e) => Err(e),
+        },
+        None => {
+            let function = FunctionRef::of_owner(inv.owner_id.clone(), inv.function_name.clone());
+            control
+                .resolve_invocation(&system, &function, &inv.qualifier)
+                .await
+        }
+    };
+    let (function, version) = match resolved {
         Ok(fv) => fv,
         Err(e) => {
             return Attempt::Ran(

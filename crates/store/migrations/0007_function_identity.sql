@@ -190,9 +190,10 @@ CREATE UNIQUE INDEX deployments_one_active_per_alias ON deployments (function_id
 
 -- An asynchronous invocation runs only on the function it was queued for:
 -- one deleted meanwhile (even if created again under its name) fails it.
--- NULL for invocations queued before this migration.
+-- Invocations already queued name the function that has their function's
+-- name now (names were global until this migration, and an admin's
+-- invocation of another owner's function carries the admin as its owner);
+-- NULL where no such function exists.
 ALTER TABLE async_invocations ADD COLUMN function_id TEXT;
 UPDATE async_invocations SET function_id = 'migrated-' || function_name
-    WHERE EXISTS (SELECT 1 FROM functions f
-                  WHERE f.name = async_invocations.function_name
-                    AND f.owner_id = async_invocations.owner_id);
+    WHERE EXISTS (SELECT 1 FROM functions f WHERE f.name = async_invocations.function_name);

@@ -129,8 +129,11 @@ impl Claimed {
 pub struct InvocationFilter {
     /// Invocations of this function name…
     pub function_name: String,
-    /// …queued by this owner.
+    /// …of this owner…
     pub owner_id: String,
+    /// …queued for the function with this id (or before ids existed): an
+    /// earlier function of the same name keeps its invocations to itself.
+    pub function_id: Option<String>,
     /// Only those in this state.
     pub status: Option<AsyncStatus>,
     /// Page size (clamped to 1–1000; 0 means [`DEFAULT_PAGE_SIZE`]).

@@ -1080,6 +1080,7 @@ async fn invocations_list_newest_first_by_function_owner_and_status(ctx: Ctx) {
     let filter = |status, after: Option<&str>| hotswap_store::InvocationFilter {
         function_name: "f".into(),
         owner_id: "alice".into(),
+        function_id: None,
         status,
         limit: 4,
         after: after.map(|t| t.parse().unwrap()),
@@ -1106,6 +1107,41 @@ async fn invocations_list_newest_first_by_function_owner_and_status(ctx: Ctx) {
         .parse::<hotswap_store::InvocationCursor>()
         .is_err());
     assert!("12.".parse::<hotswap_store::InvocationCursor>().is_err());
+
+    // One queued for an earlier function of the same name (another id) is
+    // not the new function's; those queued before ids existed are.
+    let mut earlier = queued("earlier", "f", "alice", secs(5));
+    earlier.function_id = Some("old-id".into());
+    s.enqueue_invocation(&earlier).await.unwrap();
+    let mut current = queued("current", "f", "alice", secs(6));
+    current.function_id = Some("new-id".into());
+    s.enqueue_invocation(&current).await.unwrap();
+    let mine = s
+        .list_invocations(&hotswap_store::InvocationFilter {
+            function_id: Some("new-id".into()),
+            limit: 100,
+            ..filter(None, None)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&mine),
+        [
+            "current",
+            "a-5b",
+            "a-4",
+            "a-3",
+            "a-2",
+            "a-1",
+            failed.request_id.as_str()
+        ]
+    );
+    let got = s.get_invocation("current").await.unwrap().unwrap();
+    assert_eq!(
+        got.function_id.as_deref(),
+        Some("new-id"),
+        "the id round-trips"
+    );
 }
 
 async fn layer_versions_number_per_name_and_belong_to_one_owner(ctx: Ctx) {

@@ -837,6 +837,13 @@ impl MetadataStore for SqlStore {
             values.push(text(status.as_str()));
             terms.push(format!("status = ${}", values.len()));
         }
+        if let Some(id) = &filter.function_id {
+            values.push(text(id));
+            terms.push(format!(
+                "(function_id = ${} OR function_id IS NULL)",
+                values.len()
+            ));
+        }
         if let Some(after) = &filter.after {
             values.push(Value::Int(after.created_at.timestamp_micros()));
             values.push(text(&after.request_id));
