@@ -402,6 +402,43 @@ fn two_owners_each_have_their_own_function_of_one_name() {
     let (_, mine) = s.call("GET", "/v1/functions/orders", Some(&bob), None);
     assert_eq!(mine["functionId"], b["functionId"], "Bob's is untouched");
 
+    // An admin's asynchronous invocation of Bob's function runs Bob's, and
+    // is Bob's to read.
+    let resp = client()
+        .post(format!("{}{}", s.url, at("bob")))
+        .bearer_auth(admin)
+        .header("X-Invocation-Type", "Event")
+        .json(&json!({}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let request_id = resp.json::<Value>().unwrap()["requestId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut stored = Value::Null;
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let (st, r) = s.call(
+                "GET",
+                &format!("/v1/invocations/{request_id}"),
+                Some(&bob),
+                None,
+            );
+            stored = r;
+            st == 200
+        }),
+        "{stored}"
+    );
+    assert_eq!(stored["body"], "\"bob's orders\"", "{stored}");
+    let (st, _) = s.call(
+        "GET",
+        &format!("/v1/invocations/{request_id}"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(st, 404);
+
     // Triggers: an admin binds another owner's function with ownerId; a
     // tenant cannot.
     let trigger = |owner: &str| {
