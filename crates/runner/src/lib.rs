@@ -124,6 +124,9 @@ pub struct Runner {
     catalog: RuntimeCatalog,
     runtime_dir: PathBuf,
     pools: Mutex<HashMap<String, Arc<Pool>>>,
+    /// Ids of deleted functions: a call that resolved one just before its
+    /// delete still runs, but its instance is never kept.
+    forgotten: Mutex<std::collections::HashSet<String>>,
     logs: Arc<LogStore>,
     metrics: Metrics,
     java_ready: tokio::sync::OnceCell<Result<(), String>>,
@@ -154,6 +157,7 @@ impl Runner {
             code,
             runtime_dir,
             pools: Mutex::default(),
+            forgotten: Mutex::default(),
             metrics: Metrics::default(),
             java_ready: tokio::sync::OnceCell::new(),
         });
@@ -208,6 +212,10 @@ impl Runner {
     }
 
     fn pool(&self, key: &str, f: &Function, v: &FunctionVersion) -> Arc<Pool> {
+        let forgotten = self
+            .forgotten
+            .lock()
+            .is_ok_and(|ids| ids.contains(&f.function_id));
         let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
         pools
             .entry(key.to_owned())
@@ -220,7 +228,7 @@ impl Runner {
                     )),
                     idle: Mutex::default(),
                     min_warm: AtomicUsize::new(0),
-                    retired: AtomicBool::new(false),
+                    retired: AtomicBool::new(forgotten),
                 })
             })
             .clone()
@@ -291,6 +299,9 @@ impl Runner {
     /// function's timeout), and its logs, metrics, windows and pins are
     /// forgotten. Returns how many idle instances were killed.
     pub fn forget_function(&self, function_id: &str) -> usize {
+        if let Ok(mut ids) = self.forgotten.lock() {
+            ids.insert(function_id.to_owned());
+        }
         let killed = self.retire(|p| p.function_id == function_id);
         self.logs.forget(function_id);
         self.metrics.forget(function_id);
