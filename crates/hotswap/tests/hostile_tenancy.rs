@@ -402,6 +402,25 @@ fn two_owners_each_have_their_own_function_of_one_name() {
     let (_, mine) = s.call("GET", "/v1/functions/orders", Some(&bob), None);
     assert_eq!(mine["functionId"], b["functionId"], "Bob's is untouched");
 
+    // The CLI's --owner does the same.
+    let cli = |token: &str, args: &[&str]| {
+        let mut cmd = cli_command(&s.url, Some(token), args);
+        cmd.env_remove("HOTSWAP_OWNER");
+        Run::from_output(cmd.output().unwrap())
+    };
+    let run = cli(
+        admin,
+        &["fn", "get", "orders", "--owner", "bob", "-o", "json"],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["functionId"], b["functionId"], "{run:?}");
+    let run = cli(
+        &alice,
+        &["fn", "get", "orders", "--owner", "bob", "-o", "json"],
+    );
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("not found"), "{run:?}");
+
     // An admin's asynchronous invocation of Bob's function runs Bob's, and
     // is Bob's to read.
     let resp = client()
