@@ -188,6 +188,9 @@ pub struct UpdateAliasRequest {
 pub struct CreateTriggerRequest {
     #[schema(pattern = r"^[a-zA-Z0-9-]{1,64}$")]
     pub function_name: String,
+    /// The function's owner (admins binding another owner's function;
+    /// default: the caller's own). Function names are unique per owner.
+    pub owner_id: Option<String>,
     /// `$LATEST` (default), a version number or an alias name.
     pub target_version: Option<String>,
     #[serde(rename = "type")]
@@ -543,7 +546,7 @@ pub struct ListTriggersQuery {
 /// `{name}`: a function.
 #[derive(Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
-pub struct FunctionPath {
+pub struct FunctionName {
     /// The function's name.
     #[param(pattern = r"^[a-zA-Z0-9-]{1,64}$")]
     pub name: String,
@@ -660,6 +663,8 @@ pub struct LogLineSchema {
 #[schema(as = VersionMetrics)]
 pub struct VersionMetricsSchema {
     pub function_name: String,
+    /// The function's owner.
+    pub owner_id: String,
     /// `$LATEST` or the version number.
     pub version: String,
     pub invocations: u64,
@@ -670,4 +675,14 @@ pub struct VersionMetricsSchema {
     pub avg_duration_ms: f64,
     pub p50_duration_ms: f64,
     pub p99_duration_ms: f64,
+}
+
+/// The owner whose function a `/v1/functions/{name}/…` route addresses.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct OwnerQuery {
+    /// The function's owner (admins; default: the caller's own functions).
+    /// Function names are unique per owner.
+    pub owner: Option<String>,
 }

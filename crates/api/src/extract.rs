@@ -5,7 +5,7 @@ use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
-use hotswap_control::Principal;
+use hotswap_control::{FunctionRef, Principal};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -148,15 +148,24 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     }
 }
 
-/// `axum::extract::Query` with JSON errors.
+/// `axum::extract::Query` with JSON errors. The `owner` parameter is left
+/// out: it names the namespace of the function a route addresses, which
+/// [`FunctionPath`] and [`Owner`] read for every route alike.
 pub struct Query<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let rest: Vec<&str> = query
+            .split('&')
+            .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some(OWNER_PARAM))
+            .collect();
+        let uri: axum::http::Uri = format!("/?{}", rest.join("&"))
+            .parse()
+            .map_err(|_| ApiError::bad_request("invalid query string"))?;
+        axum::extract::Query::<T>::try_from_uri(&uri)
             .map(|q| Query(q.0))
             .map_err(|e: QueryRejection| ApiError::bad_request(e.body_text()))
     }
@@ -181,7 +190,9 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
 }
 
 /// For operations that take no query parameters: any parameter is refused
-/// with 400, as the typed query structs refuse the ones they do not name.
+/// with 400, as the typed query structs refuse the ones they do not name —
+/// except `owner` on a function's routes (`/v1/functions…`), which
+/// [`FunctionPath`] reads.
 pub struct NoQuery;
 
 impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
@@ -193,7 +204,12 @@ impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
             .query()
             .unwrap_or_default()
             .split('&')
-            .find(|pair| !pair.is_empty());
+            .filter(|pair| !pair.is_empty())
+            .find(|pair| {
+                let function_route = parts.uri.path().starts_with("/v1/functions");
+                let name = pair.split('=').next().unwrap_or(pair);
+                !(function_route && name == OWNER_PARAM)
+            });
         match first {
             None => Ok(NoQuery),
             Some(pair) => {
@@ -209,6 +225,56 @@ impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
                 )))
             }
         }
+    }
+}
+
+/// The query parameter that names a function's owner.
+const OWNER_PARAM: &str = "owner";
+
+#[derive(serde::Deserialize)]
+struct OwnerParam {
+    owner: Option<String>,
+}
+
+/// `?owner=OWNER`: the namespace of the functions a request addresses
+/// (function names are unique per owner). `None` means the caller's own;
+/// only an admin may name another (a tenant gets 404 for reads and 403 for
+/// writes, as for any function it cannot see).
+pub struct Owner(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Owner {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let q = axum::extract::Query::<OwnerParam>::try_from_uri(&parts.uri)
+            .map_err(|e: QueryRejection| ApiError::bad_request(e.body_text()))?;
+        match q.0.owner {
+            Some(o) if o.trim().is_empty() => {
+                Err(ApiError::validation(vec!["owner must not be empty".into()]))
+            }
+            owner => Ok(Owner(owner)),
+        }
+    }
+}
+
+/// The function a `/v1/functions/{name}/…` route addresses: `{name}` in the
+/// namespace of `?owner=` (or the caller's own). Every function-scoped
+/// handler takes it, so the owner rule lives here once.
+pub struct FunctionPath(pub FunctionRef);
+
+impl<S: Send + Sync> FromRequestParts<S> for FunctionPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(params) =
+            Path::<std::collections::HashMap<String, String>>::from_request_parts(parts, state)
+                .await?;
+        let name = params
+            .get("name")
+            .cloned()
+            .ok_or_else(|| ApiError::bad_request("this route names no function"))?;
+        let Owner(owner) = Owner::from_request_parts(parts, state).await?;
+        Ok(FunctionPath(FunctionRef { owner, name }))
     }
 }
 

@@ -344,6 +344,7 @@ mod tests {
         };
         let line = hotswap_runner::LogLine {
             timestamp: chrono::Utc::now(),
+            function_id: "id".into(),
             function_name: "f".into(),
             version: "1".into(),
             log_stream_name: "s".into(),
@@ -357,6 +358,8 @@ mod tests {
             keys(&doc["components"]["schemas"]["LogLine"]["properties"])
         );
         let metrics = hotswap_runner::metrics::VersionMetrics {
+            function_id: "id".into(),
+            owner_id: "o".into(),
             function_name: "f".into(),
             version: "1".into(),
             invocations: 0,

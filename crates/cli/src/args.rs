@@ -31,6 +31,11 @@ pub struct ClientArgs {
     /// Output format: human tables, or the server's JSON for scripts.
     #[arg(short, long, global = true, help_heading = GLOBAL, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
+
+    /// Whose functions to address (admins): adds `?owner=OWNER` to every
+    /// function request. Names are unique per owner; without it, your own.
+    #[arg(long, global = true, help_heading = GLOBAL, env = "HOTSWAP_OWNER")]
+    pub owner: Option<String>,
 }
 
 impl Default for ClientArgs {
@@ -39,6 +44,7 @@ impl Default for ClientArgs {
             url: DEFAULT_URL.to_owned(),
             token: None,
             output: OutputFormat::Table,
+            owner: None,
         }
     }
 }

@@ -47,6 +47,8 @@ pub struct Client {
     http: reqwest::Client,
     base: Url,
     token: Option<String>,
+    /// `?owner=` for every `/v1/functions…` request (`--owner`).
+    owner: Option<String>,
 }
 
 impl Client {
@@ -64,7 +66,21 @@ impl Client {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .map(str::to_owned);
-        Ok(Self { http, base, token })
+        Ok(Self {
+            http,
+            base,
+            token,
+            owner: None,
+        })
+    }
+
+    /// The same client, addressing `owner`'s functions (`--owner`).
+    pub fn with_owner(mut self, owner: Option<&str>) -> Self {
+        self.owner = owner
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(str::to_owned);
+        self
     }
 
     pub fn has_token(&self) -> bool {
@@ -100,6 +116,10 @@ impl Client {
         let mut req = self.http.request(method, url);
         if !query.is_empty() {
             req = req.query(query);
+        }
+        // Function names are unique per owner: `--owner` picks whose.
+        if let (Some(owner), Some(&"functions")) = (&self.owner, segments.first()) {
+            req = req.query(&[("owner", owner)]);
         }
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
@@ -279,6 +299,27 @@ mod tests {
     #[test]
     fn blank_tokens_are_no_tokens() {
         assert!(!Client::new("http://x", Some("  \n")).unwrap().has_token());
+        let owned = Client::new("http://x", None)
+            .unwrap()
+            .with_owner(Some("bob"));
+        let req = owned
+            .request(
+                Method::GET,
+                &["functions", "f"],
+                &[("qualifier", "1".into())],
+            )
+            .build()
+            .unwrap();
+        assert_eq!(req.url().query(), Some("qualifier=1&owner=bob"));
+        let req = owned
+            .request(Method::GET, &["layers"], &[])
+            .build()
+            .unwrap();
+        assert_eq!(
+            req.url().query(),
+            None,
+            "only function routes carry the owner"
+        );
         assert!(Client::new("http://x", Some("abc\n")).unwrap().has_token());
     }
 

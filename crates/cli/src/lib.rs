@@ -38,7 +38,9 @@ pub async fn run_with(
     err: &mut (dyn Write + Send),
 ) -> i32 {
     let token_given = args.token.as_deref().is_some_and(|t| !t.trim().is_empty());
-    let result = match Client::new(&args.url, args.token.as_deref()) {
+    let client =
+        Client::new(&args.url, args.token.as_deref()).map(|c| c.with_owner(args.owner.as_deref()));
+    let result = match client {
         Ok(client) => {
             let mut ctx = commands::Ctx {
                 client,
@@ -170,6 +172,7 @@ mod tests {
             url: url.to_owned(),
             token: Some("secret".into()),
             output,
+            owner: None,
         }
     }
 

@@ -2,10 +2,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use hotswap_domain::{time, FunctionAlias};
+use hotswap_domain::{time, Function, FunctionAlias};
 
 use crate::functions::MAX_DESCRIPTION_LEN;
-use crate::{ControlError, ControlPlane, Principal, Result};
+use crate::{ControlError, ControlPlane, FunctionRef, Principal, Result};
 
 /// A change to an alias. `version` alone moves the alias and clears any
 /// weights (the seed's `UpdateVersion`); `routing_config` replaces the
@@ -18,8 +18,8 @@ pub struct AliasUpdate {
 }
 
 impl ControlPlane {
-    async fn published_versions(&self, name: &str) -> Result<BTreeSet<u32>> {
-        let versions = self.store.list_versions(name).await?;
+    async fn published_versions(&self, function_id: &str) -> Result<BTreeSet<u32>> {
+        let versions = self.store.list_versions(function_id).await?;
         Ok(versions
             .into_iter()
             .map(|v| v.version)
@@ -44,8 +44,12 @@ impl ControlPlane {
     }
 
     /// Refuses manual changes while a deployment is moving the alias.
-    pub(crate) async fn ensure_no_active_deployment(&self, name: &str, alias: &str) -> Result<()> {
-        let deployments = self.store.list_deployments(name).await?;
+    pub(crate) async fn ensure_no_active_deployment(
+        &self,
+        function_id: &str,
+        alias: &str,
+    ) -> Result<()> {
+        let deployments = self.store.list_deployments(function_id).await?;
         if let Some(d) = deployments
             .iter()
             .find(|d| d.alias_name == alias && d.status.is_active())
@@ -61,17 +65,18 @@ impl ControlPlane {
     pub async fn create_alias(
         &self,
         caller: &Principal,
-        name: &str,
+        function: &FunctionRef,
         alias_name: &str,
         version: u32,
         routing_config: BTreeMap<u32, f64>,
         description: Option<String>,
     ) -> Result<FunctionAlias> {
-        self.owned_function(caller, name, true).await?;
-        let mut alias = FunctionAlias::new(name, alias_name, version);
+        let f = self.owned_function(caller, function, true).await?;
+        let mut alias =
+            FunctionAlias::new(&f.name, alias_name, version).of_function(&f.function_id);
         alias.routing_config = routing_config;
         alias.description = description;
-        Self::check_alias(&alias, &self.published_versions(name).await?)?;
+        Self::check_alias(&alias, &self.published_versions(&f.function_id).await?)?;
         self.store.create_alias(&alias).await?;
         Ok(alias)
     }
@@ -79,34 +84,52 @@ impl ControlPlane {
     pub async fn get_alias(
         &self,
         caller: &Principal,
+        function: &FunctionRef,
+        alias: &str,
+    ) -> Result<FunctionAlias> {
+        let f = self.owned_function(caller, function, false).await?;
+        self.alias_of(&f, alias).await
+    }
+
+    pub(crate) async fn alias_of(&self, f: &Function, alias: &str) -> Result<FunctionAlias> {
+        self.alias_by_id(&f.function_id, &f.name, alias).await
+    }
+
+    /// The alias of the function with this id (`name` for the message).
+    pub(crate) async fn alias_by_id(
+        &self,
+        function_id: &str,
         name: &str,
         alias: &str,
     ) -> Result<FunctionAlias> {
-        self.owned_function(caller, name, false).await?;
-        self.alias_of(name, alias).await
+        self.store
+            .get_alias(function_id, alias)
+            .await?
+            .ok_or_else(|| {
+                ControlError::NotFound(format!("alias '{alias}' of function '{name}' not found"))
+            })
     }
 
-    pub(crate) async fn alias_of(&self, name: &str, alias: &str) -> Result<FunctionAlias> {
-        self.store.get_alias(name, alias).await?.ok_or_else(|| {
-            ControlError::NotFound(format!("alias '{alias}' of function '{name}' not found"))
-        })
-    }
-
-    pub async fn list_aliases(&self, caller: &Principal, name: &str) -> Result<Vec<FunctionAlias>> {
-        self.owned_function(caller, name, false).await?;
-        Ok(self.store.list_aliases(name).await?)
+    pub async fn list_aliases(
+        &self,
+        caller: &Principal,
+        function: &FunctionRef,
+    ) -> Result<Vec<FunctionAlias>> {
+        let f = self.owned_function(caller, function, false).await?;
+        Ok(self.store.list_aliases(&f.function_id).await?)
     }
 
     pub async fn update_alias(
         &self,
         caller: &Principal,
-        name: &str,
+        function: &FunctionRef,
         alias_name: &str,
         update: AliasUpdate,
     ) -> Result<FunctionAlias> {
-        self.owned_function(caller, name, true).await?;
-        let mut alias = self.alias_of(name, alias_name).await?;
-        self.ensure_no_active_deployment(name, alias_name).await?;
+        let f = self.owned_function(caller, function, true).await?;
+        let mut alias = self.alias_of(&f, alias_name).await?;
+        self.ensure_no_active_deployment(&f.function_id, alias_name)
+            .await?;
         if let Some(v) = update.version {
             alias.update_version(v);
         }
@@ -117,15 +140,22 @@ impl ControlPlane {
             alias.description = d;
         }
         alias.updated_at = time::now();
-        Self::check_alias(&alias, &self.published_versions(name).await?)?;
+        Self::check_alias(&alias, &self.published_versions(&f.function_id).await?)?;
         self.store.update_alias(&alias).await?;
         Ok(alias)
     }
 
-    pub async fn delete_alias(&self, caller: &Principal, name: &str, alias: &str) -> Result<()> {
-        self.owned_function(caller, name, true).await?;
-        self.ensure_no_active_deployment(name, alias).await?;
-        if !self.store.delete_alias(name, alias).await? {
+    pub async fn delete_alias(
+        &self,
+        caller: &Principal,
+        function: &FunctionRef,
+        alias: &str,
+    ) -> Result<()> {
+        let f = self.owned_function(caller, function, true).await?;
+        let name = &f.name;
+        self.ensure_no_active_deployment(&f.function_id, alias)
+            .await?;
+        if !self.store.delete_alias(&f.function_id, alias).await? {
             return Err(ControlError::NotFound(format!(
                 "alias '{alias}' of function '{name}' not found"
             )));

@@ -13,7 +13,7 @@ use hotswap_domain::{
 };
 use hotswap_store::StoreError;
 
-use crate::{ControlError, ControlPlane, Principal, Result};
+use crate::{ControlError, ControlPlane, FunctionRef, Principal, Result};
 
 /// Attempts of a person's move when the controller wrote in between.
 const MOVE_ATTEMPTS: usize = 8;
@@ -42,19 +42,27 @@ impl ControlPlane {
     pub async fn create_deployment(
         &self,
         caller: &Principal,
-        name: &str,
+        function: &FunctionRef,
         new: NewDeployment,
     ) -> Result<Deployment> {
-        self.owned_function(caller, name, true).await?;
+        let f = self.owned_function(caller, function, true).await?;
+        let name = f.name.as_str();
         let mut errors = new.config.validate(new.strategy);
-        let alias = self.store.get_alias(name, &new.alias_name).await?;
+        let alias = self
+            .store
+            .get_alias(&f.function_id, &new.alias_name)
+            .await?;
         if alias.is_none() {
             errors.push(format!(
                 "Alias '{}' of function '{name}' does not exist",
                 new.alias_name
             ));
         }
-        match self.store.get_version(name, new.target_version).await? {
+        match self
+            .store
+            .get_version(&f.function_id, new.target_version)
+            .await?
+        {
             _ if new.target_version == 0 => {
                 errors.push("TargetVersion must be a published version (1 or more)")
             }
@@ -78,7 +86,7 @@ impl ControlPlane {
         }
         ValidationErrors::into_result(errors)?;
         let source = alias.map(|a| a.version);
-        let deployment = Deployment::new(
+        let mut deployment = Deployment::new(
             name,
             new.alias_name,
             source,
@@ -87,6 +95,7 @@ impl ControlPlane {
             new.config,
             caller.owner_id.clone(),
         );
+        deployment.function_id = f.function_id.clone();
         self.store.create_deployment(&deployment).await?;
         tracing::info!(function = %name, deployment = %deployment.deployment_id, alias = %deployment.alias_name,
             target = deployment.target_version, strategy = %deployment.strategy, "deployment recorded");
@@ -96,18 +105,19 @@ impl ControlPlane {
     pub async fn get_deployment(
         &self,
         caller: &Principal,
-        name: &str,
+        function: &FunctionRef,
         id: &str,
     ) -> Result<Deployment> {
-        self.owned_function(caller, name, false).await?;
-        self.deployment_of(name, id).await
+        let f = self.owned_function(caller, function, false).await?;
+        self.deployment_of(&f, id).await
     }
 
-    async fn deployment_of(&self, name: &str, id: &str) -> Result<Deployment> {
+    async fn deployment_of(&self, f: &hotswap_domain::Function, id: &str) -> Result<Deployment> {
         match self.store.get_deployment(id).await? {
-            Some(d) if d.function_name == name => Ok(d),
+            Some(d) if d.function_id == f.function_id => Ok(d),
             _ => Err(ControlError::NotFound(format!(
-                "deployment '{id}' of function '{name}' not found"
+                "deployment '{id}' of function '{}' not found",
+                f.name
             ))),
         }
     }
@@ -115,10 +125,10 @@ impl ControlPlane {
     pub async fn list_deployments(
         &self,
         caller: &Principal,
-        name: &str,
+        function: &FunctionRef,
     ) -> Result<Vec<Deployment>> {
-        self.owned_function(caller, name, false).await?;
-        Ok(self.store.list_deployments(name).await?)
+        let f = self.owned_function(caller, function, false).await?;
+        Ok(self.store.list_deployments(&f.function_id).await?)
     }
 
     /// Stops a deployment that has not finished and moves all traffic back
@@ -126,13 +136,13 @@ impl ControlPlane {
     pub async fn cancel_deployment(
         &self,
         caller: &Principal,
-        name: &str,
+        function: &FunctionRef,
         id: &str,
         reason: Option<String>,
     ) -> Result<Deployment> {
-        self.owned_function(caller, name, true).await?;
+        let f = self.owned_function(caller, function, true).await?;
         let reason = reason.unwrap_or_else(|| format!("cancelled by {}", caller.owner_id));
-        self.person_moves(name, id, |cp, d| {
+        self.person_moves(&f, id, |cp, d| {
             let reason = reason.clone();
             Box::pin(async move {
                 if !d.status.is_active() {
@@ -157,15 +167,15 @@ impl ControlPlane {
     pub async fn promote_deployment(
         &self,
         caller: &Principal,
-        name: &str,
+        function: &FunctionRef,
         id: &str,
     ) -> Result<Deployment> {
-        self.owned_function(caller, name, true).await?;
+        let f = self.owned_function(caller, function, true).await?;
         let by = caller.owner_id.clone();
         // Promote ends the step the person saw; if the controller moved on
         // meanwhile, say so rather than skip the next step too.
-        let seen = self.deployment_of(name, id).await?.step;
-        self.person_moves(name, id, |cp, d| {
+        let seen = self.deployment_of(&f, id).await?.step;
+        self.person_moves(&f, id, |cp, d| {
             let by = by.clone();
             Box::pin(async move {
                 if d.status == DeploymentStatus::InProgress && d.step != seen {
@@ -201,15 +211,15 @@ impl ControlPlane {
     pub async fn rollback_deployment(
         &self,
         caller: &Principal,
-        name: &str,
+        function: &FunctionRef,
         id: &str,
         reason: Option<String>,
     ) -> Result<Deployment> {
-        self.owned_function(caller, name, true).await?;
+        let f = self.owned_function(caller, function, true).await?;
         let reason = reason
             .filter(|r| !r.trim().is_empty())
             .unwrap_or_else(|| format!("rolled back by {}", caller.owner_id));
-        self.person_moves(name, id, |cp, d| {
+        self.person_moves(&f, id, |cp, d| {
             let reason = reason.clone();
             Box::pin(async move {
                 if d.status == DeploymentStatus::Completed {
@@ -218,14 +228,16 @@ impl ControlPlane {
                             "this deployment has no source version to roll back to".into(),
                         ));
                     }
-                    let alias = cp.alias_of(&d.function_name, &d.alias_name).await?;
+                    let alias = cp
+                        .alias_by_id(&d.function_id, &d.function_name, &d.alias_name)
+                        .await?;
                     if alias.version != d.target_version || !alias.routing_config.is_empty() {
                         return Err(ControlError::Conflict(format!(
                             "alias '{}' has moved since this deployment completed; deploy the version you want instead",
                             d.alias_name
                         )));
                     }
-                    cp.ensure_no_active_deployment(&d.function_name, &d.alias_name)
+                    cp.ensure_no_active_deployment(&d.function_id, &d.alias_name)
                         .await?;
                 } else if !d.status.is_active() {
                     return Err(ControlError::Conflict(format!(
@@ -241,7 +253,12 @@ impl ControlPlane {
 
     /// Runs a person's move, re-reading and retrying when the controller
     /// wrote the deployment in between.
-    async fn person_moves<F>(&self, name: &str, id: &str, mut change: F) -> Result<Deployment>
+    async fn person_moves<F>(
+        &self,
+        f: &hotswap_domain::Function,
+        id: &str,
+        mut change: F,
+    ) -> Result<Deployment>
     where
         F: for<'a> FnMut(
             &'a ControlPlane,
@@ -251,7 +268,7 @@ impl ControlPlane {
         >,
     {
         for _ in 0..MOVE_ATTEMPTS {
-            let mut d = self.deployment_of(name, id).await?;
+            let mut d = self.deployment_of(f, id).await?;
             let alias = change(self, &mut d).await?;
             match self.store.apply_deployment(&d, alias.as_ref()).await {
                 Ok(revision) => {
@@ -267,11 +284,11 @@ impl ControlPlane {
         ))
     }
 
-    /// What the controller warms: the function, one of its versions and that
-    /// version's layers.
+    /// What the controller warms: the function with this id, one of its
+    /// versions and that version's layers.
     pub async fn version_to_warm(
         &self,
-        name: &str,
+        function_id: &str,
         version: u32,
     ) -> Result<(
         hotswap_domain::Function,
@@ -280,12 +297,15 @@ impl ControlPlane {
     )> {
         let f = self
             .store
-            .get_function(name)
+            .get_function_by_id(function_id)
             .await?
-            .ok_or_else(|| ControlError::NotFound(format!("function '{name}' not found")))?;
+            .ok_or_else(|| {
+                ControlError::NotFound(format!("function with id '{function_id}' not found"))
+            })?;
+        let name = &f.name;
         let v = self
             .store
-            .get_version(name, version)
+            .get_version(function_id, version)
             .await?
             .ok_or_else(|| {
                 ControlError::NotFound(format!("version {version} of function '{name}' not found"))
@@ -320,7 +340,9 @@ impl ControlPlane {
     /// The alias as it will be with `target_percent` of its traffic on the
     /// deployment's target (the rest on its source).
     async fn alias_at(&self, d: &Deployment, target_percent: f64) -> Result<FunctionAlias> {
-        let mut alias = self.alias_of(&d.function_name, &d.alias_name).await?;
+        let mut alias = self
+            .alias_by_id(&d.function_id, &d.function_name, &d.alias_name)
+            .await?;
         let traffic = plan::split(d, target_percent);
         match (d.source_version, traffic.len()) {
             (Some(source), 2) => {
@@ -419,7 +441,9 @@ impl ControlPlane {
     pub async fn fail_deployment(&self, d: &mut Deployment, error: &str) -> Result<()> {
         d.mark_failed(error);
         d.current_phase = Some("Failed".into());
-        let alias = self.alias_of(&d.function_name, &d.alias_name).await?;
+        let alias = self
+            .alias_by_id(&d.function_id, &d.function_name, &d.alias_name)
+            .await?;
         d.record("Failed", error, alias.traffic());
         self.write(d, None).await
     }

@@ -48,6 +48,56 @@ pub struct FunctionPatch {
     pub dead_letter_target: Option<Option<String>>,
 }
 
+/// How a request names a function: its name within one owner's namespace.
+/// Names are unique per owner; `owner: None` means the caller's own (an
+/// admin addresses another owner's function with `?owner=OWNER`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionRef {
+    pub owner: Option<String>,
+    pub name: String,
+}
+
+impl FunctionRef {
+    /// `name` in the caller's own namespace.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            owner: None,
+            name: name.into(),
+        }
+    }
+
+    /// `name` of `owner`.
+    pub fn of_owner(owner: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            owner: Some(owner.into()),
+            name: name.into(),
+        }
+    }
+
+    /// The namespace this reference means for `caller`.
+    pub fn owner_for<'a>(&'a self, caller: &'a Principal) -> &'a str {
+        self.owner.as_deref().unwrap_or(&caller.owner_id)
+    }
+}
+
+impl From<&str> for FunctionRef {
+    fn from(name: &str) -> Self {
+        Self::new(name)
+    }
+}
+
+impl From<&Function> for FunctionRef {
+    fn from(f: &Function) -> Self {
+        Self::of_owner(f.owner_id.clone(), f.name.clone())
+    }
+}
+
+impl std::fmt::Display for FunctionRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
 pub const MAX_DESCRIPTION_LEN: usize = 256;
 pub const MAX_TAGS: usize = 50;
 
@@ -78,35 +128,57 @@ fn check_extras(f: &Function) -> Result<()> {
 }
 
 impl ControlPlane {
-    /// Loads a function the caller may read (`write == false`) or change.
-    /// Invisible functions are "not found"; visible but foreign ones are
-    /// "forbidden" for writes (api.md).
+    /// Loads a function the caller may read (`write == false`) or change,
+    /// by (owner, name): the caller's own namespace unless `function.owner`
+    /// names another. Another owner's namespace is "not found" for a
+    /// tenant's reads and "forbidden" for its writes (api.md), whether or
+    /// not the function exists there.
     pub(crate) async fn owned_function(
         &self,
         caller: &Principal,
-        name: &str,
+        function: &FunctionRef,
         write: bool,
     ) -> Result<Function> {
+        let name = &function.name;
+        let owner = function.owner_for(caller);
         let not_found = || ControlError::NotFound(format!("function '{name}' not found"));
-        let f = self.store.get_function(name).await?.ok_or_else(not_found)?;
-        if caller.owns(&f.owner_id) {
-            Ok(f)
-        } else if write {
-            Err(ControlError::Forbidden(format!(
-                "function '{name}' belongs to another owner"
-            )))
-        } else {
-            Err(not_found())
+        if !caller.owns(owner) {
+            return Err(if write {
+                ControlError::Forbidden(format!(
+                    "functions of owner '{owner}' belong to another owner"
+                ))
+            } else {
+                not_found()
+            });
         }
+        self.store
+            .get_function(owner, name)
+            .await?
+            .ok_or_else(not_found)
     }
 
+    /// The function with this id, whoever owns it (the controller, the
+    /// worker and the runner's flusher act for the platform).
+    pub async fn function_by_id(&self, function_id: &str) -> Result<Option<Function>> {
+        Ok(self.store.get_function_by_id(function_id).await?)
+    }
+
+    /// Creates the function in the caller's namespace, or (an admin) in
+    /// `owner`'s.
     pub async fn create_function(
         &self,
         caller: &Principal,
+        owner: Option<&str>,
         new: NewFunction,
         code: Bytes,
     ) -> Result<Function> {
-        let mut f = Function::new(new.name, new.runtime, new.handler, caller.owner_id.clone());
+        let owner = owner.unwrap_or(&caller.owner_id).to_owned();
+        if !caller.owns(&owner) {
+            return Err(ControlError::Forbidden(format!(
+                "functions of owner '{owner}' belong to another owner"
+            )));
+        }
+        let mut f = Function::new(new.name, new.runtime, new.handler, owner);
         f.description = new.description;
         f.memory_size = new.memory_size.unwrap_or(f.memory_size);
         f.timeout = new.timeout.unwrap_or(f.timeout);
@@ -117,10 +189,19 @@ impl ControlPlane {
         f.scaling_config = new.scaling_config.unwrap_or_default();
         f.dead_letter_target = new.dead_letter_target;
         check_extras(&f)?;
-        self.resolve_layer_refs(caller, &f.layers).await?;
+        let as_owner = Principal {
+            owner_id: f.owner_id.clone(),
+            is_admin: caller.is_admin,
+        };
+        self.resolve_layer_refs(&as_owner, &f.layers).await?;
         self.check_dead_letter_target(&f).await?;
         let package = CodePackage::inspect(code, f.runtime, &self.limits)?;
-        if self.store.get_function(&f.name).await?.is_some() {
+        if self
+            .store
+            .get_function(&f.owner_id, &f.name)
+            .await?
+            .is_some()
+        {
             return Err(ControlError::Conflict(format!(
                 "function '{}' already exists",
                 f.name
@@ -132,15 +213,20 @@ impl ControlPlane {
         // On a lost race the content-addressed blob is left alone: it may be
         // the winner's.
         self.store.create_function(&f, &latest).await?;
-        tracing::info!(function = %f.name, owner = %f.owner_id, sha256 = %latest.code_sha256, "function created");
+        tracing::info!(function = %f.name, id = %f.function_id, owner = %f.owner_id, sha256 = %latest.code_sha256, "function created");
         Ok(f)
     }
 
-    pub async fn get_function(&self, caller: &Principal, name: &str) -> Result<Function> {
-        self.owned_function(caller, name, false).await
+    pub async fn get_function(
+        &self,
+        caller: &Principal,
+        function: &FunctionRef,
+    ) -> Result<Function> {
+        self.owned_function(caller, function, false).await
     }
 
-    /// Non-admins list only their own functions, whatever owner they ask for.
+    /// Non-admins list only their own functions, whatever owner they ask
+    /// for; admins list every owner's, or one owner's with `owner_id`.
     pub async fn list_functions(
         &self,
         caller: &Principal,
@@ -166,10 +252,10 @@ impl ControlPlane {
     pub async fn update_function(
         &self,
         caller: &Principal,
-        name: &str,
+        function: &FunctionRef,
         patch: FunctionPatch,
     ) -> Result<Function> {
-        let mut f = self.owned_function(caller, name, true).await?;
+        let mut f = self.owned_function(caller, function, true).await?;
         if let Some(d) = patch.description {
             f.description = d;
         }
@@ -211,7 +297,7 @@ impl ControlPlane {
         self.resolve_layer_refs(&owner, &f.layers).await?;
         self.check_dead_letter_target(&f).await?;
         f.updated_at = time::now();
-        let old = self.latest(name).await?;
+        let old = self.latest(&f).await?;
         let latest = FunctionVersion::snapshot(
             &f,
             0,
@@ -228,12 +314,13 @@ impl ControlPlane {
     pub async fn update_code(
         &self,
         caller: &Principal,
-        name: &str,
+        function: &FunctionRef,
         code: Bytes,
     ) -> Result<FunctionVersion> {
-        let mut f = self.owned_function(caller, name, true).await?;
+        let mut f = self.owned_function(caller, function, true).await?;
+        let name = f.name.clone();
         let package = CodePackage::inspect(code, f.runtime, &self.limits)?;
-        let old = self.latest(name).await?;
+        let old = self.latest(&f).await?;
         f.updated_at = time::now();
         let latest =
             FunctionVersion::snapshot(&f, 0, &package.sha256, package.size, &caller.owner_id, None);
@@ -247,23 +334,40 @@ impl ControlPlane {
         Ok(latest)
     }
 
-    pub async fn delete_function(&self, caller: &Principal, name: &str) -> Result<()> {
-        self.owned_function(caller, name, true).await?;
-        if !self.store.delete_function(name).await? {
+    /// Deletes the function with its versions, aliases, triggers and
+    /// deployments, and its code. Returns the deleted function: the caller
+    /// (the API) then stops its instances and forgets its logs and metrics
+    /// by its id.
+    pub async fn delete_function(
+        &self,
+        caller: &Principal,
+        function: &FunctionRef,
+    ) -> Result<Function> {
+        let f = self.owned_function(caller, function, true).await?;
+        let name = &f.name;
+        let versions = self.store.list_versions(&f.function_id).await?;
+        if !self.store.delete_function(&f.function_id).await? {
             return Err(ControlError::NotFound(format!(
                 "function '{name}' not found"
             )));
         }
-        self.versions.forget(name);
+        self.versions.forget(&f.function_id);
+        // Each version's own location (versions stored before function ids
+        // live under the name), then everything under the id.
+        for v in &versions {
+            if let Err(e) = self.blobs.delete(&v.code_location).await {
+                tracing::warn!(function = %name, location = %v.code_location, error = %e, "code package of a deleted function left behind");
+            }
+        }
         if let Err(e) = self
             .blobs
-            .delete_prefix(&format!("functions/{name}/"))
+            .delete_prefix(&format!("functions/{}/", f.function_id))
             .await
         {
             tracing::warn!(function = %name, error = %e, "code packages of a deleted function left behind");
         }
-        tracing::info!(function = %name, "function deleted");
-        Ok(())
+        tracing::info!(function = %name, id = %f.function_id, owner = %f.owner_id, "function deleted");
+        Ok(f)
     }
 
     /// A dead-letter target must name an existing function of the same
@@ -278,8 +382,12 @@ impl ControlPlane {
                 .map_err(|e: hotswap_domain::names::InvalidDeadLetterTarget| {
                     ControlError::validation(e.to_string())
                 })?;
-        match self.store.get_function(&parsed.function).await? {
-            Some(t) if t.owner_id == f.owner_id => Ok(()),
+        match self
+            .store
+            .get_function(&f.owner_id, &parsed.function)
+            .await?
+        {
+            Some(_) => Ok(()),
             _ => Err(ControlError::validation(format!(
                 "DeadLetterTarget function '{}' does not exist",
                 parsed.function
@@ -287,9 +395,12 @@ impl ControlPlane {
         }
     }
 
-    pub(crate) async fn latest(&self, name: &str) -> Result<FunctionVersion> {
-        self.store.get_version(name, 0).await?.ok_or_else(|| {
-            ControlError::NotFound(format!("function '{name}' has no $LATEST version"))
-        })
+    pub(crate) async fn latest(&self, f: &Function) -> Result<FunctionVersion> {
+        self.store
+            .get_version(&f.function_id, 0)
+            .await?
+            .ok_or_else(|| {
+                ControlError::NotFound(format!("function '{}' has no $LATEST version", f.name))
+            })
     }
 }

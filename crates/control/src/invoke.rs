@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use hotswap_domain::{Function, FunctionVersion, Qualifier};
 
-use crate::{ControlError, ControlPlane, Principal, Result};
+use crate::{ControlError, ControlPlane, FunctionRef, Principal, Result};
 
 /// How long a cached version is used before it is read again: the most a
 /// version deleted by another server sharing the database stays invocable
@@ -21,8 +21,8 @@ const VERSION_CACHE_MAX: usize = 10_000;
 ///
 /// Architecture Invariant: an entry is only found through the function row
 /// read fresh for the same request. A published version never changes; its
-/// key carries the function's `created_at`, so a function deleted and
-/// recreated under the same name misses. `$LATEST` changes only together
+/// key is the function's id, which a function deleted and recreated under
+/// the same name (or another owner's function of that name) never shares. `$LATEST` changes only together
 /// with its function's `updated_at` (`update_function` writes both in one
 /// transaction), which its key carries too. Aliases are not cached.
 #[derive(Default)]
@@ -32,8 +32,7 @@ pub(crate) struct VersionCache {
 
 #[derive(Hash, PartialEq, Eq)]
 struct VersionKey {
-    function: String,
-    created_at: i64,
+    function_id: String,
     /// The function's `updated_at` for `$LATEST`; 0 for a published version.
     updated_at: i64,
     number: u32,
@@ -42,8 +41,7 @@ struct VersionKey {
 impl VersionKey {
     fn new(f: &Function, number: u32) -> Self {
         Self {
-            function: f.name.clone(),
-            created_at: f.created_at.timestamp_micros(),
+            function_id: f.function_id.clone(),
             updated_at: if number == 0 {
                 f.updated_at.timestamp_micros()
             } else {
@@ -73,9 +71,9 @@ impl VersionCache {
     }
 
     /// Drops every entry of a function (its version or itself was deleted).
-    pub(crate) fn forget(&self, function: &str) {
+    pub(crate) fn forget(&self, function_id: &str) {
         if let Ok(mut entries) = self.entries.lock() {
-            entries.retain(|k, _| k.function != function);
+            entries.retain(|k, _| k.function_id != function_id);
         }
     }
 }
@@ -86,10 +84,21 @@ impl ControlPlane {
     pub async fn resolve_invocation(
         &self,
         caller: &Principal,
-        name: &str,
+        function: &FunctionRef,
         qualifier: &str,
     ) -> Result<(Function, FunctionVersion)> {
-        let function = self.owned_function(caller, name, false).await?;
+        let function = self.owned_function(caller, function, false).await?;
+        self.resolve_version(function, qualifier).await
+    }
+
+    /// The version of `function` an invocation with `qualifier` runs.
+    pub async fn resolve_version(
+        &self,
+        function: Function,
+        qualifier: &str,
+    ) -> Result<(Function, FunctionVersion)> {
+        let name = function.name.clone();
+        let id = function.function_id.as_str();
         let q: Qualifier =
             qualifier
                 .parse()
@@ -100,7 +109,7 @@ impl ControlPlane {
             Qualifier::Latest => 0,
             Qualifier::Version(n) => *n,
             Qualifier::Alias(a) => {
-                let alias = self.store.get_alias(name, a).await?.ok_or_else(|| {
+                let alias = self.store.get_alias(id, a).await?.ok_or_else(|| {
                     ControlError::NotFound(format!("alias '{a}' of function '{name}' not found"))
                 })?;
                 alias.route_version(rand::random::<f64>())
@@ -110,7 +119,7 @@ impl ControlPlane {
         if let Some(version) = self.versions.get(&key) {
             return Ok((function, version));
         }
-        let version = self.store.get_version(name, number).await?.ok_or_else(|| {
+        let version = self.store.get_version(id, number).await?.ok_or_else(|| {
             ControlError::NotFound(format!(
                 "version {} of function '{name}' not found",
                 hotswap_domain::version::version_string(number)
@@ -125,23 +134,28 @@ impl ControlPlane {
     /// Queues an asynchronous invocation after checking that the caller may
     /// invoke the function and that the qualifier resolves now. Persisted
     /// before this returns: the caller's 202 means it will run.
+    ///
+    /// The invocation belongs to the function's owner (so that the worker
+    /// finds the function in that owner's namespace; admins read it too) and
+    /// names the function's id: it runs only on that function.
     pub async fn enqueue_invocation(
         &self,
         caller: &Principal,
-        name: &str,
+        function: &FunctionRef,
         qualifier: &str,
         payload_base64: String,
         content_type: &str,
     ) -> Result<hotswap_domain::AsyncInvocation> {
-        self.resolve_invocation(caller, name, qualifier).await?;
-        let inv = hotswap_domain::AsyncInvocation::new(
+        let (f, _) = self.resolve_invocation(caller, function, qualifier).await?;
+        let mut inv = hotswap_domain::AsyncInvocation::new(
             uuid::Uuid::new_v4().to_string(),
-            name,
+            f.name,
             qualifier,
-            caller.owner_id.clone(),
+            f.owner_id,
             payload_base64,
             content_type,
         );
+        inv.function_id = Some(f.function_id);
         self.store.enqueue_invocation(&inv).await?;
         Ok(inv)
     }
@@ -161,18 +175,18 @@ impl ControlPlane {
     }
 
     /// A page of the function's asynchronous invocations, newest first
-    /// (404 for a function the caller cannot see). Only those queued by the
-    /// function's owner are listed: an earlier function of the same name
-    /// that belonged to someone else keeps its invocations to itself.
+    /// (404 for a function the caller cannot see). Only those of this
+    /// function are listed (its owner's, queued for its id): an earlier
+    /// function of the same name keeps its invocations to itself.
     pub async fn list_invocations(
         &self,
         caller: &Principal,
-        name: &str,
+        function: &FunctionRef,
         status: Option<hotswap_domain::AsyncStatus>,
         limit: u32,
         next_token: Option<&str>,
     ) -> Result<hotswap_store::Page<hotswap_domain::AsyncInvocation>> {
-        let function = self.owned_function(caller, name, false).await?;
+        let function = self.owned_function(caller, function, false).await?;
         let after = next_token
             .filter(|t| !t.is_empty())
             .map(|t| {
@@ -183,6 +197,7 @@ impl ControlPlane {
         let filter = hotswap_store::InvocationFilter {
             function_name: function.name,
             owner_id: function.owner_id,
+            function_id: Some(function.function_id),
             status,
             limit,
             after,

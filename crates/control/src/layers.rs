@@ -118,7 +118,7 @@ impl ControlPlane {
         let mut page = self.store.list_functions(&filter).await?;
         loop {
             for f in &page.items {
-                for v in self.store.list_versions(&f.name).await? {
+                for v in self.store.list_versions(&f.function_id).await? {
                     let uses = v.layers.iter().any(|r| {
                         *r == pinned || (*r == layer.layer_name && newest == Some(version))
                     });

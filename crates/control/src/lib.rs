@@ -24,7 +24,7 @@ pub use auth::{hash_token, Grant, IssuedToken, NewToken, Principal, Refused, MAX
 pub use code::{CodeLimits, CodePackage};
 pub use deployments::NewDeployment;
 pub use error::ControlError;
-pub use functions::{FunctionPatch, NewFunction};
+pub use functions::{FunctionPatch, FunctionRef, NewFunction};
 pub use hotswap_store::{ApiToken, TokenRole};
 pub use runners::{Heartbeat, RunnerView};
 pub use triggers::NewTrigger;

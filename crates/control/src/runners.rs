@@ -120,11 +120,19 @@ impl ControlPlane {
             let mine = match owners.get(&function) {
                 Some(m) => *m,
                 None => {
-                    let m = self
+                    // Keys name the function by its id, or by a name in
+                    // the caller's own namespace.
+                    let by_id = self
                         .store
-                        .get_function(&function)
+                        .get_function_by_id(&function)
                         .await?
                         .is_some_and(|f| caller.owns(&f.owner_id));
+                    let m = by_id
+                        || self
+                            .store
+                            .get_function(&caller.owner_id, &function)
+                            .await?
+                            .is_some();
                     owners.insert(function, m);
                     m
                 }

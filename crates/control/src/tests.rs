@@ -84,14 +84,24 @@ async fn code_blobs_follow_the_metadata() {
     let fx = fixture().await;
     let alice = user("alice");
     fx.cp
-        .create_function(&alice, new_fn("f"), zip_of(&[("app.py", "1")]))
+        .create_function(&alice, None, new_fn("f"), zip_of(&[("app.py", "1")]))
         .await
         .unwrap();
-    let first = fx.cp.get_version(&alice, "f", 0).await.unwrap();
+    let first = fx.cp.get_version(&alice, &"f".into(), 0).await.unwrap();
     assert_eq!(files_under(&fx.blob_dir), vec![first.code_location.clone()]);
 
-    let v1 = fx.cp.publish_version(&alice, "f", None).await.unwrap();
-    assert_eq!(v1.code_location, "functions/f/versions/1/code.zip");
+    let f = fx.cp.get_function(&alice, &"f".into()).await.unwrap();
+    let v1 = fx
+        .cp
+        .publish_version(&alice, &"f".into(), None)
+        .await
+        .unwrap();
+    // Under the function's id: never shared with another owner's "f" or a
+    // re-created one.
+    assert_eq!(
+        v1.code_location,
+        format!("functions/{}/versions/1/code.zip", f.function_id)
+    );
     let bytes = fx
         .cp
         .blobs()
@@ -103,7 +113,7 @@ async fn code_blobs_follow_the_metadata() {
     // new $LATEST code: the old $LATEST blob goes, v1's copy stays
     let latest = fx
         .cp
-        .update_code(&alice, "f", zip_of(&[("app.py", "2")]))
+        .update_code(&alice, &"f".into(), zip_of(&[("app.py", "2")]))
         .await
         .unwrap();
     assert_ne!(latest.code_sha256, first.code_sha256);
@@ -112,12 +122,12 @@ async fn code_blobs_follow_the_metadata() {
         vec![v1.code_location.clone(), latest.code_location.clone()]
     );
 
-    fx.cp.delete_version(&alice, "f", 1).await.unwrap();
+    fx.cp.delete_version(&alice, &"f".into(), 1).await.unwrap();
     assert_eq!(
         files_under(&fx.blob_dir),
         vec![latest.code_location.clone()]
     );
-    fx.cp.delete_function(&alice, "f").await.unwrap();
+    fx.cp.delete_function(&alice, &"f".into()).await.unwrap();
     assert!(files_under(&fx.blob_dir).is_empty());
 }
 
@@ -126,35 +136,70 @@ async fn ownership_rules() {
     let fx = fixture().await;
     let (alice, bob) = (user("alice"), user("bob"));
     fx.cp
-        .create_function(&alice, new_fn("mine"), zip_of(&[("app.py", "x")]))
+        .create_function(&alice, None, new_fn("mine"), zip_of(&[("app.py", "x")]))
         .await
         .unwrap();
     assert!(matches!(
-        fx.cp.get_function(&bob, "mine").await,
+        fx.cp.get_function(&bob, &"mine".into()).await,
+        Err(ControlError::NotFound(_))
+    ));
+    // Bob's own namespace has no "mine"; alice's is closed to him.
+    assert!(matches!(
+        fx.cp.delete_function(&bob, &"mine".into()).await,
+        Err(ControlError::NotFound(_))
+    ));
+    let alices = FunctionRef::of_owner("alice", "mine");
+    assert!(matches!(
+        fx.cp.delete_function(&bob, &alices).await,
+        Err(ControlError::Forbidden(_))
+    ));
+    assert!(matches!(
+        fx.cp.publish_version(&bob, &alices, None).await,
+        Err(ControlError::Forbidden(_))
+    ));
+    assert!(matches!(
+        fx.cp.get_function(&bob, &alices).await,
         Err(ControlError::NotFound(_))
     ));
     assert!(matches!(
-        fx.cp.delete_function(&bob, "mine").await,
-        Err(ControlError::Forbidden(_))
-    ));
-    assert!(matches!(
-        fx.cp.publish_version(&bob, "mine", None).await,
-        Err(ControlError::Forbidden(_))
-    ));
-    assert!(matches!(
-        fx.cp.list_versions(&bob, "mine").await,
+        fx.cp.list_versions(&bob, &"mine".into()).await,
         Err(ControlError::NotFound(_))
     ));
     assert_eq!(
-        fx.cp.get_function(&admin(), "mine").await.unwrap().owner_id,
+        fx.cp
+            .get_function(&admin(), &alices)
+            .await
+            .unwrap()
+            .owner_id,
         "alice"
     );
-    // a name is global: bob cannot take it
+    // An admin without an owner is in its own namespace.
+    assert!(matches!(
+        fx.cp.get_function(&admin(), &"mine".into()).await,
+        Err(ControlError::NotFound(_))
+    ));
+    // Names are per owner: bob has his own "mine", alice cannot take hers twice.
+    let bobs = fx
+        .cp
+        .create_function(&bob, None, new_fn("mine"), zip_of(&[("app.py", "y")]))
+        .await
+        .unwrap();
+    assert_eq!(bobs.owner_id, "bob");
     let e = fx
         .cp
-        .create_function(&bob, new_fn("mine"), zip_of(&[("app.py", "y")]))
+        .create_function(&alice, None, new_fn("mine"), zip_of(&[("app.py", "y")]))
         .await;
     assert!(matches!(e, Err(ControlError::Conflict(_))));
+    let e = fx
+        .cp
+        .create_function(
+            &bob,
+            Some("alice"),
+            new_fn("other"),
+            zip_of(&[("app.py", "y")]),
+        )
+        .await;
+    assert!(matches!(e, Err(ControlError::Forbidden(_))));
     assert!(matches!(
         fx.cp.create_token(&alice, "eve", true).await,
         Err(ControlError::Forbidden(_))
@@ -168,20 +213,27 @@ async fn refused_input_leaves_nothing_behind() {
     bad.memory_size = Some(100);
     let e = fx
         .cp
-        .create_function(&user("a"), bad, zip_of(&[("app.py", "x")]))
+        .create_function(&user("a"), None, bad, zip_of(&[("app.py", "x")]))
         .await;
     assert!(matches!(e, Err(ControlError::Validation(_))));
     let e = fx
         .cp
         .create_function(
             &user("a"),
+            None,
             new_fn("nozip"),
             bytes::Bytes::from_static(b"nope"),
         )
         .await;
     assert!(matches!(e, Err(ControlError::InvalidCode(_))));
     assert!(files_under(&fx.blob_dir).is_empty());
-    assert!(fx.cp.store().get_function("bad").await.unwrap().is_none());
+    assert!(fx
+        .cp
+        .store()
+        .get_function("a", "bad")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]
@@ -189,22 +241,37 @@ async fn config_updates_reach_latest_but_not_published_versions() {
     let fx = fixture().await;
     let a = user("a");
     fx.cp
-        .create_function(&a, new_fn("cfg"), zip_of(&[("app.py", "x")]))
+        .create_function(&a, None, new_fn("cfg"), zip_of(&[("app.py", "x")]))
         .await
         .unwrap();
-    fx.cp.publish_version(&a, "cfg", None).await.unwrap();
+    fx.cp
+        .publish_version(&a, &"cfg".into(), None)
+        .await
+        .unwrap();
     let patch = FunctionPatch {
         memory_size: Some(1024),
         ..Default::default()
     };
-    let f = fx.cp.update_function(&a, "cfg", patch).await.unwrap();
+    let f = fx
+        .cp
+        .update_function(&a, &"cfg".into(), patch)
+        .await
+        .unwrap();
     assert_eq!(f.memory_size, 1024);
     assert_eq!(
-        fx.cp.get_version(&a, "cfg", 0).await.unwrap().memory_size,
+        fx.cp
+            .get_version(&a, &"cfg".into(), 0)
+            .await
+            .unwrap()
+            .memory_size,
         1024
     );
     assert_eq!(
-        fx.cp.get_version(&a, "cfg", 1).await.unwrap().memory_size,
+        fx.cp
+            .get_version(&a, &"cfg".into(), 1)
+            .await
+            .unwrap()
+            .memory_size,
         256
     );
 }
@@ -219,12 +286,13 @@ async fn resolution_sees_every_change_despite_the_version_cache() {
         fx.cp.blobs().clone(),
         CodeLimits::default(),
     );
-    let resolve = |q: &'static str| fx.cp.resolve_invocation(&a, "c", q);
+    let c: FunctionRef = "c".into();
+    let resolve = |q: &'static str| fx.cp.resolve_invocation(&a, &c, q);
     fx.cp
-        .create_function(&a, new_fn("c"), zip_of(&[("app.py", "1")]))
+        .create_function(&a, None, new_fn("c"), zip_of(&[("app.py", "1")]))
         .await
         .unwrap();
-    fx.cp.publish_version(&a, "c", None).await.unwrap();
+    fx.cp.publish_version(&a, &"c".into(), None).await.unwrap();
     assert_eq!(resolve("$LATEST").await.unwrap().1.memory_size, 256);
     assert_eq!(resolve("1").await.unwrap().1.memory_size, 256);
 
@@ -233,28 +301,28 @@ async fn resolution_sees_every_change_despite_the_version_cache() {
         memory_size: Some(512),
         ..Default::default()
     };
-    other.update_function(&a, "c", patch).await.unwrap();
+    other.update_function(&a, &"c".into(), patch).await.unwrap();
     assert_eq!(resolve("$LATEST").await.unwrap().1.memory_size, 512);
     assert_eq!(resolve("1").await.unwrap().1.memory_size, 256);
 
     // Deleted and recreated elsewhere under the same name: seen at once.
-    other.delete_function(&a, "c").await.unwrap();
+    other.delete_function(&a, &"c".into()).await.unwrap();
     assert!(matches!(resolve("1").await, Err(ControlError::NotFound(_))));
     let mut again = new_fn("c");
     again.memory_size = Some(1024);
     other
-        .create_function(&a, again, zip_of(&[("app.py", "2")]))
+        .create_function(&a, None, again, zip_of(&[("app.py", "2")]))
         .await
         .unwrap();
-    other.publish_version(&a, "c", None).await.unwrap();
+    other.publish_version(&a, &"c".into(), None).await.unwrap();
     assert_eq!(resolve("1").await.unwrap().1.memory_size, 1024);
 
     // A version deleted here: gone at once; deleted elsewhere: within the TTL.
-    fx.cp.publish_version(&a, "c", None).await.unwrap();
+    fx.cp.publish_version(&a, &"c".into(), None).await.unwrap();
     assert!(resolve("2").await.is_ok());
-    fx.cp.delete_version(&a, "c", 2).await.unwrap();
+    fx.cp.delete_version(&a, &"c".into(), 2).await.unwrap();
     assert!(matches!(resolve("2").await, Err(ControlError::NotFound(_))));
-    other.delete_version(&a, "c", 1).await.unwrap();
+    other.delete_version(&a, &"c".into(), 1).await.unwrap();
     tokio::time::sleep(crate::invoke::VERSION_CACHE_TTL).await;
     assert!(matches!(resolve("1").await, Err(ControlError::NotFound(_))));
 }
@@ -303,11 +371,11 @@ async fn dead_letter_targets_must_be_the_owners_other_functions() {
     let (alice, bob) = (user("alice"), user("bob"));
     let code = || zip_of(&[("app.py", "x")]);
     fx.cp
-        .create_function(&alice, new_fn("dlq"), code())
+        .create_function(&alice, None, new_fn("dlq"), code())
         .await
         .unwrap();
     fx.cp
-        .create_function(&bob, new_fn("bobs"), code())
+        .create_function(&bob, None, new_fn("bobs"), code())
         .await
         .unwrap();
     let with_target = |name: &str, target: &str| NewFunction {
@@ -320,7 +388,7 @@ async fn dead_letter_targets_must_be_the_owners_other_functions() {
     };
     let f = fx
         .cp
-        .create_function(&alice, with_target("f", "dlq:prod"), code())
+        .create_function(&alice, None, with_target("f", "dlq:prod"), code())
         .await
         .unwrap();
     assert_eq!(f.dead_letter_target.as_deref(), Some("dlq:prod"));
@@ -339,7 +407,7 @@ async fn dead_letter_targets_must_be_the_owners_other_functions() {
     ] {
         let m = refused(
             fx.cp
-                .create_function(&alice, with_target("g", target), code())
+                .create_function(&alice, None, with_target("g", target), code())
                 .await,
         );
         assert!(m.contains(message), "{target}: {m}");
@@ -349,21 +417,25 @@ async fn dead_letter_targets_must_be_the_owners_other_functions() {
         dead_letter_target: Some(t.map(str::to_owned)),
         ..Default::default()
     };
-    refused(fx.cp.update_function(&alice, "f", patch(Some("f"))).await);
     refused(
         fx.cp
-            .update_function(&alice, "f", patch(Some("bobs")))
+            .update_function(&alice, &"f".into(), patch(Some("f")))
+            .await,
+    );
+    refused(
+        fx.cp
+            .update_function(&alice, &"f".into(), patch(Some("bobs")))
             .await,
     );
     let f = fx
         .cp
-        .update_function(&alice, "f", patch(Some("dlq")))
+        .update_function(&alice, &"f".into(), patch(Some("dlq")))
         .await
         .unwrap();
     assert_eq!(f.dead_letter_target.as_deref(), Some("dlq"));
     let f = fx
         .cp
-        .update_function(&alice, "f", patch(None))
+        .update_function(&alice, &"f".into(), patch(None))
         .await
         .unwrap();
     assert_eq!(f.dead_letter_target, None);

@@ -2,12 +2,15 @@
 
 use hotswap_domain::{Qualifier, Trigger, TriggerConfig, TriggerType};
 
-use crate::{ControlError, ControlPlane, Principal, Result};
+use crate::{ControlError, ControlPlane, FunctionRef, Principal, Result};
 
 /// A trigger to create.
 #[derive(Debug, Clone)]
 pub struct NewTrigger {
     pub function_name: String,
+    /// The function's owner, when an admin binds another owner's function
+    /// (`ownerId`); the caller's own namespace otherwise.
+    pub owner_id: Option<String>,
     pub target_version: Option<String>,
     pub trigger_type: TriggerType,
     pub is_enabled: Option<bool>,
@@ -41,19 +44,21 @@ fn methods_overlap(a: &Option<Vec<String>>, b: &Option<Vec<String>>) -> bool {
 
 impl ControlPlane {
     /// Checks that the trigger's target exists now.
-    async fn check_target(&self, function: &str, target: &str) -> Result<()> {
+    async fn check_target(&self, f: &hotswap_domain::Function, target: &str) -> Result<()> {
         let missing = |what: String| {
             ControlError::validation(format!(
-                "TargetVersion {what} of function '{function}' does not exist"
+                "TargetVersion {what} of function '{}' does not exist",
+                f.name
             ))
         };
+        let id = f.function_id.as_str();
         match target.parse::<Qualifier>() {
             Ok(Qualifier::Latest) | Err(_) => Ok(()),
-            Ok(Qualifier::Version(n)) => match self.store.get_version(function, n).await? {
+            Ok(Qualifier::Version(n)) => match self.store.get_version(id, n).await? {
                 Some(_) => Ok(()),
                 None => Err(missing(format!("{n}"))),
             },
-            Ok(Qualifier::Alias(a)) => match self.store.get_alias(function, &a).await? {
+            Ok(Qualifier::Alias(a)) => match self.store.get_alias(id, &a).await? {
                 Some(_) => Ok(()),
                 None => Err(missing(format!("alias '{a}'"))),
             },
@@ -72,10 +77,13 @@ impl ControlPlane {
             methods.iter_mut().for_each(|m| *m = m.to_ascii_uppercase());
         }
         trigger.validate()?;
-        self.owned_function(caller, &trigger.function_name, true)
-            .await?;
-        self.check_target(&trigger.function_name, &trigger.target_version)
-            .await?;
+        let function = FunctionRef {
+            owner: new.owner_id,
+            name: trigger.function_name.clone(),
+        };
+        let f = self.owned_function(caller, &function, true).await?;
+        trigger.function_id = f.function_id.clone();
+        self.check_target(&f, &trigger.target_version).await?;
         if trigger.trigger_type == TriggerType::Http {
             let path = normalise_path(trigger.config.http_path.as_deref().unwrap_or("/"));
             let existing = self.store.list_triggers(None).await?;
@@ -104,14 +112,41 @@ impl ControlPlane {
             .get_trigger(id)
             .await?
             .ok_or_else(|| ControlError::NotFound(format!("trigger '{id}' not found")))?;
-        self.owned_function(caller, &t.function_name, true).await?;
+        self.trigger_function(caller, &t, true).await?;
         Ok(t)
+    }
+
+    /// The function of a trigger, if the caller may read (or, `write`,
+    /// change) it: 404 for another tenant's on reads, 403 on writes.
+    async fn trigger_function(
+        &self,
+        caller: &Principal,
+        t: &Trigger,
+        write: bool,
+    ) -> Result<hotswap_domain::Function> {
+        let not_found =
+            || ControlError::NotFound(format!("function '{}' not found", t.function_name));
+        let f = self
+            .store
+            .get_function_by_id(&t.function_id)
+            .await?
+            .ok_or_else(not_found)?;
+        if caller.owns(&f.owner_id) {
+            Ok(f)
+        } else if write {
+            Err(ControlError::Forbidden(format!(
+                "function '{}' belongs to another owner",
+                t.function_name
+            )))
+        } else {
+            Err(not_found())
+        }
     }
 
     pub async fn get_trigger(&self, caller: &Principal, id: &str) -> Result<Trigger> {
         let not_found = || ControlError::NotFound(format!("trigger '{id}' not found"));
         let t = self.store.get_trigger(id).await?.ok_or_else(not_found)?;
-        self.owned_function(caller, &t.function_name, false)
+        self.trigger_function(caller, &t, false)
             .await
             .map_err(|_| not_found())?;
         Ok(t)
@@ -120,11 +155,11 @@ impl ControlPlane {
     pub async fn list_triggers(
         &self,
         caller: &Principal,
-        function: Option<&str>,
+        function: Option<&FunctionRef>,
     ) -> Result<Vec<Trigger>> {
         if let Some(f) = function {
-            self.owned_function(caller, f, false).await?;
-            return Ok(self.store.list_triggers(Some(f)).await?);
+            let f = self.owned_function(caller, f, false).await?;
+            return Ok(self.store.list_triggers(Some(&f.function_id)).await?);
         }
         let all = self.store.list_triggers(None).await?;
         if caller.is_admin {
@@ -132,11 +167,7 @@ impl ControlPlane {
         }
         let mut visible = Vec::with_capacity(all.len());
         for t in all {
-            if self
-                .owned_function(caller, &t.function_name, false)
-                .await
-                .is_ok()
-            {
+            if self.trigger_function(caller, &t, false).await.is_ok() {
                 visible.push(t);
             }
         }

@@ -3,7 +3,7 @@
 use hotswap_domain::{time, version, FunctionVersion, VersionStatus};
 
 use crate::functions::MAX_DESCRIPTION_LEN;
-use crate::{ControlError, ControlPlane, Principal, Result};
+use crate::{ControlError, ControlPlane, FunctionRef, Principal, Result};
 
 impl ControlPlane {
     /// Publishes `$LATEST` as the next version number: its code is copied to
@@ -11,7 +11,7 @@ impl ControlPlane {
     pub async fn publish_version(
         &self,
         caller: &Principal,
-        name: &str,
+        function: &FunctionRef,
         description: Option<String>,
     ) -> Result<FunctionVersion> {
         if description
@@ -22,8 +22,9 @@ impl ControlPlane {
                 "Description must be at most {MAX_DESCRIPTION_LEN} characters"
             )));
         }
-        let function = self.owned_function(caller, name, true).await?;
-        let latest = self.latest(name).await?;
+        let function = self.owned_function(caller, function, true).await?;
+        let name = function.name.as_str();
+        let latest = self.latest(&function).await?;
         // Pin each layer to the version it resolves to now: a published
         // version never changes, not even through its layers.
         let owner = Principal {
@@ -36,10 +37,14 @@ impl ControlPlane {
             .iter()
             .map(|l| l.reference())
             .collect();
-        let number = self.store.allocate_version_number(name).await?;
+        let number = self
+            .store
+            .allocate_version_number(&function.function_id)
+            .await?;
         let mut v = latest.clone();
         v.version = number;
-        v.code_location = version::code_location(name, number, &latest.code_sha256);
+        v.code_location =
+            version::code_location(&function.function_id, number, &latest.code_sha256);
         v.created_at = time::now();
         v.created_by = caller.owner_id.clone();
         v.description = description;
@@ -57,57 +62,72 @@ impl ControlPlane {
     pub async fn list_versions(
         &self,
         caller: &Principal,
-        name: &str,
+        function: &FunctionRef,
     ) -> Result<Vec<FunctionVersion>> {
-        self.owned_function(caller, name, false).await?;
-        Ok(self.store.list_versions(name).await?)
+        let f = self.owned_function(caller, function, false).await?;
+        Ok(self.store.list_versions(&f.function_id).await?)
     }
 
     pub async fn get_version(
         &self,
         caller: &Principal,
-        name: &str,
+        function: &FunctionRef,
         number: u32,
     ) -> Result<FunctionVersion> {
-        self.owned_function(caller, name, false).await?;
-        self.store.get_version(name, number).await?.ok_or_else(|| {
-            ControlError::NotFound(format!(
-                "version {} of function '{name}' not found",
-                version::version_string(number)
-            ))
-        })
+        let f = self.owned_function(caller, function, false).await?;
+        let name = &f.name;
+        self.store
+            .get_version(&f.function_id, number)
+            .await?
+            .ok_or_else(|| {
+                ControlError::NotFound(format!(
+                    "version {} of function '{name}' not found",
+                    version::version_string(number)
+                ))
+            })
     }
 
     pub async fn set_version_status(
         &self,
         caller: &Principal,
-        name: &str,
+        function: &FunctionRef,
         number: u32,
         status: VersionStatus,
     ) -> Result<FunctionVersion> {
-        self.owned_function(caller, name, true).await?;
+        let f = self.owned_function(caller, function, true).await?;
         if number == 0 {
             return Err(ControlError::validation(
                 "$LATEST has no status; publish a version first",
             ));
         }
-        Ok(self.store.set_version_status(name, number, status).await?)
+        Ok(self
+            .store
+            .set_version_status(&f.function_id, number, status)
+            .await?)
     }
 
     /// Refused while an alias routes to the version or `can_delete()` says
     /// no; the store checks both atomically with the delete.
-    pub async fn delete_version(&self, caller: &Principal, name: &str, number: u32) -> Result<()> {
-        self.owned_function(caller, name, true).await?;
+    /// Returns the deleted version: the caller (the API) then stops its
+    /// instances.
+    pub async fn delete_version(
+        &self,
+        caller: &Principal,
+        function: &FunctionRef,
+        number: u32,
+    ) -> Result<(hotswap_domain::Function, FunctionVersion)> {
+        let f = self.owned_function(caller, function, true).await?;
+        let name = f.name.clone();
         if number == 0 {
             return Err(ControlError::Conflict(
                 "$LATEST cannot be deleted; delete the function instead".into(),
             ));
         }
-        let deleted = self.store.delete_version(name, number).await?;
-        self.versions.forget(name);
+        let deleted = self.store.delete_version(&f.function_id, number).await?;
+        self.versions.forget(&f.function_id);
         if let Err(e) = self.blobs.delete(&deleted.code_location).await {
             tracing::warn!(function = %name, version = number, error = %e, "code of a deleted version left behind");
         }
-        Ok(())
+        Ok((f, deleted))
     }
 }

@@ -24,6 +24,9 @@ use hotswap_domain::{
 
 /// What the controller needs from the runners.
 #[async_trait]
+/// Functions are named by their id ([`hotswap_domain::Function::function_id`]),
+/// never by their name, which another owner (or a re-created function) may
+/// share.
 pub trait Fleet: Send + Sync {
     /// The version's measured figures since `since`, as the routers saw them.
     fn window(&self, function: &str, version: u32, since: DateTime<Utc>) -> DeploymentMetrics;
@@ -177,7 +180,7 @@ impl Controller {
     fn release_unneeded(&self, active: &[Deployment]) {
         let mut want_pinned: HashSet<VersionKey> = active
             .iter()
-            .map(|d| (d.function_name.clone(), d.target_version))
+            .map(|d| (d.function_id.clone(), d.target_version))
             .collect();
         if let Ok(kept) = self.kept_blue.lock() {
             want_pinned.extend(kept.iter().map(|((f, _), v)| (f.clone(), *v)));
@@ -186,7 +189,7 @@ impl Controller {
         want_watched.extend(
             active
                 .iter()
-                .filter_map(|d| d.source_version.map(|s| (d.function_name.clone(), s))),
+                .filter_map(|d| d.source_version.map(|s| (d.function_id.clone(), s))),
         );
         if let Ok(mut pinned) = self.pinned.lock() {
             for (f, v) in pinned.iter().filter(|k| !want_pinned.contains(*k)) {
@@ -204,14 +207,14 @@ impl Controller {
 
     fn watch(&self, d: &Deployment) {
         for v in std::iter::once(d.target_version).chain(d.source_version) {
-            let key = (d.function_name.clone(), v);
+            let key = (d.function_id.clone(), v);
             let new = self
                 .watched
                 .lock()
                 .map(|mut w| w.insert(key))
                 .unwrap_or(false);
             if new {
-                self.fleet.watch(&d.function_name, v);
+                self.fleet.watch(&d.function_id, v);
             }
         }
     }
@@ -242,12 +245,12 @@ impl Controller {
     async fn warm(&self, d: &Deployment, version: u32) -> Result<usize, String> {
         let (f, v, layers) = self
             .control
-            .version_to_warm(&d.function_name, version)
+            .version_to_warm(&d.function_id, version)
             .await
             .map_err(|e| e.to_string())?;
         let count = f.scaling_config.pre_provisioned_concurrency.max(1);
         if let Ok(mut pinned) = self.pinned.lock() {
-            pinned.insert((d.function_name.clone(), version));
+            pinned.insert((d.function_id.clone(), version));
         }
         match tokio::time::timeout(WARM_TIMEOUT, self.fleet.provision(&f, &v, &layers, count)).await
         {
@@ -326,11 +329,11 @@ impl Controller {
             }
         }
         let since = d.step_started_at.unwrap_or(now);
-        let target = self.fleet.window(&d.function_name, d.target_version, since);
+        let target = self.fleet.window(&d.function_id, d.target_version, since);
         d.version_metrics = BTreeMap::from([(d.target_version, target.clone())]);
         if let Some(source) = d.source_version.filter(|s| *s != d.target_version) {
             d.version_metrics
-                .insert(source, self.fleet.window(&d.function_name, source, since));
+                .insert(source, self.fleet.window(&d.function_id, source, since));
         }
         d.metrics = Some(target.clone());
         match plan::decide(&d, &steps, now, &target) {
@@ -383,7 +386,7 @@ impl Controller {
                     match self.warm(&d, blue).await {
                         Ok(n) => {
                             if let Ok(mut kept) = self.kept_blue.lock() {
-                                kept.insert((d.function_name.clone(), d.alias_name.clone()), blue);
+                                kept.insert((d.function_id.clone(), d.alias_name.clone()), blue);
                             }
                             note =
                                 format!("{note}; blue (version {blue}) kept warm: {n} instance(s)")
@@ -407,7 +410,7 @@ impl Controller {
     async fn begin(&self, mut d: Deployment) -> Result<(), ControlError> {
         // A new deployment of the alias ends the previous one's kept blue.
         if let Ok(mut kept) = self.kept_blue.lock() {
-            kept.remove(&(d.function_name.clone(), d.alias_name.clone()));
+            kept.remove(&(d.function_id.clone(), d.alias_name.clone()));
         }
         self.watch(&d);
         if d.strategy == DeploymentStrategy::Rolling && d.rolling_nodes.is_empty() {
@@ -522,15 +525,18 @@ mod tests {
     }
 
     fn dep(alias: &str, source: u32, target: u32) -> Deployment {
-        Deployment::new(
-            "f",
+        let mut d = Deployment::new(
+            "name-f",
             alias,
             Some(source),
             target,
             DeploymentStrategy::Canary,
             DeploymentConfig::default(),
             "o",
-        )
+        );
+        // The fleet knows functions by id, never by name.
+        d.function_id = "f".into();
+        d
     }
 
     #[tokio::test]

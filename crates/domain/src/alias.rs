@@ -16,6 +16,9 @@ use crate::validation::ValidationErrors;
 #[serde(rename_all = "camelCase")]
 pub struct FunctionAlias {
     pub function_name: String,
+    /// HotSwap: the [`Function::function_id`](crate::Function) of its function.
+    #[serde(default)]
+    pub function_id: String,
     pub alias_name: String,
     /// Primary version this alias points to.
     pub version: u32,
@@ -36,6 +39,7 @@ impl FunctionAlias {
         let now = time::now();
         Self {
             function_name: function_name.into(),
+            function_id: String::new(),
             alias_name: alias_name.into(),
             version,
             routing_config: BTreeMap::new(),
@@ -43,6 +47,12 @@ impl FunctionAlias {
             created_at: now,
             updated_at: now,
         }
+    }
+
+    /// The same alias, belonging to the function with this id.
+    pub fn of_function(mut self, function_id: impl Into<String>) -> Self {
+        self.function_id = function_id.into();
+        self
     }
 
     /// Points the alias at `new_version` and clears any weighted routing.

@@ -310,6 +310,9 @@ impl Default for DeploymentMetrics {
 pub struct Deployment {
     pub deployment_id: String,
     pub function_name: String,
+    /// HotSwap: the [`Function::function_id`](crate::Function) of its function.
+    #[serde(default)]
+    pub function_id: String,
     /// The alias this deployment moves (HotSwap deploys through aliases).
     pub alias_name: String,
     pub target_version: u32,
@@ -387,6 +390,7 @@ impl Deployment {
         Self {
             deployment_id: uuid::Uuid::new_v4().to_string(),
             function_name: function_name.into(),
+            function_id: String::new(),
             alias_name: alias_name.into(),
             target_version,
             source_version,

@@ -28,7 +28,13 @@ pub const MB_PER_VCPU: f64 = 1792.0;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Function {
-    /// Unique function name (alphanumeric, dashes, max 64 chars).
+    /// HotSwap: the function's identity, a UUID v4 given at create and never
+    /// shared by another function (a function deleted and created again
+    /// under the same name gets a new one). Instances, logs and metrics are
+    /// keyed by it, never by the name alone.
+    #[serde(default)]
+    pub function_id: String,
+    /// Function name (alphanumeric, dashes, max 64 chars), unique per owner.
     pub name: String,
     pub description: Option<String>,
     pub runtime: Runtime,
@@ -68,6 +74,7 @@ impl Function {
     ) -> Self {
         let now = time::now();
         Self {
+            function_id: uuid::Uuid::new_v4().to_string(),
             name: name.into(),
             description: None,
             runtime,

@@ -112,6 +112,11 @@ pub struct AsyncInvocation {
     /// would otherwise pass failures back and forth).
     #[serde(default)]
     pub dead_letter_of: Option<String>,
+    /// HotSwap: the function it was queued for. An attempt runs only on that
+    /// function: one deleted meanwhile (even if created again under the same
+    /// name) fails it. `None` for invocations queued before function ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_id: Option<String>,
 }
 
 impl AsyncInvocation {
@@ -143,6 +148,7 @@ impl AsyncInvocation {
             lease_token: None,
             dead_letter_request_id: None,
             dead_letter_of: None,
+            function_id: None,
         }
     }
 

@@ -98,6 +98,9 @@ pub const MAX_VISIBILITY_TIMEOUT_S: u32 = 43_200;
 pub struct Trigger {
     pub trigger_id: String,
     pub function_name: String,
+    /// HotSwap: the [`Function::function_id`](crate::Function) of its function.
+    #[serde(default)]
+    pub function_id: String,
     /// Version number, alias or `$LATEST`.
     pub target_version: String,
     #[serde(rename = "type")]
@@ -119,6 +122,7 @@ impl Trigger {
         Self {
             trigger_id: uuid::Uuid::new_v4().to_string(),
             function_name: function_name.into(),
+            function_id: String::new(),
             target_version: crate::names::LATEST.to_owned(),
             trigger_type,
             is_enabled: true,

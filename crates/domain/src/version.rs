@@ -59,12 +59,16 @@ impl FromStr for VersionStatus {
 #[serde(rename_all = "camelCase")]
 pub struct FunctionVersion {
     pub function_name: String,
+    /// HotSwap: the [`Function::function_id`] of the function it belongs to.
+    #[serde(default)]
+    pub function_id: String,
     /// 1, 2, 3…; 0 is `$LATEST`.
     pub version: u32,
     /// SHA-256 of the code package, lower-case hex.
     pub code_sha256: String,
     pub code_size: u64,
-    /// `functions/{functionName}/versions/{version}/code.zip`
+    /// `functions/{functionId}/versions/{version}/code.zip` (versions stored
+    /// before function ids existed keep `functions/{functionName}/…`)
     pub code_location: String,
     pub runtime: Runtime,
     pub handler: String,
@@ -79,17 +83,19 @@ pub struct FunctionVersion {
     pub status: VersionStatus,
 }
 
-/// Where a version's code package lives in the blob store: published
-/// versions at `functions/{name}/versions/{n}/code.zip` (written once), and
-/// the mutable `$LATEST` content-addressed at
-/// `functions/{name}/versions/latest/{sha256}/code.zip`, so that replacing
+/// Where a version's code package lives in the blob store, under the
+/// function's id (so two owners' functions of one name, or a function and
+/// its re-created namesake, never share a location): published versions at
+/// `functions/{id}/versions/{n}/code.zip` (written once), and the mutable
+/// `$LATEST` content-addressed at
+/// `functions/{id}/versions/latest/{sha256}/code.zip`, so that replacing
 /// its code is an atomic switch of the stored pointer, never an overwrite in
 /// place that a reader could catch half-done.
-pub fn code_location(function_name: &str, version: u32, code_sha256: &str) -> String {
+pub fn code_location(function_id: &str, version: u32, code_sha256: &str) -> String {
     if version == 0 {
-        format!("functions/{function_name}/versions/latest/{code_sha256}/code.zip")
+        format!("functions/{function_id}/versions/latest/{code_sha256}/code.zip")
     } else {
-        format!("functions/{function_name}/versions/{version}/code.zip")
+        format!("functions/{function_id}/versions/{version}/code.zip")
     }
 }
 
@@ -116,8 +122,9 @@ impl FunctionVersion {
         let code_sha256 = code_sha256.into();
         Self {
             function_name: function.name.clone(),
+            function_id: function.function_id.clone(),
             version,
-            code_location: code_location(&function.name, version, &code_sha256),
+            code_location: code_location(&function.function_id, version, &code_sha256),
             code_sha256,
             code_size,
             runtime: function.runtime,
@@ -169,10 +176,19 @@ mod tests {
 
     #[test]
     fn code_locations() {
-        assert_eq!(v(3).code_location, "functions/f/versions/3/code.zip");
+        // Under the function's id, never its name alone.
+        let (three, latest) = (v(3), v(0));
+        assert!(!three.function_id.is_empty());
         assert_eq!(
-            v(0).code_location,
-            "functions/f/versions/latest/ab/code.zip"
+            three.code_location,
+            format!("functions/{}/versions/3/code.zip", three.function_id)
+        );
+        assert_eq!(
+            latest.code_location,
+            format!(
+                "functions/{}/versions/latest/ab/code.zip",
+                latest.function_id
+            )
         );
     }
 

@@ -1,5 +1,6 @@
 //! The deployment controller's view of this server's runner: its
-//! sliding-window metrics and its provisioned (kept-warm) instances.
+//! sliding-window metrics and its provisioned (kept-warm) instances, by
+//! function id.
 
 use std::sync::Weak;
 

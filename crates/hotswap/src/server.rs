@@ -336,7 +336,7 @@ pub(crate) async fn flush_counters(control: &ControlPlane, runner: &Runner) {
             .record_invocations(&function, version, count, at)
             .await
         {
-            tracing::warn!(function = %function, version, error = %e, "invocation counters not written; retrying");
+            tracing::warn!(function_id = %function, version, error = %e, "invocation counters not written; retrying");
             failed.push((function, version, count, at));
         }
     }

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
-use hotswap_control::{ControlPlane, Principal};
+use hotswap_control::{ControlPlane, FunctionRef, Principal};
 use hotswap_domain::invocation::THROTTLE_DELAY;
 use hotswap_domain::{time, AsyncInvocation, AsyncStatus, DeadLetterTarget, InvocationResult};
 use hotswap_runner::{InvokeRequest, Runner, RunnerError};
@@ -168,8 +168,12 @@ async fn dead_letter_for(control: &ControlPlane, inv: &AsyncInvocation) -> Optio
         return None;
     }
     let store = control.store();
-    let function = match store.get_function(&inv.function_name).await {
-        Ok(Some(f)) if f.owner_id == inv.owner_id && f.created_at <= inv.created_at => f,
+    let found = match &inv.function_id {
+        Some(id) => store.get_function_by_id(id).await,
+        None => store.get_function(&inv.owner_id, &inv.function_name).await,
+    };
+    let function = match found {
+        Ok(Some(f)) if queued_for(inv, &f) => f,
         Ok(_) => return None,
         Err(e) => {
             tracing::error!(request = %inv.request_id, error = %e, "cannot read the function's dead-letter target");
@@ -177,8 +181,12 @@ async fn dead_letter_for(control: &ControlPlane, inv: &AsyncInvocation) -> Optio
         }
     };
     let target: DeadLetterTarget = function.dead_letter_target.as_deref()?.parse().ok()?;
-    match store.get_function(&target.function).await {
-        Ok(Some(t)) if t.owner_id == inv.owner_id => Some(inv.dead_letter(&target)),
+    match store.get_function(&inv.owner_id, &target.function).await {
+        Ok(Some(t)) => {
+            let mut letter = inv.dead_letter(&target);
+            letter.function_id = Some(t.function_id);
+            Some(letter)
+        }
         Ok(_) => {
             tracing::warn!(request = %inv.request_id, target = %target, "the dead-letter target no longer exists; the failure stays visible only as this invocation");
             None
@@ -187,6 +195,15 @@ async fn dead_letter_for(control: &ControlPlane, inv: &AsyncInvocation) -> Optio
             tracing::error!(request = %inv.request_id, error = %e, "cannot read the dead-letter target");
             None
         }
+    }
+}
+
+/// Whether `f` is the function `inv` was queued for: the same id (or, for an
+/// invocation queued before function ids, a function that existed then).
+fn queued_for(inv: &AsyncInvocation, f: &hotswap_domain::Function) -> bool {
+    match &inv.function_id {
+        Some(id) => *id == f.function_id,
+        None => f.created_at <= inv.created_at,
     }
 }
 
@@ -202,10 +219,25 @@ async fn attempt(
         owner_id: "system".into(),
         is_admin: true,
     };
-    let (function, version) = match control
-        .resolve_invocation(&system, &inv.function_name, &inv.qualifier)
-        .await
-    {
+    // The function it was queued for, by its id; one queued before ids
+    // existed by its name in its owner's namespace.
+    let resolved = match &inv.function_id {
+        Some(id) => match control.function_by_id(id).await {
+            Ok(Some(f)) => control.resolve_version(f, &inv.qualifier).await,
+            Ok(None) => Err(hotswap_control::ControlError::NotFound(format!(
+                "function '{}' not found (it was deleted after this invocation was queued)",
+                inv.function_name
+            ))),
+            Err(e) => Err(e),
+        },
+        None => {
+            let function = FunctionRef::of_owner(inv.owner_id.clone(), inv.function_name.clone());
+            control
+                .resolve_invocation(&system, &function, &inv.qualifier)
+                .await
+        }
+    };
+    let (function, version) = match resolved {
         Ok(fv) => fv,
         Err(e) => {
             return Attempt::Ran(
@@ -215,8 +247,8 @@ async fn attempt(
         }
     };
     // A function deleted and created again under the same name after this
-    // event was queued is someone else's: never hand it the event.
-    if function.created_at > inv.created_at {
+    // event was queued is another function: never hand it the event.
+    if !queued_for(inv, &function) {
         let msg = format!(
             "function '{}' was replaced after this invocation was queued",
             inv.function_name

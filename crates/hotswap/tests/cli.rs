@@ -349,7 +349,8 @@ fn provided_function_from_a_directory_with_an_executable_bootstrap() {
 
     // The package the server stored keeps the modes: 0755 for the
     // executable bootstrap, 0644 for the rest.
-    let zips = zip_files_under(&data.path().join("blobs/functions/native-fn"));
+    let id = f["functionId"].as_str().unwrap();
+    let zips = zip_files_under(&data.path().join(format!("blobs/functions/{id}")));
     assert_eq!(zips.len(), 1, "one stored package: {zips:?}");
     let bytes = std::fs::read(&zips[0]).unwrap();
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();

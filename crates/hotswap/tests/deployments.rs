@@ -688,11 +688,19 @@ fn people_can_roll_back_or_cancel_and_one_deployment_owns_an_alias() {
     );
     assert_eq!(st, 409);
 
-    // A tenant cannot touch it.
+    // A tenant cannot touch it: its own namespace has no "manual", and
+    // the admin's is closed to it.
     let bob = s.token_for("bob");
     let (st, _) = s.call(
         "POST",
         &format!("/v1/functions/manual/deployments/{id}/rollback"),
+        Some(&bob),
+        None,
+    );
+    assert_eq!(st, 404);
+    let (st, _) = s.call(
+        "POST",
+        &format!("/v1/functions/manual/deployments/{id}/rollback?owner=admin"),
         Some(&bob),
         None,
     );

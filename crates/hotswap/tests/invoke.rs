@@ -493,12 +493,14 @@ fn counters_metrics_and_can_delete() {
         .text()
         .unwrap();
     assert!(
-        text.contains("hotswap_invocations_total{function=\"cnt\",version=\"1\"} 4"),
+        text.contains(
+            "hotswap_invocations_total{owner=\"admin\",function=\"cnt\",version=\"1\"} 4"
+        ),
         "{text}"
     );
     assert!(
         text.contains(
-            "hotswap_invocation_errors_total{function=\"cnt-bad\",version=\"$LATEST\"} 2"
+            "hotswap_invocation_errors_total{owner=\"admin\",function=\"cnt-bad\",version=\"$LATEST\"} 2"
         ),
         "{text}"
     );

@@ -29,6 +29,7 @@ fn lifecycle(s: &Server) {
     assert_eq!(st, 201, "{f}");
     assert_eq!(f["name"], "image-processor");
     assert_eq!(f["ownerId"], "alice");
+    let function_id = f["functionId"].as_str().unwrap().to_owned();
     assert_eq!(f["memorySize"], 512);
     assert_eq!(f["timeout"], 30, "seed default");
     assert_eq!(f["scalingConfig"]["maxInstances"], 100, "seed default");
@@ -68,7 +69,7 @@ fn lifecycle(s: &Server) {
     assert_eq!(v1["codeSha256"], first_sha.as_str());
     assert_eq!(
         v1["codeLocation"],
-        "functions/image-processor/versions/1/code.zip"
+        format!("functions/{function_id}/versions/1/code.zip").as_str()
     );
     assert_eq!(v1["createdBy"], "alice");
     assert_eq!(v1["status"], "Active");
@@ -220,7 +221,7 @@ fn lifecycle(s: &Server) {
         None,
     );
     assert_eq!(st, 404, "triggers go with their function");
-    let blobs = s.data_dir.join("blobs/functions/image-processor");
+    let blobs = s.data_dir.join(format!("blobs/functions/{function_id}"));
     assert_eq!(files_under(&blobs), 0, "code packages deleted");
 }
 

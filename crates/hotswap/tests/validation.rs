@@ -606,9 +606,19 @@ fn auth_and_ownership() {
         .0,
         201
     );
-    // bob cannot see alice's function (404), nor change it (403)
+    // Names are per owner: "alices" is not in bob's namespace (404), and
+    // alice's is closed to him: unseen (404), unchangeable (403).
     assert_eq!(
         s.call("GET", "/v1/functions/alices", Some(&bob), None).0,
+        404
+    );
+    assert_eq!(
+        s.call("GET", "/v1/functions/alices?owner=alice", Some(&bob), None)
+            .0,
+        404
+    );
+    assert_eq!(
+        s.call("DELETE", "/v1/functions/alices", Some(&bob), None).0,
         404
     );
     assert_eq!(
@@ -619,7 +629,7 @@ fn auth_and_ownership() {
     assert_eq!(
         s.call(
             "PATCH",
-            "/v1/functions/alices",
+            "/v1/functions/alices?owner=alice",
             Some(&bob),
             Some(json!({ "timeout": 5 }))
         )
@@ -627,12 +637,23 @@ fn auth_and_ownership() {
         403
     );
     assert_eq!(
-        s.call("DELETE", "/v1/functions/alices", Some(&bob), None).0,
+        s.call(
+            "DELETE",
+            "/v1/functions/alices?owner=alice",
+            Some(&bob),
+            None
+        )
+        .0,
         403
     );
     assert_eq!(
-        s.call("POST", "/v1/functions/alices/versions", Some(&bob), None)
-            .0,
+        s.call(
+            "POST",
+            "/v1/functions/alices/versions?owner=alice",
+            Some(&bob),
+            None
+        )
+        .0,
         403
     );
     let (_, list) = s.call("GET", "/v1/functions", Some(&bob), None);
@@ -667,7 +688,7 @@ fn auth_and_ownership() {
     assert_eq!(
         s.call(
             "PUT",
-            "/v1/functions/alices/aliases/prod",
+            "/v1/functions/alices/aliases/prod?owner=alice",
             Some(&bob),
             Some(move_alias)
         )

@@ -30,6 +30,7 @@ pub(crate) enum RunResult {
 
 /// What a new instance needs besides the sandbox spec.
 pub(crate) struct InstanceSetup {
+    pub function_id: String,
     pub function_name: String,
     pub version_label: String,
     pub log_stream: String,
@@ -123,6 +124,7 @@ impl Instance {
         let mut tasks = vec![server];
         let mut drains = Vec::new();
         let meta = Arc::new((
+            setup.function_id,
             setup.function_name,
             setup.version_label,
             setup.log_stream.clone(),
@@ -431,7 +433,7 @@ impl LineSplitter {
 async fn capture(
     pipe: impl AsyncRead + Unpin,
     stream: &'static str,
-    meta: Arc<(String, String, String)>,
+    meta: Arc<(String, String, String, String)>,
     active: Arc<Mutex<Option<String>>>,
     logs: Arc<LogStore>,
     mut drain: mpsc::Receiver<oneshot::Sender<()>>,
@@ -441,9 +443,10 @@ async fn capture(
         let request_id = active.lock().ok().and_then(|a| a.clone());
         logs.push(LogLine {
             timestamp: chrono::Utc::now(),
-            function_name: meta.0.clone(),
-            version: meta.1.clone(),
-            log_stream_name: meta.2.clone(),
+            function_id: meta.0.clone(),
+            function_name: meta.1.clone(),
+            version: meta.2.clone(),
+            log_stream_name: meta.3.clone(),
             request_id,
             stream,
             message: line.text,
@@ -552,7 +555,12 @@ mod tests {
         let (mut w, r) = tokio::io::duplex(64);
         let active = Arc::new(Mutex::new(Some("req-1".to_owned())));
         let (drain_tx, drain_rx) = mpsc::channel(1);
-        let meta = Arc::new(("f".to_owned(), "1".to_owned(), "stream".to_owned()));
+        let meta = Arc::new((
+            "f".to_owned(),
+            "f".to_owned(),
+            "1".to_owned(),
+            "stream".to_owned(),
+        ));
         let task = tokio::spawn(capture(
             r,
             "stdout",

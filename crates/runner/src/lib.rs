@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -157,12 +157,17 @@ pub struct Invocation {
 }
 
 struct Pool {
-    function: String,
+    /// The function's id: a deleted function's pools are never found by a
+    /// function created again under its name.
+    function_id: String,
     version: u32,
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<Instance>>,
     /// Provisioned instances the idle reaper leaves alone.
     min_warm: AtomicUsize,
+    /// Set when its function or version is deleted: an instance that
+    /// finishes its call is killed instead of going back to `idle`.
+    retired: AtomicBool,
 }
 
 /// The runner.
@@ -173,6 +178,9 @@ pub struct Runner {
     catalog: RuntimeCatalog,
     runtime_dir: PathBuf,
     pools: Mutex<HashMap<String, Arc<Pool>>>,
+    /// Ids of deleted functions: a call that resolved one just before its
+    /// delete still runs, but its instance is never kept.
+    forgotten: Mutex<std::collections::HashSet<String>>,
     logs: Arc<LogStore>,
     metrics: Metrics,
     java_ready: tokio::sync::OnceCell<Result<(), String>>,
@@ -214,6 +222,7 @@ impl Runner {
             code,
             runtime_dir,
             pools: Mutex::default(),
+            forgotten: Mutex::default(),
             metrics: Metrics::default(),
             java_ready: tokio::sync::OnceCell::new(),
             starting: AtomicUsize::new(0),
@@ -269,18 +278,23 @@ impl Runner {
     }
 
     fn pool(&self, key: &str, f: &Function, v: &FunctionVersion) -> Arc<Pool> {
+        let forgotten = self
+            .forgotten
+            .lock()
+            .is_ok_and(|ids| ids.contains(&f.function_id));
         let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
         pools
             .entry(key.to_owned())
             .or_insert_with(|| {
                 Arc::new(Pool {
-                    function: f.name.clone(),
+                    function_id: f.function_id.clone(),
                     version: v.version,
                     permits: Arc::new(Semaphore::new(
                         f.scaling_config.max_instances.max(1) as usize
                     )),
                     idle: Mutex::default(),
                     min_warm: AtomicUsize::new(0),
+                    retired: AtomicBool::new(forgotten),
                 })
             })
             .clone()
@@ -336,14 +350,68 @@ impl Runner {
 
     /// Stops keeping the version's provisioned instances warm; the idle
     /// reaper then treats them like any other.
-    pub fn release(&self, function: &str, version: u32) {
+    pub fn release(&self, function_id: &str, version: u32) {
         if let Ok(pools) = self.pools.lock() {
             for p in pools.values() {
-                if p.function == function && p.version == version {
+                if p.function_id == function_id && p.version == version {
                     p.min_warm.store(0, Ordering::Relaxed);
                 }
             }
         }
+    }
+
+    /// The function with this id was deleted: its idle instances are killed
+    /// now, its busy ones when their call ends (each call is bounded by the
+    /// function's timeout), and its logs, metrics, windows and pins are
+    /// forgotten. Returns how many idle instances were killed.
+    pub fn forget_function(&self, function_id: &str) -> usize {
+        if let Ok(mut ids) = self.forgotten.lock() {
+            ids.insert(function_id.to_owned());
+        }
+        let killed = self.retire(|p| p.function_id == function_id);
+        self.logs.forget(function_id);
+        self.metrics.forget(function_id);
+        tracing::info!(function = %function_id, killed, "function forgotten");
+        killed
+    }
+
+    /// A version of the function with this id was deleted: its instances
+    /// stop as with [`Runner::forget_function`].
+    pub fn forget_version(&self, function_id: &str, version: u32) -> usize {
+        let killed = self.retire(|p| p.function_id == function_id && p.version == version);
+        self.metrics.unwatch(function_id, version);
+        killed
+    }
+
+    /// Removes the matching pools, kills their idle instances and marks them
+    /// so that busy instances are killed when their call ends.
+    fn retire(&self, matches: impl Fn(&Pool) -> bool) -> usize {
+        let retired: Vec<Arc<Pool>> = match self.pools.lock() {
+            Ok(mut pools) => {
+                let keys: Vec<String> = pools
+                    .iter()
+                    .filter(|(_, p)| matches(p))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                keys.iter().filter_map(|k| pools.remove(k)).collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        let mut killed = 0;
+        for pool in retired {
+            pool.retired.store(true, Ordering::SeqCst);
+            pool.min_warm.store(0, Ordering::Relaxed);
+            let idle: Vec<Instance> = pool
+                .idle
+                .lock()
+                .map(|mut i| i.drain(..).collect())
+                .unwrap_or_default();
+            for instance in idle {
+                instance.kill();
+                killed += 1;
+            }
+        }
+        killed
     }
 
     fn reap_idle(&self) {
@@ -422,7 +490,9 @@ impl Runner {
                     // A version that cannot start is failing: its deployment
                     // must see it.
                     self.metrics.record(metrics::Sample {
-                        function: &f.name,
+                        function: &f.function_id,
+                        function_name: &f.name,
+                        owner_id: &f.owner_id,
                         version_label: &version_label(v),
                         version_number: v.version,
                         duration: began.elapsed(),
@@ -440,6 +510,7 @@ impl Runner {
         let platform = |message: String| {
             self.logs.push(LogLine {
                 timestamp: chrono::Utc::now(),
+                function_id: f.function_id.clone(),
                 function_name: f.name.clone(),
                 version: label.clone(),
                 log_stream_name: stream_name.clone(),
@@ -554,7 +625,9 @@ impl Runner {
             status: report_status,
         }));
         self.metrics.record(metrics::Sample {
-            function: &f.name,
+            function: &f.function_id,
+            function_name: &f.name,
+            owner_id: &f.owner_id,
             version_label: &version_label(v),
             version_number: v.version,
             duration: execution,
@@ -562,7 +635,9 @@ impl Runner {
             cold_start: cold.then(|| began.elapsed().saturating_sub(execution)),
             at: chrono::Utc::now(),
         });
-        if reuse && instance.is_alive() {
+        // A pool retired meanwhile (its function or version was deleted)
+        // takes no instance back.
+        if reuse && instance.is_alive() && !pool.retired.load(Ordering::SeqCst) {
             if let Ok(mut idle) = pool.idle.lock() {
                 idle.push(instance);
             }
@@ -661,6 +736,7 @@ impl Runner {
             tmp_mb: self.config.tmp_mb,
         };
         let setup = InstanceSetup {
+            function_id: f.function_id.clone(),
             function_name: f.name.clone(),
             version_label: version_label.clone(),
             log_stream,
@@ -763,8 +839,10 @@ fn error_body(request_id: &str, error_type: &str, message: &str) -> Bytes {
     )
 }
 
-/// Instances are shared only by invocations of the same function version
-/// with the same code and configuration.
+/// Instances are shared only by invocations of the same function (by its
+/// id: never another owner's function of the same name, nor a function
+/// re-created under a deleted one's name) and version, with the same code
+/// and configuration.
 fn pool_key(f: &Function, v: &FunctionVersion, layers: &[hotswap_domain::LayerVersion]) -> String {
     let mut env: Vec<String> = v
         .environment
@@ -774,7 +852,7 @@ fn pool_key(f: &Function, v: &FunctionVersion, layers: &[hotswap_domain::LayerVe
     env.extend(layers.iter().map(|l| format!("layer:{}", l.code_sha256)));
     format!(
         "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
-        f.name,
+        f.function_id,
         v.version,
         v.code_sha256,
         v.runtime,
@@ -938,5 +1016,9 @@ mod tests {
         latest.memory_size = 512;
         assert_ne!(before, pool_key(&f, &latest, &[]));
         assert_eq!(pool_key(&f, &v1, &[]), pool_key(&f, &v1.clone(), &[]));
+        // The same name, code and configuration, but another function.
+        let again = Function::new("fn", Runtime::Python311, "app.handler", "o");
+        let v1_again = FunctionVersion::snapshot(&again, 1, "ab", 1, "o", None);
+        assert_ne!(pool_key(&f, &v1, &[]), pool_key(&again, &v1_again, &[]));
     }
 }

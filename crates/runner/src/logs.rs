@@ -17,6 +17,10 @@ use serde::Serialize;
 #[serde(rename_all = "camelCase")]
 pub struct LogLine {
     pub timestamp: DateTime<Utc>,
+    /// The function's id: the store's key (never the name alone, which
+    /// another owner, or a re-created function, may share).
+    #[serde(skip)]
+    pub function_id: String,
     pub function_name: String,
     /// `$LATEST` or the version number.
     pub version: String,
@@ -150,10 +154,7 @@ impl LogStore {
             return;
         };
         let inner = &mut *inner;
-        let log = inner
-            .functions
-            .entry(line.function_name.clone())
-            .or_default();
+        let log = inner.functions.entry(line.function_id.clone()).or_default();
         log.lines.push_back(line);
         log.bytes += cost;
         inner.bytes += cost;
@@ -191,7 +192,8 @@ impl LogStore {
         inner.functions.retain(|_, l| !l.lines.is_empty());
     }
 
-    /// Matching lines, oldest first, at most `limit` (the newest ones).
+    /// Matching lines of the function with this id, oldest first, at most
+    /// `limit` (the newest ones).
     pub fn query(&self, function: &str, q: &LogQuery) -> Vec<LogLine> {
         let Ok(inner) = self.inner.lock() else {
             return Vec::new();
@@ -360,6 +362,7 @@ mod tests {
     fn line_of(function: &str, req: &str, msg: &str) -> LogLine {
         LogLine {
             timestamp: Utc::now(),
+            function_id: function.into(),
             function_name: function.into(),
             version: "1".into(),
             log_stream_name: "s".into(),

@@ -1,7 +1,9 @@
 //! Per-version invocation metrics measured by the runner itself (counts,
 //! errors, cold starts, an HDR histogram of durations), the seed's
 //! `RunnerMetrics`, the counts still to be written to the store, and the
-//! Prometheus text form. Labels are function and version only.
+//! Prometheus text form. Everything is keyed by the function's id (never
+//! its name alone, which another owner or a re-created function may share);
+//! Prometheus labels are owner, function and version.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
@@ -20,6 +22,8 @@ fn histogram() -> Histogram<u64> {
 }
 
 struct VersionStats {
+    function_name: String,
+    owner_id: String,
     invocations: u64,
     errors: u64,
     cold_starts: u64,
@@ -28,8 +32,10 @@ struct VersionStats {
 }
 
 impl VersionStats {
-    fn new() -> Self {
+    fn new(function_name: &str, owner_id: &str) -> Self {
         Self {
+            function_name: function_name.to_owned(),
+            owner_id: owner_id.to_owned(),
             invocations: 0,
             errors: 0,
             cold_starts: 0,
@@ -43,7 +49,11 @@ impl VersionStats {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionMetrics {
+    /// The function's id.
+    #[serde(skip)]
+    pub function_id: String,
     pub function_name: String,
+    pub owner_id: String,
     /// `$LATEST` or the version number.
     pub version: String,
     pub invocations: u64,
@@ -58,7 +68,10 @@ pub struct VersionMetrics {
 
 /// One invocation as the runner saw it.
 pub struct Sample<'a> {
+    /// The function's id.
     pub function: &'a str,
+    pub function_name: &'a str,
+    pub owner_id: &'a str,
     pub version_label: &'a str,
     pub version_number: u32,
     pub duration: Duration,
@@ -68,7 +81,7 @@ pub struct Sample<'a> {
     pub at: DateTime<Utc>,
 }
 
-/// Invocations per (function, version number) not yet in the store, with
+/// Invocations per (function id, version number) not yet in the store, with
 /// the time of the latest.
 type PendingCounts = HashMap<(String, u32), (u64, DateTime<Utc>)>;
 
@@ -103,7 +116,7 @@ impl Metrics {
         if let Ok(mut v) = self.versions.lock() {
             let st = v
                 .entry((s.function.to_owned(), s.version_label.to_owned()))
-                .or_insert_with(VersionStats::new);
+                .or_insert_with(|| VersionStats::new(s.function_name, s.owner_id));
             st.invocations += 1;
             st.errors += u64::from(!s.success);
             st.cold_starts += u64::from(s.cold_start.is_some());
@@ -160,7 +173,19 @@ impl Metrics {
         self.windows.prune(now);
     }
 
-    /// Takes the counts not yet written to the store.
+    /// Forgets everything about the function with this id (it was deleted):
+    /// its figures, its windows and its counts not yet written.
+    pub fn forget(&self, function: &str) {
+        self.windows.forget(function);
+        if let Ok(mut v) = self.versions.lock() {
+            v.retain(|(f, _), _| f != function);
+        }
+        if let Ok(mut p) = self.pending.lock() {
+            p.retain(|(f, _), _| f != function);
+        }
+    }
+
+    /// Takes the counts not yet written to the store (by function id).
     pub fn take_pending(&self) -> Vec<(String, u32, u64, DateTime<Utc>)> {
         let Ok(mut p) = self.pending.lock() else {
             return Vec::new();
@@ -179,7 +204,7 @@ impl Metrics {
         }
     }
 
-    /// Every version's figures, or one function's.
+    /// Every version's figures, or those of the function with this id.
     pub fn versions(&self, function: Option<&str>) -> Vec<VersionMetrics> {
         let Ok(v) = self.versions.lock() else {
             return Vec::new();
@@ -187,7 +212,9 @@ impl Metrics {
         v.iter()
             .filter(|((f, _), _)| function.is_none_or(|want| want == f))
             .map(|((f, ver), st)| VersionMetrics {
-                function_name: f.clone(),
+                function_id: f.clone(),
+                function_name: st.function_name.clone(),
+                owner_id: st.owner_id.clone(),
                 version: ver.clone(),
                 invocations: st.invocations,
                 errors: st.errors,
@@ -237,7 +264,8 @@ impl Metrics {
         let versions = self.versions(None);
         let label = |m: &VersionMetrics| {
             format!(
-                "function=\"{}\",version=\"{}\"",
+                "owner=\"{}\",function=\"{}\",version=\"{}\"",
+                escape(&m.owner_id),
                 escape(&m.function_name),
                 escape(&m.version)
             )
@@ -252,7 +280,7 @@ impl Metrics {
         family(
             "hotswap_invocations_total",
             "counter",
-            "Invocations, by function and version.",
+            "Invocations, by owner, function and version.",
             &|m| m.invocations.to_string(),
         );
         family(
@@ -310,6 +338,8 @@ mod tests {
     fn sample(f: &str, v: u32, ms: u64, ok: bool, cold: bool) -> Sample<'static> {
         Sample {
             function: Box::leak(f.to_owned().into_boxed_str()),
+            function_name: Box::leak(f.to_owned().into_boxed_str()),
+            owner_id: "o",
             version_label: Box::leak(v.to_string().into_boxed_str()),
             version_number: v,
             duration: Duration::from_millis(ms),
@@ -373,12 +403,14 @@ mod tests {
         m.record(sample("f\"x", 3, 5, false, true));
         let text = m.prometheus(2, true);
         assert!(
-            text.contains("hotswap_invocations_total{function=\"f\\\"x\",version=\"3\"} 1"),
+            text.contains(
+                "hotswap_invocations_total{owner=\"o\",function=\"f\\\"x\",version=\"3\"} 1"
+            ),
             "{text}"
         );
-        assert!(
-            text.contains("hotswap_invocation_errors_total{function=\"f\\\"x\",version=\"3\"} 1")
-        );
+        assert!(text.contains(
+            "hotswap_invocation_errors_total{owner=\"o\",function=\"f\\\"x\",version=\"3\"} 1"
+        ));
         assert!(text.contains("hotswap_warm_instances 2"));
         assert!(text.contains("hotswap_sandbox_isolated 1"));
         assert!(text.contains("quantile=\"0.99\""));

@@ -1,4 +1,4 @@
-//! Sliding-window metrics per watched (function, version): one bucket per
+//! Sliding-window metrics per watched (function id, version): one bucket per
 //! [`BUCKET_SECS`] seconds for the last [`RETENTION_SECS`] seconds, each with
 //! counts and an HDR histogram, so that a deployment controller can ask "how
 //! did version 7 do since its step began" and get invocations, errors,
@@ -164,6 +164,17 @@ impl Windows {
             m.p99_duration = h.value_at_quantile(0.99) as f64 / 1000.0;
         }
         m
+    }
+
+    /// Stops keeping every window of the function with this id (it was
+    /// deleted).
+    pub fn forget(&self, function: &str) {
+        if let Ok(mut w) = self.watched.write() {
+            w.remove(function);
+        }
+        if let Ok(mut map) = self.versions.lock() {
+            map.retain(|(f, _), _| f != function);
+        }
     }
 
     /// Drops versions without traffic in the retention period.

@@ -170,7 +170,9 @@ pub struct FunctionFilter {
     /// Page size (1–1000; the store clamps, and 0 means
     /// [`DEFAULT_PAGE_SIZE`]).
     pub limit: u32,
-    /// Return names strictly after this one (the previous page's `next_token`).
+    /// Return functions strictly after this position (the previous page's
+    /// `next_token`: `name:owner`, or a bare name, which skips every owner's
+    /// function of that name).
     pub after: Option<String>,
 }
 
@@ -206,8 +208,11 @@ impl Claimed {
 pub struct InvocationFilter {
     /// Invocations of this function name…
     pub function_name: String,
-    /// …queued by this owner.
+    /// …of this owner…
     pub owner_id: String,
+    /// …queued for the function with this id (or before ids existed): an
+    /// earlier function of the same name keeps its invocations to itself.
+    pub function_id: Option<String>,
     /// Only those in this state.
     pub status: Option<AsyncStatus>,
     /// Page size (clamped to 1–1000; 0 means [`DEFAULT_PAGE_SIZE`]).
@@ -271,20 +276,29 @@ pub trait MetadataStore: Send + Sync + 'static {
     // ---- functions -------------------------------------------------------
 
     /// Inserts the function and its `$LATEST` version (number 0).
-    /// `Conflict` when the name is taken.
+    /// `Conflict` when its owner has a function of that name (or the id is
+    /// taken).
+    ///
+    /// Functions are found by (owner, name) — names are unique per owner —
+    /// or by [`Function::function_id`]; everything that belongs to a
+    /// function (versions, aliases, triggers, deployments, counters) is
+    /// addressed by the function's id, which a function created again under
+    /// the same name never shares.
     async fn create_function(&self, function: &Function, latest: &FunctionVersion) -> Result<()>;
-    /// The function with this name, if any.
-    async fn get_function(&self, name: &str) -> Result<Option<Function>>;
-    /// One page of functions, ordered by name (the database's collation;
-    /// byte order on SQLite), filtered by owner and tag. See
+    /// The function of this owner with this name, if any.
+    async fn get_function(&self, owner_id: &str, name: &str) -> Result<Option<Function>>;
+    /// The function with this id, if any.
+    async fn get_function_by_id(&self, function_id: &str) -> Result<Option<Function>>;
+    /// One page of functions, ordered by name then owner (the database's
+    /// collation; byte order on SQLite), filtered by owner and tag. See
     /// [`FunctionFilter`].
     async fn list_functions(&self, filter: &FunctionFilter) -> Result<Page<Function>>;
-    /// Replaces the function's configuration and its `$LATEST` row.
-    /// `NotFound` when absent.
+    /// Replaces the function's configuration and its `$LATEST` row (found
+    /// by `function.function_id`). `NotFound` when absent.
     async fn update_function(&self, function: &Function, latest: &FunctionVersion) -> Result<()>;
-    /// Deletes the function with its versions, aliases, triggers and
-    /// deployments. `false` when it did not exist.
-    async fn delete_function(&self, name: &str) -> Result<bool>;
+    /// Deletes the function with this id with its versions, aliases,
+    /// triggers and deployments. `false` when it did not exist.
+    async fn delete_function(&self, function_id: &str) -> Result<bool>;
 
     /// Adds `count` invocations to the function's `total_invocations` and
     /// the version's `invocation_count`, and moves `last_invoked_at` forward
@@ -292,7 +306,7 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// A function or version deleted meanwhile is ignored.
     async fn record_invocations(
         &self,
-        function: &str,
+        function_id: &str,
         version: u32,
         count: u64,
         at: hotswap_domain::time::Timestamp,
@@ -303,25 +317,26 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Reserves the next version number of the function (1, 2, …). Numbers
     /// are never reused, even after a version is deleted. `NotFound` when the
     /// function does not exist.
-    async fn allocate_version_number(&self, function: &str) -> Result<u32>;
+    async fn allocate_version_number(&self, function_id: &str) -> Result<u32>;
     /// Inserts a published version (number ≥ 1) and sets the function's
     /// `published_version` to its version string. `Conflict` if it exists.
     async fn insert_version(&self, version: &FunctionVersion) -> Result<()>;
     /// Version 0 is `$LATEST`.
-    async fn get_version(&self, function: &str, version: u32) -> Result<Option<FunctionVersion>>;
+    async fn get_version(&self, function_id: &str, version: u32)
+        -> Result<Option<FunctionVersion>>;
     /// `$LATEST` first, then published versions in ascending order.
-    async fn list_versions(&self, function: &str) -> Result<Vec<FunctionVersion>>;
+    async fn list_versions(&self, function_id: &str) -> Result<Vec<FunctionVersion>>;
     /// `NotFound` when absent; returns the updated version.
     async fn set_version_status(
         &self,
-        function: &str,
+        function_id: &str,
         version: u32,
         status: VersionStatus,
     ) -> Result<FunctionVersion>;
     /// Deletes a published version. `Conflict` (with a message naming the
     /// aliases) while an alias routes to it, or when `can_delete()` is false;
     /// `NotFound` when absent. Checked and deleted atomically.
-    async fn delete_version(&self, function: &str, version: u32) -> Result<FunctionVersion>;
+    async fn delete_version(&self, function_id: &str, version: u32) -> Result<FunctionVersion>;
 
     // ---- aliases ---------------------------------------------------------
 
@@ -329,14 +344,14 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// not exist at the time of the write (checked atomically).
     async fn create_alias(&self, alias: &FunctionAlias) -> Result<()>;
     /// The alias of this function with this name, if any.
-    async fn get_alias(&self, function: &str, alias: &str) -> Result<Option<FunctionAlias>>;
+    async fn get_alias(&self, function_id: &str, alias: &str) -> Result<Option<FunctionAlias>>;
     /// The function's aliases, ordered by name.
-    async fn list_aliases(&self, function: &str) -> Result<Vec<FunctionAlias>>;
+    async fn list_aliases(&self, function_id: &str) -> Result<Vec<FunctionAlias>>;
     /// Replaces version, routing, description and `updated_at`. `NotFound`
     /// when absent; `Conflict` when a routed version no longer exists.
     async fn update_alias(&self, alias: &FunctionAlias) -> Result<()>;
     /// Deletes the alias; `false` when it did not exist.
-    async fn delete_alias(&self, function: &str, alias: &str) -> Result<bool>;
+    async fn delete_alias(&self, function_id: &str, alias: &str) -> Result<bool>;
 
     // ---- triggers --------------------------------------------------------
 
@@ -346,7 +361,7 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// The trigger with this ID, if any.
     async fn get_trigger(&self, trigger_id: &str) -> Result<Option<Trigger>>;
     /// All triggers, or those of one function; ordered by creation time.
-    async fn list_triggers(&self, function: Option<&str>) -> Result<Vec<Trigger>>;
+    async fn list_triggers(&self, function_id: Option<&str>) -> Result<Vec<Trigger>>;
     /// Replaces the stored trigger. `NotFound` when absent.
     async fn update_trigger(&self, trigger: &Trigger) -> Result<()>;
     /// Deletes the trigger; `false` when it did not exist.
@@ -371,7 +386,7 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// The deployment with this ID, if any.
     async fn get_deployment(&self, deployment_id: &str) -> Result<Option<Deployment>>;
     /// Newest first.
-    async fn list_deployments(&self, function: &str) -> Result<Vec<Deployment>>;
+    async fn list_deployments(&self, function_id: &str) -> Result<Vec<Deployment>>;
     /// Replaces the stored deployment. `NotFound` when absent.
     async fn update_deployment(&self, deployment: &Deployment) -> Result<()>;
     /// Deployments still Pending or InProgress, of every function, oldest

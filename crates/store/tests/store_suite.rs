@@ -143,6 +143,9 @@ macro_rules! suite {
 }
 
 suite!(
+    two_owners_may_each_have_a_function_of_one_name,
+    a_recreated_function_gets_a_new_id_and_none_of_the_old_rows,
+    a_database_at_migration_5_migrates_with_its_data,
     layer_versions_number_per_name_and_belong_to_one_owner,
     async_invocations_are_claimed_once_and_reclaimed_after_their_lease,
     a_stale_attempt_cannot_overwrite_a_newer_claim,
@@ -186,6 +189,10 @@ fn at(micros: i64) -> Timestamp {
 
 fn function(name: &str, owner: &str) -> Function {
     let mut f = Function::new(name, Runtime::Python311, "app.handler", owner);
+    // In these cases a function's id is its name, so that its rows are
+    // addressed by the name they were created with (the identity cases
+    // below use real ids).
+    f.function_id = name.to_owned();
     f.description = Some(format!("the {name} function"));
     f.memory_size = 512;
     f.timeout = 60;
@@ -259,7 +266,7 @@ async fn create_with_versions(store: &dyn MetadataStore, name: &str, n: u32) -> 
 }
 
 fn alias(function: &str, name: &str, version: u32) -> FunctionAlias {
-    let mut a = FunctionAlias::new(function, name, version);
+    let mut a = FunctionAlias::new(function, name, version).of_function(function);
     a.description = Some(format!("{name} traffic"));
     a.created_at = at(1_700_000_400_000_011);
     a.updated_at = at(1_700_000_400_000_012);
@@ -285,8 +292,16 @@ fn deployment(function: &str, alias: &str, started: i64) -> Deployment {
         config,
         "alice",
     );
+    d.function_id = function.to_owned();
     d.started_at = at(started);
     d
+}
+
+/// A trigger of the function whose id is `function`.
+fn trigger_of(function: &str, kind: TriggerType, config: TriggerConfig) -> Trigger {
+    let mut t = Trigger::new(function, kind, config);
+    t.function_id = function.to_owned();
+    t
 }
 
 fn conflict<T: std::fmt::Debug>(result: Result<T>) -> String {
@@ -305,7 +320,7 @@ fn not_found<T: std::fmt::Debug>(result: Result<T>) -> (&'static str, String) {
 
 async fn published(store: &dyn MetadataStore, function: &str) -> Option<String> {
     store
-        .get_function(function)
+        .get_function_by_id(function)
         .await
         .expect("get function")
         .expect("function exists")
@@ -330,10 +345,14 @@ async fn summary_names_the_backend(ctx: Ctx) {
 
 async fn function_round_trip(ctx: Ctx) {
     let s = ctx.store.as_ref();
-    assert_eq!(s.get_function("hello").await.unwrap(), None);
+    assert_eq!(s.get_function_by_id("hello").await.unwrap(), None);
     let f = create(s, "hello", "owner-1").await;
 
-    let got = s.get_function("hello").await.unwrap().expect("stored");
+    let got = s
+        .get_function_by_id("hello")
+        .await
+        .unwrap()
+        .expect("stored");
     assert_eq!(got.name, "hello");
     assert_eq!(got.owner_id, "owner-1");
     assert_eq!(got.description.as_deref(), Some("the hello function"));
@@ -361,27 +380,34 @@ async fn function_round_trip(ctx: Ctx) {
     assert_eq!(latest, snapshot(&f, 0));
 
     // A minimal function: every Option empty, every map empty.
-    let bare = Function::new("bare", Runtime::Node20, "index.handler", "owner-2");
+    let mut bare = Function::new("bare", Runtime::Node20, "index.handler", "owner-2");
+    bare.function_id = "bare".to_owned();
     s.create_function(&bare, &snapshot(&bare, 0)).await.unwrap();
-    assert_eq!(s.get_function("bare").await.unwrap(), Some(bare.clone()));
+    assert_eq!(
+        s.get_function_by_id("bare").await.unwrap(),
+        Some(bare.clone())
+    );
 
     let message = conflict(s.create_function(&f, &snapshot(&f, 0)).await);
     assert_eq!(message, "function 'hello' already exists");
     // The refused create changed nothing.
-    assert_eq!(s.get_function("hello").await.unwrap(), Some(f.clone()));
+    assert_eq!(
+        s.get_function_by_id("hello").await.unwrap(),
+        Some(f.clone())
+    );
 
     // A $LATEST that is not version 0 of this function is refused.
     conflict(
         s.create_function(&function("other", "o"), &snapshot(&f, 0))
             .await,
     );
-    assert_eq!(s.get_function("other").await.unwrap(), None);
+    assert_eq!(s.get_function_by_id("other").await.unwrap(), None);
 }
 
 async fn function_update_replaces_configuration(ctx: Ctx) {
     let s = ctx.store.as_ref();
     let f = create_with_versions(s, "upd", 2).await;
-    let mut changed = s.get_function("upd").await.unwrap().unwrap();
+    let mut changed = s.get_function_by_id("upd").await.unwrap().unwrap();
     assert_eq!(changed.published_version.as_deref(), Some("v2"));
     changed.description = None;
     changed.runtime = Runtime::Node20;
@@ -401,7 +427,7 @@ async fn function_update_replaces_configuration(ctx: Ctx) {
     latest.code_sha256 = "ff".repeat(32);
     s.update_function(&changed, &latest).await.unwrap();
 
-    let got = s.get_function("upd").await.unwrap().unwrap();
+    let got = s.get_function_by_id("upd").await.unwrap().unwrap();
     assert_eq!(got.published_version.as_deref(), Some("v2"));
     changed.published_version = Some("v2".to_owned());
     changed.last_invoked_at = stored_last_invoked;
@@ -429,7 +455,7 @@ async fn function_update_replaces_configuration(ctx: Ctx) {
     let missing = function("missing", "o");
     let (kind, id) = not_found(s.update_function(&missing, &snapshot(&missing, 0)).await);
     assert_eq!((kind, id.as_str()), ("function", "missing"));
-    assert_eq!(s.get_function("missing").await.unwrap(), None);
+    assert_eq!(s.get_function_by_id("missing").await.unwrap(), None);
 }
 
 async fn functions_paginate_and_filter(ctx: Ctx) {
@@ -468,7 +494,12 @@ async fn functions_paginate_and_filter(ctx: Ctx) {
         seen.extend(names(&page.items));
         match page.next_token {
             Some(token) => {
-                assert_eq!(Some(&token), seen.last(), "next token is the last name");
+                let last = page.items.last().unwrap();
+                assert_eq!(
+                    token,
+                    format!("{}:{}", last.name, last.owner_id),
+                    "next token is the last name and owner"
+                );
                 after = Some(token);
             }
             None => break,
@@ -486,9 +517,9 @@ async fn functions_paginate_and_filter(ctx: Ctx) {
         .unwrap();
     assert_eq!(
         first.items,
-        vec![s.get_function("fn-00").await.unwrap().unwrap()]
+        vec![s.get_function_by_id("fn-00").await.unwrap().unwrap()]
     );
-    assert_eq!(first.next_token.as_deref(), Some("fn-00"));
+    assert_eq!(first.next_token.as_deref(), Some("fn-00:even"));
 
     // A page that ends exactly at the last row has no next token.
     let exact = s
@@ -616,7 +647,10 @@ async fn counters_and_extreme_values_round_trip(ctx: Ctx) {
     latest.code_size = i64::MAX as u64;
     latest.invocation_count = u64::from(u32::MAX) + 1;
     s.create_function(&f, &latest).await.unwrap();
-    assert_eq!(s.get_function("extreme").await.unwrap(), Some(f.clone()));
+    assert_eq!(
+        s.get_function_by_id("extreme").await.unwrap(),
+        Some(f.clone())
+    );
     assert_eq!(s.get_version("extreme", 0).await.unwrap(), Some(latest));
 
     // Counters beyond what the database holds are refused, not wrapped.
@@ -624,7 +658,7 @@ async fn counters_and_extreme_values_round_trip(ctx: Ctx) {
     too_big.total_invocations = u64::MAX;
     let message = conflict(s.create_function(&too_big, &snapshot(&too_big, 0)).await);
     assert!(message.contains("total_invocations"), "{message}");
-    assert_eq!(s.get_function("too-big").await.unwrap(), None);
+    assert_eq!(s.get_function_by_id("too-big").await.unwrap(), None);
 
     // Weights that are not the shortest decimal of themselves.
     let number = s.allocate_version_number("extreme").await.unwrap();
@@ -661,7 +695,7 @@ async fn invocation_counters_add_up_and_survive_configuration_writes(ctx: Ctx) {
     s.record_invocations("counted", 0, 3, at(1_600_000_000_000_000))
         .await
         .unwrap();
-    let got = s.get_function("counted").await.unwrap().unwrap();
+    let got = s.get_function_by_id("counted").await.unwrap().unwrap();
     assert_eq!(got.total_invocations, f.total_invocations + 103);
     assert_eq!(
         got.last_invoked_at,
@@ -692,7 +726,7 @@ async fn invocation_counters_add_up_and_survive_configuration_writes(ctx: Ctx) {
     s.update_function(&stale, &snapshot(&stale, 0))
         .await
         .unwrap();
-    let got = s.get_function("counted").await.unwrap().unwrap();
+    let got = s.get_function_by_id("counted").await.unwrap().unwrap();
     assert_eq!(
         (got.timeout, got.total_invocations),
         (99, f.total_invocations + 103)
@@ -1049,6 +1083,7 @@ async fn invocations_list_newest_first_by_function_owner_and_status(ctx: Ctx) {
     let filter = |status, after: Option<&str>| hotswap_store::InvocationFilter {
         function_name: "f".into(),
         owner_id: "alice".into(),
+        function_id: None,
         status,
         limit: 4,
         after: after.map(|t| t.parse().unwrap()),
@@ -1075,6 +1110,41 @@ async fn invocations_list_newest_first_by_function_owner_and_status(ctx: Ctx) {
         .parse::<hotswap_store::InvocationCursor>()
         .is_err());
     assert!("12.".parse::<hotswap_store::InvocationCursor>().is_err());
+
+    // One queued for an earlier function of the same name (another id) is
+    // not the new function's; those queued before ids existed are.
+    let mut earlier = queued("earlier", "f", "alice", secs(5));
+    earlier.function_id = Some("old-id".into());
+    s.enqueue_invocation(&earlier).await.unwrap();
+    let mut current = queued("current", "f", "alice", secs(6));
+    current.function_id = Some("new-id".into());
+    s.enqueue_invocation(&current).await.unwrap();
+    let mine = s
+        .list_invocations(&hotswap_store::InvocationFilter {
+            function_id: Some("new-id".into()),
+            limit: 100,
+            ..filter(None, None)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&mine),
+        [
+            "current",
+            "a-5b",
+            "a-4",
+            "a-3",
+            "a-2",
+            "a-1",
+            failed.request_id.as_str()
+        ]
+    );
+    let got = s.get_invocation("current").await.unwrap().unwrap();
+    assert_eq!(
+        got.function_id.as_deref(),
+        Some("new-id"),
+        "the id round-trips"
+    );
 }
 
 async fn layer_versions_number_per_name_and_belong_to_one_owner(ctx: Ctx) {
@@ -1192,7 +1262,7 @@ async fn version_round_trip_and_status(ctx: Ctx) {
     assert_eq!(got.status, VersionStatus::Deprecated);
     assert_eq!(got, v);
     assert_eq!(
-        s.get_function("ver")
+        s.get_function_by_id("ver")
             .await
             .unwrap()
             .unwrap()
@@ -1481,7 +1551,7 @@ async fn trigger_round_trip(ctx: Ctx) {
     let s = ctx.store.as_ref();
     create(s, "trg", "o").await;
     create(s, "trg2", "o").await;
-    let mut http = Trigger::new(
+    let mut http = trigger_of(
         "trg",
         TriggerType::Http,
         TriggerConfig {
@@ -1496,7 +1566,7 @@ async fn trigger_round_trip(ctx: Ctx) {
     http.last_executed_at = Some(at(1_700_000_000_500_002));
     http.execution_count = 1 << 33;
     http.failure_count = 3;
-    let mut cron = Trigger::new(
+    let mut cron = trigger_of(
         "trg2",
         TriggerType::Scheduled,
         TriggerConfig {
@@ -1507,7 +1577,7 @@ async fn trigger_round_trip(ctx: Ctx) {
     );
     cron.is_enabled = false;
     cron.created_at = at(1_700_000_000_000_000);
-    let mut queue = Trigger::new(
+    let mut queue = trigger_of(
         "trg",
         TriggerType::Queue,
         TriggerConfig {
@@ -1565,7 +1635,7 @@ async fn trigger_round_trip(ctx: Ctx) {
         message,
         format!("trigger '{}' already exists", http.trigger_id)
     );
-    let orphan = Trigger::new("nope", TriggerType::Http, TriggerConfig::default());
+    let orphan = trigger_of("nope", TriggerType::Http, TriggerConfig::default());
     let (kind, id) = not_found(s.create_trigger(&orphan).await);
     assert_eq!((kind, id.as_str()), ("function", "nope"));
     let (kind, _) = not_found(s.update_trigger(&orphan).await);
@@ -2113,8 +2183,8 @@ async fn delete_function_cascades(ctx: Ctx) {
     create_with_versions(s, "kept", 1).await;
     s.create_alias(&alias("doomed", "prod", 1)).await.unwrap();
     s.create_alias(&alias("kept", "prod", 1)).await.unwrap();
-    let doomed_trigger = Trigger::new("doomed", TriggerType::Http, TriggerConfig::default());
-    let kept_trigger = Trigger::new("kept", TriggerType::Http, TriggerConfig::default());
+    let doomed_trigger = trigger_of("doomed", TriggerType::Http, TriggerConfig::default());
+    let kept_trigger = trigger_of("kept", TriggerType::Http, TriggerConfig::default());
     s.create_trigger(&doomed_trigger).await.unwrap();
     s.create_trigger(&kept_trigger).await.unwrap();
     let doomed_deployment = deployment("doomed", "prod", 1);
@@ -2125,7 +2195,7 @@ async fn delete_function_cascades(ctx: Ctx) {
 
     assert!(s.delete_function("doomed").await.unwrap());
     assert!(!s.delete_function("doomed").await.unwrap());
-    assert_eq!(s.get_function("doomed").await.unwrap(), None);
+    assert_eq!(s.get_function_by_id("doomed").await.unwrap(), None);
     assert!(s.list_versions("doomed").await.unwrap().is_empty());
     assert!(s.list_aliases("doomed").await.unwrap().is_empty());
     assert_eq!(
@@ -2164,7 +2234,7 @@ async fn data_survives_reopen(ctx: Ctx) {
     let f = create_with_versions(ctx.store.as_ref(), "durable", 2).await;
     let a = alias("durable", "prod", 2);
     ctx.store.create_alias(&a).await.unwrap();
-    let t = Trigger::new("durable", TriggerType::Http, TriggerConfig::default());
+    let t = trigger_of("durable", TriggerType::Http, TriggerConfig::default());
     ctx.store.create_trigger(&t).await.unwrap();
     let d = deployment("durable", "prod", 5);
     ctx.store.create_deployment(&d).await.unwrap();
@@ -2173,11 +2243,11 @@ async fn data_survives_reopen(ctx: Ctx) {
     let mut token = api_token("ee", "tok_durable", "o", TokenRole::Admin);
     token.created_at = time::now();
     ctx.store.insert_token(&token).await.unwrap();
-    let before = ctx.store.get_function("durable").await.unwrap();
+    let before = ctx.store.get_function_by_id("durable").await.unwrap();
 
     let ctx = ctx.reopen().await;
     let s = ctx.store.as_ref();
-    assert_eq!(s.get_function("durable").await.unwrap(), before);
+    assert_eq!(s.get_function_by_id("durable").await.unwrap(), before);
     assert_eq!(
         s.list_versions("durable").await.unwrap(),
         vec![snapshot(&f, 0), snapshot(&f, 1), snapshot(&f, 2)]
@@ -2243,7 +2313,7 @@ async fn corrupt_rows_are_reported_not_panicked_on(ctx: Ctx) {
                 other => panic!("expected Corrupt, got {other:?}"),
             }
         } else {
-            match s.get_function("bad").await {
+            match s.get_function_by_id("bad").await {
                 Err(StoreError::Corrupt(detail)) => {
                     assert!(detail.starts_with(column), "{corrupt_sql}: {detail}")
                 }
@@ -2269,4 +2339,293 @@ async fn corrupt_rows_are_reported_not_panicked_on(ctx: Ctx) {
     }
     assert!(s.get_version("bad", 0).await.unwrap().is_some());
     raw.close().await.unwrap();
+}
+
+// ---- identity and names per owner ---------------------------------------------
+
+/// A function as the API creates it: a fresh UUID for its id.
+async fn create_fresh(store: &dyn MetadataStore, name: &str, owner: &str) -> Function {
+    let mut f = function(name, owner);
+    f.function_id = uuid::Uuid::new_v4().to_string();
+    store
+        .create_function(&f, &snapshot(&f, 0))
+        .await
+        .expect("create function");
+    f
+}
+
+async fn two_owners_may_each_have_a_function_of_one_name(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    let a = create_fresh(s, "orders", "alice").await;
+    let b = create_fresh(s, "orders", "bob").await;
+    assert_ne!(a.function_id, b.function_id);
+    assert_eq!(
+        s.get_function("alice", "orders").await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(
+        s.get_function("bob", "orders").await.unwrap(),
+        Some(b.clone())
+    );
+    assert_eq!(s.get_function("carol", "orders").await.unwrap(), None);
+    assert_eq!(
+        s.get_function_by_id(&b.function_id).await.unwrap(),
+        Some(b.clone())
+    );
+
+    // Unique within an owner, whatever the id.
+    let mut again = function("orders", "alice");
+    again.function_id = uuid::Uuid::new_v4().to_string();
+    let message = conflict(s.create_function(&again, &snapshot(&again, 0)).await);
+    assert_eq!(message, "function 'orders' already exists");
+
+    // Each one's versions, aliases and deployments are its own.
+    let n = s.allocate_version_number(&a.function_id).await.unwrap();
+    assert_eq!(n, 1);
+    s.insert_version(&snapshot(&a, n)).await.unwrap();
+    assert_eq!(s.list_versions(&a.function_id).await.unwrap().len(), 2);
+    assert_eq!(s.list_versions(&b.function_id).await.unwrap().len(), 1);
+    let prod = FunctionAlias::new("orders", "prod", 1).of_function(&a.function_id);
+    s.create_alias(&prod).await.unwrap();
+    assert!(s.list_aliases(&b.function_id).await.unwrap().is_empty());
+    let bobs = FunctionAlias::new("orders", "prod", 1).of_function(&b.function_id);
+    let message = conflict(s.create_alias(&bobs).await);
+    assert!(message.contains("version 1"), "{message}");
+    s.record_invocations(&a.function_id, 0, 3, at(1_800_000_000_000_000))
+        .await
+        .unwrap();
+    let counted = |f: Option<Function>| f.unwrap().total_invocations;
+    assert_eq!(
+        counted(s.get_function("alice", "orders").await.unwrap()),
+        a.total_invocations + 3
+    );
+    assert_eq!(
+        counted(s.get_function("bob", "orders").await.unwrap()),
+        b.total_invocations
+    );
+
+    // Lists: both by name then owner, or one owner's.
+    let all = s.list_functions(&FunctionFilter::default()).await.unwrap();
+    let owners: Vec<&str> = all.items.iter().map(|f| f.owner_id.as_str()).collect();
+    assert_eq!(owners, ["alice", "bob"]);
+    let page = s
+        .list_functions(&FunctionFilter {
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.next_token.as_deref(), Some("orders:alice"));
+    let next = s
+        .list_functions(&FunctionFilter {
+            after: page.next_token,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(next.items, vec![b.clone()]);
+    let bobs_only = s
+        .list_functions(&FunctionFilter {
+            owner_id: Some("bob".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(bobs_only.items.len(), 1);
+
+    // Deleting one leaves the other whole.
+    assert!(s.delete_function(&a.function_id).await.unwrap());
+    assert_eq!(s.get_function("alice", "orders").await.unwrap(), None);
+    assert_eq!(
+        s.get_function("bob", "orders").await.unwrap(),
+        Some(b.clone())
+    );
+    assert_eq!(s.list_versions(&b.function_id).await.unwrap().len(), 1);
+}
+
+async fn a_recreated_function_gets_a_new_id_and_none_of_the_old_rows(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    let old = create_fresh(s, "reuse", "bob").await;
+    let n = s.allocate_version_number(&old.function_id).await.unwrap();
+    s.insert_version(&snapshot(&old, n)).await.unwrap();
+    let prod = FunctionAlias::new("reuse", "prod", 1).of_function(&old.function_id);
+    s.create_alias(&prod).await.unwrap();
+    let mut d = deployment("reuse", "prod", 1_700_000_000_000_000);
+    d.function_id = old.function_id.clone();
+    d.source_version = None;
+    d.target_version = 1;
+    s.create_deployment(&d).await.unwrap();
+    assert!(s.delete_function(&old.function_id).await.unwrap());
+
+    let new = Function::new("reuse", Runtime::Python311, "app.handler", "bob");
+    assert_ne!(
+        new.function_id, old.function_id,
+        "Function::new gives a fresh id"
+    );
+    s.create_function(
+        &new,
+        &FunctionVersion::snapshot(&new, 0, "ab", 1, "bob", None),
+    )
+    .await
+    .unwrap();
+    let got = s.get_function("bob", "reuse").await.unwrap().unwrap();
+    assert_eq!(got.function_id, new.function_id);
+    assert_eq!(got.published_version, None);
+    assert_eq!(s.list_versions(&new.function_id).await.unwrap().len(), 1);
+    assert!(s.list_aliases(&new.function_id).await.unwrap().is_empty());
+    assert!(s
+        .list_deployments(&new.function_id)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.get_function_by_id(&old.function_id).await.unwrap(), None);
+    // The old id addresses nothing any more.
+    assert_eq!(s.get_version(&old.function_id, 1).await.unwrap(), None);
+    let (kind, _) = not_found(s.allocate_version_number(&old.function_id).await);
+    assert_eq!(kind, "function");
+    let n = s.allocate_version_number(&new.function_id).await.unwrap();
+    assert_eq!(n, 1, "the new function counts its versions from 1");
+}
+
+/// The schema as migrations 0001–0005 left it, with data, opened by the
+/// store: functions keep everything, get `migrated-{name}` ids, and their
+/// versions, aliases, tags, triggers and deployments follow them.
+async fn a_database_at_migration_5_migrates_with_its_data(ctx: Ctx) {
+    // A database of its own, built with the old migrations only.
+    let url = match ctx.backend {
+        "sqlite" => {
+            let dir = tempfile::tempdir().unwrap().keep();
+            format!("sqlite://{}", dir.join("old.db").display())
+        }
+        _ => {
+            // A second database next to the case's own.
+            let mut url = url::Url::parse(&ctx.url).unwrap();
+            let db = format!("hotswap_old_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(&ctx.url).await.unwrap();
+            sqlx::query(&format!("CREATE DATABASE {db}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            url.set_path(&db);
+            url.to_string()
+        }
+    };
+    {
+        use sqlx::Executor;
+        sqlx::any::install_default_drivers();
+        let connect = if url.starts_with("sqlite") {
+            format!("{url}?mode=rwc")
+        } else {
+            url.clone()
+        };
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&connect)
+            .await
+            .unwrap();
+        // sqlx's own migrator, with the migrations up to 0005 only.
+        let mut old = sqlx::migrate!("./migrations");
+        old.migrations = old
+            .migrations
+            .iter()
+            .filter(|m| m.version <= 5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        old.run(&pool).await.expect("old schema");
+        let mut conn = pool.acquire().await.unwrap();
+        let old_rows = [
+            "INSERT INTO functions (name, owner_id, description, runtime, handler, memory_size, timeout, \
+             environment, layers, vpc_config, tags, published_version, version_counter, created_at, \
+             updated_at, total_invocations, last_invoked_at, scaling_config, dead_letter_target) VALUES \
+             ('orders', 'alice', 'old', 'Python311', 'app.handler', 256, 30, '{}', '[]', NULL, \
+             '{\"team\":\"core\"}', 'v1', 1, 1700000000000000, 1700000000000000, 7, NULL, '{}', NULL)",
+            "INSERT INTO function_tags (function_name, tag_key, tag_value) VALUES ('orders', 'team', 'core')",
+            "INSERT INTO versions (function_name, version, code_sha256, code_size, code_location, runtime, \
+             handler, memory_size, timeout, environment, layers, created_at, created_by, description, \
+             invocation_count, status) VALUES ('orders', 0, 'aa', 1, 'functions/orders/versions/latest/aa/code.zip', \
+             'Python311', 'app.handler', 256, 30, '{}', '[]', 1700000000000000, 'alice', NULL, 0, 'Active'), \
+             ('orders', 1, 'aa', 1, 'functions/orders/versions/1/code.zip', \
+             'Python311', 'app.handler', 256, 30, '{}', '[]', 1700000000000000, 'alice', NULL, 5, 'Active')",
+            "INSERT INTO aliases (function_name, alias_name, version, routing_config, description, created_at, \
+             updated_at) VALUES ('orders', 'prod', 1, '{}', NULL, 1700000000000000, 1700000000000000)",
+            "INSERT INTO triggers (trigger_id, function_name, target_version, trigger_type, is_enabled, config, \
+             created_at, last_executed_at, execution_count, failure_count) VALUES ('t1', 'orders', 'prod', \
+             'Http', 1, '{\"httpPath\":\"/orders\"}', 1700000000000000, NULL, 0, 0)",
+            "INSERT INTO deployments (deployment_id, function_name, alias_name, target_version, source_version, \
+             strategy, config, status, progress, current_phase, started_at, completed_at, deployed_by, \
+             error_message, rollback_reason, metrics) VALUES ('d1', 'orders', 'prod', 1, NULL, 'AllAtOnce', \
+             '{}', 'Completed', 100.0, NULL, 1700000000000000, NULL, 'alice', NULL, NULL, NULL)",
+            "INSERT INTO async_invocations (request_id, function_name, qualifier, owner_id, payload, content_type, \
+             status, attempts, max_attempts, next_attempt_at, lease_until, created_at, updated_at, result, \
+             executed_version) VALUES ('r1', 'orders', '$LATEST', 'alice', 'e30=', 'application/json', 'Queued', \
+             0, 3, 1700000000000000, NULL, 1700000000000000, 1700000000000000, NULL, NULL)",
+        ];
+        for sql in old_rows {
+            conn.execute(sql).await.unwrap();
+        }
+        drop(conn);
+        pool.close().await;
+    }
+
+    let s = open_metadata_store(&url).await.expect("migrates");
+    let f = s
+        .get_function("alice", "orders")
+        .await
+        .unwrap()
+        .expect("kept");
+    assert_eq!(f.function_id, "migrated-orders");
+    assert_eq!(
+        (
+            f.description.as_deref(),
+            f.total_invocations,
+            f.published_version.as_deref()
+        ),
+        (Some("old"), 7, Some("v1"))
+    );
+    let versions = s.list_versions(&f.function_id).await.unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[1].function_id, f.function_id);
+    assert_eq!(
+        versions[1].code_location, "functions/orders/versions/1/code.zip",
+        "stored locations stay"
+    );
+    assert_eq!(versions[1].invocation_count, 5);
+    let prod = s
+        .get_alias(&f.function_id, "prod")
+        .await
+        .unwrap()
+        .expect("alias kept");
+    assert_eq!(prod.version, 1);
+    let tagged = s
+        .list_functions(&FunctionFilter {
+            tag: Some(("team".into(), Some("core".into()))),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(tagged.items.len(), 1, "tags follow");
+    let triggers = s.list_triggers(Some(&f.function_id)).await.unwrap();
+    assert_eq!(triggers.len(), 1);
+    let deployments = s.list_deployments(&f.function_id).await.unwrap();
+    assert_eq!(deployments[0].deployment_id, "d1");
+    let inv = s.get_invocation("r1").await.unwrap().expect("kept");
+    assert_eq!(inv.function_id.as_deref(), Some("migrated-orders"));
+    // The migrated function keeps working: another owner may now take its
+    // name, and it can publish again.
+    let bobs = create_fresh(s.as_ref(), "orders", "bob").await;
+    assert_ne!(bobs.function_id, f.function_id);
+    assert_eq!(s.allocate_version_number(&f.function_id).await.unwrap(), 2);
+    drop(s);
+    if !url.starts_with("sqlite") {
+        let db = url::Url::parse(&url)
+            .unwrap()
+            .path()
+            .trim_start_matches('/')
+            .to_owned();
+        let mut conn = sqlx::PgConnection::connect(&ctx.url).await.unwrap();
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await;
+    }
 }

@@ -5,12 +5,13 @@ use hotswap_control::{FunctionPatch, NewFunction};
 use hotswap_domain::Function;
 use hotswap_store::FunctionFilter;
 
+use crate::dto::OwnerQuery;
 use crate::dto::{
-    CodeInput, CreateFunctionRequest, FunctionPath, ListFunctionsQuery, Page, RawBytes,
+    CodeInput, CreateFunctionRequest, FunctionName, ListFunctionsQuery, Page, RawBytes,
     UpdateFunctionRequest, VersionResponse,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, Json, NoQuery, Path, Query};
+use crate::extract::{Caller, FunctionPath, Json, NoQuery, Owner, Query};
 use crate::AppState;
 
 fn content_type(req: &Request) -> String {
@@ -69,12 +70,13 @@ async fn read_multipart(mut m: Multipart) -> ApiResult<(CreateFunctionRequest, B
 
 /// Create a function with its code (JSON with base64 `code.zipFile`, or
 /// multipart with `metadata` and `code` parts).
-#[utoipa::path(post, path = "/v1/functions", tag = "functions", request_body = CreateFunctionRequest,
+#[utoipa::path(post, path = "/v1/functions", params(OwnerQuery), tag = "functions", request_body = CreateFunctionRequest,
     responses((status = 201, body = Function), (status = 409, body = ApiError)))]
 pub(crate) async fn create(
     State(s): State<AppState>,
     Caller(caller): Caller,
     _: NoQuery,
+    Owner(owner): Owner,
     req: Request,
 ) -> ApiResult<(StatusCode, axum::Json<Function>)> {
     let (body, code) = if content_type(&req).starts_with("multipart/form-data") {
@@ -109,7 +111,10 @@ pub(crate) async fn create(
         scaling_config: body.scaling_config,
         dead_letter_target: body.dead_letter_target,
     };
-    let f = s.control.create_function(&caller, new, code).await?;
+    let f = s
+        .control
+        .create_function(&caller, owner.as_deref(), new, code)
+        .await?;
     Ok((StatusCode::CREATED, axum::Json(f)))
 }
 
@@ -119,6 +124,7 @@ pub(crate) async fn create(
 pub(crate) async fn list(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    Owner(owner): Owner,
     Query(q): Query<ListFunctionsQuery>,
 ) -> ApiResult<axum::Json<Page<Function>>> {
     let limit = crate::dto::check_limit(q.limit)?;
@@ -127,7 +133,7 @@ pub(crate) async fn list(
         None => (t, None),
     });
     let filter = FunctionFilter {
-        owner_id: q.owner,
+        owner_id: owner.or(q.owner),
         tag,
         limit,
         after: q.next_token,
@@ -136,25 +142,25 @@ pub(crate) async fn list(
     Ok(axum::Json(page.into()))
 }
 
-#[utoipa::path(get, path = "/v1/functions/{name}", tag = "functions", params(FunctionPath),
+#[utoipa::path(get, path = "/v1/functions/{name}", tag = "functions", params(FunctionName, OwnerQuery),
     responses((status = 200, body = Function), (status = 404, body = ApiError)))]
 pub(crate) async fn get(
     State(s): State<AppState>,
     Caller(caller): Caller,
     _: NoQuery,
-    Path(name): Path<String>,
+    FunctionPath(fref): FunctionPath,
 ) -> ApiResult<axum::Json<Function>> {
-    Ok(axum::Json(s.control.get_function(&caller, &name).await?))
+    Ok(axum::Json(s.control.get_function(&caller, &fref).await?))
 }
 
 /// Change configuration; applies to the function and its `$LATEST`.
-#[utoipa::path(patch, path = "/v1/functions/{name}", tag = "functions", params(FunctionPath), request_body = UpdateFunctionRequest,
+#[utoipa::path(patch, path = "/v1/functions/{name}", tag = "functions", params(FunctionName, OwnerQuery), request_body = UpdateFunctionRequest,
     responses((status = 200, body = Function), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn update(
     State(s): State<AppState>,
     Caller(caller): Caller,
     _: NoQuery,
-    Path(name): Path<String>,
+    FunctionPath(fref): FunctionPath,
     Json(req): Json<UpdateFunctionRequest>,
 ) -> ApiResult<axum::Json<Function>> {
     let patch = FunctionPatch {
@@ -171,20 +177,20 @@ pub(crate) async fn update(
         dead_letter_target: req.dead_letter_target,
     };
     Ok(axum::Json(
-        s.control.update_function(&caller, &name, patch).await?,
+        s.control.update_function(&caller, &fref, patch).await?,
     ))
 }
 
 /// Replace `$LATEST`'s code: JSON `{ "zipFile": base64 }` or a raw
 /// `application/zip` body.
-#[utoipa::path(put, path = "/v1/functions/{name}/code", tag = "functions", params(FunctionPath),
+#[utoipa::path(put, path = "/v1/functions/{name}/code", tag = "functions", params(FunctionName, OwnerQuery),
     request_body(content((CodeInput = "application/json"), (RawBytes = "application/zip"))),
     responses((status = 200, body = VersionResponse), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn update_code(
     State(s): State<AppState>,
     Caller(caller): Caller,
     _: NoQuery,
-    Path(name): Path<String>,
+    FunctionPath(fref): FunctionPath,
     req: Request,
 ) -> ApiResult<axum::Json<VersionResponse>> {
     let code = if content_type(&req).starts_with("application/zip")
@@ -204,19 +210,23 @@ pub(crate) async fn update_code(
         input.decode()?
     };
     Ok(axum::Json(
-        s.control.update_code(&caller, &name, code).await?.into(),
+        s.control.update_code(&caller, &fref, code).await?.into(),
     ))
 }
 
 /// Delete a function with its versions, aliases, triggers and deployments.
-#[utoipa::path(delete, path = "/v1/functions/{name}", tag = "functions", params(FunctionPath),
+#[utoipa::path(delete, path = "/v1/functions/{name}", tag = "functions", params(FunctionName, OwnerQuery),
     responses((status = 204), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn delete(
     State(s): State<AppState>,
     Caller(caller): Caller,
     _: NoQuery,
-    Path(name): Path<String>,
+    FunctionPath(fref): FunctionPath,
 ) -> ApiResult<StatusCode> {
-    s.control.delete_function(&caller, &name).await?;
+    let deleted = s.control.delete_function(&caller, &fref).await?;
+    // Its instances stop now (busy ones when their call ends) and its logs
+    // and metrics go with it: a function created again under this name
+    // starts from nothing.
+    s.runner.forget_function(&deleted.function_id);
     Ok(StatusCode::NO_CONTENT)
 }

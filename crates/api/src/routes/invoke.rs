@@ -7,11 +7,11 @@ use hotswap_runner::{InvokeRequest, LogQuery, RunnerError};
 use serde::Deserialize;
 
 use crate::dto::{
-    AcceptedInvocation, FunctionPath, InvocationPath, ListInvocationsQuery, LogLineSchema, Page,
-    RawBytes, StoredResult, VersionMetricsSchema,
+    AcceptedInvocation, FunctionName, InvocationPath, ListInvocationsQuery, LogLineSchema,
+    OwnerQuery, Page, RawBytes, StoredResult, VersionMetricsSchema,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, NoQuery, Path, Query};
+use crate::extract::{Caller, FunctionPath, NoQuery, Path, Query};
 use crate::AppState;
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -131,7 +131,7 @@ fn header(h: &mut HeaderMap, name: &'static str, value: &str) {
 /// whole InvocationResult instead. `X-Invocation-Type: Event` or
 /// `?async=true` queues it and answers 202.
 #[utoipa::path(post, path = "/v1/functions/{name}/invoke", tag = "invoke",
-    params(FunctionPath, InvokeQuery,
+    params(FunctionName, OwnerQuery, InvokeQuery,
         ("X-Invocation-Type" = Option<String>, Header, nullable = false, description = "`Event` queues the invocation (202); anything else invokes synchronously")),
     request_body(content((Option<serde_json::Value> = "application/json"), (RawBytes = "application/octet-stream")), description = "the event"),
     responses(
@@ -159,7 +159,7 @@ fn header(h: &mut HeaderMap, name: &'static str, value: &str) {
 pub(crate) async fn invoke(
     State(s): State<AppState>,
     Caller(caller): Caller,
-    Path(name): Path<String>,
+    FunctionPath(fref): FunctionPath,
     Query(q): Query<InvokeQuery>,
     headers: HeaderMap,
     body: Body,
@@ -186,7 +186,7 @@ pub(crate) async fn invoke(
         let encoded = base64::engine::general_purpose::STANDARD.encode(&payload);
         let inv = s
             .control
-            .enqueue_invocation(&caller, &name, qualifier, encoded, &content_type)
+            .enqueue_invocation(&caller, &fref, qualifier, encoded, &content_type)
             .await?;
         let mut h = HeaderMap::new();
         header(&mut h, "x-request-id", &inv.request_id);
@@ -198,7 +198,7 @@ pub(crate) async fn invoke(
     }
     let (function, version) = s
         .control
-        .resolve_invocation(&caller, &name, qualifier)
+        .resolve_invocation(&caller, &fref, qualifier)
         .await?;
     let layers = s.control.layers_for(&version).await?;
     let inv = s
@@ -220,7 +220,7 @@ pub(crate) async fn invoke(
     };
     let log_tail = match q.log {
         Some(LogMode::Tail) => Some(s.runner.logs().tail(
-            &function.name,
+            &function.function_id,
             &inv.result.request_id,
             4096,
         )),
@@ -343,50 +343,50 @@ impl LogsQuery {
 /// first: the newest `limit` that match. Every invocation has
 /// `START` / `END` / `REPORT` lines (stream `platform`); a line cut at the
 /// server's line cap has `truncated: true`.
-#[utoipa::path(get, path = "/v1/functions/{name}/logs", tag = "invoke", params(FunctionPath, LogsQuery),
+#[utoipa::path(get, path = "/v1/functions/{name}/logs", tag = "invoke", params(FunctionName, OwnerQuery, LogsQuery),
     responses((status = 200, body = Page<LogLineSchema>), (status = 404, body = ApiError)))]
 pub(crate) async fn logs(
     State(s): State<AppState>,
     Caller(caller): Caller,
-    Path(name): Path<String>,
+    FunctionPath(fref): FunctionPath,
     Query(q): Query<LogsQuery>,
 ) -> ApiResult<Response> {
     let query = q.check()?;
-    s.control.get_function(&caller, &name).await?;
-    let lines = s.runner.logs().query(&name, &query);
+    let function = s.control.get_function(&caller, &fref).await?;
+    let lines = s.runner.logs().query(&function.function_id, &query);
     Ok(axum::Json(serde_json::json!({ "items": lines, "nextToken": null })).into_response())
 }
 
 /// Per-version figures of a function as measured by the runner: invocations,
 /// errors, error rate, cold starts, average / p50 / p99 duration.
-#[utoipa::path(get, path = "/v1/functions/{name}/metrics", tag = "invoke", params(FunctionPath),
+#[utoipa::path(get, path = "/v1/functions/{name}/metrics", tag = "invoke", params(FunctionName, OwnerQuery),
     responses((status = 200, body = Page<VersionMetricsSchema>), (status = 404, body = ApiError)))]
 pub(crate) async fn metrics(
     State(s): State<AppState>,
     Caller(caller): Caller,
     _: NoQuery,
-    Path(name): Path<String>,
+    FunctionPath(fref): FunctionPath,
 ) -> ApiResult<Response> {
-    s.control.get_function(&caller, &name).await?;
-    let items = s.runner.metrics().versions(Some(&name));
+    let function = s.control.get_function(&caller, &fref).await?;
+    let items = s.runner.metrics().versions(Some(&function.function_id));
     Ok(axum::Json(serde_json::json!({ "items": items, "nextToken": null })).into_response())
 }
 
 /// A function's asynchronous invocations, newest first, paged; `status`
 /// picks those in one state (e.g. `Failed` to find what was dead-lettered).
-#[utoipa::path(get, path = "/v1/functions/{name}/invocations", tag = "invoke", params(FunctionPath, ListInvocationsQuery),
+#[utoipa::path(get, path = "/v1/functions/{name}/invocations", tag = "invoke", params(FunctionName, OwnerQuery, ListInvocationsQuery),
     responses((status = 200, body = Page<AsyncInvocation>), (status = 404, body = ApiError)))]
 pub(crate) async fn list_invocations(
     State(s): State<AppState>,
     Caller(caller): Caller,
-    Path(name): Path<String>,
+    FunctionPath(fref): FunctionPath,
     Query(q): Query<ListInvocationsQuery>,
 ) -> ApiResult<axum::Json<Page<AsyncInvocation>>> {
     let limit = crate::dto::check_limit(q.limit)?;
     let status = q.status()?;
     let page = s
         .control
-        .list_invocations(&caller, &name, status, limit, q.next_token.as_deref())
+        .list_invocations(&caller, &fref, status, limit, q.next_token.as_deref())
         .await?;
     Ok(axum::Json(page.into()))
 }

@@ -1,13 +1,13 @@
 use axum::extract::State;
 use axum::http::StatusCode;
-use hotswap_control::NewTrigger;
+use hotswap_control::{FunctionRef, NewTrigger};
 use hotswap_domain::Trigger;
 
 use crate::dto::{
-    CreateTriggerRequest, ListTriggersQuery, Page, TriggerPath, UpdateTriggerRequest,
+    CreateTriggerRequest, ListTriggersQuery, OwnerQuery, Page, TriggerPath, UpdateTriggerRequest,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, Json, NoQuery, Path, Query};
+use crate::extract::{Caller, Json, NoQuery, Owner, Path, Query};
 use crate::AppState;
 
 /// Create a trigger, validated per type.
@@ -21,6 +21,7 @@ pub(crate) async fn create(
 ) -> ApiResult<(StatusCode, axum::Json<Trigger>)> {
     let new = NewTrigger {
         function_name: req.function_name,
+        owner_id: req.owner_id,
         target_version: req.target_version,
         trigger_type: req.trigger_type,
         is_enabled: req.is_enabled,
@@ -32,17 +33,16 @@ pub(crate) async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/v1/triggers", tag = "triggers", params(ListTriggersQuery),
+#[utoipa::path(get, path = "/v1/triggers", tag = "triggers", params(ListTriggersQuery, OwnerQuery),
     responses((status = 200, body = Page<Trigger>), (status = 404, body = ApiError)))]
 pub(crate) async fn list(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    Owner(owner): Owner,
     Query(q): Query<ListTriggersQuery>,
 ) -> ApiResult<axum::Json<Page<Trigger>>> {
-    let triggers = s
-        .control
-        .list_triggers(&caller, q.function_name.as_deref())
-        .await?;
+    let function = q.function_name.map(|name| FunctionRef { owner, name });
+    let triggers = s.control.list_triggers(&caller, function.as_ref()).await?;
     Ok(axum::Json(Page::of(
         triggers,
         q.limit,

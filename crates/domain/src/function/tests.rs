@@ -175,6 +175,7 @@ fn json_uses_seed_names() {
         "totalInvocations",
         "lastInvokedAt",
         "scalingConfig",
+        "functionId",
     ] {
         assert!(v.get(key).is_some(), "missing {key}");
     }
@@ -185,6 +186,7 @@ fn json_uses_seed_names() {
 
 fn valid_with_times(f: &Function) -> Function {
     let mut v = valid();
+    v.function_id = f.function_id.clone();
     v.created_at = f.created_at;
     v.updated_at = f.updated_at;
     v

@@ -123,16 +123,20 @@ impl SqlStore {
 
     /// Locks the function row until the transaction ends. `NotFound` when
     /// the function does not exist.
-    async fn lock_function(&self, conn: &mut AnyConnection, name: &str) -> Result<FunctionHead> {
+    async fn lock_function(
+        &self,
+        conn: &mut AnyConnection,
+        function_id: &str,
+    ) -> Result<FunctionHead> {
         let sql = format!(
-            "SELECT published_version, version_counter FROM functions WHERE name = $1{}",
+            "SELECT published_version, version_counter FROM functions WHERE function_id = $1{}",
             self.backend.row_lock()
         );
-        let row = query_with(&sql, vec![text(name)])
+        let row = query_with(&sql, vec![text(function_id)])
             .fetch_optional(conn)
             .await
             .map_err(StoreError::Database)?
-            .ok_or_else(|| not_found("function", name))?;
+            .ok_or_else(|| not_found("function", function_id))?;
         let c = record::Cols::new(&row, "functions");
         let published = match c.opt_text("published_version")? {
             None => None,
@@ -271,15 +275,15 @@ async fn update<'c, R: Record>(
 async fn write_tags(conn: &mut AnyConnection, function: &Function) -> Result<()> {
     execute(
         &mut *conn,
-        "DELETE FROM function_tags WHERE function_name = $1",
-        vec![text(&function.name)],
+        "DELETE FROM function_tags WHERE function_id = $1",
+        vec![text(&function.function_id)],
     )
     .await?;
     for (key, value) in &function.tags {
         execute(
             &mut *conn,
-            "INSERT INTO function_tags (function_name, tag_key, tag_value) VALUES ($1, $2, $3)",
-            vec![text(&function.name), text(key), text(value)],
+            "INSERT INTO function_tags (function_id, tag_key, tag_value) VALUES ($1, $2, $3)",
+            vec![text(&function.function_id), text(key), text(value)],
         )
         .await?;
     }
@@ -289,8 +293,8 @@ async fn write_tags(conn: &mut AnyConnection, function: &Function) -> Result<()>
 /// `Conflict` unless every version `alias` routes to exists.
 async fn check_routed_versions(conn: &mut AnyConnection, alias: &FunctionAlias) -> Result<()> {
     let rows = query_with(
-        "SELECT version FROM versions WHERE function_name = $1",
-        vec![text(&alias.function_name)],
+        "SELECT version FROM versions WHERE function_id = $1",
+        vec![text(&alias.function_id)],
     )
     .fetch_all(conn)
     .await
@@ -324,7 +328,10 @@ fn join<T: ToString>(items: impl Iterator<Item = T>) -> String {
 }
 
 fn check_latest(function: &Function, latest: &FunctionVersion) -> Result<()> {
-    if latest.version != 0 || latest.function_name != function.name {
+    if latest.version != 0
+        || latest.function_name != function.name
+        || latest.function_id != function.function_id
+    {
         return Err(StoreError::Conflict(format!(
             "the $LATEST row of function '{}' must be its version 0 (got version {} of '{}')",
             function.name, latest.version, latest.function_name
@@ -345,12 +352,20 @@ fn list_functions_query(filter: &FunctionFilter, limit: u32) -> (String, Vec<Val
     if let Some(owner) = &filter.owner_id {
         terms.push(format!("owner_id = {}", param(&mut values, text(owner))));
     }
-    if let Some(after) = &filter.after {
-        terms.push(format!("name > {}", param(&mut values, text(after))));
+    match filter.after.as_deref().map(|a| a.split_once(':').ok_or(a)) {
+        None => {}
+        Some(Ok((name, owner))) => {
+            let name = param(&mut values, text(name));
+            let owner = param(&mut values, text(owner));
+            terms.push(format!(
+                "(name > {name} OR (name = {name} AND owner_id > {owner}))"
+            ));
+        }
+        Some(Err(name)) => terms.push(format!("name > {}", param(&mut values, text(name)))),
     }
     if let Some((key, value)) = &filter.tag {
         let mut tag = format!(
-            "EXISTS (SELECT 1 FROM function_tags t WHERE t.function_name = functions.name AND t.tag_key = {}",
+            "EXISTS (SELECT 1 FROM function_tags t WHERE t.function_id = functions.function_id AND t.tag_key = {}",
             param(&mut values, text(key))
         );
         if let Some(value) = value {
@@ -366,7 +381,9 @@ fn list_functions_query(filter: &FunctionFilter, limit: u32) -> (String, Vec<Val
         format!("WHERE {}", terms.join(" AND "))
     };
     let limit = param(&mut values, int(limit + 1));
-    let sql = SqlText::select::<Function>(&format!("{filter_sql} ORDER BY name LIMIT {limit}"));
+    let sql = SqlText::select::<Function>(&format!(
+        "{filter_sql} ORDER BY name, owner_id LIMIT {limit}"
+    ));
     (sql, values)
 }
 
@@ -387,8 +404,13 @@ impl MetadataStore for SqlStore {
         tx.commit().await.map_err(StoreError::Database)
     }
 
-    async fn get_function(&self, name: &str) -> Result<Option<Function>> {
-        fetch_by_key(&self.pool, vec![text(name)]).await
+    async fn get_function(&self, owner_id: &str, name: &str) -> Result<Option<Function>> {
+        let sql = SqlText::select::<Function>("WHERE owner_id = $1 AND name = $2");
+        fetch_optional(&self.pool, &sql, vec![text(owner_id), text(name)]).await
+    }
+
+    async fn get_function_by_id(&self, function_id: &str) -> Result<Option<Function>> {
+        fetch_by_key(&self.pool, vec![text(function_id)]).await
     }
 
     async fn list_functions(&self, filter: &FunctionFilter) -> Result<Page<Function>> {
@@ -401,7 +423,7 @@ impl MetadataStore for SqlStore {
         let more = items.len() > limit as usize;
         items.truncate(limit as usize);
         let next_token = if more {
-            items.last().map(|f| f.name.clone())
+            items.last().map(|f| format!("{}:{}", f.name, f.owner_id))
         } else {
             None
         };
@@ -412,7 +434,7 @@ impl MetadataStore for SqlStore {
         check_latest(function, latest)?;
         let mut tx = self.begin().await?;
         if !update(&mut *tx, function, || already_exists(function)).await? {
-            return Err(not_found("function", &function.name));
+            return Err(not_found("function", &function.function_id));
         }
         write_tags(&mut tx, function).await?;
         query_with(&SqlText::upsert::<FunctionVersion>(), latest.values()?)
@@ -422,8 +444,8 @@ impl MetadataStore for SqlStore {
         tx.commit().await.map_err(StoreError::Database)
     }
 
-    async fn delete_function(&self, name: &str) -> Result<bool> {
-        delete_by_key::<Function>(&self.pool, vec![text(name)]).await
+    async fn delete_function(&self, function_id: &str) -> Result<bool> {
+        delete_by_key::<Function>(&self.pool, vec![text(function_id)]).await
     }
 
     async fn record_invocations(
@@ -442,13 +464,13 @@ impl MetadataStore for SqlStore {
             &mut *tx,
             "UPDATE functions SET total_invocations = total_invocations + $2, \
              last_invoked_at = CASE WHEN last_invoked_at IS NULL OR last_invoked_at < $3 THEN $3 ELSE last_invoked_at END \
-             WHERE name = $1",
+             WHERE function_id = $1",
             vec![text(function), Value::Int(count), Value::Int(at)],
         )
         .await?;
         execute(
             &mut *tx,
-            "UPDATE versions SET invocation_count = invocation_count + $3 WHERE function_name = $1 AND version = $2",
+            "UPDATE versions SET invocation_count = invocation_count + $3 WHERE function_id = $1 AND version = $2",
             vec![text(function), int(version), Value::Int(count)],
         )
         .await?;
@@ -459,7 +481,7 @@ impl MetadataStore for SqlStore {
 
     async fn allocate_version_number(&self, function: &str) -> Result<u32> {
         let row = query_with(
-            "UPDATE functions SET version_counter = version_counter + 1 WHERE name = $1 RETURNING version_counter",
+            "UPDATE functions SET version_counter = version_counter + 1 WHERE function_id = $1 RETURNING version_counter",
             vec![text(function)],
         )
         .fetch_optional(&self.pool)
@@ -477,15 +499,15 @@ impl MetadataStore for SqlStore {
             )));
         }
         let mut tx = self.begin().await?;
-        let head = self.lock_function(&mut tx, &version.function_name).await?;
+        let head = self.lock_function(&mut tx, &version.function_id).await?;
         insert(&mut *tx, version).await?;
         let published = head.published.max(Some(version.version));
         let counter = head.counter.max(version.version);
         execute(
             &mut *tx,
-            "UPDATE functions SET published_version = $2, version_counter = $3 WHERE name = $1",
+            "UPDATE functions SET published_version = $2, version_counter = $3 WHERE function_id = $1",
             vec![
-                text(&version.function_name),
+                text(&version.function_id),
                 Value::OptText(published.map(hotswap_domain::version::version_string)),
                 int(counter),
             ],
@@ -499,7 +521,7 @@ impl MetadataStore for SqlStore {
     }
 
     async fn list_versions(&self, function: &str) -> Result<Vec<FunctionVersion>> {
-        let sql = SqlText::select::<FunctionVersion>("WHERE function_name = $1 ORDER BY version");
+        let sql = SqlText::select::<FunctionVersion>("WHERE function_id = $1 ORDER BY version");
         fetch_all(&self.pool, &sql, vec![text(function)]).await
     }
 
@@ -510,7 +532,7 @@ impl MetadataStore for SqlStore {
         status: VersionStatus,
     ) -> Result<FunctionVersion> {
         let sql = format!(
-            "UPDATE versions SET status = $3 WHERE function_name = $1 AND version = $2 RETURNING {}",
+            "UPDATE versions SET status = $3 WHERE function_id = $1 AND version = $2 RETURNING {}",
             FunctionVersion::COLUMNS.join(", ")
         );
         let values = vec![text(function), int(version), text(status.as_str())];
@@ -531,7 +553,7 @@ impl MetadataStore for SqlStore {
         let stored: FunctionVersion = fetch_by_key(&mut *tx, key.clone())
             .await?
             .ok_or_else(|| not_found("version", version_id(function, version)))?;
-        let sql = SqlText::select::<FunctionAlias>("WHERE function_name = $1 ORDER BY alias_name");
+        let sql = SqlText::select::<FunctionAlias>("WHERE function_id = $1 ORDER BY alias_name");
         let aliases: Vec<FunctionAlias> = fetch_all(&mut *tx, &sql, vec![text(function)]).await?;
         let referencing: Vec<&str> = aliases
             .iter()
@@ -559,7 +581,7 @@ impl MetadataStore for SqlStore {
 
     async fn create_alias(&self, alias: &FunctionAlias) -> Result<()> {
         let mut tx = self.begin().await?;
-        self.lock_function(&mut tx, &alias.function_name).await?;
+        self.lock_function(&mut tx, &alias.function_id).await?;
         check_routed_versions(&mut tx, alias).await?;
         insert(&mut *tx, alias).await?;
         tx.commit().await.map_err(StoreError::Database)
@@ -570,13 +592,13 @@ impl MetadataStore for SqlStore {
     }
 
     async fn list_aliases(&self, function: &str) -> Result<Vec<FunctionAlias>> {
-        let sql = SqlText::select::<FunctionAlias>("WHERE function_name = $1 ORDER BY alias_name");
+        let sql = SqlText::select::<FunctionAlias>("WHERE function_id = $1 ORDER BY alias_name");
         fetch_all(&self.pool, &sql, vec![text(function)]).await
     }
 
     async fn update_alias(&self, alias: &FunctionAlias) -> Result<()> {
         let mut tx = self.begin().await?;
-        self.lock_function(&mut tx, &alias.function_name).await?;
+        self.lock_function(&mut tx, &alias.function_id).await?;
         if !update(&mut *tx, alias, || already_exists(alias)).await? {
             return Err(not_found(
                 "alias",
@@ -617,7 +639,7 @@ impl MetadataStore for SqlStore {
 
     async fn list_triggers(&self, function: Option<&str>) -> Result<Vec<Trigger>> {
         let (filter, values) = match function {
-            Some(f) => ("WHERE function_name = $1 ", vec![text(f)]),
+            Some(f) => ("WHERE function_id = $1 ", vec![text(f)]),
             None => ("", Vec::new()),
         };
         let sql = SqlText::select::<Trigger>(&format!("{filter}ORDER BY created_at, trigger_id"));
@@ -669,13 +691,12 @@ impl MetadataStore for SqlStore {
 
     async fn create_deployment(&self, deployment: &Deployment) -> Result<()> {
         let mut tx = self.begin().await?;
-        self.lock_function(&mut tx, &deployment.function_name)
-            .await?;
+        self.lock_function(&mut tx, &deployment.function_id).await?;
         if deployment.status.is_active() {
             let active = query_with(
-                "SELECT deployment_id FROM deployments WHERE function_name = $1 AND alias_name = $2 AND status IN ($3, $4)",
+                "SELECT deployment_id FROM deployments WHERE function_id = $1 AND alias_name = $2 AND status IN ($3, $4)",
                 vec![
-                    text(&deployment.function_name),
+                    text(&deployment.function_id),
                     text(&deployment.alias_name),
                     text(DeploymentStatus::Pending.as_str()),
                     text(DeploymentStatus::InProgress.as_str()),
@@ -702,7 +723,7 @@ impl MetadataStore for SqlStore {
 
     async fn list_deployments(&self, function: &str) -> Result<Vec<Deployment>> {
         let sql = SqlText::select::<Deployment>(
-            "WHERE function_name = $1 ORDER BY started_at DESC, deployment_id DESC",
+            "WHERE function_id = $1 ORDER BY started_at DESC, deployment_id DESC",
         );
         fetch_all(&self.pool, &sql, vec![text(function)]).await
     }
@@ -739,8 +760,7 @@ impl MetadataStore for SqlStore {
         alias: Option<&FunctionAlias>,
     ) -> Result<u64> {
         let mut tx = self.begin().await?;
-        self.lock_function(&mut tx, &deployment.function_name)
-            .await?;
+        self.lock_function(&mut tx, &deployment.function_id).await?;
         let row = query_with(
             "SELECT revision FROM deployments WHERE deployment_id = $1",
             vec![text(&deployment.deployment_id)],
@@ -759,7 +779,7 @@ impl MetadataStore for SqlStore {
             )));
         }
         if let Some(alias) = alias {
-            if alias.function_name != deployment.function_name
+            if alias.function_id != deployment.function_id
                 || alias.alias_name != deployment.alias_name
             {
                 return Err(StoreError::Conflict(format!(
@@ -769,7 +789,7 @@ impl MetadataStore for SqlStore {
             }
             if let Some(other) = active_deployment_of(
                 &mut tx,
-                &alias.function_name,
+                &alias.function_id,
                 &alias.alias_name,
                 Some(&deployment.deployment_id),
             )
@@ -816,6 +836,13 @@ impl MetadataStore for SqlStore {
         if let Some(status) = filter.status {
             values.push(text(status.as_str()));
             terms.push(format!("status = ${}", values.len()));
+        }
+        if let Some(id) = &filter.function_id {
+            values.push(text(id));
+            terms.push(format!(
+                "(function_id = ${} OR function_id IS NULL)",
+                values.len()
+            ));
         }
         if let Some(after) = &filter.after {
             values.push(Value::Int(after.created_at.timestamp_micros()));
@@ -1094,7 +1121,7 @@ async fn active_deployment_of(
     except: Option<&str>,
 ) -> Result<Option<String>> {
     let rows = query_with(
-        "SELECT deployment_id FROM deployments WHERE function_name = $1 AND alias_name = $2 AND status IN ($3, $4)",
+        "SELECT deployment_id FROM deployments WHERE function_id = $1 AND alias_name = $2 AND status IN ($3, $4)",
         vec![
             text(function),
             text(alias),

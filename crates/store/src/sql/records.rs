@@ -55,7 +55,7 @@ impl Record for Function {
         &["published_version", "total_invocations", "last_invoked_at"];
 
     columns! {
-        name, owner_id, description, runtime, handler, memory_size, timeout, environment,
+        function_id, owner_id, name, description, runtime, handler, memory_size, timeout, environment,
         layers, vpc_config, tags, published_version, created_at, updated_at, total_invocations,
         last_invoked_at, scaling_config, dead_letter_target
     }
@@ -73,7 +73,7 @@ impl Record for FunctionVersion {
     const KEEP_ON_UPDATE: &'static [&'static str] = &["invocation_count"];
 
     columns! {
-        function_name, version, code_sha256, code_size, code_location, runtime, handler,
+        function_id, version, function_name, code_sha256, code_size, code_location, runtime, handler,
         memory_size, timeout, environment, layers, created_at, created_by, description,
         invocation_count, status
     }
@@ -94,7 +94,8 @@ impl Record for FunctionAlias {
     const KEEP_ON_UPDATE: &'static [&'static str] = &["created_at"];
 
     columns! {
-        function_name, alias_name, version, routing_config, description, created_at, updated_at
+        function_id, alias_name, function_name, version, routing_config, description, created_at,
+        updated_at
     }
 
     fn describe(&self) -> String {
@@ -112,7 +113,7 @@ impl Record for Trigger {
     const KEY_LEN: usize = 1;
 
     columns! {
-        trigger_id, function_name, target_version, trigger_type, is_enabled, config, created_at,
+        trigger_id, function_id, function_name, target_version, trigger_type, is_enabled, config, created_at,
         last_executed_at, execution_count, failure_count
     }
 
@@ -146,7 +147,7 @@ impl Record for Deployment {
     const KEY_LEN: usize = 1;
 
     columns! {
-        deployment_id, function_name, alias_name, target_version, source_version, strategy,
+        deployment_id, function_id, function_name, alias_name, target_version, source_version, strategy,
         config, status, progress, current_phase, started_at, completed_at, deployed_by,
         error_message, rollback_reason, metrics, step, step_started_at, timeline,
         version_metrics, revision, rolling_nodes
@@ -169,7 +170,7 @@ impl Record for AsyncInvocation {
     columns! {
         request_id, function_name, qualifier, owner_id, payload, content_type, status, attempts,
         max_attempts, next_attempt_at, lease_until, created_at, updated_at, result, executed_version,
-        lease_token, dead_letter_request_id, dead_letter_of
+        lease_token, dead_letter_request_id, dead_letter_of, function_id
     }
 
     fn describe(&self) -> String {
@@ -242,13 +243,13 @@ mod tests {
     fn generated_sql() {
         assert_eq!(
             SqlText::insert::<FunctionAlias>(),
-            "INSERT INTO aliases (function_name, alias_name, version, routing_config, description, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            "INSERT INTO aliases (function_id, alias_name, function_name, version, routing_config, \
+             description, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         );
         assert_eq!(
             SqlText::update::<FunctionAlias>(),
-            "UPDATE aliases SET version = $1, routing_config = $2, description = $3, \
-             updated_at = $4 WHERE function_name = $5 AND alias_name = $6"
+            "UPDATE aliases SET function_name = $1, version = $2, routing_config = $3, \
+             description = $4, updated_at = $5 WHERE function_id = $6 AND alias_name = $7"
         );
         assert_eq!(
             SqlText::upsert::<ApiToken>(),
@@ -268,11 +269,11 @@ mod tests {
 
     #[test]
     fn update_binds_updated_columns_then_the_key() {
-        let alias = FunctionAlias::new("f", "prod", 3);
+        let alias = FunctionAlias::new("f", "prod", 3).of_function("id-f");
         let values = SqlText::update_values::<FunctionAlias>(alias.values().unwrap());
-        assert_eq!(values.len(), 6);
-        assert!(matches!(values[0], Value::Int(3)));
-        assert!(matches!(&values[4], Value::Text(f) if f == "f"));
-        assert!(matches!(&values[5], Value::Text(a) if a == "prod"));
+        assert_eq!(values.len(), 7);
+        assert!(matches!(values[1], Value::Int(3)));
+        assert!(matches!(&values[5], Value::Text(f) if f == "id-f"));
+        assert!(matches!(&values[6], Value::Text(a) if a == "prod"));
     }
 }
