@@ -11,6 +11,7 @@ use std::path::PathBuf;
 mod bwrap;
 pub mod cgroup;
 pub mod init;
+pub mod seccomp;
 mod process;
 
 pub use bwrap::{BwrapSandbox, RUNTIME_API_SOCKET_VAR, SANDBOX_RUNTIME_API};
