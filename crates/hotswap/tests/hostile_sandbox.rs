@@ -276,7 +276,14 @@ fn a_function_cannot_create_namespaces_or_mount() {
         (Some(-1), Some("ENOSYS")),
         "clone3 looks absent so libc falls back to clone: {out}"
     );
-    for call in ["setns", "mount", "umount2", "pivot_root", "open_tree", "fsopen"] {
+    for call in [
+        "setns",
+        "mount",
+        "umount2",
+        "pivot_root",
+        "open_tree",
+        "fsopen",
+    ] {
         let r = &out[call];
         assert_eq!(
             (r["ret"].as_i64(), r["errno"].as_str()),
@@ -337,7 +344,11 @@ fn instances_run_filtered_with_no_capabilities() {
             assert_eq!(st[set], "0000000000000000", "{who} {set}: {out}");
         }
         assert!(
-            st["Uid"].as_str().unwrap().split_whitespace().all(|u| u == "65534"),
+            st["Uid"]
+                .as_str()
+                .unwrap()
+                .split_whitespace()
+                .all(|u| u == "65534"),
             "{who}: {out}"
         );
     }
@@ -365,15 +376,18 @@ fn kernel_keyrings_are_not_shared_between_tenants() {
         json!({ "description": description, "secret": secret }),
     );
     assert_eq!(errno_of(&stored, "add_key"), "EPERM", "{stored}");
-    assert_eq!(errno_of(&stored, "keyctl_user_keyring"), "EPERM", "{stored}");
-
-    let stolen = run_as(
-        &s,
-        &bob,
-        "bob-thief",
-        json!({ "description": description }),
+    assert_eq!(
+        errno_of(&stored, "keyctl_user_keyring"),
+        "EPERM",
+        "{stored}"
     );
-    assert_eq!(stolen["stolen"], Value::Null, "Bob read Alice's key: {stolen}");
+
+    let stolen = run_as(&s, &bob, "bob-thief", json!({ "description": description }));
+    assert_eq!(
+        stolen["stolen"],
+        Value::Null,
+        "Bob read Alice's key: {stolen}"
+    );
     assert_eq!(errno_of(&stolen, "search"), "EPERM", "{stolen}");
     assert_eq!(errno_of(&stolen, "request_key"), "EPERM", "{stolen}");
     assert_still_healthy(&s);

@@ -3,7 +3,19 @@
 //! its code at `/var/task` and the bootstraps at `/var/runtime` (both
 //! read-only), its layers at `/opt`, a size-limited `/tmp`, a minimal
 //! `/etc`, and its own loopback on which `__sandbox-init` serves the Runtime
-//! API. It runs as `nobody` (65534) with no capabilities.
+//! API. It runs as `nobody` (65534) with every capability set empty,
+//! `no_new_privs` and the seccomp filter of [`crate::seccomp`] (installed by
+//! the init). bwrap's own options name host paths, so they go to bwrap
+//! through an inherited pipe (`--args`), never on its command line, which
+//! every process inside can read as `/proc/1/cmdline`.
+//!
+//! No user namespace (`--unshare-user`, and so no `--disable-userns`): run
+//! as root, bwrap maps the single sandbox uid to its own uid 0, so either
+//! the init could not drop to 65534 (unmapped: `setresuid` fails with
+//! `EINVAL`) or, with `--uid 65534`, the function would be host uid 0
+//! without capabilities. The seccomp filter refuses every way to make a
+//! namespace instead (`unshare`, `setns`, `clone` with `CLONE_NEW*`,
+//! `clone3`).
 
 use std::io::Write;
 use std::os::fd::OwnedFd;
@@ -199,8 +211,8 @@ impl Drop for BwrapGuard {
 impl Sandbox for BwrapSandbox {
     fn summary(&self) -> String {
         match &self.cgroups {
-            Some(c) => format!("isolated: bubblewrap namespaces (mount, pid, ipc, uts, net) + {} limits (memory, cpu, pids)", c.version()),
-            None => "isolated: bubblewrap namespaces (mount, pid, ipc, uts, net); NO cgroup limits (cgroups not writable)".into(),
+            Some(c) => format!("isolated: bubblewrap namespaces (mount, pid, ipc, uts, net) + seccomp + {} limits (memory, cpu, pids)", c.version()),
+            None => "isolated: bubblewrap namespaces (mount, pid, ipc, uts, net) + seccomp; NO cgroup limits (cgroups not writable)".into(),
         }
     }
 

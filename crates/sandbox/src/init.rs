@@ -1,8 +1,10 @@
 //! The first process inside an isolated sandbox (`hotswap __sandbox-init`):
 //! it joins the instance's cgroups, serves the Runtime API on the sandbox's
 //! own loopback by relaying to the runner's Unix socket (the sandbox has no
-//! other network), then starts the runtime as an unprivileged user and
-//! exits with its status. Plain threads, no async runtime: it must start in
+//! other network), then empties its capability sets, installs the seccomp
+//! filter ([`harden`]) and starts the runtime as an unprivileged user, and
+//! exits with its status. Its arguments name only in-sandbox paths: every
+//! process inside can read them in `/proc`. Plain threads, no async runtime: it must start in
 //! well under a millisecond.
 
 use std::io::{self, Write};

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 mod bwrap;
 pub mod cgroup;
 pub mod init;
-pub mod seccomp;
 mod process;
+pub mod seccomp;
 
 pub use bwrap::{BwrapSandbox, RUNTIME_API_SOCKET_VAR, SANDBOX_RUNTIME_API};
 pub use process::ProcessSandbox;

@@ -148,7 +148,9 @@ impl Filters {
             arch,
         )?;
         let enosys = SeccompFilter::new(
-            [(i64::from(libc::SYS_clone3), vec![])].into_iter().collect(),
+            [(i64::from(libc::SYS_clone3), vec![])]
+                .into_iter()
+                .collect(),
             SeccompAction::Allow,
             SeccompAction::Errno(libc::ENOSYS as u32),
             arch,
