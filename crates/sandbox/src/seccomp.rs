@@ -51,7 +51,8 @@ pub const CLONE_NAMESPACE_FLAGS: [libc::c_int; 7] = [
     libc::CLONE_NEWNET,
 ];
 
-/// System calls refused whatever their arguments.
+/// System calls refused whatever their arguments (`c_long` is `i64` on
+/// every architecture seccompiler supports).
 const REFUSED: &[libc::c_long] = &[
     // namespaces and mounts
     libc::SYS_unshare,
@@ -125,7 +126,7 @@ impl Filters {
         let arch = TargetArch::try_from(std::env::consts::ARCH)
             .map_err(|_| SeccompError::Architecture(std::env::consts::ARCH.into()))?;
         let mut refused: BTreeMap<i64, Vec<SeccompRule>> =
-            REFUSED.iter().map(|nr| (i64::from(*nr), vec![])).collect();
+            REFUSED.iter().map(|nr| (*nr, vec![])).collect();
         // clone(flags, …): refused when any namespace flag is set (one rule
         // per flag; rules of a system call are alternatives).
         let clone_rules = CLONE_NAMESPACE_FLAGS
@@ -140,7 +141,7 @@ impl Filters {
                 )?])
             })
             .collect::<Result<Vec<_>, _>>()?;
-        refused.insert(i64::from(libc::SYS_clone), clone_rules);
+        refused.insert(libc::SYS_clone, clone_rules);
         let eperm = SeccompFilter::new(
             refused,
             SeccompAction::Allow,
@@ -148,9 +149,7 @@ impl Filters {
             arch,
         )?;
         let enosys = SeccompFilter::new(
-            [(i64::from(libc::SYS_clone3), vec![])]
-                .into_iter()
-                .collect(),
+            [(libc::SYS_clone3, vec![])].into_iter().collect(),
             SeccompAction::Allow,
             SeccompAction::Errno(libc::ENOSYS as u32),
             arch,
