@@ -142,10 +142,6 @@ fn args_pipe(args: &[String]) -> Result<OwnedFd, SandboxError> {
         data.extend_from_slice(a.as_bytes());
         data.push(0);
     }
-    // Close-on-exec, so no other process the server starts concurrently
-    // inherits this instance's options; the copy at ARGS_FD is inheritable.
-    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| SandboxError::Setup(format!("bwrap options: {e}")))?;
     // The options are a few kilobytes; a pipe holds at least 64 KiB, so
     // writing them all before bwrap starts never blocks. Bigger, and the
     // write would wait forever: refuse instead.
@@ -155,6 +151,10 @@ fn args_pipe(args: &[String]) -> Result<OwnedFd, SandboxError> {
             data.len()
         )));
     }
+    // Close-on-exec, so no other process the server starts concurrently
+    // inherits this instance's options; the copy at ARGS_FD is inheritable.
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| SandboxError::Setup(format!("bwrap options: {e}")))?;
     std::fs::File::from(write)
         .write_all(&data)
         .map_err(|e| SandboxError::Setup(format!("bwrap options: {e}")))?;
@@ -418,5 +418,23 @@ impl Sandbox for BwrapSandbox {
             child,
             guard: Box::new(guard),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn options_go_through_a_pipe_nul_separated() {
+        let args = vec!["--ro-bind".to_owned(), "/a b".into(), "/var/task".into()];
+        let mut out = Vec::new();
+        std::fs::File::from(args_pipe(&args).unwrap())
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, b"--ro-bind\0/a b\0/var/task\0");
+        assert!(args_pipe(&["a\0b".to_owned()]).is_err());
+        assert!(args_pipe(&["x".repeat(61 << 10)]).is_err());
     }
 }
