@@ -404,6 +404,8 @@ fn no_host_path_shows_in_proc() {
         dir.path().display().to_string(),
         data_dir.display().to_string(),
         data_dir.join("runner").display().to_string(),
+        // the instance's cgroup directories (no /sys inside the sandbox)
+        "/sys/fs/cgroup".to_owned(),
     ];
     if let Ok(exe) = std::fs::canonicalize(bin()) {
         needles.push(exe.display().to_string());
