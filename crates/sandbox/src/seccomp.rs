@@ -142,6 +142,12 @@ impl Filters {
             })
             .collect::<Result<Vec<_>, _>>()?;
         refused.insert(libc::SYS_clone, clone_rules);
+        let mut absent: BTreeMap<i64, Vec<SeccompRule>> =
+            [(libc::SYS_clone3, vec![])].into_iter().collect();
+        if arch == TargetArch::x86_64 {
+            with_x32_numbers(&mut refused);
+            with_x32_numbers(&mut absent);
+        }
         let eperm = SeccompFilter::new(
             refused,
             SeccompAction::Allow,
@@ -149,7 +155,7 @@ impl Filters {
             arch,
         )?;
         let enosys = SeccompFilter::new(
-            [(libc::SYS_clone3, vec![])].into_iter().collect(),
+            absent,
             SeccompAction::Allow,
             SeccompAction::Errno(libc::ENOSYS as u32),
             arch,
@@ -169,9 +175,59 @@ impl Filters {
     }
 }
 
+/// Marks the x32 ABI's system call numbers on x86_64.
+const X32_SYSCALL_BIT: i64 = 0x4000_0000;
+
+/// On a kernel built with the x32 ABI, the same calls can be made under
+/// their x32 numbers (the x86_64 number with bit 30 set, or an x32-only
+/// number for the calls that take pointers to differently laid out
+/// structures): refuse those too.
+fn with_x32_numbers(rules: &mut BTreeMap<i64, Vec<SeccompRule>>) {
+    const X32_ONLY: [(i64, i64); 4] = [
+        (101, 521), // ptrace
+        (246, 528), // kexec_load
+        (310, 539), // process_vm_readv
+        (311, 540), // process_vm_writev
+    ];
+    let x32: Vec<(i64, Vec<SeccompRule>)> = rules
+        .iter()
+        .flat_map(|(nr, r)| {
+            let own = X32_ONLY.iter().find(|(n, _)| n == nr).map(|(_, x)| *x);
+            [Some(*nr), own]
+                .into_iter()
+                .flatten()
+                .map(move |n| (n | X32_SYSCALL_BIT, r.clone()))
+        })
+        .collect();
+    rules.extend(x32);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn x32_numbers_are_refused_as_well() {
+        let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
+            [(101, vec![]), (272, vec![])].into_iter().collect();
+        with_x32_numbers(&mut rules);
+        let numbers: Vec<i64> = rules.keys().copied().collect();
+        assert_eq!(
+            numbers,
+            [
+                101,
+                272,
+                272 | X32_SYSCALL_BIT,
+                101 | X32_SYSCALL_BIT,
+                521 | X32_SYSCALL_BIT
+            ]
+            .iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+        );
+    }
 
     #[test]
     fn compiles_for_this_machine() {
