@@ -3,12 +3,27 @@
 //! its code at `/var/task` and the bootstraps at `/var/runtime` (both
 //! read-only), its layers at `/opt`, a size-limited `/tmp`, a minimal
 //! `/etc`, and its own loopback on which `__sandbox-init` serves the Runtime
-//! API. It runs as `nobody` (65534) with no capabilities.
+//! API. It runs as `nobody` (65534) with every capability set empty,
+//! `no_new_privs` and the seccomp filter of [`crate::seccomp`] (installed by
+//! the init). bwrap's own options name host paths, so they go to bwrap
+//! through an inherited pipe (`--args`), never on its command line, which
+//! every process inside can read as `/proc/1/cmdline`.
+//!
+//! No user namespace (`--unshare-user`, and so no `--disable-userns`): run
+//! as root, bwrap maps the single sandbox uid to its own uid 0, so either
+//! the init could not drop to 65534 (unmapped: `setresuid` fails with
+//! `EINVAL`) or, with `--uid 65534`, the function would be host uid 0
+//! without capabilities. The seccomp filter refuses every way to make a
+//! namespace instead (`unshare`, `setns`, `clone` with `CLONE_NEW*`,
+//! `clone3`).
 
+use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use command_fds::{CommandFdExt, FdMapping};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
@@ -111,6 +126,41 @@ fn base_mounts() -> Vec<String> {
     v
 }
 
+/// The descriptor bwrap reads its options from (`--args`).
+const ARGS_FD: i32 = 3;
+
+/// A pipe holding `args` NUL-separated, for bwrap's `--args`; returns its
+/// read end (the write end is closed, so bwrap reads to the end).
+fn args_pipe(args: &[String]) -> Result<OwnedFd, SandboxError> {
+    let mut data = Vec::new();
+    for a in args {
+        if a.contains('\0') {
+            return Err(SandboxError::Setup(format!(
+                "bwrap option with a NUL byte: {a:?}"
+            )));
+        }
+        data.extend_from_slice(a.as_bytes());
+        data.push(0);
+    }
+    // The options are a few kilobytes; a pipe holds at least 64 KiB, so
+    // writing them all before bwrap starts never blocks. Bigger, and the
+    // write would wait forever: refuse instead.
+    if data.len() > 60 << 10 {
+        return Err(SandboxError::Setup(format!(
+            "bwrap options too long ({} bytes)",
+            data.len()
+        )));
+    }
+    // Close-on-exec, so no other process the server starts concurrently
+    // inherits this instance's options; the copy at ARGS_FD is inheritable.
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| SandboxError::Setup(format!("bwrap options: {e}")))?;
+    std::fs::File::from(write)
+        .write_all(&data)
+        .map_err(|e| SandboxError::Setup(format!("bwrap options: {e}")))?;
+    Ok(read)
+}
+
 struct BwrapGuard {
     pid: AtomicU32,
     cgroup: Option<InstanceCgroup>,
@@ -161,8 +211,8 @@ impl Drop for BwrapGuard {
 impl Sandbox for BwrapSandbox {
     fn summary(&self) -> String {
         match &self.cgroups {
-            Some(c) => format!("isolated: bubblewrap namespaces (mount, pid, ipc, uts, net) + {} limits (memory, cpu, pids)", c.version()),
-            None => "isolated: bubblewrap namespaces (mount, pid, ipc, uts, net); NO cgroup limits (cgroups not writable)".into(),
+            Some(c) => format!("isolated: bubblewrap namespaces (mount, pid, ipc, uts, net) + seccomp + {} limits (memory, cpu, pids)", c.version()),
+            None => "isolated: bubblewrap namespaces (mount, pid, ipc, uts, net) + seccomp; NO cgroup limits (cgroups not writable)".into(),
         }
     }
 
@@ -221,13 +271,16 @@ impl Sandbox for BwrapSandbox {
             // `nsdelegate` a move out of a cgroup namespace is refused.
             "--hostname",
             "sandbox",
-            // The init needs only to change user; it keeps no other capability.
+            // The init needs only to change user and to empty the bounding
+            // set before it does (init::harden); it keeps no other capability.
             "--cap-drop",
             "ALL",
             "--cap-add",
             "CAP_SETUID",
             "--cap-add",
             "CAP_SETGID",
+            "--cap-add",
+            "CAP_SETPCAP",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -310,7 +363,6 @@ impl Sandbox for BwrapSandbox {
         ));
         let env_path = socket_dir.join("env");
         {
-            use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
@@ -331,15 +383,27 @@ impl Sandbox for BwrapSandbox {
             program,
             args: prog_args,
         };
-        args.extend([
+        // bwrap stays the sandbox's pid 1, whose command line every process
+        // inside can read: its options, which name host paths, reach it
+        // through an inherited pipe (`--args`), and only in-sandbox paths
+        // are left on the command line.
+        let options = args_pipe(&args)?;
+        let mut command_line: Vec<String> = vec![
+            "--args".into(),
+            ARGS_FD.to_string(),
             "--".into(),
             "/run/hotswap-init".into(),
             crate::INIT_SUBCOMMAND.into(),
-        ]);
-        args.extend(init.to_args());
+        ];
+        command_line.extend(init.to_args());
 
         let mut cmd = tokio::process::Command::new(&self.bwrap);
-        cmd.args(&args)
+        cmd.fd_mappings(vec![FdMapping {
+            parent_fd: options,
+            child_fd: ARGS_FD,
+        }])
+        .map_err(|e| SandboxError::Setup(format!("bwrap options: {e}")))?;
+        cmd.args(&command_line)
             // bwrap runs as root on the host: it gets a fixed environment.
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
@@ -354,5 +418,23 @@ impl Sandbox for BwrapSandbox {
             child,
             guard: Box::new(guard),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn options_go_through_a_pipe_nul_separated() {
+        let args = vec!["--ro-bind".to_owned(), "/a b".into(), "/var/task".into()];
+        let mut out = Vec::new();
+        std::fs::File::from(args_pipe(&args).unwrap())
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, b"--ro-bind\0/a b\0/var/task\0");
+        assert!(args_pipe(&["a\0b".to_owned()]).is_err());
+        assert!(args_pipe(&["x".repeat(61 << 10)]).is_err());
     }
 }

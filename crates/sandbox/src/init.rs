@@ -1,8 +1,10 @@
 //! The first process inside an isolated sandbox (`hotswap __sandbox-init`):
 //! it joins the instance's cgroups, serves the Runtime API on the sandbox's
 //! own loopback by relaying to the runner's Unix socket (the sandbox has no
-//! other network), then starts the runtime as an unprivileged user and
-//! exits with its status. Plain threads, no async runtime: it must start in
+//! other network), then empties its capability sets, installs the seccomp
+//! filter ([`harden`]) and starts the runtime as an unprivileged user, and
+//! exits with its status. Its arguments name only in-sandbox paths: every
+//! process inside can read them in `/proc`. Plain threads, no async runtime: it must start in
 //! well under a millisecond.
 
 use std::io::{self, Write};
@@ -160,8 +162,16 @@ pub fn run(args: &[String]) -> i32 {
             }
         }
     }
-    // Dropping to an unprivileged user also drops every capability;
-    // supplementary groups are cleared by the standard library.
+    // Last, on this thread, which starts the runtime: the runtime inherits
+    // empty bounding, inheritable and ambient capability sets, no_new_privs
+    // and the seccomp filter. Dropping to an unprivileged user then empties
+    // the permitted and effective sets; supplementary groups are cleared by
+    // the standard library. The relay threads, started earlier, only copy
+    // bytes between two sockets.
+    if let Err(e) = harden() {
+        eprintln!("hotswap sandbox init: {e}");
+        return 125;
+    }
     let status = cmd.status();
     match status {
         Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
@@ -170,6 +180,34 @@ pub fn run(args: &[String]) -> i32 {
             127
         }
     }
+}
+
+/// Why the init could not lock itself down before starting the runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum HardenError {
+    #[error("cannot clear the {set} capability set: {reason}")]
+    Capabilities { set: &'static str, reason: String },
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
+}
+
+/// Empties the calling thread's ambient, bounding and inheritable
+/// capability sets (the bounding set needs `CAP_SETPCAP`, which bwrap
+/// grants the init for this), then installs the seccomp filter.
+pub fn harden() -> Result<(), HardenError> {
+    use caps::CapSet;
+    for (set, name) in [
+        (CapSet::Ambient, "ambient"),
+        (CapSet::Bounding, "bounding"),
+        (CapSet::Inheritable, "inheritable"),
+    ] {
+        caps::clear(None, set).map_err(|e| HardenError::Capabilities {
+            set: name,
+            reason: e.to_string(),
+        })?;
+    }
+    crate::seccomp::Filters::for_this_machine()?.install()?;
+    Ok(())
 }
 
 /// Encodes an environment for `--env-file`.

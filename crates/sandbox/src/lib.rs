@@ -12,6 +12,7 @@ mod bwrap;
 pub mod cgroup;
 pub mod init;
 mod process;
+pub mod seccomp;
 
 pub use bwrap::{BwrapSandbox, RUNTIME_API_SOCKET_VAR, SANDBOX_RUNTIME_API};
 pub use process::ProcessSandbox;
