@@ -206,7 +206,10 @@ impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
             .split('&')
             .filter(|pair| !pair.is_empty())
             .find(|pair| {
-                let function_route = parts.uri.path().starts_with("/v1/functions");
+                // Inside the `/v1` nest the path has lost its prefix.
+                let path = parts.uri.path();
+                let function_route =
+                    path.starts_with("/functions") || path.starts_with("/v1/functions");
                 let name = pair.split('=').next().unwrap_or(pair);
                 !(function_route && name == OWNER_PARAM)
             });

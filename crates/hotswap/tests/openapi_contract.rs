@@ -84,6 +84,11 @@ fn every_operation_refuses_an_unknown_query_parameter() {
         "/v1/functions/q/invocations?status=Pending&limit=1",
         "/v1/triggers?functionName=q&limit=5",
         "/v1/runners?limit=1&nextToken=1",
+        // `owner` on a function's routes, with or without other parameters
+        "/v1/functions/q?owner=admin",
+        "/v1/functions/q/metrics?owner=admin",
+        "/v1/functions/q/versions?owner=admin&limit=5",
+        "/v1/functions?owner=admin",
     ] {
         let (status, body) = s.admin("GET", ok, None);
         assert_eq!(status, 200, "GET {ok}: {body}");
