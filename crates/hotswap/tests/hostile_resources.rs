@@ -210,16 +210,12 @@ fn healthy(s: &Server) -> bool {
 
 /// `hotswap_log_retained_bytes{function="NAME"}` from `/metrics`.
 fn retained_bytes(s: &Server, name: &str) -> u64 {
-    let text = reqwest::blocking::Client::new()
-        .get(format!("{}/metrics", s.url))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    let key = format!("hotswap_log_retained_bytes{{function=\"{name}\"}} ");
+    let text = s.prometheus();
+    // `hotswap_log_retained_bytes{function_id="…",function="NAME"} BYTES`
+    let label = format!(",function=\"{name}\"}} ");
     text.lines()
-        .find_map(|l| l.strip_prefix(&key))
+        .filter(|l| l.starts_with("hotswap_log_retained_bytes{"))
+        .find_map(|l| l.split_once(&label).map(|(_, v)| v))
         .map(|v| v.trim().parse().unwrap())
         .unwrap_or(0)
 }

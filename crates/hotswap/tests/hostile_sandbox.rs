@@ -196,16 +196,6 @@ def benign(event, context):
     return {"ok": True, "echo": event.get("x")}
 "#;
 
-fn isolated_server(dir: &std::path::Path) -> Server {
-    Server::start_with(
-        dir,
-        ServerOptions {
-            extra_args: vec!["--sandbox".into(), "isolated".into()],
-            ..Default::default()
-        },
-    )
-}
-
 fn make_as(s: &Server, token: &str, name: &str, handler: &str) {
     let body = json!({ "name": name, "runtime": "Python311", "handler": handler, "timeout": 30,
         "code": { "zipFile": b64(&zip_of(&[("app.py", HOSTILE)])) } });

@@ -36,16 +36,6 @@ def slow(event, context):
     return {"slept": event.get("sleep", 0)}
 "#;
 
-fn isolated_server(dir: &std::path::Path) -> Server {
-    Server::start_with(
-        dir,
-        ServerOptions {
-            extra_args: vec!["--sandbox".into(), "isolated".into()],
-            ..Default::default()
-        },
-    )
-}
-
 fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(60))
@@ -501,13 +491,7 @@ fn prometheus_labels_carry_the_owner() {
         assert_eq!(invoke(&s, &alice, path, json!({})).0, 200);
     }
     assert_eq!(invoke(&s, &bob, path, json!({})).0, 200);
-    let text = client()
-        .get(format!("{}/metrics", s.url))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let text = s.prometheus();
     assert!(
         text.contains(
             "hotswap_invocations_total{owner=\"alice\",function=\"orders\",version=\"$LATEST\"} 2"

@@ -485,13 +485,7 @@ fn counters_metrics_and_can_delete() {
     assert_eq!(bad["items"][0]["errorRate"], 100.0, "{bad}");
 
     // Prometheus text (an admin or metrics token: tests/tokens.rs)
-    let text = reqwest::blocking::Client::new()
-        .get(format!("{}/metrics", s.url))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let text = s.prometheus();
     assert!(
         text.contains(
             "hotswap_invocations_total{owner=\"admin\",function=\"cnt\",version=\"1\"} 4"

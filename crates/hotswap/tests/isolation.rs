@@ -54,16 +54,6 @@ def forkbomb(event, context):
     return {"forked": n, "stopped_by": None}
 "#;
 
-fn isolated_server(dir: &std::path::Path) -> Server {
-    Server::start_with(
-        dir,
-        ServerOptions {
-            extra_args: vec!["--sandbox".into(), "isolated".into()],
-            ..Default::default()
-        },
-    )
-}
-
 fn make(s: &Server, name: &str, handler: &str, extra: Value) -> Value {
     let mut body = json!({ "name": name, "runtime": "Python311", "handler": handler,
         "code": { "zipFile": b64(&zip_of(&[("app.py", PROBE)])) } });

@@ -275,25 +275,39 @@ impl LogStore {
 
     /// What is kept per function, by key, and in all.
     pub fn usage_all(&self) -> (Vec<(String, LogUsage)>, LogUsage, u64) {
+        let (per, total, evicted) = self.usage_labelled();
+        (
+            per.into_iter().map(|(k, _, u)| (k, u)).collect(),
+            total,
+            evicted,
+        )
+    }
+
+    /// [`Self::usage_all`] with each function's name (from its newest
+    /// line) beside its key.
+    fn usage_labelled(&self) -> (Vec<(String, String, LogUsage)>, LogUsage, u64) {
         let Ok(inner) = self.inner.lock() else {
             return (Vec::new(), LogUsage::default(), 0);
         };
-        let mut per: Vec<(String, LogUsage)> = inner
+        let mut per: Vec<(String, String, LogUsage)> = inner
             .functions
             .iter()
             .map(|(k, l)| {
-                (
-                    k.clone(),
-                    LogUsage {
-                        lines: l.lines.len(),
-                        bytes: l.bytes,
-                    },
-                )
+                let name = l
+                    .lines
+                    .back()
+                    .map(|line| line.function_name.clone())
+                    .unwrap_or_default();
+                let usage = LogUsage {
+                    lines: l.lines.len(),
+                    bytes: l.bytes,
+                };
+                (k.clone(), name, usage)
             })
             .collect();
         per.sort_by(|a, b| a.0.cmp(&b.0));
         let total = LogUsage {
-            lines: per.iter().map(|(_, u)| u.lines).sum(),
+            lines: per.iter().map(|(_, _, u)| u.lines).sum(),
             bytes: inner.bytes,
         };
         (per, total, inner.evicted_lines)
@@ -303,15 +317,18 @@ impl LogStore {
     /// evicted to stay within the caps.
     pub fn prometheus(&self) -> String {
         use std::fmt::Write;
-        let (per, total, evicted) = self.usage_all();
+        // Functions are keyed by id (names repeat across owners); the
+        // name rides along for people.
+        let (per, total, evicted) = self.usage_labelled();
         let mut out = String::new();
         let _ = writeln!(out, "# HELP hotswap_log_retained_bytes Log bytes kept in memory, per function (cap {} per function, {} in all).", self.limits.per_function_bytes, self.limits.total_bytes);
         let _ = writeln!(out, "# TYPE hotswap_log_retained_bytes gauge");
-        for (key, u) in &per {
+        for (key, name, u) in &per {
             let _ = writeln!(
                 out,
-                "hotswap_log_retained_bytes{{function=\"{}\"}} {}",
+                "hotswap_log_retained_bytes{{function_id=\"{}\",function=\"{}\"}} {}",
                 escape_label(key),
+                escape_label(name),
                 u.bytes
             );
         }
@@ -320,11 +337,12 @@ impl LogStore {
             "# HELP hotswap_log_retained_lines Log lines kept in memory, per function."
         );
         let _ = writeln!(out, "# TYPE hotswap_log_retained_lines gauge");
-        for (key, u) in &per {
+        for (key, name, u) in &per {
             let _ = writeln!(
                 out,
-                "hotswap_log_retained_lines{{function=\"{}\"}} {}",
+                "hotswap_log_retained_lines{{function_id=\"{}\",function=\"{}\"}} {}",
                 escape_label(key),
+                escape_label(name),
                 u.lines
             );
         }
@@ -458,7 +476,7 @@ mod tests {
         let text = s.prometheus();
         assert!(
             text.contains(&format!(
-                "hotswap_log_retained_bytes{{function=\"quiet\"}} {}\n",
+                "hotswap_log_retained_bytes{{function_id=\"quiet\",function=\"quiet\"}} {}\n",
                 2 * cost
             )),
             "{text}"

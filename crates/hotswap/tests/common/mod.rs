@@ -150,6 +150,18 @@ impl Server {
         decode(req.send().expect("request"))
     }
 
+    /// The Prometheus text of `GET /metrics`, read with the admin token.
+    pub fn prometheus(&self) -> String {
+        let resp = self
+            .client
+            .get(format!("{}/metrics", self.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .expect("GET /metrics");
+        assert_eq!(resp.status().as_u16(), 200, "GET /metrics");
+        resp.text().expect("metrics text")
+    }
+
     pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         self.call(method, path, Some(ADMIN_TOKEN), body)
     }
@@ -165,6 +177,18 @@ impl Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A server whose instances must be isolated (`--sandbox isolated`): a
+/// machine that cannot isolate fails the test instead of skipping it.
+pub fn isolated_server(dir: &Path) -> Server {
+    Server::start_with(
+        dir,
+        ServerOptions {
+            extra_args: vec!["--sandbox".into(), "isolated".into()],
+            ..Default::default()
+        },
+    )
 }
 
 impl Drop for Server {
