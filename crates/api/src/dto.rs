@@ -386,8 +386,10 @@ pub struct TokenResponse {
 #[into_params(parameter_in = Query)]
 pub struct ListTokensQuery {
     /// Only this owner's tokens (a tenant may only name itself).
+    #[param(pattern = r"^[A-Za-z0-9._@-]{1,128}$")]
     pub owner_id: Option<String>,
     /// Page size, 1–1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// The previous page's `nextToken`.
     pub next_token: Option<String>,
@@ -684,5 +686,6 @@ pub struct VersionMetricsSchema {
 pub struct OwnerQuery {
     /// The function's owner (admins; default: the caller's own functions).
     /// Function names are unique per owner.
+    #[param(pattern = r"^[A-Za-z0-9._@-]{1,128}$")]
     pub owner: Option<String>,
 }
