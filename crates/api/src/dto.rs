@@ -392,6 +392,7 @@ pub struct ListTokensQuery {
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// The previous page's `nextToken`.
+    #[param(pattern = "^[0-9]{0,18}$")]
     pub next_token: Option<String>,
 }
 

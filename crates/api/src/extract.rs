@@ -252,9 +252,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Owner {
         let q = axum::extract::Query::<OwnerParam>::try_from_uri(&parts.uri)
             .map_err(|e: QueryRejection| ApiError::bad_request(e.body_text()))?;
         match q.0.owner {
-            Some(o) if o.trim().is_empty() => {
-                Err(ApiError::validation(vec!["owner must not be empty".into()]))
-            }
+            Some(o) if !hotswap_control::valid_owner_id(&o) => Err(ApiError::validation(vec![
+                "owner must be 1-128 letters, digits, '-', '_', '.' or '@'".into(),
+            ])),
             owner => Ok(Owner(owner)),
         }
     }

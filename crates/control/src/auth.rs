@@ -113,7 +113,9 @@ fn new_token_id() -> String {
     format!("tok_{}", random_hex(12))
 }
 
-fn valid_owner_id(owner: &str) -> bool {
+/// Whether `owner` is a well-formed owner id: 1–128 letters, digits, `-`,
+/// `_`, `.` or `@`.
+pub fn valid_owner_id(owner: &str) -> bool {
     !owner.is_empty()
         && owner.len() <= 128
         && owner
@@ -253,6 +255,11 @@ impl ControlPlane {
         owner_id: Option<&str>,
     ) -> Result<Vec<ApiToken>> {
         let owner = match owner_id {
+            Some(o) if !valid_owner_id(o) => {
+                return Err(ControlError::validation(
+                    "ownerId must be 1-128 letters, digits, '-', '_', '.' or '@'",
+                ))
+            }
             Some(o) if !caller.owns(o) => {
                 return Err(ControlError::NotFound(format!("owner '{o}' not found")))
             }

@@ -20,7 +20,9 @@ mod triggers;
 mod versions;
 
 pub use aliases::AliasUpdate;
-pub use auth::{hash_token, Grant, IssuedToken, NewToken, Principal, Refused, MAX_TOKEN_NAME};
+pub use auth::{
+    hash_token, valid_owner_id, Grant, IssuedToken, NewToken, Principal, Refused, MAX_TOKEN_NAME,
+};
 pub use code::{CodeLimits, CodePackage};
 pub use deployments::NewDeployment;
 pub use error::ControlError;

@@ -267,7 +267,7 @@ pub(crate) async fn invoke(
 pub struct LogsQuery {
     /// One invocation's lines: its request id (1–128 letters, digits, `-`
     /// or `_`).
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^[A-Za-z0-9_-]{1,128}$")]
     pub request_id: Option<String>,
     /// `$LATEST` or a version number.
     #[param(value_type = Option<String>)]
