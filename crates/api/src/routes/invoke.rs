@@ -270,7 +270,7 @@ pub struct LogsQuery {
     #[param(value_type = Option<String>, pattern = "^[A-Za-z0-9_-]{1,128}$")]
     pub request_id: Option<String>,
     /// `$LATEST` or a version number.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = r"^(\$LATEST|[1-9][0-9]{0,8})$")]
     pub version: Option<String>,
     /// Lines at or after this RFC 3339 time.
     #[param(value_type = Option<String>, format = DateTime)]
@@ -312,7 +312,8 @@ impl LogsQuery {
             },
         };
         if let Some(v) = &self.version {
-            let number = v.parse::<u32>().is_ok_and(|n| n > 0) && !v.starts_with('0');
+            let number =
+                v.len() <= 9 && v.parse::<u32>().is_ok_and(|n| n > 0) && !v.starts_with('0');
             if v != hotswap_domain::LATEST && !number {
                 errors.push(format!(
                     "version must be $LATEST or a version number (got {v:?})"
