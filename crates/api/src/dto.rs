@@ -24,6 +24,39 @@ fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// An optional struct, taken only from a JSON object (or `null`): serde's
+/// derived structs also accept an array of their fields in order, which the
+/// documented schema (an object) does not allow.
+fn object<'de, T: serde::de::DeserializeOwned, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    use serde::de::Error;
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v @ serde_json::Value::Object(_)) => serde_json::from_value(v)
+            .map(Some)
+            .map_err(D::Error::custom),
+        Some(other) => Err(D::Error::invalid_type(
+            match &other {
+                serde_json::Value::Array(_) => serde::de::Unexpected::Seq,
+                serde_json::Value::Bool(b) => serde::de::Unexpected::Bool(*b),
+                serde_json::Value::String(s) => serde::de::Unexpected::Str(s),
+                _ => serde::de::Unexpected::Other("a number"),
+            },
+            &"an object",
+        )),
+    }
+}
+
+/// [`object`] for a field that defaults when absent.
+fn object_or_default<'de, T, D>(d: D) -> Result<T, D::Error>
+where
+    T: serde::de::DeserializeOwned + Default,
+    D: Deserializer<'de>,
+{
+    object(d).map(Option::unwrap_or_default)
+}
+
 /// A code package, base64-encoded.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -75,7 +108,9 @@ pub struct CreateFunctionRequest {
     pub layers: Vec<String>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "object")]
     pub vpc_config: Option<VpcConfig>,
+    #[serde(default, deserialize_with = "object")]
     pub scaling_config: Option<ScalingConfig>,
     /// `function[:qualifier]` (same owner) that receives an asynchronous
     /// invocation of this one, in Lambda's destination-record shape, once
@@ -109,6 +144,7 @@ pub struct UpdateFunctionRequest {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<VpcConfig>)]
     pub vpc_config: Option<Option<VpcConfig>>,
+    #[serde(default, deserialize_with = "object")]
     pub scaling_config: Option<ScalingConfig>,
     /// `function[:qualifier]`; `null` removes it.
     #[serde(default, deserialize_with = "double_option")]
@@ -196,7 +232,7 @@ pub struct CreateTriggerRequest {
     #[serde(rename = "type")]
     pub trigger_type: TriggerType,
     pub is_enabled: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_or_default")]
     pub config: TriggerConfig,
 }
 
@@ -227,8 +263,11 @@ pub struct RegisterRunnerRequest {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeartbeatRequest {
+    #[serde(default, deserialize_with = "object")]
     pub health: Option<RunnerHealth>,
+    #[serde(default, deserialize_with = "object")]
     pub resources: Option<RunnerResources>,
+    #[serde(default, deserialize_with = "object")]
     pub metrics: Option<RunnerMetrics>,
     pub active_containers: Option<BTreeMap<String, String>>,
 }
@@ -258,7 +297,7 @@ pub struct CreateDeploymentRequest {
     pub target_version: u32,
     #[serde(default)]
     pub strategy: DeploymentStrategy,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_or_default")]
     pub config: DeploymentConfig,
 }
 
@@ -689,4 +728,31 @@ pub struct OwnerQuery {
     /// Function names are unique per owner.
     #[param(pattern = r"^[A-Za-z0-9._@-]{1,128}$")]
     pub owner: Option<String>,
+}
+
+#[cfg(test)]
+mod object_tests {
+    use super::*;
+
+    #[test]
+    fn struct_fields_take_objects_only() {
+        let ok: HeartbeatRequest =
+            serde_json::from_str(r#"{"health": {}, "metrics": null}"#).unwrap();
+        assert!(ok.health.is_some() && ok.metrics.is_none());
+        for bad in [
+            r#"{"health": []}"#,
+            r#"{"resources": [1, 2]}"#,
+            r#"{"metrics": "x"}"#,
+        ] {
+            let e = serde_json::from_str::<HeartbeatRequest>(bad).unwrap_err();
+            assert!(e.to_string().contains("expected an object"), "{bad}: {e}");
+        }
+        assert!(serde_json::from_str::<CreateDeploymentRequest>(
+            r#"{"aliasName": "a", "targetVersion": 1, "config": []}"#
+        )
+        .is_err());
+        let d: CreateDeploymentRequest =
+            serde_json::from_str(r#"{"aliasName": "a", "targetVersion": 1}"#).unwrap();
+        assert_eq!(d.target_version, 1);
+    }
 }
