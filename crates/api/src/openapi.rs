@@ -63,36 +63,44 @@ fn error_description(status: &str) -> Option<&'static str> {
     })
 }
 
+/// Every operation of the document, to change in place.
+fn operations_mut(
+    doc: &mut utoipa::openapi::OpenApi,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    doc.paths.paths.values_mut().flat_map(|item| {
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+    })
+}
+
 impl Modify for CommonErrors {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        for item in doc.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ];
-            for op in operations.into_iter().flatten() {
-                let mut common = vec!["400", "401", "500"];
-                if let Some(body) = &op.request_body {
-                    common.push("413");
-                    if body.content.contains_key("application/json") {
-                        common.push("415");
-                    }
+        for op in operations_mut(doc) {
+            let mut common = vec!["400", "401", "500"];
+            if let Some(body) = &op.request_body {
+                common.push("413");
+                if body.content.contains_key("application/json") {
+                    common.push("415");
                 }
-                let responses = &mut op.responses.responses;
-                for status in common {
-                    if !responses.contains_key(status) {
-                        let text = error_description(status).unwrap_or_default();
-                        responses.insert(status.to_owned(), RefOr::T(error_response(text)));
-                    }
+            }
+            let responses = &mut op.responses.responses;
+            for status in common {
+                if !responses.contains_key(status) {
+                    let text = error_description(status).unwrap_or_default();
+                    responses.insert(status.to_owned(), RefOr::T(error_response(text)));
                 }
-                for (status, response) in responses.iter_mut() {
-                    if let (RefOr::T(r), Some(text)) = (response, error_description(status)) {
-                        if r.description.is_empty() {
-                            r.description = text.to_owned();
-                        }
+            }
+            for (status, response) in responses.iter_mut() {
+                if let (RefOr::T(r), Some(text)) = (response, error_description(status)) {
+                    if r.description.is_empty() {
+                        r.description = text.to_owned();
                     }
                 }
             }
@@ -167,28 +175,19 @@ impl Modify for IntegerBounds {
         if let Some(components) = &mut doc.components {
             components.schemas.values_mut().for_each(bound_integers);
         }
-        for item in doc.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ];
-            for op in operations.into_iter().flatten() {
-                for p in op.parameters.iter_mut().flatten() {
-                    p.schema.iter_mut().for_each(bound_integers);
+        for op in operations_mut(doc) {
+            for p in op.parameters.iter_mut().flatten() {
+                p.schema.iter_mut().for_each(bound_integers);
+            }
+            if let Some(body) = &mut op.request_body {
+                for content in body.content.values_mut() {
+                    content.schema.iter_mut().for_each(bound_integers);
                 }
-                if let Some(body) = &mut op.request_body {
-                    for content in body.content.values_mut() {
+            }
+            for response in op.responses.responses.values_mut() {
+                if let RefOr::T(r) = response {
+                    for content in r.content.values_mut() {
                         content.schema.iter_mut().for_each(bound_integers);
-                    }
-                }
-                for response in op.responses.responses.values_mut() {
-                    if let RefOr::T(r) = response {
-                        for content in r.content.values_mut() {
-                            content.schema.iter_mut().for_each(bound_integers);
-                        }
                     }
                 }
             }
