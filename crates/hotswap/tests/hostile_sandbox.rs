@@ -141,7 +141,14 @@ def status(event, context):
     own = fields(open("/proc/self/status").read())
     # a program the function starts inherits all of it
     child = fields(subprocess.run(["/usr/bin/cat", "/proc/self/status"], capture_output=True, text=True).stdout)
-    return {"self": own, "child": child}
+    import resource
+    nofile = list(resource.getrlimit(resource.RLIMIT_NOFILE))
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile[1] * 4, nofile[1] * 4))
+        raised = "allowed"
+    except (ValueError, OSError) as e:
+        raised = "denied: " + type(e).__name__
+    return {"self": own, "child": child, "nofile": nofile, "raise_nofile": raised}
 
 def add_key(event, context):
     secret = event["secret"].encode()
@@ -342,6 +349,12 @@ fn instances_run_filtered_with_no_capabilities() {
             "{who}: {out}"
         );
     }
+    // Lambda's descriptor limit, not the server's raised one, and no way up
+    assert_eq!(out["nofile"], json!([1024, 1024]), "{out}");
+    assert!(
+        out["raise_nofile"].as_str().unwrap().starts_with("denied"),
+        "{out}"
+    );
     assert_still_healthy(&s);
 }
 

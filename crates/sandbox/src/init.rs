@@ -187,15 +187,29 @@ pub fn run(args: &[String]) -> i32 {
 pub enum HardenError {
     #[error("cannot clear the {set} capability set: {reason}")]
     Capabilities { set: &'static str, reason: String },
+    #[error("cannot set the descriptor limit: {0}")]
+    Limit(nix::Error),
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
 }
 
-/// Empties the calling thread's ambient, bounding and inheritable
-/// capability sets (the bounding set needs `CAP_SETPCAP`, which bwrap
-/// grants the init for this), then installs the seccomp filter.
+/// Open files an instance may hold, as on Lambda: the server raises its own
+/// limit at start, and instances must not inherit that.
+pub const INSTANCE_NOFILE: u64 = 1024;
+
+/// Sets the instance's descriptor limit ([`INSTANCE_NOFILE`], soft and
+/// hard: without capabilities it cannot be raised again), empties the
+/// calling thread's ambient, bounding and inheritable capability sets (the
+/// bounding set needs `CAP_SETPCAP`, which bwrap grants the init for this),
+/// then installs the seccomp filter.
 pub fn harden() -> Result<(), HardenError> {
     use caps::CapSet;
+    nix::sys::resource::setrlimit(
+        nix::sys::resource::Resource::RLIMIT_NOFILE,
+        INSTANCE_NOFILE,
+        INSTANCE_NOFILE,
+    )
+    .map_err(HardenError::Limit)?;
     for (set, name) in [
         (CapSet::Ambient, "ambient"),
         (CapSet::Bounding, "bounding"),
