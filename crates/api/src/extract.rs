@@ -4,7 +4,7 @@
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use hotswap_control::{FunctionRef, Principal};
 use serde::de::DeserializeOwned;
 
@@ -148,20 +148,39 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     }
 }
 
-/// `axum::extract::Query` with JSON errors. The `owner` parameter is left
-/// out: it names the namespace of the function a route addresses, which
-/// [`FunctionPath`] and [`Owner`] read for every route alike.
+/// Whether `?owner=` means something on this request: a function's routes
+/// (read by [`FunctionPath`], or by [`Owner`] on `/v1/functions`) and the
+/// trigger listing. Everywhere else it is an unknown parameter (400), never
+/// silently ignored.
+fn owner_applies(parts: &Parts) -> bool {
+    // Inside the `/v1` nest the path has lost its prefix.
+    let path = parts.uri.path();
+    let path = path.strip_prefix("/v1").unwrap_or(path);
+    path.starts_with("/functions") || (path == "/triggers" && parts.method == Method::GET)
+}
+
+/// The query parameters other than an `owner` that [`owner_applies`] to.
+fn query_pairs(parts: &Parts) -> impl Iterator<Item = &str> {
+    let skip_owner = owner_applies(parts);
+    parts
+        .uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .filter(move |pair| !(skip_owner && pair.split('=').next() == Some(OWNER_PARAM)))
+}
+
+/// `axum::extract::Query` with JSON errors. An `owner` that names the
+/// function's namespace is left out ([`FunctionPath`] and [`Owner`] read
+/// it); anywhere else it is refused like any unknown parameter.
 pub struct Query<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let query = parts.uri.query().unwrap_or_default();
-        let rest: Vec<&str> = query
-            .split('&')
-            .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some(OWNER_PARAM))
-            .collect();
+        let rest: Vec<&str> = query_pairs(parts).collect();
         let uri: axum::http::Uri = format!("/?{}", rest.join("&"))
             .parse()
             .map_err(|_| ApiError::bad_request("invalid query string"))?;
@@ -191,28 +210,14 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
 
 /// For operations that take no query parameters: any parameter is refused
 /// with 400, as the typed query structs refuse the ones they do not name —
-/// except `owner` on a function's routes (`/v1/functions…`), which
-/// [`FunctionPath`] reads.
+/// except an `owner` that [`owner_applies`] to.
 pub struct NoQuery;
 
 impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let first = parts
-            .uri
-            .query()
-            .unwrap_or_default()
-            .split('&')
-            .filter(|pair| !pair.is_empty())
-            .find(|pair| {
-                // Inside the `/v1` nest the path has lost its prefix.
-                let path = parts.uri.path();
-                let function_route =
-                    path.starts_with("/functions") || path.starts_with("/v1/functions");
-                let name = pair.split('=').next().unwrap_or(pair);
-                !(function_route && name == OWNER_PARAM)
-            });
+        let first = query_pairs(parts).next();
         match first {
             None => Ok(NoQuery),
             Some(pair) => {

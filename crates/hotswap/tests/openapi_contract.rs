@@ -93,6 +93,15 @@ fn every_operation_refuses_an_unknown_query_parameter() {
         let (status, body) = s.admin("GET", ok, None);
         assert_eq!(status, 200, "GET {ok}: {body}");
     }
+    // `owner` means nothing on other routes: refused, never silently ignored.
+    for path in [
+        "/v1/layers?owner=admin",
+        "/v1/runners?owner=admin",
+        "/v1/whoami?owner=admin",
+    ] {
+        let (status, body) = s.admin("GET", path, None);
+        assert_eq!(status, 400, "GET {path}: {body}");
+    }
     // Declared parameters keep their documented values only.
     for bad in [
         "/v1/functions?limit=0",
