@@ -35,7 +35,7 @@ pub use layer::{LayerRef, LayerVersion};
 pub use names::{DeadLetterTarget, Qualifier, LATEST};
 pub use runner::{RunnerHealth, RunnerMetrics, RunnerNode, RunnerResources};
 pub use runtime::Runtime;
-pub use trigger::{Trigger, TriggerConfig, TriggerType};
+pub use trigger::{HttpAuthType, Trigger, TriggerConfig, TriggerType};
 pub use validation::ValidationErrors;
 pub use value::{InvocationResult, ScalingConfig, VpcConfig};
 pub use version::{FunctionVersion, VersionStatus};

@@ -70,6 +70,18 @@ pub struct TriggerConfig {
     pub http_path: Option<String>,
     pub http_methods: Option<Vec<String>>,
     pub cors_enabled: Option<bool>,
+    /// HotSwap: origins answered with `Access-Control-Allow-Origin` (default `["*"]`).
+    pub cors_allow_origins: Option<Vec<String>>,
+    /// HotSwap: methods a preflight allows (default: the trigger's methods).
+    pub cors_allow_methods: Option<Vec<String>>,
+    /// HotSwap: request headers a preflight allows (default: those asked for).
+    pub cors_allow_headers: Option<Vec<String>>,
+    /// HotSwap: seconds a browser may cache a preflight answer (default 600).
+    pub cors_max_age: Option<u32>,
+    /// HotSwap: `None` (public, default) or `Token` (the owner's bearer token).
+    pub auth_type: Option<HttpAuthType>,
+    /// HotSwap: most requests per second the trigger admits (429 past it).
+    pub rate_limit: Option<u32>,
     // Scheduled
     pub schedule_expression: Option<String>,
     pub timezone: Option<String>,
@@ -83,6 +95,22 @@ pub struct TriggerConfig {
     pub starting_position: Option<String>,
     pub parallelization_factor: Option<u32>,
 }
+
+/// Who may call an HTTP trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum HttpAuthType {
+    /// Anyone: a public URL.
+    #[default]
+    None,
+    /// The function's owner (or an admin), with `Authorization: Bearer`.
+    Token,
+}
+
+/// Longest `corsMaxAge`, seconds (a day; browsers cap it lower).
+pub const MAX_CORS_MAX_AGE_S: u32 = 86_400;
+/// Highest per-trigger `rateLimit`, requests per second.
+pub const MAX_HTTP_RATE_LIMIT: u32 = 1_000_000;
 
 pub const HTTP_METHODS: [&str; 9] = [
     "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY", "*",
@@ -190,6 +218,40 @@ fn validate_http(c: &TriggerConfig, errors: &mut ValidationErrors) {
             errors.push("HttpPath must start with '/' and hold only letters, digits, '-', '_', '.', '~' and {param} segments");
         }
     }
+    if let Some(age) = c.cors_max_age {
+        if age > MAX_CORS_MAX_AGE_S {
+            errors.push(format!("CorsMaxAge must be 0-{MAX_CORS_MAX_AGE_S} seconds"));
+        }
+    }
+    if let Some(r) = c.rate_limit {
+        if !(1..=MAX_HTTP_RATE_LIMIT).contains(&r) {
+            errors.push(format!(
+                "RateLimit must be 1-{MAX_HTTP_RATE_LIMIT} requests per second"
+            ));
+        }
+    }
+    for (field, list) in [
+        ("CorsAllowOrigins", &c.cors_allow_origins),
+        ("CorsAllowHeaders", &c.cors_allow_headers),
+    ] {
+        if let Some(list) = list {
+            if list
+                .iter()
+                .any(|v| v.is_empty() || !v.bytes().all(|b| b.is_ascii_graphic()))
+            {
+                errors.push(format!(
+                    "{field} entries must be non-empty and printable without spaces"
+                ));
+            }
+        }
+    }
+    if let Some(methods) = &c.cors_allow_methods {
+        for m in methods {
+            if !HTTP_METHODS.contains(&m.to_ascii_uppercase().as_str()) {
+                errors.push(format!("CorsAllowMethods: unknown method '{m}'"));
+            }
+        }
+    }
     if let Some(methods) = &c.http_methods {
         if methods.is_empty() {
             errors.push("HttpMethods must list at least one method when given");
@@ -258,7 +320,15 @@ fn foreign_settings(t: TriggerType, c: &TriggerConfig) -> ValidationErrors {
     let groups: [(TriggerType, bool); 4] = [
         (
             TriggerType::Http,
-            c.http_path.is_some() || c.http_methods.is_some() || c.cors_enabled.is_some(),
+            c.http_path.is_some()
+                || c.http_methods.is_some()
+                || c.cors_enabled.is_some()
+                || c.cors_allow_origins.is_some()
+                || c.cors_allow_methods.is_some()
+                || c.cors_allow_headers.is_some()
+                || c.cors_max_age.is_some()
+                || c.auth_type.is_some()
+                || c.rate_limit.is_some(),
         ),
         (
             TriggerType::Scheduled,

@@ -1,0 +1,1 @@
+//! Event shapes: the EventBridge scheduled event and samples.

@@ -1,0 +1,1 @@
+//! HTTP triggers: routes, events, responses, CORS, rate limits.
