@@ -326,7 +326,7 @@ pub enum TokenRole {
     Metrics,
 }
 
-impl From<TokenRole> for hotswap_store::TokenRole {
+impl From<TokenRole> for hotswap_control::TokenRole {
     fn from(r: TokenRole) -> Self {
         match r {
             TokenRole::Tenant => Self::Tenant,
@@ -337,13 +337,13 @@ impl From<TokenRole> for hotswap_store::TokenRole {
     }
 }
 
-impl From<hotswap_store::TokenRole> for TokenRole {
-    fn from(r: hotswap_store::TokenRole) -> Self {
+impl From<hotswap_control::TokenRole> for TokenRole {
+    fn from(r: hotswap_control::TokenRole) -> Self {
         match r {
-            hotswap_store::TokenRole::Tenant => Self::Tenant,
-            hotswap_store::TokenRole::Admin => Self::Admin,
-            hotswap_store::TokenRole::Runner => Self::Runner,
-            hotswap_store::TokenRole::Metrics => Self::Metrics,
+            hotswap_control::TokenRole::Tenant => Self::Tenant,
+            hotswap_control::TokenRole::Admin => Self::Admin,
+            hotswap_control::TokenRole::Runner => Self::Runner,
+            hotswap_control::TokenRole::Metrics => Self::Metrics,
         }
     }
 }
@@ -393,8 +393,8 @@ pub struct TokenInfo {
     pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-impl From<hotswap_store::ApiToken> for TokenInfo {
-    fn from(t: hotswap_store::ApiToken) -> Self {
+impl From<hotswap_control::ApiToken> for TokenInfo {
+    fn from(t: hotswap_control::ApiToken) -> Self {
         Self {
             admin: t.is_admin(),
             token_id: t.token_id,
@@ -465,8 +465,8 @@ pub struct Page<T> {
 }
 
 /// A page the store cut (keyset paging) goes out as is.
-impl<T> From<hotswap_store::Page<T>> for Page<T> {
-    fn from(p: hotswap_store::Page<T>) -> Self {
+impl<T> From<hotswap_control::Page<T>> for Page<T> {
+    fn from(p: hotswap_control::Page<T>) -> Self {
         Page {
             items: p.items,
             next_token: p.next_token,
@@ -755,4 +755,16 @@ mod object_tests {
             serde_json::from_str(r#"{"aliasName": "a", "targetVersion": 1}"#).unwrap();
         assert_eq!(d.target_version, 1);
     }
+}
+
+/// `GET /v1/status`: this server's background tasks.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerStatus {
+    /// The server's version.
+    pub version: String,
+    /// Every background task (`runner-heartbeat`, `counter-flush`,
+    /// `window-prune`, `async-worker`, `deployments`, `scheduler`,
+    /// `http-routes`, `trigger-counters`), in start order.
+    pub tasks: Vec<hotswap_tasks::TaskStatus>,
 }

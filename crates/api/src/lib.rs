@@ -12,7 +12,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use hotswap_control::{hash_token, ControlPlane, Grant, Principal, Refused, TokenRole};
-use hotswap_runner::Runner;
+use hotswap_router::Router as InvocationRouter;
+use hotswap_tasks::Driver;
 
 pub mod dto;
 pub mod error;
@@ -34,7 +35,10 @@ const TOKEN_CACHE_MAX: usize = 10_000;
 #[derive(Clone)]
 pub struct AppState {
     pub control: ControlPlane,
-    pub runner: Arc<Runner>,
+    /// The one way into a function.
+    pub router: Arc<InvocationRouter>,
+    /// The server's background tasks, reported by `GET /v1/status`.
+    pub tasks: Option<Arc<Driver>>,
     /// Verified tokens by the SHA-256 of their secret, with when they were
     /// read from the store.
     tokens: Arc<RwLock<HashMap<String, (Grant, Instant)>>>,
@@ -63,10 +67,11 @@ impl Default for PayloadLimits {
 }
 
 impl AppState {
-    pub fn new(control: ControlPlane, runner: Arc<Runner>) -> Self {
+    pub fn new(router: Arc<InvocationRouter>) -> Self {
         Self {
-            control,
-            runner,
+            control: router.control().clone(),
+            router,
+            tasks: None,
             tokens: Arc::default(),
             payload: PayloadLimits::default(),
             metrics_public: false,
@@ -166,7 +171,7 @@ pub fn router(mut state: AppState, config: &ApiConfig) -> Router {
 }
 
 async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
-    match state.control.store().has_admin_token().await {
+    match state.control.check_store().await {
         Ok(_) => (StatusCode::OK, "ok").into_response(),
         Err(e) => {
             tracing::error!(error = %e, "health check: metadata store unavailable");
@@ -197,7 +202,7 @@ async fn prometheus(
             ));
         }
     }
-    let r = &state.runner;
+    let r = state.router.runner();
     let mut text = r.metrics().prometheus(r.idle_instances(), r.isolated());
     text.push_str(&r.logs().prometheus());
     Ok((

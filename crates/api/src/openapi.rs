@@ -209,7 +209,7 @@ impl Modify for IntegerBounds {
         routes::versions::publish, routes::versions::list, routes::versions::get, routes::versions::update, routes::versions::delete,
         routes::aliases::create, routes::aliases::list, routes::aliases::get, routes::aliases::update, routes::aliases::patch, routes::aliases::delete,
         routes::triggers::create, routes::triggers::list, routes::triggers::get, routes::triggers::update, routes::triggers::delete,
-        routes::runners::register, routes::runners::heartbeat, routes::runners::list, routes::runners::get,
+        routes::runners::register, routes::runners::heartbeat, routes::runners::list, routes::runners::get, routes::runners::status,
         routes::deployments::create, routes::deployments::list, routes::deployments::get, routes::deployments::cancel, routes::deployments::promote, routes::deployments::rollback,
     ),
     components(schemas(crate::error::ApiError, hotswap_domain::InvocationResult, crate::dto::LogLineSchema, crate::dto::VersionMetricsSchema))
@@ -341,7 +341,7 @@ mod tests {
             k.sort();
             k
         };
-        let line = hotswap_runner::LogLine {
+        let line = hotswap_router::LogLine {
             timestamp: chrono::Utc::now(),
             function_id: "id".into(),
             function_name: "f".into(),
@@ -356,7 +356,7 @@ mod tests {
             keys(&serde_json::to_value(&line).unwrap()),
             keys(&doc["components"]["schemas"]["LogLine"]["properties"])
         );
-        let metrics = hotswap_runner::metrics::VersionMetrics {
+        let metrics = hotswap_router::VersionMetrics {
             function_id: "id".into(),
             owner_id: "o".into(),
             function_name: "f".into(),

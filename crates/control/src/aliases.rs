@@ -78,6 +78,7 @@ impl ControlPlane {
         alias.description = description;
         Self::check_alias(&alias, &self.published_versions(&f.function_id).await?)?;
         self.store.create_alias(&alias).await?;
+        self.routing_changed();
         Ok(alias)
     }
 
@@ -142,6 +143,7 @@ impl ControlPlane {
         alias.updated_at = time::now();
         Self::check_alias(&alias, &self.published_versions(&f.function_id).await?)?;
         self.store.update_alias(&alias).await?;
+        self.routing_changed();
         Ok(alias)
     }
 
@@ -155,7 +157,9 @@ impl ControlPlane {
         let name = &f.name;
         self.ensure_no_active_deployment(&f.function_id, alias)
             .await?;
-        if !self.store.delete_alias(&f.function_id, alias).await? {
+        let deleted = self.store.delete_alias(&f.function_id, alias).await?;
+        self.routing_changed();
+        if !deleted {
             return Err(ControlError::NotFound(format!(
                 "alias '{alias}' of function '{name}' not found"
             )));

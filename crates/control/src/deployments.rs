@@ -270,7 +270,9 @@ impl ControlPlane {
         for _ in 0..MOVE_ATTEMPTS {
             let mut d = self.deployment_of(f, id).await?;
             let alias = change(self, &mut d).await?;
-            match self.store.apply_deployment(&d, alias.as_ref()).await {
+            let applied = self.store.apply_deployment(&d, alias.as_ref()).await;
+            self.routing_changed();
+            match applied {
                 Ok(revision) => {
                     d.revision = revision;
                     return Ok(d);
@@ -282,36 +284,6 @@ impl ControlPlane {
         Err(ControlError::Conflict(
             "the deployment kept changing; try again".into(),
         ))
-    }
-
-    /// What the controller warms: the function with this id, one of its
-    /// versions and that version's layers.
-    pub async fn version_to_warm(
-        &self,
-        function_id: &str,
-        version: u32,
-    ) -> Result<(
-        hotswap_domain::Function,
-        hotswap_domain::FunctionVersion,
-        Vec<hotswap_domain::LayerVersion>,
-    )> {
-        let f = self
-            .store
-            .get_function_by_id(function_id)
-            .await?
-            .ok_or_else(|| {
-                ControlError::NotFound(format!("function with id '{function_id}' not found"))
-            })?;
-        let name = &f.name;
-        let v = self
-            .store
-            .get_version(function_id, version)
-            .await?
-            .ok_or_else(|| {
-                ControlError::NotFound(format!("version {version} of function '{name}' not found"))
-            })?;
-        let layers = self.layers_for(&v).await?;
-        Ok((f, v, layers))
     }
 
     /// Node IDs of the runners that are healthy now, sorted.
@@ -408,6 +380,7 @@ impl ControlPlane {
     /// The controller's write of `d`, with the alias when it moves.
     async fn write(&self, d: &mut Deployment, alias: Option<&FunctionAlias>) -> Result<()> {
         d.revision = self.store.apply_deployment(d, alias).await?;
+        self.routing_changed();
         Ok(())
     }
 

@@ -307,6 +307,7 @@ impl ControlPlane {
             None,
         );
         self.store.update_function(&f, &latest).await?;
+        self.routing_changed();
         Ok(f)
     }
 
@@ -326,6 +327,7 @@ impl ControlPlane {
             FunctionVersion::snapshot(&f, 0, &package.sha256, package.size, &caller.owner_id, None);
         self.blobs.put(&latest.code_location, package.bytes).await?;
         self.store.update_function(&f, &latest).await?;
+        self.routing_changed();
         if old.code_location != latest.code_location {
             if let Err(e) = self.blobs.delete(&old.code_location).await {
                 tracing::warn!(function = %name, location = %old.code_location, error = %e, "old $LATEST code left behind");
@@ -351,7 +353,7 @@ impl ControlPlane {
                 "function '{name}' not found"
             )));
         }
-        self.versions.forget(&f.function_id);
+        self.routing_changed();
         // Each version's own location (versions stored before function ids
         // live under the name), then everything under the id.
         for v in &versions {

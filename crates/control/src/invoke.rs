@@ -1,82 +1,9 @@
 //! Resolving what an invocation runs: the qualifier (`$LATEST`, a version
 //! number, an alias with weighted routing) to one concrete version.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-use hotswap_domain::{Function, FunctionVersion, Qualifier};
+use hotswap_domain::{Function, FunctionAlias, FunctionVersion, Qualifier};
 
 use crate::{ControlError, ControlPlane, FunctionRef, Principal, Result};
-
-/// How long a cached version is used before it is read again: the most a
-/// version deleted by another server sharing the database stays invocable
-/// here.
-pub(crate) const VERSION_CACHE_TTL: Duration = Duration::from_secs(1);
-/// Entries kept before the cache starts over.
-const VERSION_CACHE_MAX: usize = 10_000;
-
-/// Versions invocations resolved recently, so that a warm invocation reads
-/// only its function (and alias) from the store.
-///
-/// Architecture Invariant: an entry is only found through the function row
-/// read fresh for the same request. A published version never changes; its
-/// key is the function's id, which a function deleted and recreated under
-/// the same name (or another owner's function of that name) never shares. `$LATEST` changes only together
-/// with its function's `updated_at` (`update_function` writes both in one
-/// transaction), which its key carries too. Aliases are not cached.
-#[derive(Default)]
-pub(crate) struct VersionCache {
-    entries: Mutex<HashMap<VersionKey, (FunctionVersion, Instant)>>,
-}
-
-#[derive(Hash, PartialEq, Eq)]
-struct VersionKey {
-    function_id: String,
-    /// The function's `updated_at` for `$LATEST`; 0 for a published version.
-    updated_at: i64,
-    number: u32,
-}
-
-impl VersionKey {
-    fn new(f: &Function, number: u32) -> Self {
-        Self {
-            function_id: f.function_id.clone(),
-            updated_at: if number == 0 {
-                f.updated_at.timestamp_micros()
-            } else {
-                0
-            },
-            number,
-        }
-    }
-}
-
-impl VersionCache {
-    fn get(&self, key: &VersionKey) -> Option<FunctionVersion> {
-        let entries = self.entries.lock().ok()?;
-        entries
-            .get(key)
-            .filter(|(_, at)| at.elapsed() < VERSION_CACHE_TTL)
-            .map(|(v, _)| v.clone())
-    }
-
-    fn put(&self, key: VersionKey, version: &FunctionVersion) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= VERSION_CACHE_MAX {
-                entries.clear();
-            }
-            entries.insert(key, (version.clone(), Instant::now()));
-        }
-    }
-
-    /// Drops every entry of a function (its version or itself was deleted).
-    pub(crate) fn forget(&self, function_id: &str) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.retain(|k, _| k.function_id != function_id);
-        }
-    }
-}
 
 impl ControlPlane {
     /// The function and the version an invocation with `qualifier` runs.
@@ -115,18 +42,42 @@ impl ControlPlane {
                 alias.route_version(rand::random::<f64>())
             }
         };
-        let key = VersionKey::new(&function, number);
-        if let Some(version) = self.versions.get(&key) {
-            return Ok((function, version));
-        }
         let version = self.store.get_version(id, number).await?.ok_or_else(|| {
             ControlError::NotFound(format!(
                 "version {} of function '{name}' not found",
                 hotswap_domain::version::version_string(number)
             ))
         })?;
-        self.versions.put(key, &version);
         Ok((function, version))
+    }
+
+    /// The function the caller may invoke under this reference (404 for
+    /// one it cannot see): the router's lookup on a cache miss.
+    pub async fn invocable_function(
+        &self,
+        caller: &Principal,
+        function: &FunctionRef,
+    ) -> Result<Function> {
+        self.owned_function(caller, function, false).await
+    }
+
+    /// An alias of the function with this id, read from the store.
+    pub async fn find_alias(
+        &self,
+        function_id: &str,
+        alias: &str,
+    ) -> Result<Option<FunctionAlias>> {
+        Ok(self.store.get_alias(function_id, alias).await?)
+    }
+
+    /// A version (0 = `$LATEST`) of the function with this id, read from
+    /// the store.
+    pub async fn version_of(
+        &self,
+        function_id: &str,
+        number: u32,
+    ) -> Result<Option<FunctionVersion>> {
+        Ok(self.store.get_version(function_id, number).await?)
     }
 }
 
@@ -147,6 +98,20 @@ impl ControlPlane {
         content_type: &str,
     ) -> Result<hotswap_domain::AsyncInvocation> {
         let (f, _) = self.resolve_invocation(caller, function, qualifier).await?;
+        self.enqueue_for(&f, qualifier, payload_base64, content_type)
+            .await
+    }
+
+    /// Queues an asynchronous invocation of `f`, whose qualifier the caller
+    /// (the router) has already resolved and authorised.
+    pub async fn enqueue_for(
+        &self,
+        f: &Function,
+        qualifier: &str,
+        payload_base64: String,
+        content_type: &str,
+    ) -> Result<hotswap_domain::AsyncInvocation> {
+        let f = f.clone();
         let mut inv = hotswap_domain::AsyncInvocation::new(
             uuid::Uuid::new_v4().to_string(),
             f.name,

@@ -147,6 +147,7 @@ impl ControlPlane {
             )));
         }
         self.store.delete_layer_version(name, version).await?;
+        self.routing_changed();
         Ok(())
     }
 

@@ -27,7 +27,7 @@ pub use code::{CodeLimits, CodePackage};
 pub use deployments::NewDeployment;
 pub use error::ControlError;
 pub use functions::{FunctionPatch, FunctionRef, NewFunction};
-pub use hotswap_store::{ApiToken, TokenRole};
+pub use hotswap_store::{ApiToken, FunctionFilter, InvocationCursor, Page, TokenRole};
 pub use runners::{Heartbeat, RunnerView};
 pub use triggers::NewTrigger;
 
@@ -39,7 +39,10 @@ pub struct ControlPlane {
     store: Arc<dyn MetadataStore>,
     blobs: BlobStore,
     limits: CodeLimits,
-    versions: Arc<invoke::VersionCache>,
+    /// Bumped by every change to what an invocation resolves to (a
+    /// function, version, alias, layer or deployment step): the router's
+    /// cached routes are only used while it is unchanged.
+    routing: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ControlPlane {
@@ -48,12 +51,31 @@ impl ControlPlane {
             store,
             blobs,
             limits,
-            versions: Arc::default(),
+            routing: Arc::default(),
         }
+    }
+
+    /// The routing epoch: changes whenever something an invocation resolves
+    /// through (function, version, alias, layer, deployment weights) changes
+    /// on this server.
+    pub fn routing_epoch(&self) -> u64 {
+        self.routing.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Marks cached routes stale; called after each such write commits.
+    pub(crate) fn routing_changed(&self) {
+        self.routing
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     pub fn store(&self) -> &Arc<dyn MetadataStore> {
         &self.store
+    }
+
+    /// Whether the metadata store answers (the health check).
+    pub async fn check_store(&self) -> Result<()> {
+        self.store.has_admin_token().await?;
+        Ok(())
     }
 
     pub fn blobs(&self) -> &BlobStore {

@@ -100,6 +100,7 @@ impl ControlPlane {
             }
         }
         self.store.create_trigger(&trigger).await?;
+        self.routing_changed();
         Ok(trigger)
     }
 
@@ -183,12 +184,15 @@ impl ControlPlane {
         let mut t = self.trigger_for_write(caller, id).await?;
         t.is_enabled = enabled;
         self.store.update_trigger(&t).await?;
+        self.routing_changed();
         Ok(t)
     }
 
     pub async fn delete_trigger(&self, caller: &Principal, id: &str) -> Result<()> {
         self.trigger_for_write(caller, id).await?;
-        if !self.store.delete_trigger(id).await? {
+        let deleted = self.store.delete_trigger(id).await?;
+        self.routing_changed();
+        if !deleted {
             return Err(ControlError::NotFound(format!("trigger '{id}' not found")));
         }
         Ok(())

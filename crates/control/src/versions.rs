@@ -55,6 +55,7 @@ impl ControlPlane {
             .copy(&latest.code_location, &v.code_location)
             .await?;
         self.store.insert_version(&v).await?;
+        self.routing_changed();
         tracing::info!(function = %name, version = number, sha256 = %v.code_sha256, "version published");
         Ok(v)
     }
@@ -124,7 +125,7 @@ impl ControlPlane {
             ));
         }
         let deleted = self.store.delete_version(&f.function_id, number).await?;
-        self.versions.forget(&f.function_id);
+        self.routing_changed();
         if let Err(e) = self.blobs.delete(&deleted.code_location).await {
             tracing::warn!(function = %name, version = number, error = %e, "code of a deleted version left behind");
         }

@@ -17,10 +17,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hotswap_control::{ControlError, ControlPlane};
 use hotswap_domain::deployment::plan::{self, Decision, Gate};
-use hotswap_domain::{
-    time, Deployment, DeploymentMetrics, DeploymentStatus, DeploymentStrategy, Function,
-    FunctionVersion, LayerVersion,
-};
+use hotswap_domain::{time, Deployment, DeploymentMetrics, DeploymentStatus, DeploymentStrategy};
 
 /// What the controller needs from the runners.
 #[async_trait]
@@ -30,15 +27,10 @@ use hotswap_domain::{
 pub trait Fleet: Send + Sync {
     /// The version's measured figures since `since`, as the routers saw them.
     fn window(&self, function: &str, version: u32, since: DateTime<Utc>) -> DeploymentMetrics;
-    /// Starts and initialises `count` instances of the version and keeps them
-    /// warm; an error is a failed health check.
-    async fn provision(
-        &self,
-        function: &Function,
-        version: &FunctionVersion,
-        layers: &[LayerVersion],
-        count: u32,
-    ) -> Result<usize, String>;
+    /// Starts and initialises the version's `PreProvisionedConcurrency`
+    /// instances (at least one) through the router and keeps them warm; an
+    /// error is a failed health check.
+    async fn provision(&self, function_id: &str, version: u32) -> Result<usize, String>;
     /// Stops keeping the version warm.
     fn release(&self, function: &str, version: u32);
     /// Starts measuring the version's sliding window.
@@ -243,16 +235,11 @@ impl Controller {
     }
 
     async fn warm(&self, d: &Deployment, version: u32) -> Result<usize, String> {
-        let (f, v, layers) = self
-            .control
-            .version_to_warm(&d.function_id, version)
-            .await
-            .map_err(|e| e.to_string())?;
-        let count = f.scaling_config.pre_provisioned_concurrency.max(1);
         if let Ok(mut pinned) = self.pinned.lock() {
             pinned.insert((d.function_id.clone(), version));
         }
-        match tokio::time::timeout(WARM_TIMEOUT, self.fleet.provision(&f, &v, &layers, count)).await
+        match tokio::time::timeout(WARM_TIMEOUT, self.fleet.provision(&d.function_id, version))
+            .await
         {
             Ok(r) => r,
             Err(_) => Err(format!(
@@ -478,14 +465,8 @@ mod tests {
         fn window(&self, _: &str, _: u32, _: DateTime<Utc>) -> DeploymentMetrics {
             DeploymentMetrics::default()
         }
-        async fn provision(
-            &self,
-            _: &Function,
-            _: &FunctionVersion,
-            _: &[LayerVersion],
-            count: u32,
-        ) -> Result<usize, String> {
-            Ok(count as usize)
+        async fn provision(&self, _: &str, _: u32) -> Result<usize, String> {
+            Ok(1)
         }
         fn release(&self, function: &str, version: u32) {
             self.calls

@@ -5,7 +5,6 @@ use clap::{Parser, Subcommand};
 
 mod fleet;
 mod server;
-mod worker;
 
 #[derive(Parser)]
 #[command(

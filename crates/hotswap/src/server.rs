@@ -9,9 +9,11 @@ use hotswap_api::{ApiConfig, AppState, PayloadLimits};
 use hotswap_control::Principal;
 use hotswap_control::{CodeLimits, ControlPlane};
 use hotswap_domain::RunnerNode;
+use hotswap_router::Router;
 use hotswap_runner::{Runner, RunnerConfig};
 use hotswap_sandbox::{BwrapSandbox, ProcessSandbox, Sandbox};
 use hotswap_store::BlobStore;
+use hotswap_tasks::{Driver, Flow};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -194,8 +196,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let sandbox = choose_sandbox(&args.sandbox, &runner_config.work_dir)?;
     let runner = Runner::start(runner_config, sandbox, blobs).context("cannot start the runner")?;
 
+    let router = Arc::new(hotswap_router::Router::new(control.clone(), runner.clone()));
+    let tasks = Arc::new(Driver::new());
+    let mut state = AppState::new(router.clone());
+    state.tasks = Some(tasks.clone());
     let app = hotswap_api::router(
-        AppState::new(control.clone(), runner.clone()),
+        state,
         &ApiConfig {
             max_body_bytes: args.max_body_bytes,
             payload: PayloadLimits {
@@ -206,39 +212,100 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         },
     );
     let addr = listener.local_addr()?;
-    register_local_runner(&control, &runner, &addr, args.runner_heartbeat).await?;
-    spawn_counter_flusher(control.clone(), &runner);
-    crate::worker::spawn(
-        control.clone(),
-        &runner,
-        crate::worker::WorkerConfig {
-            poll: Duration::from_millis(100),
-            batch: 16,
-            max_in_flight: args.async_max_in_flight,
-            lease_grace: args.async_lease_grace,
-            queue_timeout: args.queue_timeout,
-        },
-    );
-    hotswap_deployments::Controller::new(
-        control.clone(),
-        std::sync::Arc::new(crate::fleet::RunnerFleet(std::sync::Arc::downgrade(
-            &runner,
-        ))),
-        hotswap_deployments::ControllerConfig {
-            tick: args.deployment_tick,
-            node_id: "local".into(),
-        },
-    )
-    .spawn();
-    spawn_window_pruner(&runner);
+    register_local_runner(&control, &runner, &addr).await?;
+    start_tasks(&tasks, &control, &router, &args);
     println!("hotswap listening on http://{addr}");
     tracing::info!(%addr, "serving");
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("server error");
+    tasks.shutdown(Duration::from_secs(5)).await;
     flush_counters(&control, &runner).await;
     served
+}
+
+/// Every background loop of the server, as a named task of the driver
+/// (`GET /v1/status` shows each one's last run and error).
+fn start_tasks(tasks: &Driver, control: &ControlPlane, router: &Arc<Router>, args: &ServerArgs) {
+    let weak = Arc::downgrade(router);
+    // The local runner's heartbeat: health and metrics, like a remote one.
+    let (c, r) = (control.clone(), weak.clone());
+    tasks.every(
+        "runner-heartbeat",
+        args.runner_heartbeat.max(Duration::from_millis(100)),
+        move || {
+            let (control, router) = (c.clone(), r.upgrade());
+            async move {
+                let Some(router) = router else {
+                    return Ok(Flow::Stop);
+                };
+                heartbeat(&control, router.runner())
+                    .await
+                    .map(|()| Flow::Continue)
+            }
+        },
+    );
+    // Invocation counters (`TotalInvocations`, `LastInvokedAt`,
+    // `InvocationCount`) are written once a second, off the invocation path.
+    let (c, r) = (control.clone(), weak.clone());
+    tasks.every("counter-flush", Duration::from_secs(1), move || {
+        let (control, router) = (c.clone(), r.upgrade());
+        async move {
+            let Some(router) = router else {
+                return Ok(Flow::Stop);
+            };
+            flush_counters(&control, router.runner()).await;
+            Ok(Flow::Continue)
+        }
+    });
+    // Sliding-window metrics of versions without recent traffic are dropped.
+    let r = weak.clone();
+    tasks.every("window-prune", Duration::from_secs(60), move || {
+        let router = r.upgrade();
+        async move {
+            let Some(router) = router else {
+                return Ok(Flow::Stop);
+            };
+            router.metrics().prune_windows(chrono::Utc::now());
+            Ok(Flow::Continue)
+        }
+    });
+    let worker = Arc::new(hotswap_router::worker::Worker::new(
+        router,
+        hotswap_router::worker::WorkerConfig {
+            poll: Duration::from_millis(100),
+            batch: 16,
+            max_in_flight: args.async_max_in_flight,
+            lease_grace: args.async_lease_grace,
+            queue_timeout: args.queue_timeout,
+        },
+    ));
+    tasks.every("async-worker", Duration::from_millis(100), move || {
+        let worker = worker.clone();
+        async move {
+            Ok(if worker.poll().await? {
+                Flow::Continue
+            } else {
+                Flow::Stop
+            })
+        }
+    });
+    let controller = Arc::new(hotswap_deployments::Controller::new(
+        control.clone(),
+        Arc::new(crate::fleet::RunnerFleet(weak)),
+        hotswap_deployments::ControllerConfig {
+            tick: args.deployment_tick,
+            node_id: "local".into(),
+        },
+    ));
+    tasks.every("deployments", args.deployment_tick, move || {
+        let controller = controller.clone();
+        async move {
+            controller.tick().await;
+            Ok(Flow::Continue)
+        }
+    });
 }
 
 fn choose_sandbox(mode: &str, work_dir: &std::path::Path) -> anyhow::Result<Arc<dyn Sandbox>> {
@@ -268,7 +335,6 @@ async fn register_local_runner(
     control: &ControlPlane,
     runner: &Arc<Runner>,
     listen: &std::net::SocketAddr,
-    every: Duration,
 ) -> anyhow::Result<()> {
     let system = Principal {
         owner_id: "system".into(),
@@ -288,45 +354,32 @@ async fn register_local_runner(
         .register_runner(&system, node)
         .await
         .context("cannot register the local runner")?;
-    let (control, runner) = (control.clone(), Arc::downgrade(runner));
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Some(r) = runner.upgrade() else { break };
-            let health = hotswap_domain::RunnerHealth {
-                active_containers: r.idle_instances() as u32,
-                ..Default::default()
-            };
-            let beat = hotswap_control::Heartbeat {
-                health: Some(health),
-                metrics: Some(r.metrics().runner_metrics()),
-                ..Default::default()
-            };
-            if let Err(e) = control.heartbeat(&system, "local", beat).await {
-                tracing::warn!(error = %e, "local runner heartbeat failed");
-            }
-        }
-    });
     Ok(())
 }
 
-/// Adds the runner's invocation counts to the stored counters
-/// (`TotalInvocations`, `LastInvokedAt`, `InvocationCount`) once a second,
-/// off the invocation path.
-fn spawn_counter_flusher(control: ControlPlane, runner: &Arc<Runner>) {
-    let runner = Arc::downgrade(runner);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tick.tick().await;
-            let Some(r) = runner.upgrade() else { break };
-            flush_counters(&control, &r).await;
-        }
-    });
+/// One heartbeat of the local runner.
+async fn heartbeat(control: &ControlPlane, r: &Runner) -> Result<(), String> {
+    let system = Principal {
+        owner_id: "system".into(),
+        is_admin: true,
+    };
+    let health = hotswap_domain::RunnerHealth {
+        active_containers: r.idle_instances() as u32,
+        ..Default::default()
+    };
+    let beat = hotswap_control::Heartbeat {
+        health: Some(health),
+        metrics: Some(r.metrics().runner_metrics()),
+        ..Default::default()
+    };
+    control
+        .heartbeat(&system, "local", beat)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("local runner heartbeat failed: {e}"))
 }
 
+/// Adds the runner's pending invocation counts to the stored counters.
 pub(crate) async fn flush_counters(control: &ControlPlane, runner: &Runner) {
     let pending = runner.metrics().take_pending();
     let mut failed = Vec::new();
@@ -411,21 +464,6 @@ fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
-}
-
-/// Forgets the sliding-window metrics of versions without recent traffic.
-fn spawn_window_pruner(runner: &std::sync::Arc<Runner>) {
-    let weak = std::sync::Arc::downgrade(runner);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            match weak.upgrade() {
-                Some(r) => r.metrics().prune_windows(chrono::Utc::now()),
-                None => break,
-            }
-        }
-    });
 }
 
 #[cfg(test)]

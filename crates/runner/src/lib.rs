@@ -128,8 +128,28 @@ impl RunnerConfig {
     }
 }
 
+/// What the runner needs to run a version, worked out once per version
+/// (the router caches it): the key of the version's instance pool and how
+/// to start an instance of its runtime. Nothing here is computed again on a
+/// warm call.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    key: String,
+    entry: hotswap_sandbox::Entry,
+}
+
+impl Plan {
+    /// The pool the version's instances live in.
+    pub fn pool_key(&self) -> &str {
+        &self.key
+    }
+}
+
 /// One invocation to run.
 pub struct InvokeRequest<'a> {
+    /// The version's [`Plan`] ([`Runner::plan`]); worked out here when
+    /// `None`.
+    pub plan: Option<&'a Plan>,
     pub function: &'a Function,
     pub version: &'a FunctionVersion,
     /// The version's layers, resolved, in order (`ControlPlane::layers_for`).
@@ -451,12 +471,32 @@ impl Runner {
         }
     }
 
+    /// The plan of a version: its pool key and runtime entry, or why its
+    /// runtime cannot run here.
+    pub fn plan(
+        &self,
+        f: &Function,
+        v: &FunctionVersion,
+        layers: &[hotswap_domain::LayerVersion],
+    ) -> Result<Plan, RunnerError> {
+        Ok(Plan {
+            entry: self.catalog.entry(v.runtime, &v.handler)?,
+            key: pool_key(f, v, layers),
+        })
+    }
+
     /// Runs one invocation to its end.
     pub async fn invoke(&self, req: InvokeRequest<'_>) -> Result<Invocation, RunnerError> {
         let (f, v) = (req.function, req.version);
-        let entry = self.catalog.entry(v.runtime, &v.handler)?;
-        let key = pool_key(f, v, req.layers);
-        let pool = self.pool(&key, f, v);
+        let owned;
+        let plan = match req.plan {
+            Some(p) => p,
+            None => {
+                owned = self.plan(f, v, req.layers)?;
+                &owned
+            }
+        };
+        let pool = self.pool(&plan.key, f, v);
         let permit = match tokio::time::timeout(self.config.queue_timeout, pool.permits.clone().acquire_owned()).await {
             Ok(Ok(p)) => p,
             _ => {
@@ -484,7 +524,10 @@ impl Runner {
         let began = Instant::now();
         let mut instance = match warm {
             Some(i) => i,
-            None => match self.start_instance(f, v, entry, req.layers).await {
+            None => match self
+                .start_instance(f, v, plan.entry.clone(), req.layers)
+                .await
+            {
                 Ok(i) => i,
                 Err(e) => {
                     // A version that cannot start is failing: its deployment

@@ -1,9 +1,9 @@
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, StatusCode};
 use bytes::Bytes;
+use hotswap_control::FunctionFilter;
 use hotswap_control::{FunctionPatch, NewFunction};
 use hotswap_domain::Function;
-use hotswap_store::FunctionFilter;
 
 use crate::dto::OwnerQuery;
 use crate::dto::{
@@ -227,6 +227,6 @@ pub(crate) async fn delete(
     // Its instances stop now (busy ones when their call ends) and its logs
     // and metrics go with it: a function created again under this name
     // starts from nothing.
-    s.runner.forget_function(&deleted.function_id);
+    s.router.forget_function(&deleted.function_id);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,7 +3,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hotswap_domain::AsyncInvocation;
-use hotswap_runner::{InvokeRequest, LogQuery, RunnerError};
+use hotswap_router::{Call, LogQuery, RouteError, RunnerError};
 use serde::Deserialize;
 
 use crate::dto::{
@@ -46,6 +46,15 @@ pub enum LogMode {
     /// The last 4 KB (Lambda's `LogType: Tail`).
     #[serde(rename = "tail", alias = "Tail")]
     Tail,
+}
+
+impl From<RouteError> for ApiError {
+    fn from(e: RouteError) -> Self {
+        match e {
+            RouteError::Control(c) => c.into(),
+            RouteError::Run(r) => r.into(),
+        }
+    }
 }
 
 impl From<RunnerError> for ApiError {
@@ -185,8 +194,8 @@ pub(crate) async fn invoke(
         use base64::Engine;
         let encoded = base64::engine::general_purpose::STANDARD.encode(&payload);
         let inv = s
-            .control
-            .enqueue_invocation(&caller, &fref, qualifier, encoded, &content_type)
+            .router
+            .enqueue(&caller, &fref, qualifier, encoded, &content_type)
             .await?;
         let mut h = HeaderMap::new();
         header(&mut h, "x-request-id", &inv.request_id);
@@ -196,31 +205,15 @@ pub(crate) async fn invoke(
         });
         return Ok((StatusCode::ACCEPTED, h, body).into_response());
     }
-    let (function, version) = s
-        .control
-        .resolve_invocation(&caller, &fref, qualifier)
-        .await?;
-    let layers = s.control.layers_for(&version).await?;
+    let route = s.router.resolve(&caller, &fref, qualifier).await?;
     let inv = s
-        .runner
-        .invoke(InvokeRequest {
-            function: &function,
-            version: &version,
-            layers: &layers,
-            payload,
-            content_type,
-            request_id: None,
-            attempt: None,
-        })
+        .router
+        .invoke(&route, Call::new(payload, content_type))
         .await?;
-    let executed = if version.version == 0 {
-        hotswap_domain::LATEST.to_owned()
-    } else {
-        version.version.to_string()
-    };
+    let executed = route.executed_version();
     let log_tail = match q.log {
-        Some(LogMode::Tail) => Some(s.runner.logs().tail(
-            &function.function_id,
+        Some(LogMode::Tail) => Some(s.router.logs().tail(
+            &route.function.function_id,
             &inv.result.request_id,
             4096,
         )),
@@ -354,7 +347,7 @@ pub(crate) async fn logs(
 ) -> ApiResult<Response> {
     let query = q.check()?;
     let function = s.control.get_function(&caller, &fref).await?;
-    let lines = s.runner.logs().query(&function.function_id, &query);
+    let lines = s.router.logs().query(&function.function_id, &query);
     Ok(axum::Json(serde_json::json!({ "items": lines, "nextToken": null })).into_response())
 }
 
@@ -369,7 +362,7 @@ pub(crate) async fn metrics(
     FunctionPath(fref): FunctionPath,
 ) -> ApiResult<Response> {
     let function = s.control.get_function(&caller, &fref).await?;
-    let items = s.runner.metrics().versions(Some(&function.function_id));
+    let items = s.router.metrics().versions(Some(&function.function_id));
     Ok(axum::Json(serde_json::json!({ "items": items, "nextToken": null })).into_response())
 }
 

@@ -24,6 +24,7 @@ pub(crate) fn v1() -> Router<AppState> {
             get(tokens::get).delete(tokens::revoke),
         )
         .route("/whoami", get(tokens::whoami))
+        .route("/status", get(runners::status))
         .route("/functions", post(functions::create).get(functions::list))
         .route(
             "/functions/{name}",

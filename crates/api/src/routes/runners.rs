@@ -87,3 +87,23 @@ pub(crate) async fn get(
         s.control.get_runner(&caller, &node_id).await?,
     )))
 }
+
+/// This server's background tasks (admin token): each one's period, runs,
+/// failures, last run and last error.
+#[utoipa::path(get, path = "/v1/status", tag = "runners",
+    responses((status = 200, body = crate::dto::ServerStatus), (status = 403, body = ApiError)))]
+pub(crate) async fn status(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    _: NoQuery,
+) -> ApiResult<axum::Json<crate::dto::ServerStatus>> {
+    if !caller.is_admin {
+        return Err(ApiError::forbidden(
+            "the server status needs an admin token",
+        ));
+    }
+    Ok(axum::Json(crate::dto::ServerStatus {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        tasks: s.tasks.as_ref().map(|t| t.statuses()).unwrap_or_default(),
+    }))
+}

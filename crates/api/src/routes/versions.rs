@@ -105,6 +105,6 @@ pub(crate) async fn delete(
 ) -> ApiResult<StatusCode> {
     let n = version_number(&version)?;
     let (f, v) = s.control.delete_version(&caller, &fref, n).await?;
-    s.runner.forget_version(&f.function_id, v.version);
+    s.router.forget_version(&f.function_id, v.version);
     Ok(StatusCode::NO_CONTENT)
 }

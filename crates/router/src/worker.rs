@@ -26,9 +26,11 @@ use bytes::Bytes;
 use hotswap_control::{ControlPlane, FunctionRef, Principal};
 use hotswap_domain::invocation::THROTTLE_DELAY;
 use hotswap_domain::{time, AsyncInvocation, AsyncStatus, DeadLetterTarget, InvocationResult};
-use hotswap_runner::{InvokeRequest, Runner, RunnerError};
+use hotswap_runner::RunnerError;
 use hotswap_store::Claimed;
 use tokio::sync::Semaphore;
+
+use crate::{Call, RouteError, Router};
 
 /// Worker settings.
 #[derive(Debug, Clone)]
@@ -46,43 +48,59 @@ pub struct WorkerConfig {
     pub queue_timeout: Duration,
 }
 
-pub fn spawn(control: ControlPlane, runner: &Arc<Runner>, config: WorkerConfig) {
-    let runner = Arc::downgrade(runner);
-    let slots = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(config.poll);
-        loop {
-            tick.tick().await;
-            let Some(r) = runner.upgrade() else { break };
-            let free = u32::try_from(slots.available_permits())
-                .unwrap_or(u32::MAX)
-                .min(config.batch);
-            if free == 0 {
-                continue;
-            }
-            let now = time::now();
-            let lease = now + chrono::Duration::from_std(config.lease_grace).unwrap_or_default();
-            let claimed = match control.store().claim_invocations(now, lease, free).await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot claim asynchronous invocations");
-                    continue;
-                }
-            };
-            for claim in claimed {
-                // Only this loop takes slots, and it claimed no more than
-                // were free: this never waits.
-                let Ok(slot) = slots.clone().acquire_owned().await else {
-                    return;
-                };
-                let (control, r, config) = (control.clone(), r.clone(), config.clone());
-                tokio::spawn(async move {
-                    run_claimed(&control, &r, claim, &config).await;
-                    drop(slot);
-                });
-            }
+/// The asynchronous worker: one [`Worker::poll`] per tick of its
+/// background task claims as many due invocations as it has free slots and
+/// starts each attempt.
+pub struct Worker {
+    router: std::sync::Weak<Router>,
+    slots: Arc<Semaphore>,
+    config: WorkerConfig,
+}
+
+impl Worker {
+    pub fn new(router: &Arc<Router>, config: WorkerConfig) -> Self {
+        Self {
+            router: Arc::downgrade(router),
+            slots: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+            config,
         }
-    });
+    }
+
+    /// Claims due invocations and starts their attempts; `Ok(false)` once
+    /// the router has stopped.
+    pub async fn poll(&self) -> Result<bool, String> {
+        let Some(router) = self.router.upgrade() else {
+            return Ok(false);
+        };
+        let config = &self.config;
+        let free = u32::try_from(self.slots.available_permits())
+            .unwrap_or(u32::MAX)
+            .min(config.batch);
+        if free == 0 {
+            return Ok(true);
+        }
+        let now = time::now();
+        let lease = now + chrono::Duration::from_std(config.lease_grace).unwrap_or_default();
+        let claimed = router
+            .control()
+            .store()
+            .claim_invocations(now, lease, free)
+            .await
+            .map_err(|e| format!("cannot claim asynchronous invocations: {e}"))?;
+        for claim in claimed {
+            // Only this task takes slots, and it claimed no more than were
+            // free: this never waits.
+            let Ok(slot) = self.slots.clone().acquire_owned().await else {
+                return Ok(false);
+            };
+            let (r, config) = (router.clone(), config.clone());
+            tokio::spawn(async move {
+                run_claimed(&r, claim, &config).await;
+                drop(slot);
+            });
+        }
+        Ok(true)
+    }
 }
 
 /// What one attempt came to.
@@ -95,12 +113,8 @@ enum Attempt {
     Lost,
 }
 
-async fn run_claimed(
-    control: &ControlPlane,
-    runner: &Runner,
-    claim: Claimed,
-    config: &WorkerConfig,
-) {
+async fn run_claimed(router: &Router, claim: Claimed, config: &WorkerConfig) {
+    let control = router.control();
     let Some(token) = claim.invocation().lease_token.clone() else {
         tracing::error!(request = %claim.invocation().request_id, "claimed without a lease token; left for its lease to run out");
         return;
@@ -114,7 +128,7 @@ async fn run_claimed(
         }
         Claimed::Attempt(inv) => inv,
     };
-    match attempt(control, runner, &inv, &token, config).await {
+    match attempt(router, &inv, &token, config).await {
         Attempt::Ran(result, executed) => {
             let ok = result.success;
             inv.finish_attempt(result, executed);
@@ -209,12 +223,12 @@ fn queued_for(inv: &AsyncInvocation, f: &hotswap_domain::Function) -> bool {
 
 /// Runs with the platform's rights: queueing it was authorised.
 async fn attempt(
-    control: &ControlPlane,
-    runner: &Runner,
+    router: &Router,
     inv: &AsyncInvocation,
     token: &str,
     config: &WorkerConfig,
 ) -> Attempt {
+    let control = router.control();
     let system = Principal {
         owner_id: "system".into(),
         is_admin: true,
@@ -222,33 +236,43 @@ async fn attempt(
     // The function it was queued for, by its id; one queued before ids
     // existed by its name in its owner's namespace.
     let resolved = match &inv.function_id {
-        Some(id) => match control.function_by_id(id).await {
-            Ok(Some(f)) => control.resolve_version(f, &inv.qualifier).await,
-            Ok(None) => Err(hotswap_control::ControlError::NotFound(format!(
-                "function '{}' not found (it was deleted after this invocation was queued)",
-                inv.function_name
-            ))),
-            Err(e) => Err(e),
-        },
+        Some(id) => router.resolve_by_id(id, &inv.qualifier).await,
         None => {
             let function = FunctionRef::of_owner(inv.owner_id.clone(), inv.function_name.clone());
-            control
-                .resolve_invocation(&system, &function, &inv.qualifier)
-                .await
+            router.resolve(&system, &function, &inv.qualifier).await
         }
     };
-    let (function, version) = match resolved {
-        Ok(fv) => fv,
-        Err(e) => {
+    let route = match resolved {
+        Ok(route) => route,
+        Err(RouteError::Run(e)) => {
             return Attempt::Ran(
-                platform_failure(inv, "Platform.FunctionNotFound", &e.to_string()),
+                platform_failure(inv, "Platform.InvocationFailed", &e.to_string()),
                 None,
             )
+        }
+        Err(RouteError::Control(e)) => {
+            let kind = if e.to_string().contains("layer") {
+                "Platform.LayerNotFound"
+            } else {
+                "Platform.FunctionNotFound"
+            };
+            let message = match (&inv.function_id, &e) {
+                (Some(_), hotswap_control::ControlError::NotFound(m))
+                    if m.starts_with("function ") =>
+                {
+                    format!(
+                        "function '{}' not found (it was deleted after this invocation was queued)",
+                        inv.function_name
+                    )
+                }
+                _ => e.to_string(),
+            };
+            return Attempt::Ran(platform_failure(inv, kind, &message), None);
         }
     };
     // A function deleted and created again under the same name after this
     // event was queued is another function: never hand it the event.
-    if !queued_for(inv, &function) {
+    if !queued_for(inv, &route.function) {
         let msg = format!(
             "function '{}' was replaced after this invocation was queued",
             inv.function_name
@@ -258,23 +282,10 @@ async fn attempt(
             None,
         );
     }
-    let executed = if version.version == 0 {
-        hotswap_domain::LATEST.to_owned()
-    } else {
-        version.version.to_string()
-    };
-    let layers = match control.layers_for(&version).await {
-        Ok(l) => l,
-        Err(e) => {
-            return Attempt::Ran(
-                platform_failure(inv, "Platform.LayerNotFound", &e.to_string()),
-                Some(executed),
-            )
-        }
-    };
+    let executed = route.executed_version();
     // The lease now covers the wait for an instance and the whole timeout;
     // renewals below keep it ahead of a slow cold start.
-    let timeout = Duration::from_secs(u64::from(version.timeout));
+    let timeout = Duration::from_secs(u64::from(route.version.timeout));
     let lease_for =
         |span: Duration| time::now() + chrono::Duration::from_std(span).unwrap_or_default();
     let renew = |span: Duration| async move {
@@ -294,16 +305,13 @@ async fn attempt(
         .decode(&inv.payload)
         .map(Bytes::from)
         .unwrap_or_default();
-    let req = InvokeRequest {
-        function: &function,
-        version: &version,
-        layers: &layers,
+    let call = Call {
         payload,
         content_type: inv.content_type.clone(),
         request_id: Some(inv.request_id.clone()),
         attempt: Some(inv.attempts),
     };
-    let invoke = runner.invoke(req);
+    let invoke = router.invoke(&route, call);
     tokio::pin!(invoke);
     let period = (config.lease_grace / 2).max(Duration::from_millis(100));
     let mut renewals = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -319,7 +327,7 @@ async fn attempt(
     };
     match outcome {
         Ok(done) => Attempt::Ran(done.result, Some(executed)),
-        Err(RunnerError::TooManyRequests(_)) => Attempt::Throttled,
+        Err(RouteError::Run(RunnerError::TooManyRequests(_))) => Attempt::Throttled,
         Err(e) => Attempt::Ran(
             platform_failure(inv, "Platform.InvocationFailed", &e.to_string()),
             Some(executed),
