@@ -1,1 +1,14 @@
 //! HTTP triggers: routes, events, responses, CORS, rate limits.
+//!
+//! - [`routes`]: the route table (`{param}`, `{proxy+}`, API Gateway
+//!   HTTP API selection rules, 404 / 405).
+//! - [`event`]: the API Gateway HTTP API payload 2.0 event of a request.
+//! - [`response`]: a function's result payload → the HTTP response, and
+//!   the platform's own fixed answers.
+//! - [`cors`]: a trigger's CORS policy (preflights, response headers).
+//! - [`ratelimit`]: the per-trigger token bucket.
+
+mod pct;
+pub mod routes;
+
+pub use routes::{normalise_pattern, PathParams, RouteError, RouteHit, RouteMiss, RouteTable};
