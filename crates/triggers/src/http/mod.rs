@@ -8,7 +8,9 @@
 //! - [`cors`]: a trigger's CORS policy (preflights, response headers).
 //! - [`ratelimit`]: the per-trigger token bucket.
 
+pub mod event;
 mod pct;
 pub mod routes;
 
+pub use event::{build_event, HttpEvent, RequestInfo};
 pub use routes::{normalise_pattern, PathParams, RouteError, RouteHit, RouteMiss, RouteTable};
