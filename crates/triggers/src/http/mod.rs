@@ -10,7 +10,9 @@
 
 pub mod event;
 mod pct;
+pub mod response;
 pub mod routes;
 
 pub use event::{build_event, HttpEvent, RequestInfo};
+pub use response::{reply_from_payload, reply_or_502, HttpReply, ReplyError};
 pub use routes::{normalise_pattern, PathParams, RouteError, RouteHit, RouteMiss, RouteTable};
