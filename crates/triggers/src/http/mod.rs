@@ -8,11 +8,15 @@
 //! - [`cors`]: a trigger's CORS policy (preflights, response headers).
 //! - [`ratelimit`]: the per-trigger token bucket.
 
+pub mod cors;
 pub mod event;
 mod pct;
+pub mod ratelimit;
 pub mod response;
 pub mod routes;
 
+pub use cors::CorsPolicy;
 pub use event::{build_event, HttpEvent, RequestInfo};
+pub use ratelimit::RateLimiter;
 pub use response::{reply_from_payload, reply_or_502, HttpReply, ReplyError};
 pub use routes::{normalise_pattern, PathParams, RouteError, RouteHit, RouteMiss, RouteTable};
