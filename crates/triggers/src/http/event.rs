@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 
 use base64::Engine;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, USER_AGENT};
 use http::HeaderMap;
 use serde::Serialize;
@@ -213,12 +213,28 @@ pub fn build_event(req: &RequestInfo<'_>) -> HttpEvent {
             request_id: req.request_id.to_owned(),
             route_key: req.route_key.to_owned(),
             stage: "$default",
-            time: req.time.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+            time: clf_time(req.time),
             time_epoch: req.time.timestamp_millis(),
         },
         body,
         is_base64_encoded,
     }
+}
+
+/// `12/Mar/2020:19:03:58 +0000` (the common log format API Gateway uses).
+pub fn clf_time(t: DateTime<Utc>) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{:02}/{}/{:04}:{:02}:{:02}:{:02} +0000",
+        t.day(),
+        MONTHS[t.month0() as usize],
+        t.year(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// `queryStringParameters`: decoded (`+` as space), repeated keys joined
@@ -454,6 +470,25 @@ mod tests {
         assert!(!is_textual_content_type("application/pdf"));
         assert!(!is_textual_content_type("text"));
         assert!(!is_textual_content_type("multipart/form-data; boundary=x"));
+    }
+
+    #[test]
+    fn time_format() {
+        for t in [
+            Utc.with_ymd_and_hms(2020, 3, 12, 19, 3, 58).unwrap(),
+            Utc.with_ymd_and_hms(2024, 12, 1, 0, 0, 9).unwrap(),
+            Utc.with_ymd_and_hms(999, 1, 31, 23, 59, 59).unwrap(),
+        ] {
+            assert_eq!(
+                clf_time(t),
+                t.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+                "{t}"
+            );
+        }
+        assert_eq!(
+            clf_time(Utc.with_ymd_and_hms(2024, 12, 1, 0, 0, 9).unwrap()),
+            "01/Dec/2024:00:00:09 +0000"
+        );
     }
 
     #[test]
