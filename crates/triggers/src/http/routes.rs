@@ -359,9 +359,10 @@ impl<T> RouteTable<T> {
         Ok(())
     }
 
-    /// The route serving `method` on `path` (a raw, still percent-encoded
-    /// path without query string), with its decoded parameters.
-    pub fn lookup<'a>(&'a self, method: &str, path: &str) -> Result<RouteHit<'a, T>, RouteMiss> {
+    /// The route serving `method` on `path` (the raw, still percent-encoded
+    /// path without `/fn` prefix nor query string), with its decoded
+    /// parameters; or why none does (404 / 405).
+    pub fn lookup<'a>(&'a self, path: &str, method: &str) -> Result<RouteHit<'a, T>, RouteMiss> {
         let rest = normalise_request_path(path).ok_or(RouteMiss::NotFound)?;
         let mut first = None;
         match self.search(&self.root, rest, Some(method), &mut first) {
@@ -537,7 +538,7 @@ mod tests {
     }
 
     fn hit(t: &RouteTable<&'static str>, method: &str, path: &str) -> &'static str {
-        t.lookup(method, path)
+        t.lookup(path, method)
             .unwrap_or_else(|e| panic!("{method} {path}: {e:?}"))
             .value
     }
@@ -562,39 +563,39 @@ mod tests {
         assert_eq!(hit(&t, "GET", "/a/"), "a");
         assert_eq!(hit(&t, "GET", "/a/b"), "ab");
         assert_eq!(hit(&t, "GET", "/a/b/"), "ab");
-        assert_eq!(t.lookup("GET", "/a/b/c"), Err(RouteMiss::NotFound));
-        assert_eq!(t.lookup("GET", "/A"), Err(RouteMiss::NotFound));
-        assert_eq!(t.lookup("GET", "a"), Err(RouteMiss::NotFound));
-        assert_eq!(t.lookup("GET", "/a/b//"), Err(RouteMiss::NotFound));
-        assert_eq!(t.lookup("GET", "//a"), Err(RouteMiss::NotFound));
-        assert_eq!(t.lookup("GET", "//"), Err(RouteMiss::NotFound));
-        assert_eq!(t.lookup("GET", "/a//b"), Err(RouteMiss::NotFound));
-        assert_eq!(t.lookup("GET", "/a/b").unwrap().pattern, "/a/b");
+        assert_eq!(t.lookup("/a/b/c", "GET"), Err(RouteMiss::NotFound));
+        assert_eq!(t.lookup("/A", "GET"), Err(RouteMiss::NotFound));
+        assert_eq!(t.lookup("a", "GET"), Err(RouteMiss::NotFound));
+        assert_eq!(t.lookup("/a/b//", "GET"), Err(RouteMiss::NotFound));
+        assert_eq!(t.lookup("//a", "GET"), Err(RouteMiss::NotFound));
+        assert_eq!(t.lookup("//", "GET"), Err(RouteMiss::NotFound));
+        assert_eq!(t.lookup("/a//b", "GET"), Err(RouteMiss::NotFound));
+        assert_eq!(t.lookup("/a/b", "GET").unwrap().pattern, "/a/b");
     }
 
     #[test]
     fn literal_matches_percent_encoded_segment() {
         let t = table(&[("/abc/d", None, "abc")]);
         assert_eq!(hit(&t, "GET", "/%61bc/%64"), "abc");
-        assert_eq!(t.lookup("GET", "/%61b"), Err(RouteMiss::NotFound));
+        assert_eq!(t.lookup("/%61b", "GET"), Err(RouteMiss::NotFound));
     }
 
     #[test]
     fn params_are_captured_and_decoded() {
         let t = table(&[("/orders/{id}/items/{item}", m(&["GET"]), "item")]);
-        let h = t.lookup("GET", "/orders/42/items/a%20b+c").unwrap();
+        let h = t.lookup("/orders/42/items/a%20b+c", "GET").unwrap();
         assert_eq!(h.value, &"item");
         assert_eq!(h.params, params(&[("id", "42"), ("item", "a b+c")]));
         assert_eq!(h.route_key(), "GET /orders/{id}/items/{item}");
-        let h = t.lookup("GET", "/orders/caf%C3%A9/items/x/").unwrap();
+        let h = t.lookup("/orders/caf%C3%A9/items/x/", "GET").unwrap();
         assert_eq!(h.params["id"], "café");
         assert_eq!(h.params["item"], "x");
         // Invalid UTF-8 once decoded: passed on raw.
-        let h = t.lookup("GET", "/orders/%FF%FE/items/x").unwrap();
+        let h = t.lookup("/orders/%FF%FE/items/x", "GET").unwrap();
         assert_eq!(h.params["id"], "%FF%FE");
         // A parameter is one whole segment.
         assert_eq!(
-            t.lookup("GET", "/orders/42/items"),
+            t.lookup("/orders/42/items", "GET"),
             Err(RouteMiss::NotFound)
         );
     }
@@ -602,17 +603,17 @@ mod tests {
     #[test]
     fn proxy_matches_one_or_more_segments() {
         let t = table(&[("/a/{proxy+}", None, "proxy")]);
-        assert_eq!(t.lookup("GET", "/a"), Err(RouteMiss::NotFound));
-        assert_eq!(t.lookup("GET", "/a/"), Err(RouteMiss::NotFound));
-        let h = t.lookup("GET", "/a/b").unwrap();
+        assert_eq!(t.lookup("/a", "GET"), Err(RouteMiss::NotFound));
+        assert_eq!(t.lookup("/a/", "GET"), Err(RouteMiss::NotFound));
+        let h = t.lookup("/a/b", "GET").unwrap();
         assert_eq!(h.params, params(&[("proxy", "b")]));
-        let h = t.lookup("GET", "/a/b/c%2Fd/").unwrap();
+        let h = t.lookup("/a/b/c%2Fd/", "GET").unwrap();
         assert_eq!(h.params, params(&[("proxy", "b/c/d")]));
         assert_eq!(h.route_key(), "ANY /a/{proxy+}");
-        assert_eq!(t.lookup("GET", "/a/b//c"), Err(RouteMiss::NotFound));
+        assert_eq!(t.lookup("/a/b//c", "GET"), Err(RouteMiss::NotFound));
         let root = table(&[("/{proxy+}", None, "all")]);
         assert_eq!(hit(&root, "GET", "/x/y"), "all");
-        assert_eq!(root.lookup("GET", "/"), Err(RouteMiss::NotFound));
+        assert_eq!(root.lookup("/", "GET"), Err(RouteMiss::NotFound));
     }
 
     #[test]
@@ -637,7 +638,7 @@ mod tests {
         // Backtracking: the literal branch dead-ends, the param branch fits.
         let t = table(&[("/a/b/c", None, "abc"), ("/a/{x}/d", None, "axd")]);
         assert_eq!(hit(&t, "GET", "/a/b/d"), "axd");
-        assert_eq!(t.lookup("GET", "/a/b/d").unwrap().params["x"], "b");
+        assert_eq!(t.lookup("/a/b/d", "GET").unwrap().params["x"], "b");
     }
 
     #[test]
@@ -647,14 +648,14 @@ mod tests {
             ("/items", None, "any"),
             ("/items/{id}", m(&["DELETE"]), "delete"),
         ]);
-        let h = t.lookup("GET", "/items").unwrap();
+        let h = t.lookup("/items", "GET").unwrap();
         assert_eq!((h.value, h.method), (&"list", "GET"));
         assert_eq!(hit(&t, "POST", "/items"), "list");
-        let h = t.lookup("PUT", "/items").unwrap();
+        let h = t.lookup("/items", "PUT").unwrap();
         assert_eq!((h.value, h.method), (&"any", "ANY"));
         assert_eq!(hit(&t, "DELETE", "/items/1"), "delete");
         assert_eq!(
-            t.lookup("GET", "/items/1"),
+            t.lookup("/items/1", "GET"),
             Err(RouteMiss::MethodNotAllowed {
                 allow: vec!["DELETE".into()]
             })
@@ -684,7 +685,7 @@ mod tests {
         // No route serves OPTIONS on /a/b: the allow list is that of the
         // most specific pattern, `/a/b`.
         assert_eq!(
-            t.lookup("OPTIONS", "/a/b"),
+            t.lookup("/a/b", "OPTIONS"),
             Err(RouteMiss::MethodNotAllowed {
                 allow: vec!["POST".into()]
             })
@@ -692,7 +693,7 @@ mod tests {
         // A less specific pattern serving the method still wins.
         assert_eq!(hit(&t, "PATCH", "/a/b"), "a-patch");
         assert_eq!(
-            t.lookup("POST", "/a/c"),
+            t.lookup("/a/c", "POST"),
             Err(RouteMiss::MethodNotAllowed {
                 allow: vec!["GET".into(), "HEAD".into(), "PATCH".into(), "PUT".into()]
             })
@@ -712,13 +713,13 @@ mod tests {
             ("/d", m(&["GET"]), "get-d"),
             ("/d", None, "any-d"),
         ]);
-        let h = t.lookup("HEAD", "/a").unwrap();
+        let h = t.lookup("/a", "HEAD").unwrap();
         assert_eq!((h.value, h.method), (&"get", "GET"));
         assert_eq!(hit(&t, "HEAD", "/b"), "head-b");
         assert_eq!(hit(&t, "HEAD", "/c"), "any-c");
         assert_eq!(hit(&t, "HEAD", "/d"), "get-d");
         assert_eq!(
-            t.lookup("POST", "/a"),
+            t.lookup("/a", "POST"),
             Err(RouteMiss::MethodNotAllowed {
                 allow: vec!["GET".into(), "HEAD".into()]
             })
@@ -729,7 +730,7 @@ mod tests {
     fn star_and_any_mean_any_method() {
         let t = table(&[("/s", m(&["*"]), "star"), ("/n", m(&["GET", "ANY"]), "n")]);
         assert_eq!(hit(&t, "OPTIONS", "/s"), "star");
-        assert_eq!(t.lookup("OPTIONS", "/s").unwrap().method, "ANY");
+        assert_eq!(t.lookup("/s", "OPTIONS").unwrap().method, "ANY");
         assert_eq!(hit(&t, "PATCH", "/n"), "n");
     }
 
@@ -810,9 +811,9 @@ mod tests {
                 ("/o/{p+}", &6)
             ]
         );
-        let h = t.lookup("POST", "/o/7").unwrap();
+        let h = t.lookup("/o/7", "POST").unwrap();
         assert_eq!((h.value, &h.params), (&3, &params(&[("oid", "7")])));
-        assert_eq!(t.lookup("GET", "/o/7").unwrap().params["id"], "7");
+        assert_eq!(t.lookup("/o/7", "GET").unwrap().params["id"], "7");
     }
 
     #[test]
