@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
+use hotswap_domain::trigger::MAX_HTTP_RATE_LIMIT;
 use hotswap_domain::{DeploymentStrategy, Runtime, TriggerType, VersionStatus};
 
 /// The default API address (`hotswap server`'s default listener).
@@ -33,7 +34,9 @@ pub struct ClientArgs {
     pub output: OutputFormat,
 
     /// Whose functions to address (admins): adds `?owner=OWNER` to every
-    /// function request. Names are unique per owner; without it, your own.
+    /// function request and to `trigger list --function`, and binds
+    /// `trigger create` to that owner's function. Names are unique per
+    /// owner; without it, your own.
     #[arg(long, global = true, help_heading = GLOBAL, env = "HOTSWAP_OWNER")]
     pub owner: Option<String>,
 }
@@ -77,6 +80,11 @@ pub enum Command {
     /// Manage event triggers (HTTP routes, schedules, queues, streams).
     #[command(subcommand)]
     Trigger(TriggerCommand),
+
+    /// Print a sample event of a trigger's shape, to pipe into `fn invoke`
+    /// (no server needed).
+    #[command(subcommand, after_help = EVENT_EXAMPLES)]
+    Event(EventCommand),
 
     /// List and inspect runner nodes.
     Runners(RunnersArgs),
@@ -534,7 +542,11 @@ pub enum AliasCommand {
 const TRIGGER_CREATE_EXAMPLES: &str = "\
 Examples:
   hotswap trigger create hello --type http --path /hello --method GET --method POST --cors
+  hotswap trigger create orders --type http --path /orders/{id} --auth token --rate-limit 100 \\
+      --cors-origin https://shop.example.com
   hotswap trigger create report --type scheduled --schedule \"cron(0 8 * * ? *)\" --timezone Europe/Paris
+  hotswap trigger create ping --type scheduled --schedule \"rate(30 seconds)\"
+  hotswap --owner alice trigger create hello --type http --path /hello   # admin: alice's function
   hotswap trigger create worker --type queue --queue jobs --batch-size 10 --visibility-timeout 60
   hotswap trigger create indexer --type stream --stream orders --starting-position LATEST";
 
@@ -543,7 +555,7 @@ Examples:
 pub enum TriggerCommand {
     /// Create a trigger for a function.
     #[command(after_help = TRIGGER_CREATE_EXAMPLES)]
-    Create(TriggerCreateArgs),
+    Create(Box<TriggerCreateArgs>),
 
     /// List triggers.
     List {
@@ -605,11 +617,28 @@ pub struct TriggerCreateArgs {
     #[arg(long, help_heading = "HTTP")]
     pub cors: bool,
 
-    /// Scheduled: `rate(5 minutes)` or `cron(…)`.
+    /// HTTP: an origin allowed by CORS (implies --cors; default `*`); repeat
+    /// for more.
+    #[arg(long = "cors-origin", value_name = "ORIGIN", help_heading = "HTTP")]
+    pub cors_origins: Vec<String>,
+
+    /// HTTP: who may call it: `none` (public, default) or `token` (the
+    /// owner's API token, as `Authorization: Bearer`).
+    #[arg(long, value_enum, value_name = "AUTH", help_heading = "HTTP")]
+    pub auth: Option<HttpAuth>,
+
+    /// HTTP: most requests per second admitted (429 past it).
+    #[arg(long, value_name = "N", help_heading = "HTTP",
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_HTTP_RATE_LIMIT)))]
+    pub rate_limit: Option<u32>,
+
+    /// Scheduled: `rate(5 minutes)`, `rate(30 seconds)`, `cron(…)` (6 AWS
+    /// fields) or `at(2031-01-01T09:00:00)`.
     #[arg(long, value_name = "EXPRESSION", help_heading = "Scheduled")]
     pub schedule: Option<String>,
 
-    /// Scheduled: IANA time zone of the cron expression.
+    /// Scheduled: IANA time zone of a cron or at expression, e.g.
+    /// Europe/Paris [server default: UTC].
     #[arg(long, help_heading = "Scheduled")]
     pub timezone: Option<String>,
 
@@ -640,6 +669,78 @@ pub struct TriggerCreateArgs {
     /// Create the trigger disabled.
     #[arg(long)]
     pub disabled: bool,
+}
+
+/// `--auth` of an HTTP trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HttpAuth {
+    /// Public: anyone with the URL.
+    None,
+    /// The function's owner (or an admin), with `Authorization: Bearer TOKEN`.
+    Token,
+}
+
+impl HttpAuth {
+    /// As the API spells it (`authType`).
+    pub fn as_api(self) -> &'static str {
+        match self {
+            HttpAuth::None => "None",
+            HttpAuth::Token => "Token",
+        }
+    }
+}
+
+// ------------------------------------------------------------------- events
+
+const EVENT_EXAMPLES: &str = "\
+Examples:
+  hotswap event http --method POST --path /orders --body '{\"id\": 1}' | hotswap fn invoke orders
+  hotswap event schedule | hotswap fn invoke report
+  hotswap event sqs --body '{\"job\": 1}' --body '{\"job\": 2}' --queue jobs | hotswap fn invoke worker
+  hotswap event kinesis --data hello --stream orders > event.json
+
+The event is printed as JSON on stdout; `fn invoke` reads it from stdin.";
+
+/// `hotswap event …`: sample events, like `sam local generate-event`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum EventCommand {
+    /// An HTTP request (API Gateway HTTP API payload 2.0, as HTTP triggers
+    /// deliver).
+    Http {
+        /// Request method.
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// Request path, optionally with a query string (`/orders?status=open`).
+        #[arg(long, default_value = "/")]
+        path: String,
+        /// Request body.
+        #[arg(long)]
+        body: Option<String>,
+    },
+    /// A schedule tick (the EventBridge "Scheduled Event").
+    Schedule,
+    /// An SQS batch, one record per --body.
+    Sqs {
+        /// A message body; repeat for more [default: one sample message].
+        #[arg(long = "body", value_name = "BODY")]
+        bodies: Vec<String>,
+        /// Queue name (or ARN).
+        #[arg(long, default_value = "sample-queue")]
+        queue: String,
+    },
+    /// A Kinesis batch, one record per --data.
+    Kinesis {
+        /// A record's data (sent base64-encoded); repeat for more
+        /// [default: one sample record].
+        #[arg(long = "data", value_name = "DATA")]
+        records: Vec<String>,
+        /// Partition key of the records.
+        #[arg(long, default_value = "partition-1")]
+        partition_key: String,
+        /// Stream name (or ARN).
+        #[arg(long, default_value = "sample-stream")]
+        stream: String,
+    },
 }
 
 // ------------------------------------------------------------------ runners

@@ -83,6 +83,11 @@ impl Client {
         self
     }
 
+    /// The owner given with `--owner`, if any.
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+
     pub fn has_token(&self) -> bool {
         self.token.is_some()
     }

@@ -38,19 +38,23 @@ pub async fn run_with(
     err: &mut (dyn Write + Send),
 ) -> i32 {
     let token_given = args.token.as_deref().is_some_and(|t| !t.trim().is_empty());
-    let client =
-        Client::new(&args.url, args.token.as_deref()).map(|c| c.with_owner(args.owner.as_deref()));
-    let result = match client {
-        Ok(client) => {
-            let mut ctx = commands::Ctx {
-                client,
-                format: args.output,
-                out: &mut *out,
-                err: &mut *err,
-            };
-            commands::execute(&mut ctx, cmd).await
-        }
-        Err(e) => Err(e),
+    let result = match cmd {
+        // Sample events need no server, nor a valid --url.
+        Command::Event(c) => commands::events::print(&c, chrono::Utc::now(), &mut *out),
+        cmd => match Client::new(&args.url, args.token.as_deref())
+            .map(|c| c.with_owner(args.owner.as_deref()))
+        {
+            Ok(client) => {
+                let mut ctx = commands::Ctx {
+                    client,
+                    format: args.output,
+                    out: &mut *out,
+                    err: &mut *err,
+                };
+                commands::execute(&mut ctx, cmd).await
+            }
+            Err(e) => Err(e),
+        },
     };
     let result = result.and_then(|()| out.flush().map_err(CliError::from));
     match result {
@@ -319,6 +323,105 @@ mod tests {
         let (code, _, err) = run_capture(&bad_url, &["whoami"]).await;
         assert_eq!(code, EXIT_USAGE);
         assert!(err.contains("invalid --url"));
+    }
+
+    const HTTP_TRIGGER: &str = r#"{"triggerId":"t1","functionName":"orders","functionId":"f1","targetVersion":"$LATEST","type":"Http","isEnabled":true,"config":{"httpPath":"/orders/{id}"},"createdAt":"2031-01-01T00:00:00Z","lastExecutedAt":null,"executionCount":0,"failureCount":0,"url":"http://127.0.0.1:8080/fn/orders/{id}","state":{"status":"Active","lastError":null}}"#;
+    const SCHEDULED_TRIGGER: &str = r#"{"triggerId":"t2","functionName":"report","functionId":"f2","targetVersion":"$LATEST","type":"Scheduled","isEnabled":true,"config":{"scheduleExpression":"cron(0 8 * * ? *)"},"createdAt":"2031-01-01T00:00:00Z","lastExecutedAt":null,"executionCount":0,"failureCount":0,"nextRunAt":"2031-03-30T08:00:00Z","state":{"status":"Scheduled","lastError":null}}"#;
+
+    #[tokio::test]
+    async fn triggers_show_their_url_and_next_run() {
+        let page: &'static str = Box::leak(
+            format!(r#"{{"items":[{HTTP_TRIGGER},{SCHEDULED_TRIGGER}],"nextToken":null}}"#)
+                .into_boxed_str(),
+        );
+        let (url, seen) = fake_server(vec![
+            (201, HTTP_TRIGGER),
+            (200, SCHEDULED_TRIGGER),
+            (200, page),
+            (200, SCHEDULED_TRIGGER),
+        ])
+        .await;
+        let mut admin = client_args(&url, OutputFormat::Table);
+        admin.owner = Some("alice".into());
+        let (code, out, err) = run_capture(
+            &admin,
+            &[
+                "trigger",
+                "create",
+                "orders",
+                "--type",
+                "http",
+                "--path",
+                "/orders/{id}",
+                "--auth",
+                "token",
+            ],
+        )
+        .await;
+        assert_eq!((code, err.as_str()), (0, ""));
+        assert!(
+            out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["url", "http://127.0.0.1:8080/fn/orders/{id}"]),
+            "{out}"
+        );
+
+        let args = client_args(&url, OutputFormat::Table);
+        let (code, out, _) = run_capture(&args, &["trigger", "get", "t2"]).await;
+        assert_eq!(code, 0);
+        assert!(
+            out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["nextRunAt", "2031-03-30T08:00:00Z"]),
+            "{out}"
+        );
+
+        let (code, out, _) =
+            run_capture(&admin, &["trigger", "list", "--function", "orders"]).await;
+        assert_eq!(code, 0);
+        assert!(
+            out.lines().next().unwrap().contains("URL / NEXT RUN"),
+            "{out}"
+        );
+        assert!(out.contains("http://127.0.0.1:8080/fn/orders/{id}"));
+        assert!(out.contains("2031-03-30 08:00:00"));
+
+        // JSON passes the server's answer through.
+        let (code, out, _) = run_capture(
+            &client_args(&url, OutputFormat::Json),
+            &["trigger", "get", "t2"],
+        )
+        .await;
+        assert_eq!(code, 0);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&out).unwrap(),
+            serde_json::from_str::<serde_json::Value>(SCHEDULED_TRIGGER).unwrap()
+        );
+
+        let seen = seen.lock().unwrap();
+        let (line, _, body) = &seen.requests[0];
+        // The owner goes in the body: POST /v1/triggers takes no ?owner=.
+        assert_eq!(line, "POST /v1/triggers HTTP/1.1");
+        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["ownerId"], "alice");
+        assert_eq!(body["config"]["authType"], "Token");
+        assert_eq!(seen.requests[1].0, "GET /v1/triggers/t2 HTTP/1.1");
+        assert_eq!(
+            seen.requests[2].0,
+            "GET /v1/triggers?functionName=orders&owner=alice HTTP/1.1"
+        );
+    }
+
+    #[tokio::test]
+    async fn sample_events_need_no_server() {
+        // Not even a valid --url.
+        let args = client_args("localhost:8080", OutputFormat::Table);
+        let (code, out, err) = run_capture(&args, &["event", "sqs", "--body", "hi"]).await;
+        assert_eq!((code, err.as_str()), (0, ""));
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["Records"][0]["body"], "hi");
+        assert_eq!(
+            v["Records"][0]["md5OfBody"],
+            "49f68a5c8493ec2c0bf489821c21fc3b"
+        );
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ use crate::output::{self, Column, Detail};
 
 mod aliases;
 mod deployments;
+pub(crate) mod events;
 mod functions;
 mod invoke;
 mod logs;
@@ -29,6 +30,7 @@ pub async fn execute(ctx: &mut Ctx<'_>, cmd: Command) -> Result<(), CliError> {
         Command::Version(c) => versions::run(ctx, c).await,
         Command::Alias(c) => aliases::run(ctx, c).await,
         Command::Trigger(c) => triggers::run(ctx, c).await,
+        Command::Event(c) => events::print(&c, chrono::Utc::now(), ctx.out),
         Command::Runners(a) => runners::run(ctx, a).await,
         Command::Deploy(a) => deployments::deploy(ctx, a).await,
         Command::Deployments(c) => deployments::run(ctx, c).await,

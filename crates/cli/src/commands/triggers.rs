@@ -4,9 +4,12 @@ use serde_json::{json, Map, Value};
 
 use super::functions::check_name;
 use super::{put_opt, Ctx};
-use crate::args::{TriggerCommand, TriggerCreateArgs};
+use crate::args::{OutputFormat, TriggerCommand, TriggerCreateArgs};
+use crate::client::Response;
 use crate::error::CliError;
-use crate::output::{cell_text, col, computed, lookup, Column, Detail, Fmt};
+use crate::output::{
+    cell_text, col, computed, format_time, lookup, render_object, Column, Detail, Fmt,
+};
 
 pub const TRIGGER_COLUMNS: &[Column] = &[
     col("ID", "triggerId", Fmt::Text),
@@ -15,11 +18,14 @@ pub const TRIGGER_COLUMNS: &[Column] = &[
     col("TARGET", "targetVersion", Fmt::Text),
     col("ENABLED", "isEnabled", Fmt::YesNo),
     computed("SOURCE", source_text),
+    computed("URL / NEXT RUN", reach_text),
     col("RUNS", "executionCount", Fmt::Text),
     col("FAILURES", "failureCount", Fmt::Text),
     col("LAST RUN", "lastExecutedAt", Fmt::Time),
 ];
 
+/// One trigger: its URL (HTTP) or next run (Scheduled) right after what it
+/// is; then the rest, with `config` and `state` one row per field.
 pub const TRIGGER_DETAIL: Detail = Detail {
     order: &[
         "triggerId",
@@ -27,9 +33,53 @@ pub const TRIGGER_DETAIL: Detail = Detail {
         "targetVersion",
         "type",
         "isEnabled",
+        "url",
+        "nextRunAt",
     ],
-    flatten: &["config"],
+    flatten: &["config", "state"],
 };
+
+/// What a schedule with no next run shows.
+const NEVER: &str = "never";
+/// What a disabled schedule shows as its next run.
+const DISABLED: &str = "- (disabled)";
+
+/// How to reach the trigger, in one cell: an HTTP trigger's URL, a
+/// schedule's next run (`never` when it will not fire again), else `-`.
+pub fn reach_text(t: &Value) -> String {
+    if let Some(url) = lookup(t, "url").and_then(Value::as_str) {
+        return url.to_owned();
+    }
+    match lookup(t, "nextRunAt") {
+        Some(Value::String(s)) => format_time(s),
+        Some(Value::Null) if is_scheduled(t) => no_next_run(t).to_owned(),
+        _ => "-".to_owned(),
+    }
+}
+
+fn is_scheduled(t: &Value) -> bool {
+    lookup(t, "type").and_then(Value::as_str) == Some("Scheduled")
+}
+
+/// Why a schedule has no next run: it is disabled, or it never fires again.
+fn no_next_run(t: &Value) -> &'static str {
+    if lookup(t, "isEnabled").and_then(Value::as_bool) == Some(false) {
+        DISABLED
+    } else {
+        NEVER
+    }
+}
+
+/// The trigger as shown by `get`, `create`, `enable` and `disable`: a
+/// schedule's null `nextRunAt` says why there is none.
+pub fn for_display(t: &Value) -> Value {
+    let mut t = t.clone();
+    if is_scheduled(&t) && t.get("nextRunAt").is_some_and(Value::is_null) {
+        let why = no_next_run(&t);
+        t["nextRunAt"] = why.into();
+    }
+    t
+}
 
 /// What fires the trigger, in one cell: `GET,POST /hello`, the schedule,
 /// the queue or the stream.
@@ -65,17 +115,23 @@ pub fn source_text(t: &Value) -> String {
     text.unwrap_or_else(|| "-".to_owned())
 }
 
-/// The `POST /v1/triggers` body: the config holds only the options given.
-pub fn create_body(a: &TriggerCreateArgs) -> Value {
+/// The `POST /v1/triggers` body: the config holds only the options given;
+/// `owner` (the global `--owner`) binds another owner's function.
+pub fn create_body(a: &TriggerCreateArgs, owner: Option<&str>) -> Value {
     let mut config = Map::new();
     put_opt(&mut config, "httpPath", a.path.clone());
     if !a.methods.is_empty() {
         let methods: Vec<String> = a.methods.iter().map(|m| m.to_ascii_uppercase()).collect();
         config.insert("httpMethods".into(), methods.into());
     }
-    if a.cors {
+    if a.cors || !a.cors_origins.is_empty() {
         config.insert("corsEnabled".into(), true.into());
     }
+    if !a.cors_origins.is_empty() {
+        config.insert("corsAllowOrigins".into(), a.cors_origins.clone().into());
+    }
+    put_opt(&mut config, "authType", a.auth.map(|x| x.as_api()));
+    put_opt(&mut config, "rateLimit", a.rate_limit);
     put_opt(&mut config, "scheduleExpression", a.schedule.clone());
     put_opt(&mut config, "timezone", a.timezone.clone());
     put_opt(&mut config, "queueName", a.queue.clone());
@@ -91,6 +147,7 @@ pub fn create_body(a: &TriggerCreateArgs) -> Value {
 
     let mut body = Map::new();
     body.insert("functionName".into(), a.name.clone().into());
+    put_opt(&mut body, "ownerId", owner);
     put_opt(&mut body, "targetVersion", a.target_version.clone());
     body.insert("type".into(), a.trigger_type.as_str().into());
     if a.disabled {
@@ -104,21 +161,26 @@ pub async fn run(ctx: &mut Ctx<'_>, cmd: TriggerCommand) -> Result<(), CliError>
     match cmd {
         TriggerCommand::Create(a) => {
             check_name(&a.name)?;
-            let resp = ctx.client.post(&["triggers"], &create_body(&a)).await?;
-            ctx.print_object(&resp, &TRIGGER_DETAIL)
+            let body = create_body(&a, ctx.client.owner());
+            let resp = ctx.client.post(&["triggers"], &body).await?;
+            print_trigger(ctx, &resp)
         }
         TriggerCommand::List { function, page } => {
             let mut query = Vec::new();
             if let Some(f) = function {
                 check_name(&f)?;
                 query.push(("functionName", f));
+                // Function names are unique per owner.
+                if let Some(owner) = ctx.client.owner() {
+                    query.push(("owner", owner.to_owned()));
+                }
             }
             let listing = ctx.list(&["triggers"], query, &page).await?;
             ctx.print_list(&listing, TRIGGER_COLUMNS, "triggers")
         }
         TriggerCommand::Get { id } => {
             let resp = ctx.client.get(&["triggers", &id], &[]).await?;
-            ctx.print_object(&resp, &TRIGGER_DETAIL)
+            print_trigger(ctx, &resp)
         }
         TriggerCommand::Enable { id } => set_enabled(ctx, &id, true).await,
         TriggerCommand::Disable { id } => set_enabled(ctx, &id, false).await,
@@ -134,7 +196,20 @@ async fn set_enabled(ctx: &mut Ctx<'_>, id: &str, enabled: bool) -> Result<(), C
         .client
         .patch(&["triggers", id], &json!({ "isEnabled": enabled }))
         .await?;
-    ctx.print_object(&resp, &TRIGGER_DETAIL)
+    print_trigger(ctx, &resp)
+}
+
+/// One trigger: the server's JSON as is with `-o json`, else key/value rows
+/// (see [`for_display`]).
+fn print_trigger(ctx: &mut Ctx<'_>, resp: &Response) -> Result<(), CliError> {
+    match ctx.format {
+        OutputFormat::Json => ctx.print_json(resp),
+        OutputFormat::Table => {
+            let text = render_object(&for_display(&resp.value), &TRIGGER_DETAIL);
+            ctx.out.write_all(text.as_bytes())?;
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -153,7 +228,7 @@ mod tests {
             )
             .unwrap();
         match Command::from_arg_matches(&m).unwrap() {
-            Command::Trigger(TriggerCommand::Create(a)) => a,
+            Command::Trigger(TriggerCommand::Create(a)) => *a,
             other => panic!("{other:?}"),
         }
     }
@@ -165,7 +240,7 @@ mod tests {
             "--cors",
         ]);
         assert_eq!(
-            create_body(&a),
+            create_body(&a, None),
             json!({
                 "functionName": "hello", "type": "Http",
                 "config": {"httpPath": "/hello", "httpMethods": ["GET", "POST"], "corsEnabled": true}
@@ -190,12 +265,164 @@ mod tests {
             "--disabled",
         ]);
         assert_eq!(
-            create_body(&a),
+            create_body(&a, None),
             json!({
                 "functionName": "worker", "targetVersion": "prod", "type": "Queue", "isEnabled": false,
                 "config": {"queueName": "jobs", "batchSize": 10, "visibilityTimeout": 60}
             })
         );
+    }
+
+    #[test]
+    fn http_options_body() {
+        let a = parse_create(&[
+            "orders",
+            "--type",
+            "http",
+            "--path",
+            "/orders/{id}",
+            "--cors-origin",
+            "https://a.example",
+            "--cors-origin",
+            "https://b.example",
+            "--auth",
+            "token",
+            "--rate-limit",
+            "100",
+        ]);
+        assert_eq!(
+            create_body(&a, Some("alice")),
+            json!({
+                "functionName": "orders", "ownerId": "alice", "type": "Http",
+                "config": {
+                    "httpPath": "/orders/{id}", "corsEnabled": true,
+                    "corsAllowOrigins": ["https://a.example", "https://b.example"],
+                    "authType": "Token", "rateLimit": 100
+                }
+            })
+        );
+        let a = parse_create(&["f", "--type", "http", "--path", "/", "--auth", "none"]);
+        assert_eq!(create_body(&a, None)["config"]["authType"], "None");
+    }
+
+    #[test]
+    fn scheduled_trigger_body() {
+        let a = parse_create(&[
+            "report",
+            "--type",
+            "scheduled",
+            "--schedule",
+            "rate(30 seconds)",
+            "--timezone",
+            "Europe/Paris",
+        ]);
+        assert_eq!(
+            create_body(&a, None),
+            json!({
+                "functionName": "report", "type": "Scheduled",
+                "config": {"scheduleExpression": "rate(30 seconds)", "timezone": "Europe/Paris"}
+            })
+        );
+    }
+
+    #[test]
+    fn bad_http_options_are_usage_errors() {
+        let cmd = || Command::augment_subcommands(clap::Command::new("hotswap"));
+        for bad in [
+            &["--auth", "iam"][..],
+            &["--rate-limit", "0"],
+            &["--rate-limit", "1000001"],
+            &["--rate-limit", "lots"],
+        ] {
+            let args = ["hotswap", "trigger", "create", "f", "--type", "http"]
+                .into_iter()
+                .chain(bad.iter().copied());
+            let err = cmd().try_get_matches_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn url_or_next_run_column() {
+        let http = json!({"type": "Http", "isEnabled": true,
+            "url": "http://127.0.0.1:8080/fn/orders/{id}", "config": {"httpPath": "/orders/{id}"}});
+        assert_eq!(reach_text(&http), "http://127.0.0.1:8080/fn/orders/{id}");
+        let sched = json!({"type": "Scheduled", "isEnabled": true,
+            "nextRunAt": "2031-03-30T01:00:00.123456Z"});
+        assert_eq!(reach_text(&sched), "2031-03-30 01:00:00");
+        let done = json!({"type": "Scheduled", "isEnabled": true, "nextRunAt": null});
+        assert_eq!(reach_text(&done), "never");
+        let off = json!({"type": "Scheduled", "isEnabled": false, "nextRunAt": null});
+        assert_eq!(reach_text(&off), "- (disabled)");
+        // An older server sends neither field.
+        assert_eq!(reach_text(&json!({"type": "Queue"})), "-");
+        assert_eq!(reach_text(&json!({"type": "Scheduled"})), "-");
+    }
+
+    /// The rows of a rendered object, as (key, value).
+    fn rows(text: &str) -> Vec<(String, String)> {
+        text.lines()
+            .map(|l| match l.split_once(char::is_whitespace) {
+                Some((k, v)) => (k.to_owned(), v.trim().to_owned()),
+                None => (l.to_owned(), String::new()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn detail_shows_url_next_run_and_state() {
+        let t = json!({
+            "triggerId": "t1", "functionName": "report", "targetVersion": "$LATEST",
+            "type": "Scheduled", "isEnabled": true,
+            "config": {"scheduleExpression": "cron(0 8 * * ? *)", "timezone": "Europe/Paris"},
+            "createdAt": "2031-01-01T00:00:00Z", "lastExecutedAt": null,
+            "executionCount": 3, "failureCount": 0,
+            "nextRunAt": "2031-03-30T06:00:00.000001Z",
+            "state": {"status": "Scheduled", "lastError": null, "missed": 0}
+        });
+        let r = rows(&render_object(&for_display(&t), &TRIGGER_DETAIL));
+        let keys: Vec<&str> = r.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys[..6],
+            [
+                "triggerId",
+                "functionName",
+                "targetVersion",
+                "type",
+                "isEnabled",
+                "nextRunAt"
+            ]
+        );
+        let find = |k: &str| r.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        assert_eq!(find("nextRunAt"), Some("2031-03-30T06:00:00Z"));
+        assert_eq!(find("state.status"), Some("Scheduled"));
+        assert_eq!(find("state.missed"), Some("0"));
+        assert_eq!(find("state.lastError"), None);
+        assert_eq!(find("config.timezone"), Some("Europe/Paris"));
+
+        let mut off = t.clone();
+        off["isEnabled"] = false.into();
+        off["nextRunAt"] = Value::Null;
+        let r = rows(&render_object(&for_display(&off), &TRIGGER_DETAIL));
+        assert!(
+            r.contains(&("nextRunAt".into(), "- (disabled)".into())),
+            "{r:?}"
+        );
+
+        let http = json!({
+            "triggerId": "t2", "functionName": "orders", "targetVersion": "$LATEST",
+            "type": "Http", "isEnabled": true,
+            "url": "http://127.0.0.1:8080/fn/orders/{id}",
+            "config": {"httpPath": "/orders/{id}"},
+            "state": {"status": "Active", "lastError": "boom"}
+        });
+        let r = rows(&render_object(&for_display(&http), &TRIGGER_DETAIL));
+        assert_eq!(
+            r[5],
+            ("url".into(), "http://127.0.0.1:8080/fn/orders/{id}".into())
+        );
+        assert!(r.contains(&("state.lastError".into(), "boom".into())));
+        assert!(!r.iter().any(|(k, _)| k == "nextRunAt"));
     }
 
     #[test]
