@@ -117,6 +117,10 @@ pub struct AsyncInvocation {
     /// name) fails it. `None` for invocations queued before function ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function_id: Option<String>,
+    /// HotSwap: the trigger (a schedule tick) that queued it, whose
+    /// `failureCount` a final failure adds to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_id: Option<String>,
 }
 
 impl AsyncInvocation {
@@ -149,6 +153,7 @@ impl AsyncInvocation {
             dead_letter_request_id: None,
             dead_letter_of: None,
             function_id: None,
+            trigger_id: None,
         }
     }
 

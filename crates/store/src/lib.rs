@@ -366,6 +366,31 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn update_trigger(&self, trigger: &Trigger) -> Result<()>;
     /// Deletes the trigger; `false` when it did not exist.
     async fn delete_trigger(&self, trigger_id: &str) -> Result<bool>;
+    /// Adds runs and failures to a trigger's counters and moves its
+    /// `last_executed_at` forward to `at`; atomic increments. A trigger
+    /// deleted meanwhile is ignored.
+    async fn record_trigger_runs(
+        &self,
+        trigger_id: &str,
+        runs: u64,
+        failures: u64,
+        at: Option<Timestamp>,
+    ) -> Result<()>;
+    /// Claims one tick of a scheduled trigger and queues its asynchronous
+    /// invocation, in one transaction; the trigger's run counters move with
+    /// it. `false` (nothing written) when the tick was claimed already — by
+    /// this server or another sharing the database — or the trigger is
+    /// gone.
+    async fn claim_tick(
+        &self,
+        trigger_id: &str,
+        tick_at: Timestamp,
+        invocation: &AsyncInvocation,
+    ) -> Result<bool>;
+    /// The newest claimed tick of a trigger.
+    async fn last_tick(&self, trigger_id: &str) -> Result<Option<Timestamp>>;
+    /// Forgets claims older than `before`, keeping each trigger's newest.
+    async fn prune_ticks(&self, before: Timestamp) -> Result<u64>;
 
     // ---- runner nodes ----------------------------------------------------
 

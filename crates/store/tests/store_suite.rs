@@ -167,6 +167,7 @@ suite!(
     alias_round_trip,
     alias_refused_for_missing_versions,
     trigger_round_trip,
+    schedule_ticks_are_claimed_once_with_their_invocation,
     runner_round_trip,
     deployment_round_trip,
     deployment_steps_move_the_alias_atomically_and_compare_revisions,
@@ -1625,9 +1626,13 @@ async fn trigger_round_trip(ctx: Ctx) {
     changed.last_executed_at = None;
     changed.config.cors_enabled = None;
     s.update_trigger(&changed).await.unwrap();
+    // Run counters belong to the store: an update keeps them.
+    let mut expected = changed.clone();
+    expected.execution_count = http.execution_count;
+    expected.last_executed_at = http.last_executed_at;
     assert_eq!(
         s.get_trigger(&http.trigger_id).await.unwrap(),
-        Some(changed)
+        Some(expected)
     );
 
     let message = conflict(s.create_trigger(&http).await);
@@ -2628,4 +2633,65 @@ async fn a_database_at_migration_5_migrates_with_its_data(ctx: Ctx) {
             .execute(&mut conn)
             .await;
     }
+}
+
+async fn schedule_ticks_are_claimed_once_with_their_invocation(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    let f = create(s, "cron", "o").await;
+    let mut t = trigger_of(
+        "cron",
+        TriggerType::Scheduled,
+        TriggerConfig {
+            schedule_expression: Some("rate(1 minute)".to_owned()),
+            ..Default::default()
+        },
+    );
+    t.function_id = f.function_id.clone();
+    s.create_trigger(&t).await.unwrap();
+    assert_eq!(s.last_tick(&t.trigger_id).await.unwrap(), None);
+
+    let tick = at(1_700_000_060_000_000);
+    let mut first = queued("tick-a", "cron", "o", tick);
+    first.trigger_id = Some(t.trigger_id.clone());
+    first.function_id = Some(f.function_id.clone());
+    assert!(s.claim_tick(&t.trigger_id, tick, &first).await.unwrap());
+    // The same tick again (another server): nothing written.
+    let second = queued("tick-b", "cron", "o", tick);
+    assert!(!s.claim_tick(&t.trigger_id, tick, &second).await.unwrap());
+    assert!(s.get_invocation("tick-b").await.unwrap().is_none());
+    let stored = s.get_invocation("tick-a").await.unwrap().expect("queued");
+    assert_eq!(stored.trigger_id.as_deref(), Some(t.trigger_id.as_str()));
+    assert_eq!(s.last_tick(&t.trigger_id).await.unwrap(), Some(tick));
+
+    let got = s.get_trigger(&t.trigger_id).await.unwrap().unwrap();
+    assert_eq!(got.execution_count, 1);
+    assert!(got.last_executed_at.is_some());
+    s.record_trigger_runs(&t.trigger_id, 2, 1, Some(at(1_900_000_000_000_000)))
+        .await
+        .unwrap();
+    let got = s.get_trigger(&t.trigger_id).await.unwrap().unwrap();
+    assert_eq!((got.execution_count, got.failure_count), (3, 1));
+    assert_eq!(got.last_executed_at, Some(at(1_900_000_000_000_000)));
+    s.record_trigger_runs(&t.trigger_id, 0, 1, None)
+        .await
+        .unwrap();
+    let got = s.get_trigger(&t.trigger_id).await.unwrap().unwrap();
+    assert_eq!(got.failure_count, 2);
+    assert_eq!(got.last_executed_at, Some(at(1_900_000_000_000_000)));
+
+    // Old claims go, the newest stays; a deleted trigger claims nothing.
+    let later = at(1_700_000_120_000_000);
+    assert!(s
+        .claim_tick(&t.trigger_id, later, &queued("tick-c", "cron", "o", later))
+        .await
+        .unwrap());
+    assert_eq!(s.prune_ticks(at(1_800_000_000_000_000)).await.unwrap(), 1);
+    assert_eq!(s.last_tick(&t.trigger_id).await.unwrap(), Some(later));
+    assert!(s.delete_trigger(&t.trigger_id).await.unwrap());
+    let gone = at(1_700_000_180_000_000);
+    assert!(!s
+        .claim_tick(&t.trigger_id, gone, &queued("tick-d", "cron", "o", gone))
+        .await
+        .unwrap());
+    assert!(s.get_invocation("tick-d").await.unwrap().is_none());
 }

@@ -658,6 +658,103 @@ impl MetadataStore for SqlStore {
         delete_by_key::<Trigger>(&self.pool, vec![text(trigger_id)]).await
     }
 
+    async fn record_trigger_runs(
+        &self,
+        trigger_id: &str,
+        runs: u64,
+        failures: u64,
+        at: Option<hotswap_domain::time::Timestamp>,
+    ) -> Result<()> {
+        let count = |n: u64| {
+            i64::try_from(n)
+                .map_err(|_| StoreError::Conflict(format!("run count {n} is out of range")))
+        };
+        let mut values = vec![
+            text(trigger_id),
+            Value::Int(count(runs)?),
+            Value::Int(count(failures)?),
+        ];
+        let last = match at {
+            Some(at) => {
+                values.push(Value::Int(at.timestamp_micros()));
+                ", last_executed_at = CASE WHEN last_executed_at IS NULL OR last_executed_at < $4 \
+                 THEN $4 ELSE last_executed_at END"
+            }
+            None => "",
+        };
+        let sql = format!(
+            "UPDATE triggers SET execution_count = execution_count + $2, \
+             failure_count = failure_count + $3{last} WHERE trigger_id = $1"
+        );
+        execute(&self.pool, &sql, values).await?;
+        Ok(())
+    }
+
+    async fn claim_tick(
+        &self,
+        trigger_id: &str,
+        tick_at: hotswap_domain::time::Timestamp,
+        invocation: &AsyncInvocation,
+    ) -> Result<bool> {
+        let now = hotswap_domain::time::now().timestamp_micros();
+        let mut tx = self.begin().await?;
+        let claimed = execute(
+            &mut *tx,
+            "INSERT INTO schedule_ticks (trigger_id, tick_at, request_id, claimed_at) \
+             SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM triggers WHERE trigger_id = $1) \
+             ON CONFLICT (trigger_id, tick_at) DO NOTHING",
+            vec![
+                text(trigger_id),
+                Value::Int(tick_at.timestamp_micros()),
+                text(&invocation.request_id),
+                Value::Int(now),
+            ],
+        )
+        .await?;
+        if claimed == 0 {
+            return Ok(false);
+        }
+        execute(
+            &mut *tx,
+            &SqlText::insert::<AsyncInvocation>(),
+            invocation.values()?,
+        )
+        .await?;
+        execute(
+            &mut *tx,
+            "UPDATE triggers SET execution_count = execution_count + 1, \
+             last_executed_at = CASE WHEN last_executed_at IS NULL OR last_executed_at < $2 THEN $2 \
+               ELSE last_executed_at END \
+             WHERE trigger_id = $1",
+            vec![text(trigger_id), Value::Int(now)],
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::Database)?;
+        Ok(true)
+    }
+
+    async fn last_tick(&self, trigger_id: &str) -> Result<Option<hotswap_domain::time::Timestamp>> {
+        let row = query_with(
+            "SELECT MAX(tick_at) FROM schedule_ticks WHERE trigger_id = $1",
+            vec![text(trigger_id)],
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        let micros: Option<i64> = sqlx::Row::try_get(&row, 0).map_err(StoreError::Database)?;
+        Ok(micros.and_then(chrono::DateTime::from_timestamp_micros))
+    }
+
+    async fn prune_ticks(&self, before: hotswap_domain::time::Timestamp) -> Result<u64> {
+        execute(
+            &self.pool,
+            "DELETE FROM schedule_ticks WHERE tick_at < $1 AND tick_at < \
+             (SELECT MAX(t.tick_at) FROM schedule_ticks t WHERE t.trigger_id = schedule_ticks.trigger_id)",
+            vec![Value::Int(before.timestamp_micros())],
+        )
+        .await
+    }
+
     // ---- runner nodes ----------------------------------------------------
 
     async fn upsert_runner(&self, runner: &RunnerNode) -> Result<()> {

@@ -117,6 +117,11 @@ impl Record for Trigger {
         last_executed_at, execution_count, failure_count
     }
 
+    /// Runs are counted by the store itself (`record_trigger_runs`,
+    /// `claim_tick`): enabling or disabling a trigger never overwrites them.
+    const KEEP_ON_UPDATE: &'static [&'static str] =
+        &["last_executed_at", "execution_count", "failure_count"];
+
     fn describe(&self) -> String {
         format!("'{}'", self.trigger_id)
     }
@@ -170,7 +175,7 @@ impl Record for AsyncInvocation {
     columns! {
         request_id, function_name, qualifier, owner_id, payload, content_type, status, attempts,
         max_attempts, next_attempt_at, lease_until, created_at, updated_at, result, executed_version,
-        lease_token, dead_letter_request_id, dead_letter_of, function_id
+        lease_token, dead_letter_request_id, dead_letter_of, function_id, trigger_id
     }
 
     fn describe(&self) -> String {
