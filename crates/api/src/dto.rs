@@ -768,3 +768,22 @@ pub struct ServerStatus {
     /// `http-routes`, `trigger-counters`), in start order.
     pub tasks: Vec<hotswap_tasks::TaskStatus>,
 }
+
+/// A trigger as the API shows it: the stored trigger, where it is reached
+/// or when it fires next, and what it has done on this server.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerView {
+    #[serde(flatten)]
+    pub trigger: hotswap_domain::Trigger,
+    /// HTTP triggers: the URL it is served at (`--public-url` + `/fn` +
+    /// its path).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Scheduled triggers: the next tick (null when disabled or it never
+    /// fires again).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_run_at: Option<Option<chrono::DateTime<chrono::Utc>>>,
+    /// What the trigger has done on this server.
+    pub state: hotswap_triggers::stats::TriggerState,
+}

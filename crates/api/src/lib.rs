@@ -39,6 +39,12 @@ pub struct AppState {
     pub router: Arc<InvocationRouter>,
     /// The server's background tasks, reported by `GET /v1/status`.
     pub tasks: Option<Arc<Driver>>,
+    /// HTTP triggers (`/fn/…`); none: `/fn` answers 404.
+    pub gateway: Option<Arc<hotswap_triggers::gateway::Gateway>>,
+    /// What each trigger has done on this server.
+    pub trigger_stats: Arc<hotswap_triggers::stats::TriggerStats>,
+    /// The server's public base URL (HTTP trigger URLs start with it).
+    pub public_url: String,
     /// Verified tokens by the SHA-256 of their secret, with when they were
     /// read from the store.
     tokens: Arc<RwLock<HashMap<String, (Grant, Instant)>>>,
@@ -72,6 +78,9 @@ impl AppState {
             control: router.control().clone(),
             router,
             tasks: None,
+            gateway: None,
+            trigger_stats: Arc::default(),
+            public_url: "http://127.0.0.1:8080".to_owned(),
             tokens: Arc::default(),
             payload: PayloadLimits::default(),
             metrics_public: false,
@@ -163,6 +172,8 @@ pub fn router(mut state: AppState, config: &ApiConfig) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus))
+        .route("/fn", axum::routing::any(routes::fn_http::serve))
+        .route("/fn/{*path}", axum::routing::any(routes::fn_http::serve))
         .nest("/v1", routes::v1())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -205,6 +216,7 @@ async fn prometheus(
     let r = state.router.runner();
     let mut text = r.metrics().prometheus(r.idle_instances(), r.isolated());
     text.push_str(&r.logs().prometheus());
+    text.push_str(&state.trigger_stats.prometheus());
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

@@ -18,12 +18,7 @@ pub struct NewTrigger {
 }
 
 fn normalise_path(p: &str) -> String {
-    let trimmed = p.trim_end_matches('/');
-    if trimmed.is_empty() {
-        "/".into()
-    } else {
-        trimmed.to_owned()
-    }
+    hotswap_domain::trigger::http_route_shape(p)
 }
 
 fn methods_overlap(a: &Option<Vec<String>>, b: &Option<Vec<String>>) -> bool {

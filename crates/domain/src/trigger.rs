@@ -200,6 +200,26 @@ impl Trigger {
     }
 }
 
+/// The shape of an HTTP trigger path, for conflicts: trailing slashes
+/// dropped, every `{name}` segment as `{}` and a final `{name+}` as `{+}`
+/// (`/orders/{id}/` and `/orders/{oid}` are the same route).
+pub fn http_route_shape(path: &str) -> String {
+    let shape: Vec<&str> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            if s.starts_with('{') && s.ends_with("+}") {
+                "{+}"
+            } else if s.starts_with('{') && s.ends_with('}') {
+                "{}"
+            } else {
+                s
+            }
+        })
+        .collect();
+    format!("/{}", shape.join("/"))
+}
+
 fn blank(s: &Option<String>) -> bool {
     s.as_deref().is_none_or(|s| s.trim().is_empty())
 }

@@ -14,6 +14,9 @@ use hotswap_runner::{Runner, RunnerConfig};
 use hotswap_sandbox::{BwrapSandbox, ProcessSandbox, Sandbox};
 use hotswap_store::BlobStore;
 use hotswap_tasks::{Driver, Flow};
+use hotswap_triggers::gateway::Gateway;
+use hotswap_triggers::scheduler::{Scheduler, SchedulerConfig};
+use hotswap_triggers::stats::TriggerStats;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -125,6 +128,15 @@ pub struct ServerArgs {
     /// or `metrics` token.
     #[arg(long, env = "HOTSWAP_METRICS_PUBLIC")]
     metrics_public: bool,
+    /// The base URL clients reach this server at; HTTP trigger URLs
+    /// (`GET /v1/triggers/{id}` → `url`) start with it. Default: the
+    /// listen address.
+    #[arg(long, env = "HOTSWAP_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// How late a scheduled tick may still fire (a short stall or restart
+    /// loses nothing); ticks missed for longer are skipped, not replayed.
+    #[arg(long, default_value = "60s", env = "HOTSWAP_SCHEDULE_MAX_LATENESS", value_parser = parse_duration)]
+    schedule_max_lateness: Duration,
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
@@ -198,8 +210,17 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
 
     let router = Arc::new(hotswap_router::Router::new(control.clone(), runner.clone()));
     let tasks = Arc::new(Driver::new());
+    let addr = listener.local_addr()?;
+    let trigger_stats = Arc::new(TriggerStats::default());
+    let gateway = Arc::new(Gateway::new(router.clone(), trigger_stats.clone()));
     let mut state = AppState::new(router.clone());
     state.tasks = Some(tasks.clone());
+    state.gateway = Some(gateway.clone());
+    state.trigger_stats = trigger_stats.clone();
+    state.public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
     let app = hotswap_api::router(
         state,
         &ApiConfig {
@@ -211,18 +232,84 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             metrics_public: args.metrics_public,
         },
     );
-    let addr = listener.local_addr()?;
     register_local_runner(&control, &runner, &addr).await?;
     start_tasks(&tasks, &control, &router, &args);
+    start_trigger_tasks(&tasks, &control, &router, &gateway, &trigger_stats, &args);
     println!("hotswap listening on http://{addr}");
     tracing::info!(%addr, "serving");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server error");
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("server error");
     tasks.shutdown(Duration::from_secs(5)).await;
     flush_counters(&control, &runner).await;
     served
+}
+
+/// The event sources' tasks: the HTTP route table's refresh, the
+/// scheduler, and the trigger run counters' flush.
+fn start_trigger_tasks(
+    tasks: &Driver,
+    control: &ControlPlane,
+    router: &Arc<Router>,
+    gateway: &Arc<Gateway>,
+    stats: &Arc<TriggerStats>,
+    args: &ServerArgs,
+) {
+    let g = gateway.clone();
+    tasks.every("http-routes", Duration::from_secs(1), move || {
+        let g = g.clone();
+        async move {
+            g.refresh().await.map_err(|e| e.to_string())?;
+            Ok(Flow::Continue)
+        }
+    });
+    let scheduler = Arc::new(Scheduler::new(
+        router.clone(),
+        stats.clone(),
+        SchedulerConfig {
+            max_lateness: args.schedule_max_lateness,
+        },
+    ));
+    tasks.every("scheduler", Duration::from_millis(250), move || {
+        let scheduler = scheduler.clone();
+        async move {
+            scheduler.poll().await?;
+            Ok(Flow::Continue)
+        }
+    });
+    let (c, st) = (control.clone(), stats.clone());
+    tasks.every("trigger-counters", Duration::from_secs(1), move || {
+        let (control, stats) = (c.clone(), st.clone());
+        async move {
+            flush_trigger_counters(&control, &stats).await?;
+            Ok(Flow::Continue)
+        }
+    });
+}
+
+/// Adds the triggers' pending runs to their stored counters.
+async fn flush_trigger_counters(
+    control: &ControlPlane,
+    stats: &TriggerStats,
+) -> Result<(), String> {
+    let mut failed = Vec::new();
+    let mut error = None;
+    for (id, runs, failures, at) in stats.take_pending() {
+        if let Err(e) = control
+            .store()
+            .record_trigger_runs(&id, runs, failures, at)
+            .await
+        {
+            error.get_or_insert_with(|| format!("trigger counters not written: {e}"));
+            failed.push((id, runs, failures, at));
+        }
+    }
+    stats.restore_pending(failed);
+    error.map_or(Ok(()), Err)
 }
 
 /// Every background loop of the server, as a named task of the driver

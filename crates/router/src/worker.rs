@@ -161,6 +161,16 @@ async fn record(control: &ControlPlane, mut inv: AsyncInvocation, token: &str) {
         .await
     {
         Ok(true) => {
+            if let (AsyncStatus::Failed, Some(trigger)) = (inv.status, &inv.trigger_id) {
+                // A scheduled tick that finally failed counts against its trigger.
+                if let Err(e) = control
+                    .store()
+                    .record_trigger_runs(trigger, 0, 1, None)
+                    .await
+                {
+                    tracing::warn!(trigger = %trigger, error = %e, "cannot count a failed tick");
+                }
+            }
             if let Some(l) = &letter {
                 tracing::info!(request = %inv.request_id, dead_letter = %l.request_id, target = %l.function_name, "failed asynchronous invocation dead-lettered");
             }

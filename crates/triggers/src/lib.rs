@@ -10,4 +10,7 @@
 //! so each rule has a unit test beside it.
 
 pub mod events;
+pub mod gateway;
 pub mod http;
+pub mod scheduler;
+pub mod stats;

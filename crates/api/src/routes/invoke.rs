@@ -85,7 +85,7 @@ impl From<RunnerError> for ApiError {
 /// `RequestEntityTooLarge` — by its `Content-Length` before reading, or as
 /// soon as the streamed body passes the limit, so an oversized event is
 /// never buffered whole, let alone stored.
-async fn read_event(
+pub(crate) async fn read_event(
     headers: &HeaderMap,
     body: Body,
     limits: crate::PayloadLimits,

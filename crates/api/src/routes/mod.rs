@@ -7,6 +7,7 @@ use crate::AppState;
 
 pub(crate) mod aliases;
 pub(crate) mod deployments;
+pub(crate) mod fn_http;
 pub(crate) mod functions;
 pub(crate) mod invoke;
 pub(crate) mod layers;

@@ -213,3 +213,16 @@ fn json_type_field() {
     assert_eq!(v["config"]["queueName"], "q");
     assert_eq!(v["isEnabled"], true);
 }
+
+#[test]
+fn http_route_shapes_ignore_parameter_names_and_trailing_slashes() {
+    use crate::trigger::http_route_shape;
+    assert_eq!(http_route_shape("/orders/{id}/"), "/orders/{}");
+    assert_eq!(http_route_shape("/orders/{oid}"), "/orders/{}");
+    assert_eq!(http_route_shape("/a/{proxy+}"), "/a/{+}");
+    assert_eq!(http_route_shape("/"), "/");
+    assert_ne!(
+        http_route_shape("/orders/1"),
+        http_route_shape("/orders/{id}")
+    );
+}

@@ -253,6 +253,11 @@ impl HttpReply {
         reply
     }
 
+    /// 400 `{"message":"Bad Request"}`.
+    pub fn bad_request() -> Self {
+        Self::fixed(400, r#"{"message":"Bad Request"}"#)
+    }
+
     /// 403 `{"message":"Forbidden"}`.
     pub fn forbidden() -> Self {
         Self::fixed(403, r#"{"message":"Forbidden"}"#)

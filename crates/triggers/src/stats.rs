@@ -1,0 +1,314 @@
+//! What each trigger has done on this server: the `state` of
+//! `GET /v1/triggers/{id}`, the per-trigger lines of `/metrics`, and the
+//! run counts not yet added to the stored `executionCount` /
+//! `failureCount` / `lastExecutedAt` (written once a second by the
+//! `trigger-counters` task, never on a request's path).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// A trigger's live state on this server.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerState {
+    /// `active`, `idle` (nothing yet), `disabled` or `error` (the last run
+    /// failed in the platform: see `lastError`).
+    pub status: String,
+    /// The last platform error (a missing function, a store failure, …).
+    pub last_error: Option<String>,
+    /// Requests or ticks received.
+    pub received: u64,
+    /// Runs whose function succeeded (HTTP: a response mapped from its
+    /// result; schedules: a tick queued).
+    pub succeeded: u64,
+    /// Runs that failed (function error, timeout, platform error).
+    pub failed: u64,
+    /// Runs refused before reaching the function (rate limit, throttling,
+    /// auth, CORS).
+    pub rejected: u64,
+    /// Ticks skipped because no server saw them in time (schedules).
+    pub skipped: u64,
+    /// Retries (queues and streams, later).
+    pub retried: u64,
+    /// Messages dead-lettered (queues and streams, later).
+    pub dead_lettered: u64,
+    /// Messages waiting (queues, later).
+    pub backlog: u64,
+    /// Records behind the stream's head (streams, later).
+    pub lag_records: u64,
+}
+
+/// How a run ended, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    Rejected,
+    Skipped,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Rejected => "rejected",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    kind: &'static str,
+    function: String,
+    owner: String,
+    state: TriggerState,
+    /// Runs and failures not yet written to the store, and the newest run.
+    pending: (u64, u64, Option<DateTime<Utc>>),
+    /// HTTP status classes answered (`2xx` … `5xx`).
+    statuses: [u64; 5],
+}
+
+/// Counters of every trigger seen on this server.
+#[derive(Debug, Default)]
+pub struct TriggerStats {
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+/// Who a trigger belongs to, for `/metrics` labels.
+#[derive(Debug, Clone, Copy)]
+pub struct Labels<'a> {
+    pub trigger_id: &'a str,
+    /// `http`, `schedule`, …
+    pub kind: &'static str,
+    pub function: &'a str,
+    pub owner: &'a str,
+}
+
+impl TriggerStats {
+    fn with<R>(&self, l: Labels<'_>, f: impl FnOnce(&mut Entry) -> R) -> R {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let e = entries.entry(l.trigger_id.to_owned()).or_default();
+        if e.kind.is_empty() {
+            e.kind = l.kind;
+            e.function = l.function.to_owned();
+            e.owner = l.owner.to_owned();
+        }
+        f(e)
+    }
+
+    /// Counts one run. `stored` runs also move the stored counters (an
+    /// HTTP request; a schedule's tick is counted by its claim instead).
+    pub fn record(
+        &self,
+        l: Labels<'_>,
+        outcome: Outcome,
+        http_status: Option<u16>,
+        at: DateTime<Utc>,
+        stored: bool,
+    ) {
+        self.with(l, |e| {
+            let s = &mut e.state;
+            s.received += 1;
+            match outcome {
+                Outcome::Succeeded => s.succeeded += 1,
+                Outcome::Failed => s.failed += 1,
+                Outcome::Rejected => s.rejected += 1,
+                Outcome::Skipped => s.skipped += 1,
+            }
+            s.status = "active".into();
+            if let Some(code) = http_status {
+                let class = usize::from(code / 100).clamp(1, 5) - 1;
+                e.statuses[class] += 1;
+            }
+            if stored && matches!(outcome, Outcome::Succeeded | Outcome::Failed) {
+                e.pending.0 += 1;
+                e.pending.1 += u64::from(outcome == Outcome::Failed);
+                e.pending.2 = Some(e.pending.2.map_or(at, |p| p.max(at)));
+            }
+        });
+    }
+
+    /// Keeps a platform error as the trigger's `lastError`.
+    pub fn error(&self, l: Labels<'_>, message: impl Into<String>) {
+        self.with(l, |e| {
+            e.state.status = "error".into();
+            e.state.last_error = Some(message.into());
+        });
+    }
+
+    /// Clears the error once the trigger works again.
+    pub fn clear_error(&self, trigger_id: &str) {
+        if let Some(e) = self
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(trigger_id)
+        {
+            e.state.last_error = None;
+            if e.state.status == "error" {
+                e.state.status = "active".into();
+            }
+        }
+    }
+
+    /// The trigger's state here (`idle` when it has done nothing yet).
+    pub fn state(&self, trigger_id: &str, enabled: bool) -> TriggerState {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = entries
+            .get(trigger_id)
+            .map(|e| e.state.clone())
+            .unwrap_or_default();
+        if !enabled {
+            s.status = "disabled".into();
+        } else if s.status.is_empty() {
+            s.status = "idle".into();
+        }
+        s
+    }
+
+    /// Takes the runs not yet written: (trigger, runs, failures, newest).
+    pub fn take_pending(&self) -> Vec<(String, u64, u64, Option<DateTime<Utc>>)> {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .iter_mut()
+            .filter(|(_, e)| e.pending.0 > 0 || e.pending.1 > 0)
+            .map(|(id, e)| {
+                let (runs, failures, at) = std::mem::take(&mut e.pending);
+                (id.clone(), runs, failures, at)
+            })
+            .collect()
+    }
+
+    /// Puts back runs whose write failed, to be retried.
+    pub fn restore_pending(&self, failed: Vec<(String, u64, u64, Option<DateTime<Utc>>)>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, runs, failures, at) in failed {
+            let e = entries.entry(id).or_default();
+            e.pending.0 += runs;
+            e.pending.1 += failures;
+            e.pending.2 = match (e.pending.2, at) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+
+    /// Forgets a deleted trigger.
+    pub fn forget(&self, trigger_id: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(trigger_id);
+    }
+
+    /// Prometheus text: `hotswap_trigger_runs_total` by outcome and
+    /// `hotswap_trigger_http_responses_total` by status class.
+    pub fn prometheus(&self) -> String {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ids: Vec<&String> = entries.keys().collect();
+        ids.sort();
+        let mut out = String::new();
+        out.push_str(
+            "# HELP hotswap_trigger_runs_total Trigger runs (requests, ticks) by outcome.\n",
+        );
+        out.push_str("# TYPE hotswap_trigger_runs_total counter\n");
+        for id in &ids {
+            let e = &entries[*id];
+            for (outcome, n) in [
+                (Outcome::Succeeded, e.state.succeeded),
+                (Outcome::Failed, e.state.failed),
+                (Outcome::Rejected, e.state.rejected),
+                (Outcome::Skipped, e.state.skipped),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "hotswap_trigger_runs_total{{trigger=\"{}\",type=\"{}\",owner=\"{}\",function=\"{}\",outcome=\"{}\"}} {n}",
+                    esc(id),
+                    e.kind,
+                    esc(&e.owner),
+                    esc(&e.function),
+                    outcome.label()
+                );
+            }
+        }
+        out.push_str(
+            "# HELP hotswap_trigger_http_responses_total HTTP trigger responses by status class.\n",
+        );
+        out.push_str("# TYPE hotswap_trigger_http_responses_total counter\n");
+        for id in &ids {
+            let e = &entries[*id];
+            if e.kind != "http" {
+                continue;
+            }
+            for (i, n) in e.statuses.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "hotswap_trigger_http_responses_total{{trigger=\"{}\",owner=\"{}\",function=\"{}\",code=\"{}xx\"}} {n}",
+                    esc(id),
+                    esc(&e.owner),
+                    esc(&e.function),
+                    i + 1
+                );
+            }
+        }
+        out
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l(id: &str) -> Labels<'_> {
+        Labels {
+            trigger_id: id,
+            kind: "http",
+            function: "f",
+            owner: "o",
+        }
+    }
+
+    #[test]
+    fn counts_states_and_pending_runs() {
+        let s = TriggerStats::default();
+        let t0 = Utc::now();
+        s.record(l("a"), Outcome::Succeeded, Some(200), t0, true);
+        s.record(l("a"), Outcome::Failed, Some(502), t0, true);
+        s.record(l("a"), Outcome::Rejected, Some(429), t0, true);
+        let st = s.state("a", true);
+        assert_eq!(
+            (st.received, st.succeeded, st.failed, st.rejected),
+            (3, 1, 1, 1)
+        );
+        assert_eq!(st.status, "active");
+        assert_eq!(s.state("a", false).status, "disabled");
+        assert_eq!(s.state("b", true).status, "idle");
+        let pending = s.take_pending();
+        assert_eq!(pending, vec![("a".to_owned(), 2, 1, Some(t0))]);
+        assert!(s.take_pending().is_empty(), "taken once");
+        s.restore_pending(pending);
+        assert_eq!(s.take_pending().len(), 1);
+        s.error(l("a"), "function 'f' not found");
+        assert_eq!(s.state("a", true).status, "error");
+        s.clear_error("a");
+        assert_eq!(s.state("a", true).last_error, None);
+        let text = s.prometheus();
+        assert!(text.contains(
+            "hotswap_trigger_runs_total{trigger=\"a\",type=\"http\",owner=\"o\",function=\"f\",outcome=\"failed\"} 1"
+        ));
+        assert!(text.contains("code=\"5xx\"} 1"));
+        assert!(text.contains("code=\"4xx\"} 1"));
+    }
+}
