@@ -24,7 +24,7 @@ for f in "$out"/*; do
     /^platform cold invoke/ { cold = $5 }
     /python3 -S -c pass|node -e 0/ && /p50/ { for (i = 1; i <= NF; i++) if ($i == "p50") ref = $(i+1) }
     /^## \(b\)/ { sect = "b" } /^## \(c\)/ { sect = "c" }
-    /^platform POST/ {
+    /^platform POST \/v1/ {
       for (i = 1; i <= NF; i++) { if ($i == "p50") p50 = $(i+1); if ($i == "req/s") r = $(i-1) }
       if (sect == "b") warm1 = p50; else rps = r
     }

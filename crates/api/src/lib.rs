@@ -173,6 +173,7 @@ pub fn router(mut state: AppState, config: &ApiConfig) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus))
         .route("/fn", axum::routing::any(routes::fn_http::serve))
+        .route("/fn/", axum::routing::any(routes::fn_http::serve))
         .route("/fn/{*path}", axum::routing::any(routes::fn_http::serve))
         .nest("/v1", routes::v1())
         .fallback(not_found)

@@ -94,6 +94,17 @@ impl ControlPlane {
                 )));
             }
         }
+        if matches!(
+            trigger.trigger_type,
+            TriggerType::Queue | TriggerType::Stream
+        ) {
+            // Valid, but nothing would consume it: refused rather than
+            // stored as an enabled trigger that never fires.
+            return Err(ControlError::validation(format!(
+                "{} triggers are not served yet: this server has no queue or stream consumer (HTTP and Scheduled triggers are)",
+                trigger.trigger_type
+            )));
+        }
         self.store.create_trigger(&trigger).await?;
         self.routing_changed();
         Ok(trigger)

@@ -451,8 +451,8 @@ fn two_owners_each_have_their_own_function_of_one_name() {
     // Triggers: an admin binds another owner's function with ownerId; a
     // tenant cannot.
     let trigger = |owner: &str| {
-        json!({ "functionName": "orders", "ownerId": owner, "type": "Queue",
-                "config": { "queueName": "q" } })
+        json!({ "functionName": "orders", "ownerId": owner, "type": "Scheduled",
+                "config": { "scheduleExpression": "rate(7 days)" } })
     };
     let (st, t) = s.admin("POST", "/v1/triggers", Some(trigger("bob")));
     assert_eq!(st, 201, "{t}");

@@ -33,7 +33,7 @@ fn everything_survives_a_restart() {
         .0,
         201
     );
-    let (_, trig) = s.call("POST", "/v1/triggers", a, Some(json!({ "functionName": "keep", "type": "Queue", "config": { "queueName": "jobs", "batchSize": 5 } })));
+    let (_, trig) = s.call("POST", "/v1/triggers", a, Some(json!({ "functionName": "keep", "type": "Scheduled", "config": { "scheduleExpression": "rate(7 days)", "timezone": "Europe/Paris" } })));
     assert_eq!(
         s.admin(
             "POST",
@@ -60,7 +60,10 @@ fn everything_survives_a_restart() {
         a,
         None,
     );
-    assert_eq!((st, t["config"]["batchSize"].as_u64()), (200, Some(5)));
+    assert_eq!(
+        (st, t["config"]["timezone"].as_str()),
+        (200, Some("Europe/Paris"))
+    );
     let (st, r) = s.admin("GET", "/v1/runners/r1", None);
     assert_eq!((st, r["hostname"].as_str()), (200, Some("h")));
     // the code reads back intact: publishing copies and verifies it

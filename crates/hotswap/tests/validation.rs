@@ -399,6 +399,26 @@ fn trigger_rules_per_type() {
         Some(json!({ "functionName": "nope", "type": "Queue", "config": { "queueName": "q" } })),
     );
     assert_eq!(st, 404, "{b}");
+    // Valid queue and stream triggers are refused until a consumer serves
+    // them: never stored as enabled triggers that never fire.
+    for (kind, config) in [
+        ("Queue", json!({ "queueName": "q" })),
+        (
+            "Stream",
+            json!({ "streamArn": "s", "startingPosition": "LATEST" }),
+        ),
+    ] {
+        let (st, b) = trig(kind, config);
+        assert_eq!(
+            (st, b["code"].as_str()),
+            (400, Some("ValidationFailed")),
+            "{b}"
+        );
+        assert!(
+            b["message"].as_str().unwrap().contains("not served yet"),
+            "{b}"
+        );
+    }
     let (_, list) = s.admin("GET", "/v1/triggers?functionName=tf", None);
     assert_eq!(list["items"].as_array().unwrap().len(), 2);
 }
@@ -681,7 +701,7 @@ fn auth_and_ownership() {
         .0,
         201
     );
-    let trig = json!({ "functionName": "alices", "type": "Queue", "config": { "queueName": "q" } });
+    let trig = json!({ "functionName": "alices", "type": "Scheduled", "config": { "scheduleExpression": "rate(7 days)" } });
     let (_, t) = s.call("POST", "/v1/triggers", Some(&alice), Some(trig));
     let tid = t["triggerId"].as_str().unwrap().to_owned();
     let move_alias = json!({ "version": 1 });

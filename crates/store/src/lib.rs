@@ -380,7 +380,8 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// invocation, in one transaction; the trigger's run counters move with
     /// it. `false` (nothing written) when the tick was claimed already — by
     /// this server or another sharing the database — or the trigger is
-    /// gone.
+    /// gone or disabled (checked in the same statement, so a disable on
+    /// any server stops the next tick on all of them).
     async fn claim_tick(
         &self,
         trigger_id: &str,

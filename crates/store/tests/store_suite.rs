@@ -2679,6 +2679,22 @@ async fn schedule_ticks_are_claimed_once_with_their_invocation(ctx: Ctx) {
     assert_eq!(got.failure_count, 2);
     assert_eq!(got.last_executed_at, Some(at(1_900_000_000_000_000)));
 
+    // A disabled trigger claims nothing.
+    let mut off = s.get_trigger(&t.trigger_id).await.unwrap().unwrap();
+    off.is_enabled = false;
+    s.update_trigger(&off).await.unwrap();
+    let paused = at(1_700_000_090_000_000);
+    assert!(!s
+        .claim_tick(
+            &t.trigger_id,
+            paused,
+            &queued("tick-p", "cron", "o", paused)
+        )
+        .await
+        .unwrap());
+    off.is_enabled = true;
+    s.update_trigger(&off).await.unwrap();
+
     // Old claims go, the newest stays; a deleted trigger claims nothing.
     let later = at(1_700_000_120_000_000);
     assert!(s

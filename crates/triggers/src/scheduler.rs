@@ -11,13 +11,14 @@
 //!   which any server's async worker runs.
 //! - **Late and missed ticks**: a tick is fired while it is at most
 //!   `max_lateness` (default 60 s) old, so a short stall or a restart loses
-//!   nothing. Ticks missed for longer — every server down, a trigger
-//!   disabled — are not replayed (as EventBridge Scheduler does); the gap
-//!   is logged and counted in `state.skipped`.
-//! - **Disable / delete**: the trigger list is re-read whenever a trigger
-//!   changes on this server and at least every second, so a disabled or
-//!   deleted trigger stops before its next tick (and a claim for a deleted
-//!   trigger writes nothing).
+//!   nothing. Ticks missed for longer (every server down) are not replayed
+//!   (as EventBridge Scheduler does); the gap is logged and counted in
+//!   `state.skipped`. Ticks that pass while a trigger is disabled are not
+//!   fired when it is enabled again, nor counted.
+//! - **Disable / delete**: a claim checks, in the same statement, that the
+//!   trigger exists and is enabled, so a disable or delete answered by any
+//!   server stops the next tick on every server; the trigger list itself is
+//!   re-read whenever a trigger changes here and at least every second.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

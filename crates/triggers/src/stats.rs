@@ -97,6 +97,9 @@ impl TriggerStats {
         if e.kind.is_empty() {
             e.kind = l.kind;
             e.function = l.function.to_owned();
+        }
+        // A run refused before its function was resolved knows no owner yet.
+        if e.owner.is_empty() && !l.owner.is_empty() {
             e.owner = l.owner.to_owned();
         }
         f(e)
