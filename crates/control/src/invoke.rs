@@ -1,56 +1,12 @@
-//! Resolving what an invocation runs: the qualifier (`$LATEST`, a version
-//! number, an alias with weighted routing) to one concrete version.
+//! The store reads behind the router's resolution (`hotswap-router` owns
+//! the qualifier rules and the caches), and queueing asynchronous
+//! invocations.
 
-use hotswap_domain::{Function, FunctionAlias, FunctionVersion, Qualifier};
+use hotswap_domain::{Function, FunctionAlias, FunctionVersion};
 
 use crate::{ControlError, ControlPlane, FunctionRef, Principal, Result};
 
 impl ControlPlane {
-    /// The function and the version an invocation with `qualifier` runs.
-    /// Aliases apply their weights with a fresh random draw per call.
-    pub async fn resolve_invocation(
-        &self,
-        caller: &Principal,
-        function: &FunctionRef,
-        qualifier: &str,
-    ) -> Result<(Function, FunctionVersion)> {
-        let function = self.owned_function(caller, function, false).await?;
-        self.resolve_version(function, qualifier).await
-    }
-
-    /// The version of `function` an invocation with `qualifier` runs.
-    pub async fn resolve_version(
-        &self,
-        function: Function,
-        qualifier: &str,
-    ) -> Result<(Function, FunctionVersion)> {
-        let name = function.name.clone();
-        let id = function.function_id.as_str();
-        let q: Qualifier =
-            qualifier
-                .parse()
-                .map_err(|e: hotswap_domain::names::InvalidQualifier| {
-                    ControlError::validation(e.to_string())
-                })?;
-        let number = match &q {
-            Qualifier::Latest => 0,
-            Qualifier::Version(n) => *n,
-            Qualifier::Alias(a) => {
-                let alias = self.store.get_alias(id, a).await?.ok_or_else(|| {
-                    ControlError::NotFound(format!("alias '{a}' of function '{name}' not found"))
-                })?;
-                alias.route_version(rand::random::<f64>())
-            }
-        };
-        let version = self.store.get_version(id, number).await?.ok_or_else(|| {
-            ControlError::NotFound(format!(
-                "version {} of function '{name}' not found",
-                hotswap_domain::version::version_string(number)
-            ))
-        })?;
-        Ok((function, version))
-    }
-
     /// The function the caller may invoke under this reference (404 for
     /// one it cannot see): the router's lookup on a cache miss.
     pub async fn invocable_function(
@@ -82,26 +38,6 @@ impl ControlPlane {
 }
 
 impl ControlPlane {
-    /// Queues an asynchronous invocation after checking that the caller may
-    /// invoke the function and that the qualifier resolves now. Persisted
-    /// before this returns: the caller's 202 means it will run.
-    ///
-    /// The invocation belongs to the function's owner (so that the worker
-    /// finds the function in that owner's namespace; admins read it too) and
-    /// names the function's id: it runs only on that function.
-    pub async fn enqueue_invocation(
-        &self,
-        caller: &Principal,
-        function: &FunctionRef,
-        qualifier: &str,
-        payload_base64: String,
-        content_type: &str,
-    ) -> Result<hotswap_domain::AsyncInvocation> {
-        let (f, _) = self.resolve_invocation(caller, function, qualifier).await?;
-        self.enqueue_for(&f, qualifier, payload_base64, content_type)
-            .await
-    }
-
     /// Queues an asynchronous invocation of `f`, whose qualifier the caller
     /// (the router) has already resolved and authorised.
     pub async fn enqueue_for(

@@ -277,57 +277,6 @@ async fn config_updates_reach_latest_but_not_published_versions() {
 }
 
 #[tokio::test]
-async fn resolution_reads_the_store_afresh() {
-    let fx = fixture().await;
-    let a = user("a");
-    // Another server sharing the database: its writes bypass our cache.
-    let other = ControlPlane::new(
-        fx.cp.store().clone(),
-        fx.cp.blobs().clone(),
-        CodeLimits::default(),
-    );
-    let c: FunctionRef = "c".into();
-    let resolve = |q: &'static str| fx.cp.resolve_invocation(&a, &c, q);
-    fx.cp
-        .create_function(&a, None, new_fn("c"), zip_of(&[("app.py", "1")]))
-        .await
-        .unwrap();
-    fx.cp.publish_version(&a, &"c".into(), None).await.unwrap();
-    assert_eq!(resolve("$LATEST").await.unwrap().1.memory_size, 256);
-    assert_eq!(resolve("1").await.unwrap().1.memory_size, 256);
-
-    // $LATEST updated elsewhere: seen at once.
-    let patch = FunctionPatch {
-        memory_size: Some(512),
-        ..Default::default()
-    };
-    other.update_function(&a, &"c".into(), patch).await.unwrap();
-    assert_eq!(resolve("$LATEST").await.unwrap().1.memory_size, 512);
-    assert_eq!(resolve("1").await.unwrap().1.memory_size, 256);
-
-    // Deleted and recreated elsewhere under the same name: seen at once.
-    other.delete_function(&a, &"c".into()).await.unwrap();
-    assert!(matches!(resolve("1").await, Err(ControlError::NotFound(_))));
-    let mut again = new_fn("c");
-    again.memory_size = Some(1024);
-    other
-        .create_function(&a, None, again, zip_of(&[("app.py", "2")]))
-        .await
-        .unwrap();
-    other.publish_version(&a, &"c".into(), None).await.unwrap();
-    assert_eq!(resolve("1").await.unwrap().1.memory_size, 1024);
-
-    // A version deleted here or elsewhere: gone at once (the control plane
-    // does not cache; the router's cache is tested in hotswap-router).
-    fx.cp.publish_version(&a, &"c".into(), None).await.unwrap();
-    assert!(resolve("2").await.is_ok());
-    fx.cp.delete_version(&a, &"c".into(), 2).await.unwrap();
-    assert!(matches!(resolve("2").await, Err(ControlError::NotFound(_))));
-    other.delete_version(&a, &"c".into(), 1).await.unwrap();
-    assert!(matches!(resolve("1").await, Err(ControlError::NotFound(_))));
-}
-
-#[tokio::test]
 async fn admin_bootstrap() {
     let fx = fixture().await;
     let generated = fx

@@ -141,3 +141,58 @@ async fn route_cache_follows_changes() {
         .await
         .is_err());
 }
+
+#[tokio::test]
+async fn another_servers_changes_arrive_within_the_cache_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = router(dir.path()).await;
+    let me = alice();
+    let f = FunctionRef::new("c");
+    // Another server sharing the database: its writes do not move our epoch.
+    let other = ControlPlane::new(
+        r.control().store().clone(),
+        r.control().blobs().clone(),
+        CodeLimits::default(),
+    );
+    let new = NewFunction {
+        name: "c".into(),
+        runtime: Runtime::Python311,
+        handler: "app.handler".into(),
+        description: None,
+        memory_size: Some(256),
+        timeout: None,
+        environment: BTreeMap::new(),
+        layers: Vec::new(),
+        tags: BTreeMap::new(),
+        vpc_config: None,
+        scaling_config: None,
+        dead_letter_target: None,
+    };
+    let code = zip_of(&[("app.py", "def handler(e, c):\n    return 1\n")]);
+    other.create_function(&me, None, new, code).await.unwrap();
+    other.publish_version(&me, &f, None).await.unwrap();
+    assert_eq!(
+        r.resolve(&me, &f, "1").await.unwrap().version.memory_size,
+        256
+    );
+
+    let patch = FunctionPatch {
+        memory_size: Some(512),
+        ..FunctionPatch::default()
+    };
+    other.update_function(&me, &f, patch).await.unwrap();
+    other.delete_version(&me, &f, 1).await.unwrap();
+    tokio::time::sleep(CACHE_TTL).await;
+    assert_eq!(
+        r.resolve(&me, &f, "$LATEST")
+            .await
+            .unwrap()
+            .version
+            .memory_size,
+        512
+    );
+    assert!(matches!(
+        r.resolve(&me, &f, "1").await,
+        Err(RouteError::Control(ControlError::NotFound(_)))
+    ));
+}
