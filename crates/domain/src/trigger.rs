@@ -200,6 +200,47 @@ impl Trigger {
     }
 }
 
+/// Parameters are whole segments (`{id}`), a greedy `{proxy+}` comes last,
+/// and no name repeats.
+fn check_route_segments(path: &str) -> Result<(), String> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let mut names = std::collections::BTreeSet::new();
+    for (i, seg) in segments.iter().enumerate() {
+        if !seg.contains(['{', '}']) {
+            if seg.contains('+') {
+                return Err(format!("'{seg}': '+' only ends a {{name+}} parameter"));
+            }
+            continue;
+        }
+        let inner = seg
+            .strip_prefix('{')
+            .and_then(|s| s.strip_suffix('}'))
+            .ok_or_else(|| format!("'{seg}': a parameter is a whole segment, such as {{id}}"))?;
+        let (name, greedy) = match inner.strip_suffix('+') {
+            Some(n) => (n, true),
+            None => (inner, false),
+        };
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(format!(
+                "'{seg}': a parameter name holds letters, digits, '_' or '-'"
+            ));
+        }
+        if greedy && i + 1 != segments.len() {
+            return Err(format!(
+                "'{seg}': a greedy parameter must be the last segment"
+            ));
+        }
+        if !names.insert(name) {
+            return Err(format!("parameter '{name}' appears twice"));
+        }
+    }
+    Ok(())
+}
+
 /// The shape of an HTTP trigger path, for conflicts: trailing slashes
 /// dropped, every `{name}` segment as `{}` and a final `{name+}` as `{+}`
 /// (`/orders/{id}/` and `/orders/{oid}` are the same route).
@@ -236,6 +277,8 @@ fn validate_http(c: &TriggerConfig, errors: &mut ValidationErrors) {
             || path.split('/').any(|s| s == ".." || s == ".")
         {
             errors.push("HttpPath must start with '/' and hold only letters, digits, '-', '_', '.', '~' and {param} segments");
+        } else if let Err(e) = check_route_segments(path) {
+            errors.push(format!("HttpPath: {e}"));
         }
     }
     if let Some(age) = c.cors_max_age {

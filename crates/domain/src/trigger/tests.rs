@@ -226,3 +226,25 @@ fn http_route_shapes_ignore_parameter_names_and_trailing_slashes() {
         http_route_shape("/orders/{id}")
     );
 }
+
+#[test]
+fn http_paths_take_whole_segment_parameters_and_a_final_greedy_one() {
+    let t = |p: &str| {
+        trig(
+            TriggerType::Http,
+            TriggerConfig {
+                http_path: Some(p.into()),
+                ..Default::default()
+            },
+        )
+    };
+    for ok in ["/a/{id}/b", "/a/{proxy+}", "/{x}/{y}", "/a.b~c_d-e"] {
+        assert!(t(ok).validate().is_ok(), "{ok}");
+    }
+    for bad in [
+        "/a{b}", "/{a", "/{}", "/{p+}/x", "/{a}/{a}", "/{a b}", "/a/b+", "/a+b",
+    ] {
+        let e = errs(&t(bad));
+        assert!(e.iter().any(|m| m.starts_with("HttpPath")), "{bad}: {e:?}");
+    }
+}
