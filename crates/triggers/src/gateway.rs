@@ -134,6 +134,9 @@ impl Gateway {
             return Ok(t);
         }
         let triggers = self.router.control().store().list_triggers(None).await?;
+        let ids: std::collections::HashSet<&str> =
+            triggers.iter().map(|t| t.trigger_id.as_str()).collect();
+        self.stats.retain(|id| ids.contains(id));
         let mut routes = RouteTable::new();
         let mut kept = std::collections::HashSet::new();
         for trigger in triggers {

@@ -202,6 +202,15 @@ impl TriggerStats {
         }
     }
 
+    /// Keeps only the triggers that still exist (a function's deletion
+    /// takes its triggers with it, without a call to [`Self::forget`]).
+    pub fn retain(&self, exists: impl Fn(&str) -> bool) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|id, _| exists(id));
+    }
+
     /// Forgets a deleted trigger.
     pub fn forget(&self, trigger_id: &str) {
         self.entries
@@ -307,6 +316,10 @@ mod tests {
         assert_eq!(s.state("a", true).status, "error");
         s.clear_error("a");
         assert_eq!(s.state("a", true).last_error, None);
+        s.retain(|id| id != "gone");
+        s.record(l("gone"), Outcome::Succeeded, None, t0, false);
+        s.retain(|id| id != "gone");
+        assert_eq!(s.state("gone", true).received, 0, "forgotten");
         let text = s.prometheus();
         assert!(text.contains(
             "hotswap_trigger_runs_total{trigger=\"a\",type=\"http\",owner=\"o\",function=\"f\",outcome=\"failed\"} 1"
