@@ -170,9 +170,13 @@ fn check_new_token(req: &NewToken, now: Timestamp) -> Result<String> {
     Ok(owner)
 }
 
+/// How precisely a token's `lastUsedAt` is kept.
+pub const TOUCH_EVERY: chrono::Duration = chrono::Duration::minutes(5);
+
 impl ControlPlane {
     /// Resolves a bearer secret: the grant of a live token, or why it is
-    /// refused. A valid lookup also records the token's `lastUsedAt`.
+    /// refused. A valid lookup also records the token's `lastUsedAt`
+    /// (to the nearest [`TOUCH_EVERY`]).
     pub async fn verify_token(&self, secret: &str) -> Result<Result<Grant, Refused>> {
         let Some(token) = self.store.find_token(&hash_token(secret)).await? else {
             return Ok(Err(Refused::Unknown));
@@ -184,8 +188,26 @@ impl ControlPlane {
         if token.is_expired(now) {
             return Ok(Err(Refused::Expired));
         }
-        if let Err(e) = self.store.touch_token(&token.token_id, now).await {
-            tracing::warn!(error = %e, token_id = %token.token_id, "cannot record a token's last use");
+        // `lastUsedAt` to the nearest TOUCH_EVERY: the first use is written
+        // at once, later ones at most every five minutes and off the
+        // request's path (a write per verification stalled every request
+        // that missed the token cache at the same moment behind SQLite's
+        // write lock).
+        match token.last_used_at {
+            None => {
+                if let Err(e) = self.store.touch_token(&token.token_id, now).await {
+                    tracing::warn!(error = %e, token_id = %token.token_id, "cannot record a token's last use");
+                }
+            }
+            Some(last) if now - last >= TOUCH_EVERY => {
+                let (store, id) = (self.store.clone(), token.token_id.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = store.touch_token(&id, now).await {
+                        tracing::warn!(error = %e, token_id = %id, "cannot record a token's last use");
+                    }
+                });
+            }
+            Some(_) => {}
         }
         Ok(Ok(Grant {
             token_id: token.token_id,

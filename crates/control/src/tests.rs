@@ -389,3 +389,22 @@ async fn dead_letter_targets_must_be_the_owners_other_functions() {
         .unwrap();
     assert_eq!(f.dead_letter_target, None);
 }
+
+#[tokio::test]
+async fn last_use_is_written_once_then_kept_to_five_minutes() {
+    let fx = fixture().await;
+    let secret = fx.cp.create_token(&admin(), "a", false).await.unwrap();
+    let hash = hash_token(&secret);
+    let stored = || async { fx.cp.store().find_token(&hash).await.unwrap().unwrap() };
+    assert_eq!(stored().await.last_used_at, None);
+    fx.cp.verify_token(&secret).await.unwrap().unwrap();
+    let first = stored()
+        .await
+        .last_used_at
+        .expect("the first use is written at once");
+    // Later verifications within TOUCH_EVERY write nothing.
+    for _ in 0..3 {
+        fx.cp.verify_token(&secret).await.unwrap().unwrap();
+    }
+    assert_eq!(stored().await.last_used_at, Some(first));
+}
