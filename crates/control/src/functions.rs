@@ -354,6 +354,7 @@ impl ControlPlane {
             )));
         }
         self.routing_changed();
+        self.triggers_changed();
         // Each version's own location (versions stored before function ids
         // live under the name), then everything under the id.
         for v in &versions {

@@ -43,6 +43,10 @@ pub struct ControlPlane {
     /// function, version, alias, layer or deployment step): the router's
     /// cached routes are only used while it is unchanged.
     routing: Arc<std::sync::atomic::AtomicU64>,
+    /// Bumped by every trigger write (and a function's deletion, which
+    /// takes its triggers): the gateway's route table and the scheduler's
+    /// trigger list follow it.
+    triggers: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ControlPlane {
@@ -52,6 +56,7 @@ impl ControlPlane {
             blobs,
             limits,
             routing: Arc::default(),
+            triggers: Arc::default(),
         }
     }
 
@@ -60,6 +65,19 @@ impl ControlPlane {
     /// on this server.
     pub fn routing_epoch(&self) -> u64 {
         self.routing.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The trigger epoch: changes whenever a trigger is created, changed or
+    /// deleted on this server.
+    pub fn trigger_epoch(&self) -> u64 {
+        self.triggers.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Marks cached trigger lists stale; called after each trigger write
+    /// commits.
+    pub(crate) fn triggers_changed(&self) {
+        self.triggers
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Marks cached routes stale; called after each such write commits.

@@ -60,6 +60,46 @@ impl ControlPlane {
         }
     }
 
+    /// An HTTP path is one owner's: it may not overlap any path of another
+    /// owner (some URL would reach both, and the more specific would take
+    /// the other's traffic), and within an owner one path shape serves a
+    /// method once. Another owner's trigger is never named.
+    async fn check_http_path(&self, trigger: &Trigger, owner: &str) -> Result<()> {
+        let path = trigger.config.http_path.as_deref().unwrap_or("/");
+        let shape = normalise_path(path);
+        let mut owners: std::collections::HashMap<String, Option<String>> =
+            std::collections::HashMap::new();
+        for t in self.store.list_triggers(None).await? {
+            let Some(other_path) = t.config.http_path.as_deref() else {
+                continue;
+            };
+            if t.trigger_type != TriggerType::Http
+                || !hotswap_domain::trigger::http_routes_overlap(path, other_path)
+            {
+                continue;
+            }
+            if !owners.contains_key(&t.function_id) {
+                let found = self.store.get_function_by_id(&t.function_id).await?;
+                owners.insert(t.function_id.clone(), found.map(|f| f.owner_id));
+            }
+            let other_owner = owners[&t.function_id].as_deref();
+            if other_owner != Some(owner) {
+                return Err(ControlError::Conflict(format!(
+                    "HTTP path '{path}' overlaps a path served for another owner"
+                )));
+            }
+            if normalise_path(other_path) == shape
+                && methods_overlap(&t.config.http_methods, &trigger.config.http_methods)
+            {
+                return Err(ControlError::Conflict(format!(
+                    "HTTP path '{shape}' is already served by trigger {} for the same methods",
+                    t.trigger_id
+                )));
+            }
+        }
+        Ok(())
+    }
+
     pub async fn create_trigger(&self, caller: &Principal, new: NewTrigger) -> Result<Trigger> {
         let mut trigger = Trigger::new(new.function_name, new.trigger_type, new.config);
         if let Some(t) = new.target_version {
@@ -80,19 +120,7 @@ impl ControlPlane {
         trigger.function_id = f.function_id.clone();
         self.check_target(&f, &trigger.target_version).await?;
         if trigger.trigger_type == TriggerType::Http {
-            let path = normalise_path(trigger.config.http_path.as_deref().unwrap_or("/"));
-            let existing = self.store.list_triggers(None).await?;
-            if let Some(other) = existing.iter().find(|t| {
-                t.trigger_type == TriggerType::Http
-                    && t.config.http_path.as_deref().map(normalise_path).as_deref()
-                        == Some(path.as_str())
-                    && methods_overlap(&t.config.http_methods, &trigger.config.http_methods)
-            }) {
-                return Err(ControlError::Conflict(format!(
-                    "HTTP path '{path}' is already served by trigger {} for the same methods",
-                    other.trigger_id
-                )));
-            }
+            self.check_http_path(&trigger, &f.owner_id).await?;
         }
         if matches!(
             trigger.trigger_type,
@@ -106,7 +134,7 @@ impl ControlPlane {
             )));
         }
         self.store.create_trigger(&trigger).await?;
-        self.routing_changed();
+        self.triggers_changed();
         Ok(trigger)
     }
 
@@ -190,14 +218,14 @@ impl ControlPlane {
         let mut t = self.trigger_for_write(caller, id).await?;
         t.is_enabled = enabled;
         self.store.update_trigger(&t).await?;
-        self.routing_changed();
+        self.triggers_changed();
         Ok(t)
     }
 
     pub async fn delete_trigger(&self, caller: &Principal, id: &str) -> Result<()> {
         self.trigger_for_write(caller, id).await?;
         let deleted = self.store.delete_trigger(id).await?;
-        self.routing_changed();
+        self.triggers_changed();
         if !deleted {
             return Err(ControlError::NotFound(format!("trigger '{id}' not found")));
         }

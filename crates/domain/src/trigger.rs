@@ -241,6 +241,36 @@ fn check_route_segments(path: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether some request path matches both HTTP trigger paths (`{name}`
+/// matches one segment, a final `{name+}` one or more). Paths of different
+/// owners must never overlap: the most specific route wins, so an
+/// overlapping path would take requests meant for another owner's URL.
+pub fn http_routes_overlap(a: &str, b: &str) -> bool {
+    let segs = |p: &str| -> Vec<String> {
+        http_route_shape(p)
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let (a, b) = (segs(a), segs(b));
+    let mut i = 0;
+    loop {
+        match (a.get(i).map(String::as_str), b.get(i).map(String::as_str)) {
+            (None, None) => return true,
+            // A greedy parameter takes one or more segments.
+            (Some("{+}"), Some(_)) | (Some(_), Some("{+}")) => return true,
+            (Some(_), None) | (None, Some(_)) => return false,
+            (Some(x), Some(y)) => {
+                if x != "{}" && y != "{}" && x != y {
+                    return false;
+                }
+            }
+        }
+        i += 1;
+    }
+}
+
 /// The shape of an HTTP trigger path, for conflicts: trailing slashes
 /// dropped, every `{name}` segment as `{}` and a final `{name+}` as `{+}`
 /// (`/orders/{id}/` and `/orders/{oid}` are the same route).

@@ -1322,3 +1322,59 @@ fn each_request_gets_an_access_log_line() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Attack: tenant B claims a more specific path inside tenant A's URL space
+/// (`/shop/checkout` under A's `/shop/{proxy+}`) to receive A's traffic and
+/// its users' Authorization headers. Refused, without naming A's trigger.
+#[test]
+fn a_tenant_cannot_take_over_part_of_another_tenants_urls() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let alice = s.token_for("alice");
+    let bob = s.token_for("bob");
+    for (token, name) in [(&alice, "shop"), (&bob, "thief")] {
+        create_fn_as(
+            &s,
+            token,
+            name,
+            "Python311",
+            "app.handler",
+            &[("app.py", PY_ROUTE_ECHO)],
+            json!({}),
+        );
+    }
+    let (st, t) = create_trigger_as(
+        &s,
+        &alice,
+        "shop",
+        None,
+        json!({ "httpPath": "/shop/{proxy+}" }),
+    );
+    assert_eq!(st, 201, "{t}");
+    let alices = id(&t);
+    for path in [
+        "/shop/checkout",
+        "/shop/{item}",
+        "/{any+}",
+        "/{section}/checkout",
+    ] {
+        let (st, e) = create_trigger_as(&s, &bob, "thief", None, json!({ "httpPath": path }));
+        assert_eq!(st, 409, "{path}: {e}");
+        assert!(!e.to_string().contains(&alices), "{e}");
+    }
+    // Paths that no request can share with Alice's stay free.
+    let (st, e) = create_trigger_as(&s, &bob, "thief", None, json!({ "httpPath": "/shop" }));
+    assert_eq!(st, 201, "{e}");
+    let (st, e) = create_trigger_as(
+        &s,
+        &bob,
+        "thief",
+        None,
+        json!({ "httpPath": "/bobs/{proxy+}" }),
+    );
+    assert_eq!(st, 201, "{e}");
+    // Alice's URL still reaches Alice's function.
+    let r = get(&s, "/fn/shop/checkout");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("shop"), "{}", r.text());
+}

@@ -47,6 +47,9 @@ pub enum RouteError {
     /// store unavailable).
     #[error(transparent)]
     Control(#[from] ControlError),
+    /// The version's layers cannot be read (one was deleted).
+    #[error(transparent)]
+    Layer(ControlError),
     /// The runner could not run it (throttled, runtime unavailable, …).
     #[error(transparent)]
     Run(#[from] RunnerError),
@@ -329,7 +332,11 @@ impl Router {
                     f.name
                 ))
             })?;
-        let layers = self.control.layers_for(&version).await?;
+        let layers = self
+            .control
+            .layers_for(&version)
+            .await
+            .map_err(RouteError::Layer)?;
         let plan = self.runner.plan(&f, &version, &layers)?;
         let prepared = Arc::new(Prepared {
             function: f,

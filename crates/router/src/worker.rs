@@ -260,12 +260,13 @@ async fn attempt(
                 None,
             )
         }
+        Err(RouteError::Layer(e)) => {
+            return Attempt::Ran(
+                platform_failure(inv, "Platform.LayerNotFound", &e.to_string()),
+                None,
+            )
+        }
         Err(RouteError::Control(e)) => {
-            let kind = if e.to_string().contains("layer") {
-                "Platform.LayerNotFound"
-            } else {
-                "Platform.FunctionNotFound"
-            };
             let message = match (&inv.function_id, &e) {
                 (Some(_), hotswap_control::ControlError::NotFound(m))
                     if m.starts_with("function ") =>
@@ -277,7 +278,10 @@ async fn attempt(
                 }
                 _ => e.to_string(),
             };
-            return Attempt::Ran(platform_failure(inv, kind, &message), None);
+            return Attempt::Ran(
+                platform_failure(inv, "Platform.FunctionNotFound", &message),
+                None,
+            );
         }
     };
     // A function deleted and created again under the same name after this

@@ -112,7 +112,12 @@ impl Driver {
                 }
                 let began = Instant::now();
                 let at = Utc::now();
-                let outcome = run().await;
+                // Each run in its own task: a panic is counted as a failed
+                // run instead of silently ending the task.
+                let outcome = match tokio::spawn(run()).await {
+                    Ok(outcome) => outcome,
+                    Err(e) => Err(format!("the run panicked: {e}")),
+                };
                 let took = began.elapsed().as_secs_f64() * 1000.0;
                 let flow = {
                     let mut s = e.status.lock().unwrap_or_else(|p| p.into_inner());
@@ -209,6 +214,24 @@ mod tests {
         let s = &driver.statuses()[0];
         assert_eq!((s.runs, s.state), (4, TaskState::Stopped));
         assert_eq!(n.load(Ordering::SeqCst), 4, "no run after Stop");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_run_is_a_failure_not_the_end() {
+        let driver = Driver::new();
+        let n = Arc::new(AtomicU32::new(0));
+        let m = n.clone();
+        driver.every("panicky", Duration::from_secs(1), move || {
+            let k = m.fetch_add(1, Ordering::SeqCst);
+            async move {
+                assert!(k != 0, "first run panics");
+                Ok(Flow::Continue)
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let s = &driver.statuses()[0];
+        assert_eq!((s.runs, s.failures, s.state), (2, 1, TaskState::Running));
+        assert!(s.last_error_at.is_some());
     }
 
     #[tokio::test(start_paused = true)]

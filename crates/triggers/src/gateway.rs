@@ -113,10 +113,19 @@ impl Gateway {
     /// The table, rebuilt first if a trigger changed on this server since.
     async fn table(&self) -> Result<Arc<Table>, ControlError> {
         let t = self.current();
-        if t.epoch == self.router.control().routing_epoch() {
+        if t.epoch == self.router.control().trigger_epoch() {
             return Ok(t);
         }
-        self.rebuild(false).await
+        match self.rebuild(false).await {
+            Ok(t) => Ok(t),
+            // The table we have is better than no answer: serve it until
+            // the store is back.
+            Err(e) if t.epoch != u64::MAX => {
+                tracing::warn!(error = %e, "HTTP triggers: cannot rebuild the route table; serving the previous one");
+                Ok(t)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Rebuilds the table from the stored triggers when a trigger changed on
@@ -128,7 +137,7 @@ impl Gateway {
 
     async fn rebuild(&self, force: bool) -> Result<Arc<Table>, ControlError> {
         let _one = self.reload.lock().await;
-        let epoch = self.router.control().routing_epoch();
+        let epoch = self.router.control().trigger_epoch();
         let t = self.current();
         if t.epoch == epoch && !(force && t.loaded.elapsed() >= TABLE_TTL) {
             return Ok(t);
@@ -232,6 +241,11 @@ impl Gateway {
         let now = Utc::now();
         let (mut reply, version) = self.run(&req, &route, &hit, auth, now).await;
         if let (Some(cors), Some(_)) = (&route.cors, &origin) {
+            // The platform's CORS answer replaces the function's own
+            // (browsers refuse a response with two Allow-Origin headers).
+            reply
+                .headers
+                .retain(|(n, _)| !n.as_str().starts_with("access-control-"));
             reply
                 .headers
                 .extend(cors.response_headers(origin.as_deref()));

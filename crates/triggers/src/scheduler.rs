@@ -21,7 +21,7 @@
 //!   re-read whenever a trigger changes here and at least every second.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -30,7 +30,7 @@ use chrono_tz::Tz;
 use hotswap_domain::time::Timestamp;
 use hotswap_domain::trigger::schedule::Schedule;
 use hotswap_domain::{AsyncInvocation, Trigger, TriggerType};
-use hotswap_router::{RouteError, Router};
+use hotswap_router::Router;
 
 use crate::events::{scheduled_event, DEFAULT_REGION};
 use crate::stats::{Labels, Outcome, TriggerStats};
@@ -94,8 +94,6 @@ pub struct Scheduler {
     stats: Arc<TriggerStats>,
     config: SchedulerConfig,
     known: tokio::sync::Mutex<Known>,
-    /// Ticks fired by this server (for tests and logs).
-    fired: Mutex<u64>,
 }
 
 fn labels<'a>(t: &'a Trigger, owner: &'a str) -> Labels<'a> {
@@ -120,20 +118,14 @@ impl Scheduler {
                 cursors: HashMap::new(),
                 pruned: None,
             }),
-            fired: Mutex::new(0),
         }
-    }
-
-    /// Ticks this server has claimed so far.
-    pub fn fired(&self) -> u64 {
-        *self.fired.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Fires every due tick of every enabled schedule.
     pub async fn poll(&self) -> Result<(), String> {
         let mut known = self.known.lock().await;
         let control = self.router.control();
-        let epoch = control.routing_epoch();
+        let epoch = control.trigger_epoch();
         if known.epoch != epoch
             || known
                 .loaded
@@ -186,7 +178,22 @@ impl Scheduler {
                     }
                 },
             };
-            let mut cursor = cursor;
+            // However the cursor fell behind (a stall, a store outage, a
+            // suspended host), ticks older than the lateness bound are
+            // skipped, never fired late: their claims may be pruned already.
+            let mut cursor = if cursor < floor {
+                if schedule
+                    .next_after(cursor, t.created_at, tz)
+                    .is_some_and(|next| next < floor)
+                {
+                    tracing::warn!(trigger = %t.trigger_id, function = %t.function_name, from = %cursor, to = %floor, "scheduled ticks later than the lateness bound are skipped");
+                    self.stats
+                        .record(labels(t, ""), Outcome::Skipped, None, Utc::now(), false);
+                }
+                floor
+            } else {
+                cursor
+            };
             for _ in 0..MAX_TICKS_PER_POLL {
                 let Some(tick) = schedule.next_after(cursor, t.created_at, tz) else {
                     break;
@@ -253,13 +260,12 @@ impl Scheduler {
     /// is gone is dropped (and reported); a store failure is retried at the
     /// next poll.
     async fn fire(&self, t: &Trigger, tick: Timestamp) -> Result<(), String> {
-        let route = match self
-            .router
-            .resolve_by_id(&t.function_id, &t.target_version)
-            .await
-        {
-            Ok(route) => route,
-            Err(RouteError::Control(hotswap_control::ControlError::NotFound(m))) => {
+        // Only the function's owner and name are needed here: the worker
+        // resolves the qualifier when it runs the invocation.
+        let f = match self.router.control().function_by_id(&t.function_id).await {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                let m = format!("function '{}' not found", t.function_name);
                 self.stats.error(labels(t, ""), m.clone());
                 self.stats
                     .record(labels(t, ""), Outcome::Failed, None, Utc::now(), false);
@@ -268,7 +274,6 @@ impl Scheduler {
             }
             Err(e) => return Err(format!("trigger {}: {e}", t.trigger_id)),
         };
-        let f = &route.function;
         let request_id = uuid::Uuid::new_v4().to_string();
         let event = scheduled_event(
             &request_id,
@@ -296,7 +301,6 @@ impl Scheduler {
             .await
             .map_err(|e| format!("cannot claim a tick of trigger {}: {e}", t.trigger_id))?;
         if claimed {
-            *self.fired.lock().unwrap_or_else(|p| p.into_inner()) += 1;
             self.stats.clear_error(&t.trigger_id);
             self.stats.record(
                 labels(t, &f.owner_id),

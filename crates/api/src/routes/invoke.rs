@@ -51,7 +51,7 @@ pub enum LogMode {
 impl From<RouteError> for ApiError {
     fn from(e: RouteError) -> Self {
         match e {
-            RouteError::Control(c) => c.into(),
+            RouteError::Control(c) | RouteError::Layer(c) => c.into(),
             RouteError::Run(r) => r.into(),
         }
     }

@@ -248,3 +248,20 @@ fn http_paths_take_whole_segment_parameters_and_a_final_greedy_one() {
         assert!(e.iter().any(|m| m.starts_with("HttpPath")), "{bad}: {e:?}");
     }
 }
+
+#[test]
+fn http_routes_overlap_when_one_request_path_matches_both() {
+    use crate::trigger::http_routes_overlap as o;
+    assert!(o("/shop/{proxy+}", "/shop/checkout"));
+    assert!(o("/shop/{id}", "/shop/checkout"));
+    assert!(o("/a/{x}/c", "/a/b/{y}"));
+    assert!(o("/{proxy+}", "/anything/at/all"));
+    assert!(o("/a/", "/a"));
+    assert!(
+        !o("/shop/{proxy+}", "/shop"),
+        "a greedy parameter needs a segment"
+    );
+    assert!(!o("/a/b", "/a/c"));
+    assert!(!o("/a/{x}", "/a/b/c"));
+    assert!(!o("/a", "/b/{proxy+}"));
+}
