@@ -190,9 +190,8 @@ impl ControlPlane {
         }
         // `lastUsedAt` to the nearest TOUCH_EVERY: the first use is written
         // at once, later ones at most every five minutes and off the
-        // request's path (a write per verification stalled every request
-        // that missed the token cache at the same moment behind SQLite's
-        // write lock).
+        // request's path (a write per verification put the store's write
+        // lock on the path of every request that missed the token cache).
         match token.last_used_at {
             None => {
                 if let Err(e) = self.store.touch_token(&token.token_id, now).await {

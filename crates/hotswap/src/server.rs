@@ -140,14 +140,21 @@ pub struct ServerArgs {
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    // Log lines (one per `/fn` request at `info`) are written by a thread
+    // of their own, so a request never waits on stderr; never dropped (the
+    // writer blocks when 128k lines are pending), flushed at exit.
+    let stderr_is_tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let (writer, _log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HOTSWAP_LOG")
                 .unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         // Colour codes only for a person at a terminal, never into log files.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(stderr_is_tty)
         .init();
 
     // The listener first: a server that cannot listen (port taken, bad
