@@ -214,6 +214,20 @@ fn assert_scheduled_event(e: &Value, owner: &str, trigger_id: &str) {
     assert_eq!(e["detail"], json!({}), "{e}");
 }
 
+/// A function `tick` of alice's on `functions` and a `rate(1 second)`
+/// schedule of it created through `triggers`: (alice's token, the trigger).
+fn tick_every_second(functions: &Server, triggers: &Server) -> (String, Value) {
+    let alice = functions.token_for("alice");
+    create_function(functions, &alice, "tick", "app.echo");
+    let t = create_schedule(
+        triggers,
+        &alice,
+        "tick",
+        json!({ "scheduleExpression": "rate(1 second)" }),
+    );
+    (alice, t)
+}
+
 #[test]
 fn a_rate_schedule_fires_each_tick_on_time_with_the_ticks_time() {
     let dir = tempfile::tempdir().unwrap();
@@ -473,15 +487,8 @@ fn servers_sharing_postgres_fire_each_tick_exactly_once() {
     let (db, blobs, dir_a, dir_b) = pg_pair();
     let a = pg_server(&db, &blobs, &dir_a);
     let b = pg_server(&db, &blobs, &dir_b);
-    let alice = a.token_for("alice");
-    create_function(&a, &alice, "tick", "app.echo");
     // Created on B: A learns of it from the store.
-    let t = create_schedule(
-        &b,
-        &alice,
-        "tick",
-        json!({ "scheduleExpression": "rate(1 second)" }),
-    );
+    let (alice, t) = tick_every_second(&a, &b);
     let id = t["triggerId"].as_str().unwrap().to_owned();
     let created = ts(&t["createdAt"]);
 
@@ -609,14 +616,7 @@ fn a_disable_just_before_a_tick_stops_it() {
 /// A `rate(1 second)` schedule created through `via`, disabled (through
 /// `via`) just before each of four ticks: none of those ticks fires.
 fn assert_disables_stop_ticks(via: &Server) {
-    let alice = via.token_for("alice");
-    create_function(via, &alice, "tick", "app.echo");
-    let t = create_schedule(
-        via,
-        &alice,
-        "tick",
-        json!({ "scheduleExpression": "rate(1 second)" }),
-    );
+    let (alice, t) = tick_every_second(via, via);
     let id = t["triggerId"].as_str().unwrap().to_owned();
     wait_for(Duration::from_secs(10), "two ticks", || {
         (invocations(via, &alice, "tick").len() >= 2).then_some(())
@@ -920,14 +920,7 @@ fn late_ticks_keep_their_time_and_older_ones_are_skipped() {
         ..Default::default()
     };
     let s = Server::start_with(dir.path(), opts());
-    let alice = s.token_for("alice");
-    create_function(&s, &alice, "tick", "app.echo");
-    let t = create_schedule(
-        &s,
-        &alice,
-        "tick",
-        json!({ "scheduleExpression": "rate(1 second)" }),
-    );
+    let (alice, t) = tick_every_second(&s, &s);
     let id = t["triggerId"].as_str().unwrap().to_owned();
     let created = ts(&t["createdAt"]);
     wait_for(Duration::from_secs(10), "two ticks", || {

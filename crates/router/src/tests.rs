@@ -26,6 +26,23 @@ fn zip_of(files: &[(&str, &str)]) -> Bytes {
     Bytes::from(buf.into_inner())
 }
 
+fn python_fn(name: &str, memory_size: Option<u32>) -> NewFunction {
+    NewFunction {
+        name: name.into(),
+        runtime: Runtime::Python311,
+        handler: "app.handler".into(),
+        description: None,
+        memory_size,
+        timeout: None,
+        environment: BTreeMap::new(),
+        layers: Vec::new(),
+        tags: BTreeMap::new(),
+        vpc_config: None,
+        scaling_config: None,
+        dead_letter_target: None,
+    }
+}
+
 fn alice() -> Principal {
     Principal {
         owner_id: "alice".into(),
@@ -56,20 +73,7 @@ async fn route_cache_follows_changes() {
     let cp = r.control().clone();
     let me = alice();
     let f = FunctionRef::new("hello");
-    let new = NewFunction {
-        name: "hello".into(),
-        runtime: Runtime::Python311,
-        handler: "app.handler".into(),
-        description: None,
-        memory_size: None,
-        timeout: None,
-        environment: BTreeMap::new(),
-        layers: Vec::new(),
-        tags: BTreeMap::new(),
-        vpc_config: None,
-        scaling_config: None,
-        dead_letter_target: None,
-    };
+    let new = python_fn("hello", None);
     let code = zip_of(&[("app.py", "def handler(e, c):\n    return 1\n")]);
     cp.create_function(&me, None, new, code.clone())
         .await
@@ -154,20 +158,7 @@ async fn another_servers_changes_arrive_within_the_cache_ttl() {
         r.control().blobs().clone(),
         CodeLimits::default(),
     );
-    let new = NewFunction {
-        name: "c".into(),
-        runtime: Runtime::Python311,
-        handler: "app.handler".into(),
-        description: None,
-        memory_size: Some(256),
-        timeout: None,
-        environment: BTreeMap::new(),
-        layers: Vec::new(),
-        tags: BTreeMap::new(),
-        vpc_config: None,
-        scaling_config: None,
-        dead_letter_target: None,
-    };
+    let new = python_fn("c", Some(256));
     let code = zip_of(&[("app.py", "def handler(e, c):\n    return 1\n")]);
     other.create_function(&me, None, new, code).await.unwrap();
     other.publish_version(&me, &f, None).await.unwrap();
