@@ -108,6 +108,9 @@ impl ControlPlane {
         if let Some(e) = new.is_enabled {
             trigger.is_enabled = e;
         }
+        if trigger.is_enabled {
+            trigger.enabled_at = Some(trigger.created_at);
+        }
         if let Some(methods) = trigger.config.http_methods.as_mut() {
             methods.iter_mut().for_each(|m| *m = m.to_ascii_uppercase());
         }
@@ -216,6 +219,9 @@ impl ControlPlane {
         enabled: bool,
     ) -> Result<Trigger> {
         let mut t = self.trigger_for_write(caller, id).await?;
+        if enabled && !t.is_enabled {
+            t.enabled_at = Some(hotswap_domain::time::now());
+        }
         t.is_enabled = enabled;
         self.store.update_trigger(&t).await?;
         self.triggers_changed();

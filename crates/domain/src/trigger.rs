@@ -139,6 +139,11 @@ pub struct Trigger {
     pub last_executed_at: Option<DateTime<Utc>>,
     pub execution_count: u64,
     pub failure_count: u64,
+    /// HotSwap: when the trigger was last enabled (creation, or a disabled
+    /// trigger enabled again). A schedule never fires a tick before it, on
+    /// any server, so ticks that passed while it was disabled stay unfired.
+    #[serde(default)]
+    pub enabled_at: Option<DateTime<Utc>>,
 }
 
 impl Trigger {
@@ -159,6 +164,7 @@ impl Trigger {
             last_executed_at: None,
             execution_count: 0,
             failure_count: 0,
+            enabled_at: None,
         }
     }
 

@@ -2692,8 +2692,27 @@ async fn schedule_ticks_are_claimed_once_with_their_invocation(ctx: Ctx) {
         )
         .await
         .unwrap());
+    // Enabled again at 1_700_000_100: ticks before it stay unfired.
     off.is_enabled = true;
+    off.enabled_at = Some(at(1_700_000_100_000_000));
     s.update_trigger(&off).await.unwrap();
+    assert_eq!(
+        s.get_trigger(&t.trigger_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .enabled_at,
+        off.enabled_at
+    );
+    let before = at(1_700_000_095_000_000);
+    assert!(!s
+        .claim_tick(
+            &t.trigger_id,
+            before,
+            &queued("tick-b4", "cron", "o", before)
+        )
+        .await
+        .unwrap());
 
     // Old claims go, the newest stays; a deleted trigger claims nothing.
     let later = at(1_700_000_120_000_000);

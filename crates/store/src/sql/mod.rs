@@ -701,7 +701,8 @@ impl MetadataStore for SqlStore {
         let claimed = execute(
             &mut *tx,
             "INSERT INTO schedule_ticks (trigger_id, tick_at, request_id, claimed_at) \
-             SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM triggers WHERE trigger_id = $1 AND is_enabled = 1) \
+             SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM triggers WHERE trigger_id = $1 AND is_enabled = 1 \
+               AND (enabled_at IS NULL OR enabled_at <= $2)) \
              ON CONFLICT (trigger_id, tick_at) DO NOTHING",
             vec![
                 text(trigger_id),

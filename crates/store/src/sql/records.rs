@@ -114,7 +114,7 @@ impl Record for Trigger {
 
     columns! {
         trigger_id, function_id, function_name, target_version, trigger_type, is_enabled, config, created_at,
-        last_executed_at, execution_count, failure_count
+        last_executed_at, execution_count, failure_count, enabled_at
     }
 
     /// Runs are counted by the store itself (`record_trigger_runs`,
