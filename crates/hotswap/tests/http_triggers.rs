@@ -98,29 +98,10 @@ fn get(s: &Server, path: &str) -> Resp {
     send(s, "GET", path, &[])
 }
 
-/// Creates a function with `token`; `extra` fields are merged in.
-fn create_fn_as(
-    s: &Server,
-    token: &str,
-    name: &str,
-    runtime: &str,
-    handler: &str,
-    files: &[(&str, &str)],
-    extra: Value,
-) -> Value {
-    let mut body = json!({ "name": name, "runtime": runtime, "handler": handler, "code": { "zipFile": b64(&zip_of(files)) } });
-    for (k, v) in extra.as_object().unwrap() {
-        body[k] = v.clone();
-    }
-    let (st, f) = s.call("POST", "/v1/functions", Some(token), Some(body));
-    assert_eq!(st, 201, "create {name}: {f}");
-    f
-}
-
 /// A Python 3.11 function `name` with `app.py` = `code` (handler
 /// `app.handler`), created by the admin.
 fn py_fn(s: &Server, name: &str, code: &str, extra: Value) -> Value {
-    create_fn_as(
+    create_function_as(
         s,
         ADMIN_TOKEN,
         name,
@@ -339,7 +320,7 @@ fn unmodified_apigw_v2_handlers_in_python_and_node() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path());
     py_fn(&s, "hello-py", PY_APIGW, json!({}));
-    create_fn_as(
+    create_function_as(
         &s,
         ADMIN_TOKEN,
         "hello-node",
@@ -653,7 +634,7 @@ fn token_auth_401_403_and_owner_allowed_without_authorization_in_the_event() {
     let s = Server::start(dir.path());
     let alice = s.token_for("alice");
     let bob = s.token_for("bob");
-    create_fn_as(
+    create_function_as(
         &s,
         &alice,
         "private",
@@ -728,7 +709,7 @@ fn function_error_is_502_without_its_text_and_timeout_is_504() {
         "def handler(event, context):\n    raise RuntimeError('SECRET-hunter2-db-password')\n",
         json!({}),
     );
-    create_fn_as(
+    create_function_as(
         &s,
         ADMIN_TOKEN,
         "boom-node",
@@ -1333,7 +1314,7 @@ fn a_tenant_cannot_take_over_part_of_another_tenants_urls() {
     let alice = s.token_for("alice");
     let bob = s.token_for("bob");
     for (token, name) in [(&alice, "shop"), (&bob, "thief")] {
-        create_fn_as(
+        create_function_as(
             &s,
             token,
             name,

@@ -16,13 +16,7 @@ fn create(
     files: &[(&str, &str)],
     extra: Value,
 ) -> Value {
-    let mut body = json!({ "name": name, "runtime": runtime, "handler": handler, "code": { "zipFile": b64(&zip_of(files)) } });
-    for (k, v) in extra.as_object().unwrap() {
-        body[k] = v.clone();
-    }
-    let (st, f) = s.admin("POST", "/v1/functions", Some(body));
-    assert_eq!(st, 201, "{f}");
-    f
+    create_function_as(s, ADMIN_TOKEN, name, runtime, handler, files, extra)
 }
 
 /// Invokes and returns (status, headers, body text).

@@ -217,13 +217,19 @@ fn assert_scheduled_event(e: &Value, owner: &str, trigger_id: &str) {
 /// A function `tick` of alice's on `functions` and a `rate(1 second)`
 /// schedule of it created through `triggers`: (alice's token, the trigger).
 fn tick_every_second(functions: &Server, triggers: &Server) -> (String, Value) {
+    tick_schedule(functions, triggers, "rate(1 second)")
+}
+
+/// Alice's function `tick` on `functions`, scheduled by `expression`
+/// through `triggers`: (alice's token, the trigger).
+fn tick_schedule(functions: &Server, triggers: &Server, expression: &str) -> (String, Value) {
     let alice = functions.token_for("alice");
     create_function(functions, &alice, "tick", "app.echo");
     let t = create_schedule(
         triggers,
         &alice,
         "tick",
-        json!({ "scheduleExpression": "rate(1 second)" }),
+        json!({ "scheduleExpression": expression }),
     );
     (alice, t)
 }
@@ -232,14 +238,7 @@ fn tick_every_second(functions: &Server, triggers: &Server) -> (String, Value) {
 fn a_rate_schedule_fires_each_tick_on_time_with_the_ticks_time() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path());
-    let alice = s.token_for("alice");
-    create_function(&s, &alice, "tick", "app.echo");
-    let t = create_schedule(
-        &s,
-        &alice,
-        "tick",
-        json!({ "scheduleExpression": "rate(2 seconds)" }),
-    );
+    let (alice, t) = tick_schedule(&s, &s, "rate(2 seconds)");
     let id = t["triggerId"].as_str().unwrap().to_owned();
     let created = ts(&t["createdAt"]);
     assert_eq!(ts(&t["nextRunAt"]), tick(created, 2, 1), "{t}");
@@ -337,14 +336,7 @@ fn a_rate_schedule_fires_each_tick_on_time_with_the_ticks_time() {
 fn a_disabled_schedule_stops_and_resumes_without_replaying() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path());
-    let alice = s.token_for("alice");
-    create_function(&s, &alice, "tick", "app.echo");
-    let t = create_schedule(
-        &s,
-        &alice,
-        "tick",
-        json!({ "scheduleExpression": "rate(2 seconds)" }),
-    );
+    let (alice, t) = tick_schedule(&s, &s, "rate(2 seconds)");
     let id = t["triggerId"].as_str().unwrap().to_owned();
     let created = ts(&t["createdAt"]);
     let half = chrono::Duration::seconds(1);

@@ -29,6 +29,7 @@ use hotswap_domain::{
 };
 use hotswap_runner::InvokeRequest;
 
+pub use hotswap_runner::metrics::escape_label;
 pub use hotswap_runner::{
     Invocation, LogLine, LogQuery, LogStore, Metrics, Plan, Runner, RunnerError, VersionMetrics,
 };
@@ -353,7 +354,7 @@ impl Router {
         Ok(self
             .runner
             .invoke(InvokeRequest {
-                plan: Some(&route.plan),
+                plan: &route.plan,
                 function: &route.function,
                 version: &route.version,
                 layers: &route.layers,

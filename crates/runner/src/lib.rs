@@ -147,9 +147,8 @@ impl Plan {
 
 /// One invocation to run.
 pub struct InvokeRequest<'a> {
-    /// The version's [`Plan`] ([`Runner::plan`]); worked out here when
-    /// `None`.
-    pub plan: Option<&'a Plan>,
+    /// The version's [`Plan`] ([`Runner::plan`]).
+    pub plan: &'a Plan,
     pub function: &'a Function,
     pub version: &'a FunctionVersion,
     /// The version's layers, resolved, in order (`ControlPlane::layers_for`).
@@ -488,14 +487,7 @@ impl Runner {
     /// Runs one invocation to its end.
     pub async fn invoke(&self, req: InvokeRequest<'_>) -> Result<Invocation, RunnerError> {
         let (f, v) = (req.function, req.version);
-        let owned;
-        let plan = match req.plan {
-            Some(p) => p,
-            None => {
-                owned = self.plan(f, v, req.layers)?;
-                &owned
-            }
-        };
+        let plan = req.plan;
         let pool = self.pool(&plan.key, f, v);
         let permit = match tokio::time::timeout(self.config.queue_timeout, pool.permits.clone().acquire_owned()).await {
             Ok(Ok(p)) => p,

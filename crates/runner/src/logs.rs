@@ -327,8 +327,8 @@ impl LogStore {
             let _ = writeln!(
                 out,
                 "hotswap_log_retained_bytes{{function_id=\"{}\",function=\"{}\"}} {}",
-                escape_label(key),
-                escape_label(name),
+                crate::metrics::escape_label(key),
+                crate::metrics::escape_label(name),
                 u.bytes
             );
         }
@@ -341,8 +341,8 @@ impl LogStore {
             let _ = writeln!(
                 out,
                 "hotswap_log_retained_lines{{function_id=\"{}\",function=\"{}\"}} {}",
-                escape_label(key),
-                escape_label(name),
+                crate::metrics::escape_label(key),
+                crate::metrics::escape_label(name),
                 u.lines
             );
         }
@@ -365,12 +365,6 @@ impl LogStore {
             }
         }
     }
-}
-
-fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]

@@ -265,9 +265,9 @@ impl Metrics {
         let label = |m: &VersionMetrics| {
             format!(
                 "owner=\"{}\",function=\"{}\",version=\"{}\"",
-                escape(&m.owner_id),
-                escape(&m.function_name),
-                escape(&m.version)
+                escape_label(&m.owner_id),
+                escape_label(&m.function_name),
+                escape_label(&m.version)
             )
         };
         let mut family =
@@ -325,7 +325,9 @@ impl Metrics {
     }
 }
 
-fn escape(v: &str) -> String {
+/// A Prometheus label value, escaped (`\`, `"`, newline): the one rule for
+/// every `/metrics` writer (runner metrics, the log store, triggers).
+pub fn escape_label(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
+use hotswap_router::escape_label;
 use serde::Serialize;
 
 /// A trigger's live state on this server.
@@ -241,10 +242,10 @@ impl TriggerStats {
                 let _ = writeln!(
                     out,
                     "hotswap_trigger_runs_total{{trigger=\"{}\",type=\"{}\",owner=\"{}\",function=\"{}\",outcome=\"{}\"}} {n}",
-                    esc(id),
+                    escape_label(id),
                     e.kind,
-                    esc(&e.owner),
-                    esc(&e.function),
+                    escape_label(&e.owner),
+                    escape_label(&e.function),
                     outcome.label()
                 );
             }
@@ -262,21 +263,15 @@ impl TriggerStats {
                 let _ = writeln!(
                     out,
                     "hotswap_trigger_http_responses_total{{trigger=\"{}\",owner=\"{}\",function=\"{}\",code=\"{}xx\"}} {n}",
-                    esc(id),
-                    esc(&e.owner),
-                    esc(&e.function),
+                    escape_label(id),
+                    escape_label(&e.owner),
+                    escape_label(&e.function),
                     i + 1
                 );
             }
         }
         out
     }
-}
-
-fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]

@@ -373,3 +373,23 @@ fn uuid_like() -> String {
         .as_nanos();
     format!("{:x}_{}", nanos, std::process::id())
 }
+
+/// Creates a function with `token` (code from `files`; `extra` fields are
+/// merged into the request) and asserts the 201.
+pub fn create_function_as(
+    s: &Server,
+    token: &str,
+    name: &str,
+    runtime: &str,
+    handler: &str,
+    files: &[(&str, &str)],
+    extra: Value,
+) -> Value {
+    let mut body = json!({ "name": name, "runtime": runtime, "handler": handler, "code": { "zipFile": b64(&zip_of(files)) } });
+    for (k, v) in extra.as_object().expect("extra is a JSON object") {
+        body[k] = v.clone();
+    }
+    let (st, f) = s.call("POST", "/v1/functions", Some(token), Some(body));
+    assert_eq!(st, 201, "create {name}: {f}");
+    f
+}
