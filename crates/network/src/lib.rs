@@ -6,3 +6,5 @@
 //! this server decides), an address from its subnet, a default route
 //! through the host with NAT, and a resolver (the DNS forwarder) on its
 //! gateway address.
+
+pub mod dns;
