@@ -11,6 +11,7 @@ use hotswap_control::{CodeLimits, ControlPlane};
 use hotswap_domain::RunnerNode;
 use hotswap_router::Router;
 use hotswap_runner::{Runner, RunnerConfig};
+use hotswap_sandbox::network::{Network, NetworkConfig};
 use hotswap_sandbox::{BwrapSandbox, ProcessSandbox, Sandbox};
 use hotswap_store::BlobStore;
 use hotswap_tasks::{Driver, Flow};
@@ -83,6 +84,15 @@ pub struct ServerArgs {
     /// possible) or `unisolated`.
     #[arg(long, default_value = "auto", env = "HOTSWAP_SANDBOX", value_parser = ["auto", "isolated", "unisolated"])]
     sandbox: String,
+    /// Where isolated instances without a VPC configuration get their
+    /// addresses (a private IPv4 CIDR no subnet overlaps), or `none`: no
+    /// network for instances at all (loopback only).
+    #[arg(long, default_value = "10.213.0.0/16", env = "HOTSWAP_INSTANCE_NETWORK")]
+    instance_network: String,
+    /// Network namespaces kept prepared per subnet in use, so a cold start
+    /// only takes one.
+    #[arg(long, default_value_t = 4, env = "HOTSWAP_NETWORK_POOL", value_parser = clap::value_parser!(u64).range(1..=256))]
+    network_pool: u64,
     /// How often the server's own runner reports its health and metrics.
     #[arg(long, default_value = "30s", env = "HOTSWAP_RUNNER_HEARTBEAT", value_parser = parse_duration)]
     runner_heartbeat: Duration,
@@ -212,7 +222,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     runner_config.runtime_api_max_connections = args.runtime_api_max_connections as usize;
     runner_config.fd_budget =
         fd_limit.map(|limit| hotswap_runner::FdBudget::new(limit, args.fd_reserve));
-    let sandbox = choose_sandbox(&args.sandbox, &runner_config.work_dir)?;
+    let (sandbox, network) = choose_sandbox(&args, &runner_config.work_dir, &data_dir, addr_of(&listener)?).await?;
     let runner = Runner::start(runner_config, sandbox, blobs).context("cannot start the runner")?;
 
     let router = Arc::new(hotswap_router::Router::new(control.clone(), runner.clone()));
@@ -253,7 +263,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     .context("server error");
     tasks.shutdown(Duration::from_secs(5)).await;
     flush_counters(&control, &runner).await;
+    if let Some(n) = network {
+        n.shutdown().await;
+    }
     served
+}
+
+fn addr_of(listener: &tokio::net::TcpListener) -> anyhow::Result<std::net::SocketAddr> {
+    listener.local_addr().context("listener address")
 }
 
 /// The event sources' tasks: the HTTP route table's refresh, the
@@ -402,22 +419,61 @@ fn start_tasks(tasks: &Driver, control: &ControlPlane, router: &Arc<Router>, arg
     });
 }
 
-fn choose_sandbox(mode: &str, work_dir: &std::path::Path) -> anyhow::Result<Arc<dyn Sandbox>> {
+/// The isolation backend, and the instances' network where it is enforced.
+async fn choose_sandbox(
+    args: &ServerArgs,
+    work_dir: &std::path::Path,
+    data_dir: &std::path::Path,
+    listen: std::net::SocketAddr,
+) -> anyhow::Result<(Arc<dyn Sandbox>, Option<Arc<Network>>)> {
+    let mode = args.sandbox.as_str();
     if mode == "unisolated" {
-        return Ok(Arc::new(ProcessSandbox));
+        tracing::warn!("sandbox unisolated: network policy is NOT enforced; instances share the host's network");
+        return Ok((Arc::new(ProcessSandbox), None));
     }
     let exe = std::env::current_exe().context("cannot find this binary for the sandbox init")?;
-    match BwrapSandbox::detect(exe, work_dir) {
-        Ok(b) => {
-            if !b.has_cgroups() {
-                tracing::warn!("cgroups are not writable: instances are isolated but have NO memory/cpu/pids limits");
-            }
-            Ok(Arc::new(b))
-        }
+    let bwrap = match BwrapSandbox::detect(exe, work_dir) {
+        Ok(b) => b,
         Err(why) if mode == "isolated" => anyhow::bail!("--sandbox isolated: {why}"),
         Err(why) => {
-            tracing::warn!(reason = %why, "cannot isolate function instances; running them UNISOLATED as plain processes");
-            Ok(Arc::new(ProcessSandbox))
+            tracing::warn!(reason = %why, "cannot isolate function instances; running them UNISOLATED as plain processes; network policy is NOT enforced");
+            return Ok((Arc::new(ProcessSandbox), None));
+        }
+    };
+    if !bwrap.has_cgroups() {
+        tracing::warn!("cgroups are not writable: instances are isolated but have NO memory/cpu/pids limits");
+    }
+    if args.instance_network == "none" {
+        tracing::info!("--instance-network none: isolated instances have no network (loopback only)");
+        return Ok((Arc::new(bwrap.without_network("--instance-network none")), None));
+    }
+    let default_subnet: hotswap_sandbox::network::Cidr = args
+        .instance_network
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--instance-network: {e}"))?;
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let config = NetworkConfig {
+        state_dir: work_dir.join("net"),
+        lock_dir: PathBuf::from("/run/hotswap-net"),
+        id: hotswap_sandbox::network::id_for(data_dir),
+        default_subnet,
+        protected_ports: vec![listen.port()],
+        pool_size: args.network_pool as usize,
+        dns_upstreams: hotswap_sandbox::network::dns::upstreams_from_resolv_conf(&resolv),
+        hosts_file: Some(PathBuf::from("/etc/hosts")),
+    };
+    match Network::start(config).await {
+        Ok(n) => {
+            let n = Arc::new(n);
+            tracing::info!(table = n.table(), "{}", n.summary());
+            Ok((Arc::new(bwrap.with_network(n.clone())), Some(n)))
+        }
+        Err(e) if mode == "isolated" => {
+            anyhow::bail!("--sandbox isolated: instance networking cannot be set up: {e}")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "INSTANCE NETWORKING CANNOT BE SET UP: isolated instances get NO network (loopback only); fix it or pass --instance-network none to silence this");
+            Ok((Arc::new(bwrap.without_network(&e.to_string())), None))
         }
     }
 }

@@ -107,7 +107,6 @@ struct SubnetState {
 struct PolicyState {
     group: u32,
     rules: Vec<Rule>,
-    opens_host: bool,
 }
 
 struct Inner {
@@ -130,6 +129,14 @@ pub struct Network {
     inner: Arc<Inner>,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
     dns: Mutex<Option<dns::DnsForwarder>>,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network")
+            .field("table", &self.inner.table)
+            .finish()
+    }
 }
 
 /// A namespace given to one instance; returned to be deleted on drop.
@@ -224,10 +231,10 @@ impl Inner {
     }
 
     /// Group of `policy`, installing or updating its chains.
-    fn ensure_policy(&self, policy: &Policy) -> Result<(u32, bool), NetworkError> {
+    fn ensure_policy(&self, policy: &Policy) -> Result<u32, NetworkError> {
         let mut policies = self.policies.lock().unwrap();
         match policies.get_mut(&policy.key) {
-            Some(p) if p.rules == policy.rules => Ok((p.group, p.opens_host)),
+            Some(p) if p.rules == policy.rules => Ok(p.group),
             Some(p) => {
                 nft::apply(&nft::policy_script(
                     &self.table,
@@ -236,9 +243,8 @@ impl Inner {
                     true,
                 ))?;
                 p.rules = policy.rules.clone();
-                p.opens_host = policy.opens_host();
                 tracing::info!(policy = %policy.key, group = p.group, "network policy updated");
-                Ok((p.group, p.opens_host))
+                Ok(p.group)
             }
             None => {
                 let group = self.next_group.fetch_add(1, Ordering::Relaxed);
@@ -253,11 +259,10 @@ impl Inner {
                     PolicyState {
                         group,
                         rules: policy.rules.clone(),
-                        opens_host: policy.opens_host(),
                     },
                 );
                 tracing::info!(policy = %policy.key, group, "network policy installed");
-                Ok((group, policy.opens_host()))
+                Ok(group)
             }
         }
     }
@@ -352,7 +357,8 @@ impl Network {
         .await
         .map_err(|e| NetworkError::Setup(format!("DNS forwarder: {e}")))?;
 
-        clean_leftovers(&config.lock_dir, &config.id)?;
+        let dead = dead_ids(&config.lock_dir, &config.id);
+        clean_tables(&dead)?;
         nft::apply(&nft::base_ruleset(&TableSpec {
             table: table.clone(),
             prefix: prefix.clone(),
@@ -380,11 +386,17 @@ impl Network {
         let worker_inner = inner.clone();
         let worker = std::thread::Builder::new()
             .name("hotswap-netns".into())
-            .spawn(move || worker(worker_inner, rx, started_tx))
+            .spawn({
+                let dead = dead.clone();
+                move || worker(worker_inner, dead, rx, started_tx)
+            })
             .map_err(|e| NetworkError::Setup(format!("network thread: {e}")))?;
         started_rx
             .recv()
             .map_err(|_| NetworkError::Setup("network thread died at start".into()))??;
+        for id in dead.iter().filter(|d| **d != inner.config.id) {
+            let _ = std::fs::remove_file(inner.config.lock_dir.join(format!("{id}.lock")));
+        }
         inner.ensure_subnet(inner.config.default_subnet)?;
         inner.send(Job::Refill);
         Ok(Network {
@@ -415,8 +427,8 @@ impl Network {
     /// policy's group.
     pub fn attach(&self, policy: Option<&Policy>) -> Result<Attachment, NetworkError> {
         let inner = &self.inner;
-        let (subnet, group, opens_host) = match policy {
-            None => (inner.config.default_subnet, DEFAULT_GROUP, false),
+        let (subnet, group) = match policy {
+            None => (inner.config.default_subnet, DEFAULT_GROUP),
             Some(p) => {
                 let subnet = *p
                     .subnets
@@ -428,8 +440,7 @@ impl Network {
                         inner.config.default_subnet
                     )));
                 }
-                let (group, opens_host) = inner.ensure_policy(p)?;
-                (subnet, group, opens_host)
+                (subnet, inner.ensure_policy(p)?)
             }
         };
         inner.ensure_subnet(subnet)?;
@@ -449,15 +460,6 @@ impl Network {
             hosts,
         };
         let ifname = &attachment.host_if;
-        if opens_host {
-            // Lets `host.hotswap.internal` be DNATed to the host's loopback;
-            // the table accepts only what the policy allows.
-            std::fs::write(
-                format!("/proc/sys/net/ipv4/conf/{ifname}/route_localnet"),
-                "1",
-            )
-            .map_err(|e| NetworkError::Setup(format!("route_localnet: {e}")))?;
-        }
         std::fs::write(
             format!("/sys/class/net/{ifname}/netdev_group"),
             group.to_string(),
@@ -542,25 +544,35 @@ fn enable_forwarding() -> Result<(), NetworkError> {
     Ok(())
 }
 
-/// Removes the tables of servers that are gone: this server's previous
-/// run, and any whose lock nobody holds. Their interfaces go with their
-/// namespaces, or are removed by the worker at start ([`worker`]).
-fn clean_leftovers(lock_dir: &Path, own_id: &str) -> Result<(), NetworkError> {
+/// Ids of servers that are gone: this server's previous run, and every
+/// id whose lock file nobody holds.
+fn dead_ids(lock_dir: &Path, own_id: &str) -> Vec<String> {
+    let mut dead = vec![own_id.to_owned()];
+    if let Ok(entries) = std::fs::read_dir(lock_dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_suffix(".lock") {
+                if id != own_id && is_id(id) && matches!(lock_file(lock_dir, id), Ok(Some(_))) {
+                    dead.push(id.to_owned());
+                }
+            }
+        }
+    }
+    dead
+}
+
+fn is_id(s: &str) -> bool {
+    s.len() == 5 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Removes the tables of servers that are gone (their interfaces go with
+/// their namespaces, or are removed by the worker at start).
+fn clean_tables(dead: &[String]) -> Result<(), NetworkError> {
     for table in nft::tables_with_prefix(TABLE_PREFIX)? {
         let id = &table[TABLE_PREFIX.len()..];
-        let dead = id == own_id
-            || match lock_file(lock_dir, id) {
-                Ok(Some(_held_now)) => {
-                    let _ = std::fs::remove_file(lock_dir.join(format!("{id}.lock")));
-                    true
-                }
-                _ => false,
-            };
-        if dead {
+        if dead.iter().any(|d| d == id) {
             nft::apply(&nft::delete_table(&table))?;
-            if id != own_id {
-                tracing::info!(table, "removed the network table of a server that is gone");
-            }
+            tracing::info!(table, "removed the network table of a server that is gone");
         }
     }
     Ok(())
@@ -570,6 +582,7 @@ fn clean_leftovers(lock_dir: &Path, own_id: &str) -> Result<(), NetworkError> {
 /// namespace, which no async worker thread may.
 fn worker(
     inner: Arc<Inner>,
+    dead: Vec<String>,
     jobs: mpsc::Receiver<Job>,
     started: mpsc::Sender<Result<(), NetworkError>>,
 ) {
@@ -598,10 +611,12 @@ fn worker(
         // is still held (normally none: they die with their instances).
         match netns::links_with_prefix(&host, "hs").await {
             Ok(links) => {
-                let live = live_ids(&inner.config.lock_dir, &inner.config.id);
                 for (name, index) in links {
                     let id = name.get(2..7).unwrap_or("");
-                    if name.len() >= 7 && !live.contains(id) {
+                    let counter = name.get(7..).unwrap_or("");
+                    let ours =
+                        !counter.is_empty() && counter.bytes().all(|b| b.is_ascii_hexdigit());
+                    if ours && dead.iter().any(|d| d == id) {
                         let _ = host.link().del(index).execute().await;
                         tracing::info!(interface = %name, "removed a leftover instance interface");
                     }
@@ -641,22 +656,6 @@ fn worker(
             let _ = host.link().del(p.host_index).execute().await;
         }
     });
-}
-
-/// Ids of servers whose lock is held (including this one).
-fn live_ids(lock_dir: &Path, own: &str) -> HashSet<String> {
-    let mut live = HashSet::from([own.to_owned()]);
-    if let Ok(entries) = std::fs::read_dir(lock_dir) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(id) = name.strip_suffix(".lock") {
-                if id != own && matches!(lock_file(lock_dir, id), Ok(None)) {
-                    live.insert(id.to_owned());
-                }
-            }
-        }
-    }
-    live
 }
 
 async fn refill(inner: &Arc<Inner>, host: &rtnetlink::Handle) {

@@ -141,6 +141,13 @@ pub async fn prepare(
             &format!("/proc/sys/net/ipv6/conf/{host_if}/disable_ipv6"),
             "1",
         )?;
+        // Lets the table DNAT the gateway's DNS (and a policy's host ports)
+        // to the host's loopback; the table's input chain drops everything
+        // else an instance sends to the host, loopback included.
+        write_sysctl(
+            &format!("/proc/sys/net/ipv4/conf/{host_if}/route_localnet"),
+            "1",
+        )?;
         host.address()
             .add(host_index, gateway.into(), 32)
             .execute()

@@ -21,6 +21,10 @@ pub const DEFAULT_GROUP: u32 = 2;
 /// First group number given to a security-group policy.
 pub const FIRST_POLICY_GROUP: u32 = 16;
 
+/// What a refused connection gets: an immediate "administratively
+/// prohibited" (the function fails fast instead of waiting for a timeout).
+const REJECT: &str = "reject with icmpx type admin-prohibited";
+
 /// What the base table needs to know.
 #[derive(Debug, Clone)]
 pub struct TableSpec {
@@ -48,7 +52,7 @@ pub fn base_ruleset(spec: &TableSpec) -> String {
     } else {
         let ports: Vec<String> = protected_ports.iter().map(u16::to_string).collect();
         format!(
-            "    meta l4proto {{ tcp, udp }} th dport {{ {} }} drop\n",
+            "    meta l4proto {{ tcp, udp }} th dport {{ {} }} {REJECT}\n",
             ports.join(", ")
         )
     };
@@ -92,7 +96,7 @@ table inet {table} {{
     ct state established,related accept
     ct status dnat ip daddr 127.0.0.1 meta l4proto {{ tcp, udp }} th dport {dns_port} accept
 {protected}    ct status dnat ip daddr 127.0.0.1 iifgroup vmap @in_policy
-    drop
+    {REJECT}
   }}
   chain forward {{
     type filter hook forward priority filter - 5; policy accept;
@@ -104,10 +108,10 @@ table inet {table} {{
     meta nfproto ipv6 drop
     ct state established,related accept
     iifgroup vmap @fwd_policy
-    drop
+    {REJECT}
   }}
   chain fwd_default {{
-    ip daddr @blocked drop
+    ip daddr @blocked {REJECT}
     accept
   }}
   chain postrouting {{
@@ -174,7 +178,7 @@ pub fn policy_script(table: &str, group: u32, rules: &[Rule], exists: bool) -> S
     }
     let _ = writeln!(
         s,
-        "add rule inet {table} fwd_{group} ip daddr @blocked drop"
+        "add rule inet {table} fwd_{group} ip daddr @blocked {REJECT}"
     );
     let _ = writeln!(s, "add rule inet {table} fwd_{group} accept");
     if !exists {
@@ -283,7 +287,7 @@ mod tests {
             assert!(chain.contains("hsabcde*"), "{hook}: {chain}");
         }
         assert!(r.contains("dnat ip to 127.0.0.1:5353"));
-        assert!(r.contains("th dport { 8080 } drop"));
+        assert!(r.contains("th dport { 8080 } reject"));
         assert!(r.contains("169.254.0.0/16"));
         assert!(r.contains("masquerade"));
     }
@@ -323,7 +327,9 @@ mod tests {
             .unwrap();
         let drop = lines
             .iter()
-            .position(|l| *l == "add rule inet t fwd_16 ip daddr @blocked drop")
+            .position(|l| {
+                *l == "add rule inet t fwd_16 ip daddr @blocked reject with icmpx type admin-prohibited"
+            })
             .unwrap();
         assert!(udp < drop && all < drop);
         assert!(lines.contains(&"add element inet t fwd_policy { 16 : jump fwd_16 }"));

@@ -338,7 +338,7 @@ impl Router {
             .layers_for(&version)
             .await
             .map_err(RouteError::Layer)?;
-        let plan = self.runner.plan(&f, &version, &layers)?;
+        let plan = self.runner.plan(&f, &version, &layers, None)?;
         let prepared = Arc::new(Prepared {
             function: f,
             version,
@@ -388,7 +388,7 @@ impl Router {
     pub async fn provision(&self, route: &Prepared, count: u32) -> Result<usize, RouteError> {
         Ok(self
             .runner
-            .provision(&route.function, &route.version, &route.layers, count)
+            .provision(&route.plan, &route.function, &route.version, &route.layers, count)
             .await?)
     }
 

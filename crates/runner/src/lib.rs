@@ -32,6 +32,7 @@ use instance::{Instance, InstanceSetup, RunResult};
 pub use logs::{LogLimits, LogLine, LogQuery, LogStore, LogUsage};
 pub use metrics::{Metrics, VersionMetrics};
 use runtime_api::Outcome;
+pub use hotswap_sandbox::network;
 pub use runtimes::RuntimeCatalog;
 
 /// Errors that stop an invocation before the function could answer.
@@ -136,12 +137,18 @@ impl RunnerConfig {
 pub struct Plan {
     key: String,
     entry: hotswap_sandbox::Entry,
+    network: Option<Arc<network::Policy>>,
 }
 
 impl Plan {
     /// The pool the version's instances live in.
     pub fn pool_key(&self) -> &str {
         &self.key
+    }
+
+    /// The version's VPC policy (`None`: default egress).
+    pub fn network(&self) -> Option<&network::Policy> {
+        self.network.as_deref()
     }
 }
 
@@ -326,14 +333,13 @@ impl Runner {
     /// the version's failed health check.
     pub async fn provision(
         &self,
+        plan: &Plan,
         f: &Function,
         v: &FunctionVersion,
         layers: &[hotswap_domain::LayerVersion],
         count: u32,
     ) -> Result<usize, RunnerError> {
-        let entry = self.catalog.entry(v.runtime, &v.handler)?;
-        let key = pool_key(f, v, layers);
-        let pool = self.pool(&key, f, v);
+        let pool = self.pool(&plan.key, f, v);
         let max = f.scaling_config.max_instances.max(1) as usize;
         let want = (count.max(1) as usize).min(max);
         pool.min_warm.store(want, Ordering::Relaxed);
@@ -349,7 +355,7 @@ impl Runner {
             if idle >= want || idle + busy >= max {
                 break;
             }
-            let instance = self.start_instance(f, v, entry.clone(), layers).await?;
+            let instance = self.start_instance(plan, f, v, layers).await?;
             if let Err(e) = instance.wait_ready(instance::INIT_TIMEOUT).await {
                 instance.kill();
                 pool.min_warm.store(0, Ordering::Relaxed);
@@ -470,18 +476,34 @@ impl Runner {
         }
     }
 
-    /// The plan of a version: its pool key and runtime entry, or why its
-    /// runtime cannot run here.
+    /// The plan of a version: its pool key, runtime entry and network
+    /// policy, or why its runtime cannot run here. A policy whose rules
+    /// changed is applied to the instances already running under it.
     pub fn plan(
         &self,
         f: &Function,
         v: &FunctionVersion,
         layers: &[hotswap_domain::LayerVersion],
+        network: Option<network::Policy>,
     ) -> Result<Plan, RunnerError> {
+        let mut key = pool_key(f, v, layers);
+        if let Some(n) = &network {
+            // Another subnet means other addresses: new instances.
+            for s in &n.subnets {
+                key.push_str(&format!("\u{1f}subnet:{s}"));
+            }
+            self.sandbox.refresh_network(n);
+        }
         Ok(Plan {
             entry: self.catalog.entry(v.runtime, &v.handler)?,
-            key: pool_key(f, v, layers),
+            key,
+            network: network.map(Arc::new),
         })
+    }
+
+    /// Whether instances' network is policed by the sandbox.
+    pub fn network_enforced(&self) -> bool {
+        self.sandbox.network_enforced()
     }
 
     /// Runs one invocation to its end.
@@ -517,7 +539,7 @@ impl Runner {
         let mut instance = match warm {
             Some(i) => i,
             None => match self
-                .start_instance(f, v, plan.entry.clone(), req.layers)
+                .start_instance(plan, f, v, req.layers)
                 .await
             {
                 Ok(i) => i,
@@ -717,11 +739,12 @@ impl Runner {
 
     async fn start_instance(
         &self,
+        plan: &Plan,
         f: &Function,
         v: &FunctionVersion,
-        entry: hotswap_sandbox::Entry,
         layers: &[hotswap_domain::LayerVersion],
     ) -> Result<Instance, RunnerError> {
+        let entry = plan.entry.clone();
         if v.runtime.family() == hotswap_domain::runtime::RuntimeFamily::Java {
             let (catalog, dir) = (self.catalog.clone(), self.runtime_dir.clone());
             let ready = self
@@ -769,6 +792,7 @@ impl Runner {
             cpus: f64::from(v.memory_size) / hotswap_domain::function::MB_PER_VCPU,
             max_pids: self.config.max_pids,
             tmp_mb: self.config.tmp_mb,
+            network: plan.network.clone(),
         };
         let setup = InstanceSetup {
             function_id: f.function_id.clone(),

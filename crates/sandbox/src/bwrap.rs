@@ -22,12 +22,14 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use command_fds::{CommandFdExt, FdMapping};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use crate::cgroup::{Cgroups, InstanceCgroup, Limits};
+use crate::network::{Attachment, Network};
 use crate::init::InitArgs;
 use crate::{Instance, InstanceGuard, LaunchSpec, RuntimeEndpoint, Sandbox, SandboxError};
 
@@ -47,6 +49,10 @@ pub struct BwrapSandbox {
     cgroups: Option<Cgroups>,
     /// Holds `passwd` and `group` for the sandbox's `/etc`.
     etc_dir: PathBuf,
+    /// Instance networking; `None`: instances have only their loopback.
+    network: Option<Arc<Network>>,
+    /// Why there is no network, for the summary.
+    no_network: String,
 }
 
 impl BwrapSandbox {
@@ -85,12 +91,30 @@ impl BwrapSandbox {
             .map_err(|e| e.to_string())?;
         std::fs::write(etc_dir.join("group"), "root:x:0:\nsbx_user1051:x:65534:\n")
             .map_err(|e| e.to_string())?;
+        // The hosts file first (it names `host.hotswap.internal`), then DNS.
+        std::fs::write(etc_dir.join("nsswitch.conf"), "hosts: files dns\n")
+            .map_err(|e| e.to_string())?;
         Ok(BwrapSandbox {
             bwrap,
             init_exe,
             cgroups,
             etc_dir,
+            network: None,
+            no_network: "no network: loopback only".into(),
         })
+    }
+
+    /// Gives instances their own network (egress by policy) through `network`.
+    pub fn with_network(mut self, network: Arc<Network>) -> BwrapSandbox {
+        self.network = Some(network);
+        self
+    }
+
+    /// Instances get only their loopback, and the summary says why.
+    pub fn without_network(mut self, why: &str) -> BwrapSandbox {
+        self.network = None;
+        self.no_network = format!("no network ({why}): loopback only");
+        self
     }
 
     pub fn has_cgroups(&self) -> bool {
@@ -165,6 +189,8 @@ struct BwrapGuard {
     pid: AtomicU32,
     cgroup: Option<InstanceCgroup>,
     socket_dir: Option<PathBuf>,
+    /// The instance's network namespace, deleted after the processes.
+    network: Option<Attachment>,
 }
 
 impl InstanceGuard for BwrapGuard {
@@ -205,15 +231,32 @@ impl Drop for BwrapGuard {
         if let Some(d) = &self.socket_dir {
             let _ = std::fs::remove_dir_all(d);
         }
+        drop(self.network.take());
     }
 }
 
 impl Sandbox for BwrapSandbox {
     fn summary(&self) -> String {
+        let net = match &self.network {
+            Some(n) => n.summary(),
+            None => self.no_network.clone(),
+        };
         match &self.cgroups {
-            Some(c) => format!("isolated: bubblewrap namespaces (mount, pid, ipc, uts, net) + seccomp + {} limits (memory, cpu, pids)", c.version()),
-            None => "isolated: bubblewrap namespaces (mount, pid, ipc, uts, net) + seccomp; NO cgroup limits (cgroups not writable)".into(),
+            Some(c) => format!("isolated: bubblewrap namespaces (mount, pid, ipc, uts, net) + seccomp + {} limits (memory, cpu, pids); {net}", c.version()),
+            None => format!("isolated: bubblewrap namespaces (mount, pid, ipc, uts, net) + seccomp; NO cgroup limits (cgroups not writable); {net}"),
         }
+    }
+
+    fn refresh_network(&self, policy: &crate::network::Policy) {
+        if let Some(n) = &self.network {
+            if let Err(e) = n.refresh(policy) {
+                tracing::warn!(policy = %policy.key, error = %e, "cannot update a network policy");
+            }
+        }
+    }
+
+    fn network_enforced(&self) -> bool {
+        self.network.is_some()
     }
 
     fn isolated(&self) -> bool {
@@ -253,10 +296,18 @@ impl Sandbox for BwrapSandbox {
             ),
             None => None,
         };
+        let network = match &self.network {
+            Some(n) => Some(
+                n.attach(spec.network.as_deref())
+                    .map_err(|e| SandboxError::Setup(format!("network: {e}")))?,
+            ),
+            None => None,
+        };
         let guard = BwrapGuard {
             pid: AtomicU32::new(0),
             cgroup,
             socket_dir: Some(socket_dir.clone()),
+            network,
         };
 
         let mut args: Vec<String> = [
@@ -264,7 +315,6 @@ impl Sandbox for BwrapSandbox {
             "--new-session",
             "--unshare-pid",
             "--unshare-ipc",
-            "--unshare-net",
             "--unshare-uts",
             // No cgroup namespace: the init joins the instance's cgroup
             // after bwrap has set up the namespaces, and on cgroup v2 with
@@ -285,6 +335,10 @@ impl Sandbox for BwrapSandbox {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        if guard.network.is_none() {
+            // No network of its own: a new, empty namespace (loopback only).
+            args.push("--unshare-net".into());
+        }
         args.extend(base_mounts());
         // Parents bwrap would create implicitly are 0700: make them readable
         // by the unprivileged function user.
@@ -325,6 +379,16 @@ impl Sandbox for BwrapSandbox {
             &self.etc_dir.join("group"),
             "/etc/group",
         );
+        if let Some(net) = &guard.network {
+            bind(&mut args, "--ro-bind", &net.resolv_conf, "/etc/resolv.conf");
+            bind(&mut args, "--ro-bind", &net.hosts, "/etc/hosts");
+            bind(
+                &mut args,
+                "--ro-bind",
+                &self.etc_dir.join("nsswitch.conf"),
+                "/etc/nsswitch.conf",
+            );
+        }
         args.extend([
             "--perms".into(),
             "1777".into(),
@@ -412,7 +476,15 @@ impl Sandbox for BwrapSandbox {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        let child = cmd.spawn().map_err(SandboxError::Spawn)?;
+        // In its own network namespace: bwrap is forked by this thread
+        // while the thread is in it.
+        let child = match &guard.network {
+            Some(net) => net
+                .within(|| cmd.spawn())
+                .map_err(|e| SandboxError::Setup(format!("network: {e}")))?,
+            None => cmd.spawn(),
+        }
+        .map_err(SandboxError::Spawn)?;
         guard.pid.store(child.id().unwrap_or(0), Ordering::Relaxed);
         Ok(Instance {
             child,

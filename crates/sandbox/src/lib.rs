@@ -14,6 +14,8 @@ pub mod init;
 mod process;
 pub mod seccomp;
 
+pub use hotswap_network as network;
+
 pub use bwrap::{BwrapSandbox, RUNTIME_API_SOCKET_VAR, SANDBOX_RUNTIME_API};
 pub use process::ProcessSandbox;
 
@@ -96,6 +98,9 @@ pub struct LaunchSpec {
     pub max_pids: u32,
     /// Size of the writable `/tmp`, in MB.
     pub tmp_mb: u32,
+    /// The version's VPC policy; `None`: default egress (public addresses
+    /// only) in the default subnet. Backends without networking ignore it.
+    pub network: Option<std::sync::Arc<network::Policy>>,
 }
 
 /// A started instance process.
@@ -128,6 +133,14 @@ pub trait Sandbox: Send + Sync + 'static {
         false
     }
     fn launch(&self, spec: &LaunchSpec) -> Result<Instance, SandboxError>;
+    /// Applies `policy`'s current rules to the instances already running
+    /// under it (for their new connections). A no-op where network policy
+    /// is not enforced.
+    fn refresh_network(&self, _policy: &network::Policy) {}
+    /// Whether instances' network is policed (own namespace, egress rules).
+    fn network_enforced(&self) -> bool {
+        false
+    }
 }
 
 /// Reads peak resident memory (`VmHWM`) of a process from `/proc`.

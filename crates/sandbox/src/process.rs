@@ -48,7 +48,7 @@ impl Drop for ProcessGuard {
 
 impl Sandbox for ProcessSandbox {
     fn summary(&self) -> String {
-        "unisolated (plain processes: no namespaces, no cgroup limits)".into()
+        "unisolated (plain processes: no namespaces, no cgroup limits; network policy NOT enforced: instances share the host's network)".into()
     }
 
     fn isolated(&self) -> bool {
