@@ -87,7 +87,11 @@ pub struct ServerArgs {
     /// Where isolated instances without a VPC configuration get their
     /// addresses (a private IPv4 CIDR no subnet overlaps), or `none`: no
     /// network for instances at all (loopback only).
-    #[arg(long, default_value = "10.213.0.0/16", env = "HOTSWAP_INSTANCE_NETWORK")]
+    #[arg(
+        long,
+        default_value = "10.213.0.0/16",
+        env = "HOTSWAP_INSTANCE_NETWORK"
+    )]
     instance_network: String,
     /// Network namespaces kept prepared per subnet in use, so a cold start
     /// only takes one.
@@ -222,7 +226,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     runner_config.runtime_api_max_connections = args.runtime_api_max_connections as usize;
     runner_config.fd_budget =
         fd_limit.map(|limit| hotswap_runner::FdBudget::new(limit, args.fd_reserve));
-    let (sandbox, network) = choose_sandbox(&args, &runner_config.work_dir, &data_dir, addr_of(&listener)?).await?;
+    let (sandbox, network) = choose_sandbox(
+        &args,
+        &runner_config.work_dir,
+        &data_dir,
+        addr_of(&listener)?,
+    )
+    .await?;
     let runner = Runner::start(runner_config, sandbox, blobs).context("cannot start the runner")?;
 
     let router = Arc::new(hotswap_router::Router::new(control.clone(), runner.clone()));
@@ -441,11 +451,18 @@ async fn choose_sandbox(
         }
     };
     if !bwrap.has_cgroups() {
-        tracing::warn!("cgroups are not writable: instances are isolated but have NO memory/cpu/pids limits");
+        tracing::warn!(
+            "cgroups are not writable: instances are isolated but have NO memory/cpu/pids limits"
+        );
     }
     if args.instance_network == "none" {
-        tracing::info!("--instance-network none: isolated instances have no network (loopback only)");
-        return Ok((Arc::new(bwrap.without_network("--instance-network none")), None));
+        tracing::info!(
+            "--instance-network none: isolated instances have no network (loopback only)"
+        );
+        return Ok((
+            Arc::new(bwrap.without_network("--instance-network none")),
+            None,
+        ));
     }
     let default_subnet: hotswap_sandbox::network::Cidr = args
         .instance_network

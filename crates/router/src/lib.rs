@@ -388,7 +388,13 @@ impl Router {
     pub async fn provision(&self, route: &Prepared, count: u32) -> Result<usize, RouteError> {
         Ok(self
             .runner
-            .provision(&route.plan, &route.function, &route.version, &route.layers, count)
+            .provision(
+                &route.plan,
+                &route.function,
+                &route.version,
+                &route.layers,
+                count,
+            )
             .await?)
     }
 

@@ -28,11 +28,11 @@ mod runtime_api;
 pub mod runtimes;
 pub mod window;
 
+pub use hotswap_sandbox::network;
 use instance::{Instance, InstanceSetup, RunResult};
 pub use logs::{LogLimits, LogLine, LogQuery, LogStore, LogUsage};
 pub use metrics::{Metrics, VersionMetrics};
 use runtime_api::Outcome;
-pub use hotswap_sandbox::network;
 pub use runtimes::RuntimeCatalog;
 
 /// Errors that stop an invocation before the function could answer.
@@ -538,10 +538,7 @@ impl Runner {
         let began = Instant::now();
         let mut instance = match warm {
             Some(i) => i,
-            None => match self
-                .start_instance(plan, f, v, req.layers)
-                .await
-            {
+            None => match self.start_instance(plan, f, v, req.layers).await {
                 Ok(i) => i,
                 Err(e) => {
                     // A version that cannot start is failing: its deployment

@@ -29,8 +29,8 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use crate::cgroup::{Cgroups, InstanceCgroup, Limits};
-use crate::network::{Attachment, Network};
 use crate::init::InitArgs;
+use crate::network::{Attachment, Network};
 use crate::{Instance, InstanceGuard, LaunchSpec, RuntimeEndpoint, Sandbox, SandboxError};
 
 /// The address the Runtime API has inside every sandbox.
