@@ -97,6 +97,18 @@ pub struct ServerArgs {
     /// only takes one.
     #[arg(long, default_value_t = 4, env = "HOTSWAP_NETWORK_POOL", value_parser = clap::value_parser!(u64).range(1..=256))]
     network_pool: u64,
+    /// The hosts file the instances' resolver answers from before asking
+    /// the upstream resolvers.
+    #[arg(
+        long,
+        default_value = "/etc/hosts",
+        env = "HOTSWAP_INSTANCE_HOSTS_FILE"
+    )]
+    instance_hosts_file: PathBuf,
+    /// Upstream resolvers (`IP` or `IP:PORT`, repeatable) for the
+    /// instances' resolver. Default: the nameservers of /etc/resolv.conf.
+    #[arg(long = "instance-dns-upstream", env = "HOTSWAP_INSTANCE_DNS_UPSTREAMS", value_delimiter = ',', value_parser = parse_upstream)]
+    instance_dns_upstreams: Vec<std::net::SocketAddr>,
     /// How often the server's own runner reports its health and metrics.
     #[arg(long, default_value = "30s", env = "HOTSWAP_RUNNER_HEARTBEAT", value_parser = parse_duration)]
     runner_heartbeat: Duration,
@@ -277,6 +289,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         n.shutdown().await;
     }
     served
+}
+
+fn parse_upstream(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.parse::<std::net::SocketAddr>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
+        .map_err(|_| format!("'{s}' is not an IP address or IP:PORT"))
 }
 
 fn addr_of(listener: &tokio::net::TcpListener) -> anyhow::Result<std::net::SocketAddr> {
@@ -476,8 +494,12 @@ async fn choose_sandbox(
         default_subnet,
         protected_ports: vec![listen.port()],
         pool_size: args.network_pool as usize,
-        dns_upstreams: hotswap_sandbox::network::dns::upstreams_from_resolv_conf(&resolv),
-        hosts_file: Some(PathBuf::from("/etc/hosts")),
+        dns_upstreams: if args.instance_dns_upstreams.is_empty() {
+            hotswap_sandbox::network::dns::upstreams_from_resolv_conf(&resolv)
+        } else {
+            args.instance_dns_upstreams.clone()
+        },
+        hosts_file: Some(args.instance_hosts_file.clone()),
     };
     match Network::start(config).await {
         Ok(n) => {

@@ -6,6 +6,12 @@
 //! by its host-side interface's group (`iifgroup`): a prepared interface is
 //! in [`QUARANTINE`] (everything dropped) until it is handed to an instance,
 //! when its group becomes [`DEFAULT_GROUP`] or its policy's group.
+//!
+//! `host.hotswap.internal` is the subnet's gateway address; a connection to
+//! it on a port a policy opens is DNATed to the host's loopback and SNATed
+//! to 127.0.0.1 there, so a host service listening on loopback only (the
+//! usual PostgreSQL or Redis) takes it as a local client. The API's port is
+//! refused before any policy is looked at.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -86,6 +92,10 @@ table inet {table} {{
   chain pre_instance {{
     ip daddr @gateways meta l4proto {{ tcp, udp }} th dport 53 dnat ip to 127.0.0.1:{dns_port}
     ip daddr @gateways iifgroup vmap @pre_policy
+  }}
+  chain input_nat {{
+    type nat hook input priority srcnat; policy accept;
+    iifname "{prefix}*" ct status dnat ip daddr 127.0.0.1 snat ip to 127.0.0.1
   }}
   chain input {{
     type filter hook input priority filter - 5; policy accept;
@@ -281,7 +291,7 @@ mod tests {
     fn base_table_scopes_every_hook_to_its_interfaces() {
         let r = base_ruleset(&spec());
         assert!(r.starts_with("table inet hotswap_abcde {}\ndelete table inet hotswap_abcde\n"));
-        for hook in ["prerouting", "input", "forward", "postrouting"] {
+        for hook in ["prerouting", "input_nat", "input", "forward", "postrouting"] {
             let chain = r.split(&format!("chain {hook} {{")).nth(1).unwrap();
             let chain = chain.split("}\n").next().unwrap();
             assert!(chain.contains("hsabcde*"), "{hook}: {chain}");
