@@ -273,6 +273,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     );
     register_local_runner(&control, &runner, &addr).await?;
     start_tasks(&tasks, &control, &router, &args);
+    if let Some(n) = &network {
+        start_network_task(&tasks, n, &router);
+    }
     start_trigger_tasks(&tasks, &control, &router, &gateway, &trigger_stats, &args);
     println!("hotswap listening on http://{addr}");
     tracing::info!(%addr, "serving");
@@ -366,6 +369,35 @@ async fn flush_trigger_counters(
 
 /// Every background loop of the server, as a named task of the driver
 /// (`GET /v1/status` shows each one's last run and error).
+/// Security groups changed elsewhere (another server, or no invocation
+/// since) reach the instances already running within this period plus the
+/// router's cache bound (1 s): every installed policy's route is resolved
+/// again, which re-applies rules that changed.
+fn start_network_task(tasks: &Driver, network: &Arc<Network>, router: &Arc<Router>) {
+    let (n, r) = (Arc::downgrade(network), Arc::downgrade(router));
+    tasks.every("network-policies", Duration::from_secs(2), move || {
+        let (network, router) = (n.upgrade(), r.upgrade());
+        async move {
+            let (Some(network), Some(router)) = (network, router) else {
+                return Ok(Flow::Stop);
+            };
+            for key in network.policy_keys() {
+                let Some((function_id, version)) = key.rsplit_once('@') else {
+                    continue;
+                };
+                let qualifier = if version == "0" {
+                    hotswap_domain::LATEST.to_owned()
+                } else {
+                    version.to_owned()
+                };
+                // A function deleted meanwhile has no route: nothing to do.
+                let _ = router.resolve_by_id(function_id, &qualifier).await;
+            }
+            Ok(Flow::Continue)
+        }
+    });
+}
+
 fn start_tasks(tasks: &Driver, control: &ControlPlane, router: &Arc<Router>, args: &ServerArgs) {
     let weak = Arc::downgrade(router);
     // The local runner's heartbeat: health and metrics, like a remote one.
