@@ -494,13 +494,17 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}-{}", &hex[..17])
 }
 
-fn check_name(errors: &mut ValidationErrors, field: &str, name: &str) {
+/// The name rule of subnets and groups (that of functions): 1–64 letters,
+/// digits or `-`; the message names `field`.
+pub fn validate_name(field: &str, name: &str) -> ValidationErrors {
+    let mut errors = ValidationErrors::new();
     if !is_valid_function_name(name) {
         errors.push(format!(
             "{field}: must be 1-64 letters, digits or '-' (got '{}')",
             name.chars().take(80).collect::<String>()
         ));
     }
+    errors
 }
 
 /// An address range, created by an admin, that any owner's functions may be
@@ -535,7 +539,7 @@ impl Subnet {
 
     pub fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::new();
-        check_name(&mut errors, "subnetName", &self.subnet_name);
+        errors.extend(validate_name("subnetName", &self.subnet_name));
         errors.extend(check_subnet_cidr(&self.cidr));
         errors.into_result()
     }
@@ -606,7 +610,7 @@ impl SecurityGroup {
 
     pub fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::new();
-        check_name(&mut errors, "groupName", &self.group_name);
+        errors.extend(validate_name("groupName", &self.group_name));
         if self.egress.len() > MAX_EGRESS_RULES {
             errors.push(format!(
                 "egress: at most {MAX_EGRESS_RULES} rules (got {})",
