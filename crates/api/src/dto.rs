@@ -236,6 +236,34 @@ pub struct CreateTriggerRequest {
     pub config: TriggerConfig,
 }
 
+/// `POST /v1/subnets`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateSubnetRequest {
+    /// Letters, digits and dashes, at most 64; unique.
+    #[schema(pattern = r"^[a-zA-Z0-9-]{1,64}$")]
+    pub subnet_name: String,
+    /// A private block (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 or
+    /// 100.64.0.0/10), /16 to /28, with no host bits set, overlapping no
+    /// other subnet.
+    #[schema(example = "10.20.0.0/24")]
+    pub cidr: String,
+}
+
+/// `POST /v1/security-groups`, and `PUT /v1/security-groups/{id}` (which
+/// replaces both fields).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecurityGroupRequest {
+    /// Letters, digits and dashes, at most 64; unique per owner.
+    #[schema(pattern = r"^[a-zA-Z0-9-]{1,64}$")]
+    pub group_name: String,
+    /// At most 60 allow-rules (none when absent).
+    #[serde(default)]
+    #[schema(max_items = 60)]
+    pub egress: Vec<hotswap_domain::EgressRuleInput>,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateTriggerRequest {
@@ -647,6 +675,22 @@ pub struct LayerVersionPath {
     pub version: u32,
 }
 
+/// `{id}`: a subnet.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SubnetPath {
+    /// The subnet's `subnetId`.
+    pub id: String,
+}
+
+/// `{id}`: a security group.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SecurityGroupPath {
+    /// The group's `securityGroupId`.
+    pub id: String,
+}
+
 /// `{id}`: a trigger.
 #[derive(Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -726,6 +770,16 @@ pub struct VersionMetricsSchema {
 pub struct OwnerQuery {
     /// The function's owner (admins; default: the caller's own functions).
     /// Function names are unique per owner.
+    #[param(pattern = r"^[A-Za-z0-9._@-]{1,128}$")]
+    pub owner: Option<String>,
+}
+
+/// The owner whose security groups a request creates or lists.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct GroupOwnerQuery {
+    /// The groups' owner (admins; default: the caller's own).
     #[param(pattern = r"^[A-Za-z0-9._@-]{1,128}$")]
     pub owner: Option<String>,
 }

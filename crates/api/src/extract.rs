@@ -149,14 +149,16 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
 }
 
 /// Whether `?owner=` means something on this request: a function's routes
-/// (read by [`FunctionPath`], or by [`Owner`] on `/v1/functions`) and the
-/// trigger listing. Everywhere else it is an unknown parameter (400), never
+/// (read by [`FunctionPath`], or by [`Owner`] on `/v1/functions`), the
+/// trigger listing, and creating or listing security groups. Everywhere else it is an unknown parameter (400), never
 /// silently ignored.
 fn owner_applies(parts: &Parts) -> bool {
     // Inside the `/v1` nest the path has lost its prefix.
     let path = parts.uri.path();
     let path = path.strip_prefix("/v1").unwrap_or(path);
-    path.starts_with("/functions") || (path == "/triggers" && parts.method == Method::GET)
+    path.starts_with("/functions")
+        || (path == "/triggers" && parts.method == Method::GET)
+        || path == "/security-groups"
 }
 
 /// The query parameters other than an `owner` that [`owner_applies`] to.

@@ -39,6 +39,10 @@ fn document_names_every_public_endpoint() {
         "/v1/runners/{node_id}",
         "/v1/runners/{node_id}/heartbeat",
         "/v1/tokens",
+        "/v1/subnets",
+        "/v1/subnets/{id}",
+        "/v1/security-groups",
+        "/v1/security-groups/{id}",
     ] {
         assert!(
             paths.contains_key(p),
@@ -55,6 +59,10 @@ fn document_names_every_public_endpoint() {
         "RunnerNode",
         "Trigger",
         "ApiError",
+        "Subnet",
+        "SecurityGroup",
+        "EgressRule",
+        "EgressRuleInput",
     ] {
         assert!(schemas.contains_key(s), "schema {s} missing");
     }

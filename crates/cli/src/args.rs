@@ -8,7 +8,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use hotswap_domain::trigger::MAX_HTTP_RATE_LIMIT;
-use hotswap_domain::{DeploymentStrategy, Runtime, TriggerType, VersionStatus};
+use hotswap_domain::{
+    DeploymentStrategy, EgressRule, EgressRuleInput, Runtime, TriggerType, VersionStatus,
+};
 
 /// The default API address (`hotswap server`'s default listener).
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
@@ -34,8 +36,9 @@ pub struct ClientArgs {
     pub output: OutputFormat,
 
     /// Whose functions to address (admins): adds `?owner=OWNER` to every
-    /// function request and to `trigger list --function`, and binds
-    /// `trigger create` to that owner's function. Names are unique per
+    /// function request and to `trigger list --function`, binds
+    /// `trigger create` to that owner's function, and picks whose security
+    /// groups `security-group create|list` address. Names are unique per
     /// owner; without it, your own.
     #[arg(long, global = true, help_heading = GLOBAL, env = "HOTSWAP_OWNER")]
     pub owner: Option<String>,
@@ -100,6 +103,16 @@ pub enum Command {
     /// Manage API tokens: create (admin), list, revoke.
     #[command(subcommand)]
     Token(TokenCommand),
+
+    /// Manage subnets: the address ranges functions are placed in (admins
+    /// create and delete them; everyone may use them).
+    #[command(subcommand)]
+    Subnet(SubnetCommand),
+
+    /// Manage security groups: egress rules your functions add to the
+    /// default egress.
+    #[command(subcommand, name = "security-group", visible_alias = "sg")]
+    SecurityGroup(SecurityGroupCommand),
 
     /// Show who the current token belongs to.
     Whoami,
@@ -356,6 +369,16 @@ pub struct FnCreateArgs {
     /// attempts are all exhausted, e.g. `on-failure` or `on-failure:prod`.
     #[arg(long, value_name = "FUNCTION[:QUALIFIER]", value_parser = parse_dead_letter)]
     pub dead_letter: Option<String>,
+
+    /// Subnet to place the function in (`vpcConfig.subnetIds`); repeat for
+    /// more.
+    #[arg(long = "subnet-id", value_name = "ID")]
+    pub subnet_ids: Vec<String>,
+
+    /// Security group whose egress rules the function gets
+    /// (`vpcConfig.securityGroupIds`; needs a --subnet-id); repeat for more.
+    #[arg(long = "security-group-id", value_name = "ID")]
+    pub security_group_ids: Vec<String>,
 }
 
 /// `hotswap fn list`.
@@ -422,6 +445,24 @@ pub struct FnUpdateArgs {
     /// Remove the dead-letter target.
     #[arg(long)]
     pub clear_dead_letter: bool,
+
+    /// Subnet (`vpcConfig.subnetIds`); with --security-group-id, replaces
+    /// the whole vpcConfig. Repeat for more.
+    #[arg(long = "subnet-id", value_name = "ID", conflicts_with = "clear_vpc")]
+    pub subnet_ids: Vec<String>,
+
+    /// Security group (`vpcConfig.securityGroupIds`); with --subnet-id,
+    /// replaces the whole vpcConfig. Repeat for more.
+    #[arg(
+        long = "security-group-id",
+        value_name = "ID",
+        conflicts_with = "clear_vpc"
+    )]
+    pub security_group_ids: Vec<String>,
+
+    /// Take the function out of its subnets and groups (default egress).
+    #[arg(long)]
+    pub clear_vpc: bool,
 }
 
 // ----------------------------------------------------------------- versions
@@ -955,6 +996,127 @@ pub enum TokenCommand {
         /// Token ID (`tokenId`, from `token list`).
         id: String,
     },
+}
+
+// ---------------------------------------------------------------- networking
+
+/// Subnet commands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum SubnetCommand {
+    /// Create a subnet (admin tokens): a private block, /16 to /28.
+    #[command(after_help = "Example:\n  hotswap subnet create app --cidr 10.20.0.0/24")]
+    Create {
+        /// Name: letters, digits and '-', at most 64.
+        name: String,
+        /// A private block (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 or
+        /// 100.64.0.0/10), /16 to /28, overlapping no other subnet.
+        #[arg(long)]
+        cidr: String,
+    },
+    /// List subnets.
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show one subnet.
+    Get {
+        /// Subnet ID (`subnet-…`).
+        id: String,
+    },
+    /// Delete a subnet (admin tokens); refused while a function uses it.
+    Delete {
+        /// Subnet ID (`subnet-…`).
+        id: String,
+    },
+}
+
+const RULE_HELP: &str = "\
+RULE is PROTO[:PORTS]:DEST: PROTO is tcp, udp or all; PORTS (tcp and udp only)
+a port or FROM-TO; DEST a CIDR block or `host` (the runner's machine, reached
+from the function as host.hotswap.internal).
+
+Examples:
+  hotswap security-group create db --egress tcp:5432:host
+  hotswap security-group create internal --egress tcp:8000-8100:10.0.0.0/8 --egress all:10.1.0.0/16
+  hotswap security-group update sg-0123456789abcdef0 --egress udp:53:10.0.0.2/32";
+
+/// Security group commands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum SecurityGroupCommand {
+    /// Create a security group (yours; an admin may add --owner).
+    #[command(after_help = RULE_HELP)]
+    Create {
+        /// Name: letters, digits and '-', at most 64; unique per owner.
+        name: String,
+        /// Egress rule (PROTO[:PORTS]:DEST); repeat for more.
+        #[arg(long = "egress", value_name = "RULE", value_parser = parse_egress_rule)]
+        egress: Vec<EgressRule>,
+    },
+    /// List your security groups (an admin: every owner's, or --owner's).
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show one security group.
+    Get {
+        /// Security group ID (`sg-…`).
+        id: String,
+    },
+    /// Rename a group or replace its rules (what is not given is kept).
+    #[command(after_help = RULE_HELP)]
+    Update {
+        /// Security group ID (`sg-…`).
+        id: String,
+        /// New name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Egress rule (PROTO[:PORTS]:DEST); when given, replaces every
+        /// rule. Repeat for more.
+        #[arg(long = "egress", value_name = "RULE", value_parser = parse_egress_rule, conflicts_with = "clear_egress")]
+        egress: Vec<EgressRule>,
+        /// Remove every rule.
+        #[arg(long)]
+        clear_egress: bool,
+    },
+    /// Delete a security group; refused while a function uses it.
+    Delete {
+        /// Security group ID (`sg-…`).
+        id: String,
+    },
+}
+
+/// `PROTO[:PORTS]:DEST`, e.g. `tcp:5432:host`, `tcp:8000-8100:10.0.0.0/8`,
+/// `all:10.1.0.0/16`: PROTO is `tcp`, `udp` or `all` (any case), PORTS a
+/// port or a range (tcp and udp only), DEST a CIDR block or `host`.
+pub fn parse_egress_rule(s: &str) -> Result<EgressRule, String> {
+    let (protocol, ports, dest) = match s.split(':').collect::<Vec<_>>().as_slice() {
+        [p, d] => (*p, None, *d),
+        [p, ports, d] => (*p, Some(*ports), *d),
+        _ => {
+            return Err(format!(
+            "invalid rule '{s}': expected PROTO[:PORTS]:DEST, e.g. tcp:5432:host or all:10.0.0.0/8"
+        ))
+        }
+    };
+    let host = dest.eq_ignore_ascii_case("host");
+    let input = EgressRuleInput {
+        protocol: protocol.to_owned(),
+        ports: ports.map(str::to_owned),
+        cidr: (!host).then(|| dest.to_owned()),
+        host,
+    };
+    input.parse(0).map_err(|e| {
+        let why: Vec<&str> = e
+            .messages()
+            .iter()
+            .map(|m| {
+                m.strip_prefix("egress[0].")
+                    .or_else(|| m.strip_prefix("egress[0]: "))
+                    .unwrap_or(m)
+            })
+            .collect();
+        format!("invalid rule '{s}': {}", why.join("; "))
+    })
 }
 
 // ------------------------------------------------------------------- paging

@@ -122,8 +122,10 @@ impl Client {
         if !query.is_empty() {
             req = req.query(query);
         }
-        // Function names are unique per owner: `--owner` picks whose.
-        if let (Some(owner), Some(&"functions")) = (&self.owner, segments.first()) {
+        // Function names are unique per owner: `--owner` picks whose. It
+        // also picks whose security groups are created or listed.
+        let owned = matches!(segments, ["functions", ..] | ["security-groups"]);
+        if let (Some(owner), true) = (&self.owner, owned) {
             req = req.query(&[("owner", owner)]);
         }
         if let Some(token) = &self.token {
@@ -325,6 +327,14 @@ mod tests {
             None,
             "only function routes carry the owner"
         );
+        for (segments, query) in [
+            (&["security-groups"][..], Some("owner=bob")),
+            (&["security-groups", "sg-1"][..], None),
+            (&["subnets"][..], None),
+        ] {
+            let req = owned.request(Method::POST, segments, &[]).build().unwrap();
+            assert_eq!(req.url().query(), query, "{segments:?}");
+        }
         assert!(Client::new("http://x", Some("abc\n")).unwrap().has_token());
     }
 

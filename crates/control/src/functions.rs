@@ -189,6 +189,8 @@ impl ControlPlane {
         f.scaling_config = new.scaling_config.unwrap_or_default();
         f.dead_letter_target = new.dead_letter_target;
         check_extras(&f)?;
+        self.check_vpc_references(&f.owner_id, f.vpc_config.as_ref())
+            .await?;
         let as_owner = Principal {
             owner_id: f.owner_id.clone(),
             is_admin: caller.is_admin,
@@ -290,6 +292,8 @@ impl ControlPlane {
             f.dead_letter_target = d;
         }
         check_extras(&f)?;
+        self.check_vpc_references(&f.owner_id, f.vpc_config.as_ref())
+            .await?;
         let owner = Principal {
             owner_id: f.owner_id.clone(),
             is_admin: caller.is_admin,

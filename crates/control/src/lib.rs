@@ -15,6 +15,7 @@ mod error;
 mod functions;
 mod invoke;
 mod layers;
+mod network;
 mod runners;
 mod triggers;
 mod versions;
@@ -27,7 +28,8 @@ pub use code::{CodeLimits, CodePackage};
 pub use deployments::NewDeployment;
 pub use error::ControlError;
 pub use functions::{FunctionPatch, FunctionRef, NewFunction};
-pub use hotswap_store::{ApiToken, FunctionFilter, InvocationCursor, Page, TokenRole};
+pub use hotswap_store::{ApiToken, FunctionFilter, InvocationCursor, Page, TokenRole, VpcUser};
+pub use network::{NewSubnet, SecurityGroupSpec};
 pub use runners::{Heartbeat, RunnerView};
 pub use triggers::NewTrigger;
 
@@ -40,7 +42,8 @@ pub struct ControlPlane {
     blobs: BlobStore,
     limits: CodeLimits,
     /// Bumped by every change to what an invocation resolves to (a
-    /// function, version, alias, layer or deployment step): the router's
+    /// function, version, alias, layer, subnet, security group or
+    /// deployment step): the router's
     /// cached routes are only used while it is unchanged.
     routing: Arc<std::sync::atomic::AtomicU64>,
     /// Bumped by every trigger write (and a function's deletion, which
@@ -61,8 +64,8 @@ impl ControlPlane {
     }
 
     /// The routing epoch: changes whenever something an invocation resolves
-    /// through (function, version, alias, layer, deployment weights) changes
-    /// on this server.
+    /// through (function, version, alias, layer, subnet, security group,
+    /// deployment weights) changes on this server.
     pub fn routing_epoch(&self) -> u64 {
         self.routing.load(std::sync::atomic::Ordering::Acquire)
     }

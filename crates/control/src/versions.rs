@@ -25,6 +25,10 @@ impl ControlPlane {
         let function = self.owned_function(caller, function, true).await?;
         let name = function.name.as_str();
         let latest = self.latest(&function).await?;
+        // What the version will run with must resolve now (a version keeps
+        // its vpcConfig for good).
+        self.check_vpc_references(&function.owner_id, latest.vpc_config.as_ref())
+            .await?;
         // Pin each layer to the version it resolves to now: a published
         // version never changes, not even through its layers.
         let owner = Principal {

@@ -15,6 +15,7 @@ pub mod function;
 pub mod invocation;
 pub mod layer;
 pub mod names;
+pub mod network;
 pub mod package;
 pub mod runner;
 pub mod runtime;
@@ -33,6 +34,9 @@ pub use function::Function;
 pub use invocation::{AsyncInvocation, AsyncStatus};
 pub use layer::{LayerRef, LayerVersion};
 pub use names::{DeadLetterTarget, Qualifier, LATEST};
+pub use network::{
+    EgressRule, EgressRuleInput, Ipv4Cidr, NetworkSpec, PortRange, Protocol, SecurityGroup, Subnet,
+};
 pub use runner::{RunnerHealth, RunnerMetrics, RunnerNode, RunnerResources};
 pub use runtime::Runtime;
 pub use trigger::{HttpAuthType, Trigger, TriggerConfig, TriggerType};

@@ -12,6 +12,7 @@ use crate::function::Function;
 use crate::names::LATEST;
 use crate::runtime::Runtime;
 use crate::time;
+use crate::value::VpcConfig;
 
 /// Function version status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -81,6 +82,11 @@ pub struct FunctionVersion {
     pub description: Option<String>,
     pub invocation_count: u64,
     pub status: VersionStatus,
+    /// HotSwap: the function's `vpcConfig` when this version was published
+    /// (for `$LATEST`, the function's current one). Versions stored before
+    /// networking existed have none.
+    #[serde(default)]
+    pub vpc_config: Option<VpcConfig>,
 }
 
 /// Where a version's code package lives in the blob store, under the
@@ -138,6 +144,7 @@ impl FunctionVersion {
             description,
             invocation_count: 0,
             status: VersionStatus::Active,
+            vpc_config: function.vpc_config.clone(),
         }
     }
 
@@ -210,13 +217,28 @@ mod tests {
         f.memory_size = 512;
         f.environment.insert("A".into(), "1".into());
         f.layers.push("deps".into());
+        f.vpc_config = Some(VpcConfig {
+            subnet_ids: vec!["subnet-1".into()],
+            ..Default::default()
+        });
         let s = FunctionVersion::snapshot(&f, 2, "cafe", 99, "alice", Some("d".into()));
+        assert_eq!(s.vpc_config, f.vpc_config);
         assert_eq!(s.memory_size, 512);
         assert_eq!(s.environment["A"], "1");
         assert_eq!(s.layers, vec!["deps"]);
         assert_eq!(s.created_by, "alice");
         assert_eq!(s.status, VersionStatus::Active);
         assert_eq!(s.invocation_count, 0);
+    }
+
+    #[test]
+    fn versions_without_vpc_config_still_load() {
+        let original = v(1);
+        let mut json = serde_json::to_value(&original).unwrap();
+        assert_eq!(json["vpcConfig"], serde_json::Value::Null);
+        json.as_object_mut().unwrap().remove("vpcConfig");
+        let back: FunctionVersion = serde_json::from_value(json).unwrap();
+        assert_eq!(back, original);
     }
 
     #[test]

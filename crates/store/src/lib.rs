@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use hotswap_domain::time::Timestamp;
 use hotswap_domain::{
     AsyncInvocation, AsyncStatus, Deployment, Function, FunctionAlias, FunctionVersion,
-    LayerVersion, RunnerNode, Trigger, VersionStatus,
+    LayerVersion, RunnerNode, SecurityGroup, Subnet, Trigger, VersionStatus,
 };
 
 pub mod blob;
@@ -183,6 +183,44 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass as `after` for the next page; `None` on the last page.
     pub next_token: Option<String>,
+}
+
+/// A function, or one of its stored versions, whose `vpcConfig` names a
+/// subnet or a security group.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VpcUser {
+    pub owner_id: String,
+    pub function_name: String,
+    pub function_id: String,
+    /// 0: the function's own configuration (its `$LATEST`); n ≥ 1: the
+    /// published version n.
+    pub version: u32,
+}
+
+/// `owner/function ($LATEST, v2), …`: who uses a subnet or a group, one
+/// entry per function, for a conflict message.
+pub fn describe_vpc_users(users: &[VpcUser]) -> String {
+    let mut sorted: Vec<&VpcUser> = users.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let head = sorted[i];
+        let versions: Vec<String> = sorted[i..]
+            .iter()
+            .take_while(|u| u.function_id == head.function_id)
+            .map(|u| hotswap_domain::version::version_string(u.version))
+            .collect();
+        i += versions.len();
+        parts.push(format!(
+            "{}/{} ({})",
+            head.owner_id,
+            head.function_name,
+            versions.join(", ")
+        ));
+    }
+    parts.join(", ")
 }
 
 /// What a claim hands a worker.
@@ -487,6 +525,40 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// The newest version of every layer, by name.
     async fn list_layers(&self) -> Result<Vec<LayerVersion>>;
     async fn delete_layer_version(&self, name: &str, version: u32) -> Result<bool>;
+
+    // ---- networking --------------------------------------------------------
+
+    /// Inserts a subnet. `Conflict` when its id or name is taken, or when
+    /// its block overlaps another subnet's (checked atomically with the
+    /// insert).
+    async fn create_subnet(&self, subnet: &Subnet) -> Result<()>;
+    /// The subnet with this id, if any.
+    async fn get_subnet(&self, subnet_id: &str) -> Result<Option<Subnet>>;
+    /// Every subnet, by name.
+    async fn list_subnets(&self) -> Result<Vec<Subnet>>;
+    /// Deletes the subnet; `false` when it did not exist. `Conflict`
+    /// (naming them) while a function or a stored version names it in its
+    /// `vpcConfig`, checked in the same transaction.
+    async fn delete_subnet(&self, subnet_id: &str) -> Result<bool>;
+    /// The functions and stored versions whose `vpcConfig` names the subnet.
+    async fn subnet_users(&self, subnet_id: &str) -> Result<Vec<VpcUser>>;
+
+    /// Inserts a security group. `Conflict` when its id is taken or its
+    /// owner has a group of that name.
+    async fn create_security_group(&self, group: &SecurityGroup) -> Result<()>;
+    /// The group with this id, if any.
+    async fn get_security_group(&self, group_id: &str) -> Result<Option<SecurityGroup>>;
+    /// Every group, or one owner's; by name, then id.
+    async fn list_security_groups(&self, owner_id: Option<&str>) -> Result<Vec<SecurityGroup>>;
+    /// Replaces name, rules and `updated_at` (owner and creation time are
+    /// kept). `NotFound` when absent; `Conflict` when another group of the
+    /// owner has the name.
+    async fn update_security_group(&self, group: &SecurityGroup) -> Result<()>;
+    /// Deletes the group; `false` when it did not exist. `Conflict` (naming
+    /// them) while a function or a stored version names it.
+    async fn delete_security_group(&self, group_id: &str) -> Result<bool>;
+    /// The functions and stored versions whose `vpcConfig` names the group.
+    async fn security_group_users(&self, group_id: &str) -> Result<Vec<VpcUser>>;
 
     // ---- API tokens ------------------------------------------------------
 

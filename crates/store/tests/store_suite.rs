@@ -21,9 +21,10 @@ use hotswap_domain::{
     DeploymentStrategy, Function, FunctionAlias, FunctionVersion, InvocationResult, RunnerNode,
     Runtime, ScalingConfig, Trigger, TriggerConfig, TriggerType, VersionStatus, VpcConfig,
 };
+use hotswap_domain::{EgressRule, EgressRuleInput, SecurityGroup, Subnet};
 use hotswap_store::{
     open_metadata_store, ApiToken, Claimed, FunctionFilter, MetadataStore, Result, StoreError,
-    TokenRole,
+    TokenRole, VpcUser,
 };
 
 // ---- harness ---------------------------------------------------------------
@@ -179,6 +180,10 @@ suite!(
     delete_function_cascades,
     data_survives_reopen,
     corrupt_rows_are_reported_not_panicked_on,
+    subnets_round_trip_and_never_overlap,
+    security_groups_belong_to_their_owner,
+    network_resources_in_use_cannot_be_deleted,
+    versions_keep_their_vpc_config,
 );
 
 // ---- fixtures ---------------------------------------------------------------
@@ -2543,7 +2548,8 @@ async fn a_database_at_migration_5_migrates_with_its_data(ctx: Ctx) {
             "INSERT INTO functions (name, owner_id, description, runtime, handler, memory_size, timeout, \
              environment, layers, vpc_config, tags, published_version, version_counter, created_at, \
              updated_at, total_invocations, last_invoked_at, scaling_config, dead_letter_target) VALUES \
-             ('orders', 'alice', 'old', 'Python311', 'app.handler', 256, 30, '{}', '[]', NULL, \
+             ('orders', 'alice', 'old', 'Python311', 'app.handler', 256, 30, '{}', '[]', \
+             '{\"subnetIds\":[\"subnet-old\"],\"securityGroupIds\":[],\"vpcId\":null}', \
              '{\"team\":\"core\"}', 'v1', 1, 1700000000000000, 1700000000000000, 7, NULL, '{}', NULL)",
             "INSERT INTO function_tags (function_name, tag_key, tag_value) VALUES ('orders', 'team', 'core')",
             "INSERT INTO versions (function_name, version, code_sha256, code_size, code_location, runtime, \
@@ -2596,6 +2602,14 @@ async fn a_database_at_migration_5_migrates_with_its_data(ctx: Ctx) {
         "stored locations stay"
     );
     assert_eq!(versions[1].invocation_count, 5);
+    // $LATEST takes the function's vpcConfig; an older published version
+    // has none.
+    assert_eq!(versions[0].vpc_config, f.vpc_config);
+    assert_eq!(
+        f.vpc_config.as_ref().map(|v| v.subnet_ids.clone()),
+        Some(vec!["subnet-old".to_owned()])
+    );
+    assert_eq!(versions[1].vpc_config, None);
     let prod = s
         .get_alias(&f.function_id, "prod")
         .await
@@ -2729,4 +2743,251 @@ async fn schedule_ticks_are_claimed_once_with_their_invocation(ctx: Ctx) {
         .await
         .unwrap());
     assert!(s.get_invocation("tick-d").await.unwrap().is_none());
+}
+
+// ---- networking ---------------------------------------------------------------
+
+fn subnet(id: &str, name: &str, cidr: &str) -> Subnet {
+    let mut s = Subnet::new(name, cidr.parse().expect("valid cidr"), "admin");
+    s.subnet_id = id.to_owned();
+    s.created_at = at(1_700_000_500_000_001);
+    s
+}
+
+fn rule(text: &str) -> EgressRule {
+    let (proto, rest) = text.split_once(':').expect("PROTO:…");
+    let (ports, dest) = match rest.rsplit_once(':') {
+        Some((p, d)) => (Some(p.to_owned()), d),
+        None => (None, rest),
+    };
+    EgressRuleInput {
+        protocol: proto.into(),
+        ports,
+        cidr: (dest != "host").then(|| dest.to_owned()),
+        host: dest == "host",
+    }
+    .parse(0)
+    .expect("valid rule")
+}
+
+fn group(id: &str, name: &str, owner: &str, rules: &[&str]) -> SecurityGroup {
+    let mut g = SecurityGroup::new(name, owner, rules.iter().map(|r| rule(r)).collect());
+    g.security_group_id = id.to_owned();
+    g.created_at = at(1_700_000_600_000_001);
+    g.updated_at = g.created_at;
+    g
+}
+
+async fn subnets_round_trip_and_never_overlap(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    let b = subnet("subnet-b", "b-net", "10.1.0.0/16");
+    let a = subnet("subnet-a", "a-net", "192.168.7.0/24");
+    s.create_subnet(&b).await.unwrap();
+    s.create_subnet(&a).await.unwrap();
+    assert_eq!(s.get_subnet("subnet-b").await.unwrap(), Some(b.clone()));
+    assert_eq!(s.get_subnet("subnet-x").await.unwrap(), None);
+    assert_eq!(s.list_subnets().await.unwrap(), vec![a.clone(), b.clone()]);
+
+    let message = conflict(
+        s.create_subnet(&subnet("subnet-c", "c", "10.1.2.0/24"))
+            .await,
+    );
+    assert!(message.contains("overlaps subnet 'b-net'"), "{message}");
+    conflict(
+        s.create_subnet(&subnet("subnet-c", "c", "10.0.0.0/8"))
+            .await,
+    );
+    conflict(
+        s.create_subnet(&subnet("subnet-c", "a-net", "10.2.0.0/16"))
+            .await,
+    );
+    conflict(
+        s.create_subnet(&subnet("subnet-a", "c", "10.3.0.0/16"))
+            .await,
+    );
+
+    // Two concurrent creators of overlapping blocks: one wins.
+    let (x, y) = (
+        subnet("subnet-x", "x", "172.16.0.0/16"),
+        subnet("subnet-y", "y", "172.16.4.0/24"),
+    );
+    let (rx, ry) = tokio::join!(s.create_subnet(&x), s.create_subnet(&y));
+    assert_eq!(
+        [rx.is_ok(), ry.is_ok()].iter().filter(|ok| **ok).count(),
+        1,
+        "{rx:?} {ry:?}"
+    );
+
+    assert!(s.delete_subnet("subnet-b").await.unwrap());
+    assert!(!s.delete_subnet("subnet-b").await.unwrap());
+    s.create_subnet(&subnet("subnet-c", "c", "10.1.2.0/24"))
+        .await
+        .unwrap();
+}
+
+async fn security_groups_belong_to_their_owner(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    let web = group(
+        "sg-web",
+        "web",
+        "alice",
+        &[
+            "tcp:5432:host",
+            "all:10.0.0.0/8",
+            "udp:53-54:192.168.0.0/16",
+        ],
+    );
+    let db = group("sg-db", "db", "alice", &[]);
+    let bobs = group("sg-bob", "web", "bob", &["tcp:443:10.9.0.0/16"]);
+    for g in [&web, &db, &bobs] {
+        s.create_security_group(g).await.unwrap();
+    }
+    assert_eq!(
+        s.get_security_group("sg-web").await.unwrap(),
+        Some(web.clone())
+    );
+    assert_eq!(s.get_security_group("sg-none").await.unwrap(), None);
+    assert_eq!(
+        s.list_security_groups(Some("alice")).await.unwrap(),
+        vec![db.clone(), web.clone()]
+    );
+    assert_eq!(
+        s.list_security_groups(None).await.unwrap(),
+        vec![db.clone(), bobs.clone(), web.clone()]
+    );
+    // Names are unique per owner.
+    let message = conflict(
+        s.create_security_group(&group("sg-2", "web", "alice", &[]))
+            .await,
+    );
+    assert!(message.contains("'web'"), "{message}");
+    conflict(
+        s.create_security_group(&group("sg-web", "x", "carol", &[]))
+            .await,
+    );
+
+    // An update replaces name and rules; owner and creation time stay.
+    let mut changed = web.clone();
+    changed.group_name = "web-2".into();
+    changed.egress = vec![rule("tcp:8000-8100:10.0.0.0/8")];
+    changed.owner_id = "mallory".into();
+    changed.created_at = at(1);
+    changed.updated_at = at(1_700_000_700_000_001);
+    s.update_security_group(&changed).await.unwrap();
+    let got = s.get_security_group("sg-web").await.unwrap().unwrap();
+    assert_eq!(got.group_name, "web-2");
+    assert_eq!(got.egress, changed.egress);
+    assert_eq!(got.updated_at, changed.updated_at);
+    assert_eq!(
+        (got.owner_id.as_str(), got.created_at),
+        ("alice", web.created_at)
+    );
+    let mut clash = db.clone();
+    clash.group_name = "web-2".into();
+    conflict(s.update_security_group(&clash).await);
+    let (kind, id) = not_found(
+        s.update_security_group(&group("sg-none", "n", "alice", &[]))
+            .await,
+    );
+    assert_eq!((kind, id.as_str()), ("security group", "sg-none"));
+
+    assert!(s.delete_security_group("sg-db").await.unwrap());
+    assert!(!s.delete_security_group("sg-db").await.unwrap());
+}
+
+async fn network_resources_in_use_cannot_be_deleted(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    // The fixture's function names subnet-1, subnet-2 and sg-1.
+    s.create_subnet(&subnet("subnet-1", "one", "10.1.0.0/24"))
+        .await
+        .unwrap();
+    s.create_subnet(&subnet("subnet-10", "ten", "10.10.0.0/24"))
+        .await
+        .unwrap();
+    s.create_security_group(&group("sg-1", "g1", "o", &["all:10.0.0.0/8"]))
+        .await
+        .unwrap();
+    s.create_security_group(&group("sg-10", "g10", "o", &[]))
+        .await
+        .unwrap();
+    let f = create(s, "netfn", "o").await;
+    let number = s.allocate_version_number(&f.function_id).await.unwrap();
+    s.insert_version(&snapshot(&f, number)).await.unwrap();
+
+    let user = |version: u32| VpcUser {
+        owner_id: "o".into(),
+        function_name: "netfn".into(),
+        function_id: f.function_id.clone(),
+        version,
+    };
+    assert_eq!(
+        s.subnet_users("subnet-1").await.unwrap(),
+        vec![user(0), user(1)]
+    );
+    assert_eq!(
+        s.security_group_users("sg-1").await.unwrap(),
+        vec![user(0), user(1)]
+    );
+    // An id that merely starts like a used one is not in use.
+    assert_eq!(s.subnet_users("subnet-10").await.unwrap(), vec![]);
+    assert_eq!(s.security_group_users("sg-10").await.unwrap(), vec![]);
+    assert!(s.delete_subnet("subnet-10").await.unwrap());
+    assert!(s.delete_security_group("sg-10").await.unwrap());
+
+    let message = conflict(s.delete_subnet("subnet-1").await);
+    assert_eq!(
+        message,
+        "subnet 'subnet-1' is in use by o/netfn ($LATEST, v1)"
+    );
+    let message = conflict(s.delete_security_group("sg-1").await);
+    assert_eq!(
+        message,
+        "security group 'sg-1' is in use by o/netfn ($LATEST, v1)"
+    );
+
+    // The function leaves the VPC: its published version still holds on.
+    let mut out = f.clone();
+    out.vpc_config = None;
+    s.update_function(&out, &snapshot(&out, 0)).await.unwrap();
+    assert_eq!(s.subnet_users("subnet-1").await.unwrap(), vec![user(1)]);
+    let message = conflict(s.delete_subnet("subnet-1").await);
+    assert!(message.ends_with("o/netfn (v1)"), "{message}");
+
+    s.delete_version(&f.function_id, number).await.unwrap();
+    assert_eq!(s.subnet_users("subnet-1").await.unwrap(), vec![]);
+    assert!(s.delete_subnet("subnet-1").await.unwrap());
+    assert!(s.delete_security_group("sg-1").await.unwrap());
+}
+
+async fn versions_keep_their_vpc_config(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    let f = create(s, "vpcver", "o").await;
+    let number = s.allocate_version_number(&f.function_id).await.unwrap();
+    let v1 = snapshot(&f, number);
+    assert!(v1.vpc_config.is_some());
+    s.insert_version(&v1).await.unwrap();
+    let mut moved = f.clone();
+    moved.vpc_config = Some(VpcConfig {
+        subnet_ids: vec!["subnet-9".into()],
+        ..Default::default()
+    });
+    s.update_function(&moved, &snapshot(&moved, 0))
+        .await
+        .unwrap();
+    let stored = s
+        .get_version(&f.function_id, number)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.vpc_config, f.vpc_config);
+    let latest = s.get_version(&f.function_id, 0).await.unwrap().unwrap();
+    assert_eq!(latest.vpc_config, moved.vpc_config);
+    let ctx = ctx.reopen().await;
+    let latest = ctx
+        .store
+        .get_version(&f.function_id, 0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(latest.vpc_config, moved.vpc_config);
 }

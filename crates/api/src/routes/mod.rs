@@ -11,6 +11,7 @@ pub(crate) mod fn_http;
 pub(crate) mod functions;
 pub(crate) mod invoke;
 pub(crate) mod layers;
+pub(crate) mod network;
 pub(crate) mod runners;
 pub(crate) mod tokens;
 pub(crate) mod triggers;
@@ -95,6 +96,24 @@ pub(crate) fn v1() -> Router<AppState> {
             get(triggers::get)
                 .patch(triggers::update)
                 .delete(triggers::delete),
+        )
+        .route(
+            "/subnets",
+            post(network::create_subnet).get(network::list_subnets),
+        )
+        .route(
+            "/subnets/{id}",
+            get(network::get_subnet).delete(network::delete_subnet),
+        )
+        .route(
+            "/security-groups",
+            post(network::create_security_group).get(network::list_security_groups),
+        )
+        .route(
+            "/security-groups/{id}",
+            get(network::get_security_group)
+                .put(network::update_security_group)
+                .delete(network::delete_security_group),
         )
         .route("/runners", post(runners::register).get(runners::list))
         .route("/runners/{node_id}", get(runners::get))

@@ -139,6 +139,11 @@ pub fn create_body(a: &FnCreateArgs, name: &str, zip_base64: String) -> Value {
     }
     put_opt(&mut body, "description", a.description.clone());
     put_opt(&mut body, "deadLetterTarget", a.dead_letter.clone());
+    put_opt(
+        &mut body,
+        "vpcConfig",
+        vpc_config(&a.subnet_ids, &a.security_group_ids),
+    );
     body.insert("code".into(), json!({ "zipFile": zip_base64 }));
     Value::Object(body)
 }
@@ -204,12 +209,30 @@ pub fn update_body(a: &FnUpdateArgs) -> Result<Value, CliError> {
     } else {
         put_opt(&mut body, "deadLetterTarget", a.dead_letter.clone());
     }
+    if a.clear_vpc {
+        body.insert("vpcConfig".into(), Value::Null);
+    } else {
+        put_opt(
+            &mut body,
+            "vpcConfig",
+            vpc_config(&a.subnet_ids, &a.security_group_ids),
+        );
+    }
     if body.is_empty() {
         return Err(CliError::usage(
-            "nothing to update: give at least one of --runtime, --handler, --memory, --timeout, --env, --clear-env, --layer, --description, --tag, --dead-letter, --clear-dead-letter",
+            "nothing to update: give at least one of --runtime, --handler, --memory, --timeout, --env, --clear-env, --layer, --description, --tag, --dead-letter, --clear-dead-letter, --subnet-id, --security-group-id, --clear-vpc",
         ));
     }
     Ok(Value::Object(body))
+}
+
+/// `vpcConfig` from `--subnet-id` and `--security-group-id`; `None` when
+/// neither is given.
+pub fn vpc_config(subnet_ids: &[String], security_group_ids: &[String]) -> Option<Value> {
+    if subnet_ids.is_empty() && security_group_ids.is_empty() {
+        return None;
+    }
+    Some(json!({ "subnetIds": subnet_ids, "securityGroupIds": security_group_ids }))
 }
 
 async fn update(ctx: &mut Ctx<'_>, a: FnUpdateArgs) -> Result<(), CliError> {
@@ -305,6 +328,54 @@ mod tests {
             panic!()
         };
         assert_eq!(update_body(&a).unwrap(), json!({"deadLetterTarget": null}));
+    }
+
+    #[test]
+    fn vpc_config_flags() {
+        let FnCommand::Create(a) = parse(&[
+            "fn",
+            "create",
+            "./x",
+            "--runtime",
+            "python311",
+            "--handler",
+            "app.handler",
+            "--subnet-id",
+            "subnet-a",
+            "--subnet-id",
+            "subnet-b",
+            "--security-group-id",
+            "sg-1",
+        ]) else {
+            panic!()
+        };
+        assert_eq!(
+            create_body(&a, "x", "UEsFBg==".into())["vpcConfig"],
+            json!({"subnetIds": ["subnet-a", "subnet-b"], "securityGroupIds": ["sg-1"]})
+        );
+        let FnCommand::Update(a) = parse(&["fn", "update", "f", "--subnet-id", "subnet-a"]) else {
+            panic!()
+        };
+        assert_eq!(
+            update_body(&a).unwrap(),
+            json!({"vpcConfig": {"subnetIds": ["subnet-a"], "securityGroupIds": []}})
+        );
+        let FnCommand::Update(a) = parse(&["fn", "update", "f", "--clear-vpc"]) else {
+            panic!()
+        };
+        assert_eq!(update_body(&a).unwrap(), json!({"vpcConfig": null}));
+        let cmd = Command::augment_subcommands(clap::Command::new("hotswap"));
+        assert!(cmd
+            .try_get_matches_from([
+                "hotswap",
+                "fn",
+                "update",
+                "f",
+                "--clear-vpc",
+                "--subnet-id",
+                "s"
+            ])
+            .is_err());
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub(crate) mod events;
 mod functions;
 mod invoke;
 mod logs;
+mod network;
 mod runners;
 mod tokens;
 mod triggers;
@@ -36,6 +37,8 @@ pub async fn execute(ctx: &mut Ctx<'_>, cmd: Command) -> Result<(), CliError> {
         Command::Deployments(c) => deployments::run(ctx, c).await,
         Command::Token(c) => tokens::run(ctx, c).await,
         Command::Whoami => tokens::whoami(ctx).await,
+        Command::Subnet(c) => network::subnets(ctx, c).await,
+        Command::SecurityGroup(c) => network::security_groups(ctx, c).await,
     }
 }
 

@@ -49,14 +49,15 @@ use sqlx::{AnyConnection, AnyPool};
 
 use hotswap_domain::{
     AsyncInvocation, AsyncStatus, Deployment, DeploymentStatus, Function, FunctionAlias,
-    FunctionVersion, LayerVersion, RunnerNode, Trigger, VersionStatus,
+    FunctionVersion, LayerVersion, RunnerNode, SecurityGroup, Subnet, Trigger, VersionStatus,
+    VpcConfig,
 };
 
 use hotswap_domain::time::Timestamp;
 
 use crate::{
-    ApiToken, Claimed, FunctionFilter, InvocationCursor, InvocationFilter, MetadataStore, Page,
-    Result, StoreError, TokenRole,
+    describe_vpc_users, ApiToken, Claimed, FunctionFilter, InvocationCursor, InvocationFilter,
+    MetadataStore, Page, Result, StoreError, TokenRole, VpcUser,
 };
 
 pub(crate) mod record;
@@ -86,6 +87,75 @@ impl Backend {
             Backend::Postgres => " FOR UPDATE",
         }
     }
+
+    /// A statement that keeps other writers of `table` out until the
+    /// transaction ends (PostgreSQL; SQLite's `BEGIN IMMEDIATE` already
+    /// does).
+    fn lock_table(self, table: &str) -> Option<String> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(format!("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")),
+        }
+    }
+}
+
+/// Which list of a `vpcConfig` a lookup reads.
+#[derive(Debug, Clone, Copy)]
+enum VpcField {
+    Subnets,
+    SecurityGroups,
+}
+
+impl VpcField {
+    fn ids(self, vpc: &VpcConfig) -> &[String] {
+        match self {
+            VpcField::Subnets => &vpc.subnet_ids,
+            VpcField::SecurityGroups => &vpc.security_group_ids,
+        }
+    }
+}
+
+/// The functions and stored versions whose `vpcConfig` names `id` in
+/// `field`. The `LIKE` narrows the rows to those whose JSON holds the id as
+/// a string; the decoded config decides.
+async fn vpc_users(conn: &mut AnyConnection, field: VpcField, id: &str) -> Result<Vec<VpcUser>> {
+    let quoted = serde_json::to_string(id)
+        .map_err(|e| StoreError::Corrupt(format!("id '{id}' cannot be searched for: {e}")))?;
+    let pattern = format!("%{quoted}%");
+    let mut users = BTreeSet::new();
+    let queries = [
+        (
+            "functions",
+            "SELECT function_id, owner_id, name, CAST(0 AS BIGINT) AS version, vpc_config FROM functions \
+             WHERE vpc_config LIKE $1",
+        ),
+        (
+            "versions",
+            "SELECT v.function_id AS function_id, f.owner_id AS owner_id, f.name AS name, \
+             v.version AS version, v.vpc_config AS vpc_config \
+             FROM versions v JOIN functions f ON f.function_id = v.function_id \
+             WHERE v.vpc_config LIKE $1",
+        ),
+    ];
+    for (table, sql) in queries {
+        let rows = query_with(sql, vec![text(&pattern)])
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(StoreError::Database)?;
+        for row in &rows {
+            let c = record::Cols::new(row, table);
+            let vpc: Option<VpcConfig> = c.opt_json("vpc_config")?;
+            if vpc.is_some_and(|v| field.ids(&v).iter().any(|i| i == id)) {
+                users.insert(VpcUser {
+                    owner_id: c.text("owner_id")?,
+                    function_name: c.text("name")?,
+                    function_id: c.text("function_id")?,
+                    version: c.int("version")?,
+                });
+            }
+        }
+    }
+    Ok(users.into_iter().collect())
 }
 
 /// [`MetadataStore`] on a SQLite or PostgreSQL database.
@@ -1136,6 +1206,99 @@ impl MetadataStore for SqlStore {
 
     async fn delete_layer_version(&self, name: &str, version: u32) -> Result<bool> {
         delete_by_key::<LayerVersion>(&self.pool, vec![text(name), int(version)]).await
+    }
+
+    // ---- networking --------------------------------------------------------
+
+    async fn create_subnet(&self, subnet: &Subnet) -> Result<()> {
+        let mut tx = self.begin().await?;
+        if let Some(lock) = self.backend.lock_table(Subnet::TABLE) {
+            execute(&mut *tx, &lock, vec![]).await?;
+        }
+        let sql = SqlText::select::<Subnet>("ORDER BY subnet_name");
+        let existing: Vec<Subnet> = fetch_all(&mut *tx, &sql, vec![]).await?;
+        if let Some(other) = existing.iter().find(|o| o.cidr.overlaps(&subnet.cidr)) {
+            return Err(StoreError::Conflict(format!(
+                "cidr {} overlaps subnet '{}' ({}, {})",
+                subnet.cidr, other.subnet_name, other.subnet_id, other.cidr
+            )));
+        }
+        insert(&mut *tx, subnet).await?;
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn get_subnet(&self, subnet_id: &str) -> Result<Option<Subnet>> {
+        fetch_by_key(&self.pool, vec![text(subnet_id)]).await
+    }
+
+    async fn list_subnets(&self) -> Result<Vec<Subnet>> {
+        let sql = SqlText::select::<Subnet>("ORDER BY subnet_name, subnet_id");
+        fetch_all(&self.pool, &sql, vec![]).await
+    }
+
+    async fn delete_subnet(&self, subnet_id: &str) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let users = vpc_users(&mut tx, VpcField::Subnets, subnet_id).await?;
+        if !users.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "subnet '{subnet_id}' is in use by {}",
+                describe_vpc_users(&users)
+            )));
+        }
+        let deleted = delete_by_key::<Subnet>(&mut *tx, vec![text(subnet_id)]).await?;
+        tx.commit().await.map_err(StoreError::Database)?;
+        Ok(deleted)
+    }
+
+    async fn subnet_users(&self, subnet_id: &str) -> Result<Vec<VpcUser>> {
+        let mut conn = self.pool.acquire().await.map_err(StoreError::Database)?;
+        vpc_users(&mut conn, VpcField::Subnets, subnet_id).await
+    }
+
+    async fn create_security_group(&self, group: &SecurityGroup) -> Result<()> {
+        insert(&self.pool, group).await
+    }
+
+    async fn get_security_group(&self, group_id: &str) -> Result<Option<SecurityGroup>> {
+        fetch_by_key(&self.pool, vec![text(group_id)]).await
+    }
+
+    async fn list_security_groups(&self, owner_id: Option<&str>) -> Result<Vec<SecurityGroup>> {
+        let (filter, values) = match owner_id {
+            Some(owner) => ("WHERE owner_id = $1 ", vec![text(owner)]),
+            None => ("", Vec::new()),
+        };
+        let sql = SqlText::select::<SecurityGroup>(&format!(
+            "{filter}ORDER BY group_name, security_group_id"
+        ));
+        fetch_all(&self.pool, &sql, values).await
+    }
+
+    async fn update_security_group(&self, group: &SecurityGroup) -> Result<()> {
+        if update(&self.pool, group, || already_exists(group)).await? {
+            Ok(())
+        } else {
+            Err(not_found("security group", &group.security_group_id))
+        }
+    }
+
+    async fn delete_security_group(&self, group_id: &str) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let users = vpc_users(&mut tx, VpcField::SecurityGroups, group_id).await?;
+        if !users.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "security group '{group_id}' is in use by {}",
+                describe_vpc_users(&users)
+            )));
+        }
+        let deleted = delete_by_key::<SecurityGroup>(&mut *tx, vec![text(group_id)]).await?;
+        tx.commit().await.map_err(StoreError::Database)?;
+        Ok(deleted)
+    }
+
+    async fn security_group_users(&self, group_id: &str) -> Result<Vec<VpcUser>> {
+        let mut conn = self.pool.acquire().await.map_err(StoreError::Database)?;
+        vpc_users(&mut conn, VpcField::SecurityGroups, group_id).await
     }
 
     // ---- API tokens ------------------------------------------------------

@@ -12,6 +12,7 @@ use hotswap_domain::{
     RunnerNode, Runtime, ScalingConfig, Trigger, TriggerConfig, TriggerType, VersionStatus,
     VpcConfig,
 };
+use hotswap_domain::{EgressRule, Ipv4Cidr, SecurityGroup, Subnet};
 
 use super::record::{columns, json_columns, named_columns, Record};
 use crate::{ApiToken, TokenRole};
@@ -42,7 +43,18 @@ json_columns!(
     DeploymentMetrics,
     Vec<DeploymentEvent>,
     BTreeMap<u32, DeploymentMetrics>,
+    Vec<EgressRule>,
 );
+
+/// A CIDR block is stored as its text, `10.0.0.0/16`.
+impl super::record::Column for Ipv4Cidr {
+    fn encode(&self, _: &str) -> crate::Result<super::record::Value> {
+        Ok(super::record::Value::Text(self.to_string()))
+    }
+    fn decode(cols: &super::record::Cols<'_>, column: &str) -> crate::Result<Self> {
+        cols.parsed(column)
+    }
+}
 
 impl Record for Function {
     const TABLE: &'static str = "functions";
@@ -75,7 +87,7 @@ impl Record for FunctionVersion {
     columns! {
         function_id, version, function_name, code_sha256, code_size, code_location, runtime, handler,
         memory_size, timeout, environment, layers, created_at, created_by, description,
-        invocation_count, status
+        invocation_count, status, vpc_config
     }
 
     fn describe(&self) -> String {
@@ -197,6 +209,36 @@ impl Record for LayerVersion {
     }
 }
 
+impl Record for Subnet {
+    const TABLE: &'static str = "subnets";
+    const KIND: &'static str = "subnet";
+    const KEY_LEN: usize = 1;
+
+    columns! {
+        subnet_id, subnet_name, cidr, created_at, created_by
+    }
+
+    fn describe(&self) -> String {
+        format!("'{}'", self.subnet_name)
+    }
+}
+
+impl Record for SecurityGroup {
+    const TABLE: &'static str = "security_groups";
+    const KIND: &'static str = "security group";
+    const KEY_LEN: usize = 1;
+    /// A group never changes hands, and keeps its creation time.
+    const KEEP_ON_UPDATE: &'static [&'static str] = &["owner_id", "created_at"];
+
+    columns! {
+        security_group_id, group_name, owner_id, egress, created_at, updated_at
+    }
+
+    fn describe(&self) -> String {
+        format!("'{}'", self.group_name)
+    }
+}
+
 impl Record for ApiToken {
     const TABLE: &'static str = "api_tokens";
     const KIND: &'static str = "API token";
@@ -242,6 +284,8 @@ mod tests {
         consistent::<RunnerNode>();
         consistent::<Deployment>();
         consistent::<ApiToken>();
+        consistent::<Subnet>();
+        consistent::<SecurityGroup>();
     }
 
     #[test]
