@@ -94,7 +94,7 @@ table inet {table} {{
     ip daddr @gateways iifgroup vmap @pre_policy
   }}
   chain input_nat {{
-    type nat hook input priority srcnat; policy accept;
+    type nat hook input priority 100; policy accept;
     iifname "{prefix}*" ct status dnat ip daddr 127.0.0.1 snat ip to 127.0.0.1
   }}
   chain input {{

@@ -338,7 +338,12 @@ impl Router {
             .layers_for(&version)
             .await
             .map_err(RouteError::Layer)?;
-        let plan = self.runner.plan(&f, &version, &layers, None)?;
+        let network = self
+            .control
+            .network_for(&version)
+            .await?
+            .map(|spec| network_policy(&f.function_id, number, &spec));
+        let plan = self.runner.plan(&f, &version, &layers, network)?;
         let prepared = Arc::new(Prepared {
             function: f,
             version,
@@ -423,3 +428,38 @@ pub mod worker;
 
 #[cfg(test)]
 mod tests;
+
+/// The network layer's policy for a version's VPC configuration, keyed by
+/// `functionId@version` so that a security group changed later replaces
+/// the rules of the instances already running under it.
+pub fn network_policy(
+    function_id: &str,
+    version: u32,
+    spec: &hotswap_domain::NetworkSpec,
+) -> hotswap_runner::network::Policy {
+    use hotswap_domain::network::Protocol;
+    use hotswap_runner::network::{Cidr, Dest, Policy, Proto, Rule};
+    let cidr = |c: &hotswap_domain::network::Ipv4Cidr| {
+        Cidr::new(c.network(), c.prefix()).expect("a domain CIDR has no host bits")
+    };
+    Policy {
+        key: format!("{function_id}@{version}"),
+        subnets: spec.subnets.iter().map(|s| cidr(&s.cidr)).collect(),
+        rules: spec
+            .rules
+            .iter()
+            .map(|r| Rule {
+                proto: match r.protocol {
+                    Protocol::Tcp => Proto::Tcp,
+                    Protocol::Udp => Proto::Udp,
+                    Protocol::All => Proto::All,
+                },
+                ports: r.ports.map(|p| (p.from(), p.to())),
+                dest: match &r.cidr {
+                    Some(c) if !r.host => Dest::Cidr(cidr(c)),
+                    _ => Dest::Host,
+                },
+            })
+            .collect(),
+    }
+}
