@@ -622,6 +622,18 @@ pub fn server_pid(data_dir: &Path) -> u32 {
     panic!("no server process for {}", data_dir.display());
 }
 
+/// Stops `server` with SIGTERM (it removes its table and interfaces) and
+/// waits for it to exit; returns whether it did within `secs`.
+pub fn stop_gracefully(server: Server, secs: u64) -> bool {
+    let pid = server_pid(&server.data_dir);
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let done = wait_until(secs, || exited(pid));
+    drop(server);
+    done
+}
+
 /// Whether `pid` has exited (gone, or a zombie nobody reaped yet).
 pub fn exited(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
