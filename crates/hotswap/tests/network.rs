@@ -32,13 +32,26 @@ struct Setup {
 
 impl Setup {
     fn new() -> Setup {
+        Setup::with_args(&[])
+    }
+
+    /// With `extra` server arguments.
+    fn with_args(extra: &[String]) -> Setup {
         let host = TestHost::start();
         let n = instance_octet();
         let name = format!("pub-{n}.example.test");
         let dir = tempfile::tempdir().unwrap();
         let hosts = hosts_file(dir.path(), &name, host.ip);
         let data = dir.path().join("data");
-        let server = net_server(&data, n, &hosts);
+        let mut args = net_args(n, &hosts);
+        args.extend_from_slice(extra);
+        let server = Server::start_with(
+            &data,
+            ServerOptions {
+                extra_args: args,
+                ..Default::default()
+            },
+        );
         Setup {
             host,
             name,
@@ -132,11 +145,16 @@ fn default_egress_reaches_public_hosts_and_nothing_private() {
 }
 
 /// The instances' resolver (the gateway, DNATed to the server's forwarder)
-/// answers names of `--instance-hosts-file` and `host.hotswap.internal`.
+/// answers `host.hotswap.internal` and names of `--instance-hosts-file`,
+/// and relays other names to `--instance-dns-upstream`.
 #[test]
 #[ignore = "product bug: the forwarder REFUSES every instance query (input_nat SNATs DNS to 127.0.0.1, so the client is not seen as an instance)"]
-fn the_instance_resolver_answers_from_the_hosts_file() {
-    let t = Setup::new();
+fn the_instance_resolver_answers_from_the_hosts_file_and_relays_the_rest() {
+    let upstream = FakeDns::start(std::net::Ipv4Addr::new(203, 0, 113, 77));
+    let t = Setup::with_args(&[
+        "--instance-dns-upstream".into(),
+        format!("127.0.0.1:{}", upstream.port),
+    ]);
     let s = t.s();
     create_probe(s, ADMIN_TOKEN, "probe", json!({}));
     let ip = t.host.ip.to_string();
@@ -150,6 +168,7 @@ fn the_instance_resolver_answers_from_the_hosts_file() {
                 "public_name": t.name,
                 // Not in the sandbox's /etc/hosts: only the forwarder knows it.
                 "host_internal_fqdn": "host.hotswap.internal.",
+                "relayed": "elsewhere.example.test",
             },
         }),
     );
@@ -160,6 +179,15 @@ fn the_instance_resolver_answers_from_the_hosts_file() {
         assert_ok(&out, "host_internal_fqdn"),
         gateway(t.n).to_string(),
         "{out}"
+    );
+    assert_eq!(assert_ok(&out, "relayed"), "203.0.113.77", "{out}");
+    assert!(
+        upstream.asked("elsewhere.example.test"),
+        "the upstream was asked"
+    );
+    assert!(
+        !upstream.asked(&t.name),
+        "hosts-file names are answered locally"
     );
 }
 

@@ -371,6 +371,76 @@ impl Drop for HostListener {
     }
 }
 
+/// An upstream resolver on 127.0.0.1 (UDP) answering every A query with
+/// one address and remembering the names asked; stops when dropped.
+pub struct FakeDns {
+    pub port: u16,
+    names: std::sync::Arc<Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FakeDns {
+    pub fn start(answer: Ipv4Addr) -> FakeDns {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let names = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (n, st) = (names.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while !st.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((len, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                let q = &buf[..len];
+                if q.len() < 17 {
+                    continue;
+                }
+                // The question: labels up to the root, then type and class.
+                let mut i = 12;
+                let mut labels = Vec::new();
+                while i < q.len() && q[i] != 0 {
+                    let l = q[i] as usize;
+                    labels.push(
+                        String::from_utf8_lossy(&q[i + 1..(i + 1 + l).min(q.len())]).into_owned(),
+                    );
+                    i += 1 + l;
+                }
+                let end = i + 5;
+                if end > q.len() {
+                    continue;
+                }
+                let qtype = u16::from_be_bytes([q[i + 1], q[i + 2]]);
+                n.lock().unwrap().push(labels.join(".").to_lowercase());
+                let mut r = Vec::with_capacity(end + 16);
+                r.extend_from_slice(&q[..2]);
+                r.extend_from_slice(&[0x81, 0x80, 0, 1, 0, u8::from(qtype == 1), 0, 0, 0, 0]);
+                r.extend_from_slice(&q[12..end]);
+                if qtype == 1 {
+                    r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+                    r.extend_from_slice(&answer.octets());
+                }
+                let _ = sock.send_to(&r, from);
+            }
+        });
+        FakeDns { port, names, stop }
+    }
+
+    /// Whether `name` was asked (case-insensitive, no trailing dot).
+    pub fn asked(&self, name: &str) -> bool {
+        let name = name.trim_end_matches('.').to_lowercase();
+        self.names.lock().unwrap().contains(&name)
+    }
+}
+
+impl Drop for FakeDns {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// The probe function: every key of the event is a kind of attempt, and
 /// the result maps each attempt's label to "ok: …" or
 /// "denied: <ExceptionName> <errno>", with `<label>_secs` how long it took.
