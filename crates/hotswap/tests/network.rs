@@ -148,7 +148,6 @@ fn default_egress_reaches_public_hosts_and_nothing_private() {
 /// answers `host.hotswap.internal` and names of `--instance-hosts-file`,
 /// and relays other names to `--instance-dns-upstream`.
 #[test]
-#[ignore = "product bug: the forwarder REFUSES every instance query (input_nat SNATs DNS to 127.0.0.1, so the client is not seen as an instance)"]
 fn the_instance_resolver_answers_from_the_hosts_file_and_relays_the_rest() {
     let upstream = FakeDns::start(std::net::Ipv4Addr::new(203, 0, 113, 77));
     let t = Setup::with_args(&[

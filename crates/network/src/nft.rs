@@ -27,9 +27,12 @@ pub const DEFAULT_GROUP: u32 = 2;
 /// First group number given to a security-group policy.
 pub const FIRST_POLICY_GROUP: u32 = 16;
 
-/// What a refused connection gets: an immediate "administratively
-/// prohibited" (the function fails fast instead of waiting for a timeout).
-const REJECT: &str = "reject with icmpx type admin-prohibited";
+/// What a refused connection gets, so the function fails at once instead of
+/// waiting for a timeout: a TCP reset (`ECONNREFUSED`), anything else ICMP
+/// "administratively prohibited" (`EHOSTUNREACH`). TCP is not left to ICMP:
+/// the kernel rate-limits the ICMP it sends (about six at once, then one a
+/// second per destination), resets are not.
+const REJECT: &str = "jump refuse";
 
 /// What the base table needs to know.
 #[derive(Debug, Clone)]
@@ -95,7 +98,7 @@ table inet {table} {{
   }}
   chain input_nat {{
     type nat hook input priority 100; policy accept;
-    iifname "{prefix}*" ct status dnat ip daddr 127.0.0.1 snat ip to 127.0.0.1
+    iifname "{prefix}*" ct status dnat ip daddr 127.0.0.1 meta l4proto {{ tcp, udp }} th dport != {dns_port} snat ip to 127.0.0.1
   }}
   chain input {{
     type filter hook input priority filter - 5; policy accept;
@@ -119,6 +122,10 @@ table inet {table} {{
     ct state established,related accept
     iifgroup vmap @fwd_policy
     {REJECT}
+  }}
+  chain refuse {{
+    meta l4proto tcp reject with tcp reset
+    reject with icmpx type admin-prohibited
   }}
   chain fwd_default {{
     ip daddr @blocked {REJECT}
@@ -297,7 +304,8 @@ mod tests {
             assert!(chain.contains("hsabcde*"), "{hook}: {chain}");
         }
         assert!(r.contains("dnat ip to 127.0.0.1:5353"));
-        assert!(r.contains("th dport { 8080 } reject"));
+        assert!(r.contains("th dport { 8080 } jump refuse"));
+        assert!(r.contains("th dport != 5353 snat ip to 127.0.0.1"));
         assert!(r.contains("169.254.0.0/16"));
         assert!(r.contains("masquerade"));
     }
@@ -337,9 +345,7 @@ mod tests {
             .unwrap();
         let drop = lines
             .iter()
-            .position(|l| {
-                *l == "add rule inet t fwd_16 ip daddr @blocked reject with icmpx type admin-prohibited"
-            })
+            .position(|l| *l == "add rule inet t fwd_16 ip daddr @blocked jump refuse")
             .unwrap();
         assert!(udp < drop && all < drop);
         assert!(lines.contains(&"add element inet t fwd_policy { 16 : jump fwd_16 }"));

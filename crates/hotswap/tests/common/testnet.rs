@@ -621,20 +621,17 @@ pub fn assert_ok(out: &Value, label: &str) -> String {
     v["ok: ".len()..].to_owned()
 }
 
-/// Asserts `out[label]` was refused with "no route to host"
-/// (ICMP admin-prohibited: errno 113) and quickly, not by a timeout.
+/// Asserts `out[label]` was refused by the network policy, not timed out:
+/// a TCP connection gets a reset (ECONNREFUSED, 111; the listener exists,
+/// so only the policy answers that), anything else ICMP admin-prohibited
+/// (EHOSTUNREACH, 113). A timeout has no errno.
 pub fn assert_refused(out: &Value, label: &str) {
     let v = out[label]
         .as_str()
         .unwrap_or_else(|| panic!("{label}: {out}"));
     assert!(
-        v.starts_with("denied: ") && v.ends_with(" 113"),
-        "{label} should be refused (EHOSTUNREACH): {out}"
-    );
-    let secs = out[format!("{label}_secs")].as_f64().unwrap();
-    assert!(
-        secs < 1.5,
-        "{label} should be refused at once, took {secs} s: {out}"
+        v.starts_with("denied: ") && (v.ends_with(" 111") || v.ends_with(" 113")),
+        "{label} should be refused (ECONNREFUSED or EHOSTUNREACH): {out}"
     );
 }
 
