@@ -464,3 +464,42 @@ fn without_nftables_isolated_refuses_to_start_and_auto_runs_without_network() {
         "{summary}"
     );
 }
+
+/// The host's route to an instance address (`ADDR dev hs… scope link`),
+/// if any.
+fn route_to(addr: &str) -> Option<String> {
+    let out = sh(&["ip", "-4", "-o", "route", "show", addr]);
+    out.lines().find(|l| l.starts_with(addr)).map(str::to_owned)
+}
+
+#[test]
+fn an_instance_that_ends_takes_its_interface_and_route_with_it() {
+    let t = Setup::new();
+    let s = t.s();
+    create_probe(s, ADMIN_TOKEN, "short", json!({}));
+    let out = probe(
+        s,
+        ADMIN_TOKEN,
+        "short",
+        json!({ "self_to": t.host.ip.to_string() }),
+    );
+    let addr = out["self"].as_str().unwrap().to_owned();
+    let route = route_to(&addr).unwrap_or_else(|| panic!("no host route to {addr}"));
+    let host_if = route
+        .split_whitespace()
+        .skip_while(|w| *w != "dev")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    assert!(host_if.starts_with("hs"), "{route}");
+    // Deleting the function stops its instances.
+    let (st, _) = s.admin("DELETE", "/v1/functions/short", None);
+    assert_eq!(st, 204);
+    assert!(
+        wait_until(10, || route_to(&addr).is_none()
+            && !links_with_prefix(&host_if)
+                .iter()
+                .any(|(n, _)| *n == host_if)),
+        "{host_if} ({addr}) outlived its instance"
+    );
+}

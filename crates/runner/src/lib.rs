@@ -501,11 +501,6 @@ impl Runner {
         })
     }
 
-    /// Whether instances' network is policed by the sandbox.
-    pub fn network_enforced(&self) -> bool {
-        self.sandbox.network_enforced()
-    }
-
     /// Runs one invocation to its end.
     pub async fn invoke(&self, req: InvokeRequest<'_>) -> Result<Invocation, RunnerError> {
         let (f, v) = (req.function, req.version);

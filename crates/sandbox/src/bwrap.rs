@@ -255,10 +255,6 @@ impl Sandbox for BwrapSandbox {
         }
     }
 
-    fn network_enforced(&self) -> bool {
-        self.network.is_some()
-    }
-
     fn isolated(&self) -> bool {
         true
     }

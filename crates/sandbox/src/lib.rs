@@ -137,10 +137,6 @@ pub trait Sandbox: Send + Sync + 'static {
     /// under it (for their new connections). A no-op where network policy
     /// is not enforced.
     fn refresh_network(&self, _policy: &network::Policy) {}
-    /// Whether instances' network is policed (own namespace, egress rules).
-    fn network_enforced(&self) -> bool {
-        false
-    }
 }
 
 /// Reads peak resident memory (`VmHWM`) of a process from `/proc`.
