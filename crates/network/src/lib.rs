@@ -326,7 +326,7 @@ impl Network {
         let prefix = format!("hs{}", config.id);
         std::fs::create_dir_all(&config.lock_dir)
             .map_err(|e| NetworkError::Setup(format!("{}: {e}", config.lock_dir.display())))?;
-        let lock = lock_file(&config.lock_dir, &config.id)?.ok_or_else(|| {
+        let lock = take_own_lock(&config.lock_dir, &config.id)?.ok_or_else(|| {
             NetworkError::Setup(format!(
                 "another running server uses network id {} (the same data directory)",
                 config.id
@@ -357,8 +357,7 @@ impl Network {
         .await
         .map_err(|e| NetworkError::Setup(format!("DNS forwarder: {e}")))?;
 
-        let dead = dead_ids(&config.lock_dir, &config.id);
-        clean_tables(&dead)?;
+        clean_tables(&config.lock_dir, &config.id)?;
         nft::apply(&nft::base_ruleset(&TableSpec {
             table: table.clone(),
             prefix: prefix.clone(),
@@ -386,17 +385,11 @@ impl Network {
         let worker_inner = inner.clone();
         let worker = std::thread::Builder::new()
             .name("hotswap-netns".into())
-            .spawn({
-                let dead = dead.clone();
-                move || worker(worker_inner, dead, rx, started_tx)
-            })
+            .spawn(move || worker(worker_inner, rx, started_tx))
             .map_err(|e| NetworkError::Setup(format!("network thread: {e}")))?;
         started_rx
             .recv()
             .map_err(|_| NetworkError::Setup("network thread died at start".into()))??;
-        for id in dead.iter().filter(|d| **d != inner.config.id) {
-            let _ = std::fs::remove_file(inner.config.lock_dir.join(format!("{id}.lock")));
-        }
         inner.ensure_subnet(inner.config.default_subnet)?;
         inner.send(Job::Refill);
         Ok(Network {
@@ -544,33 +537,39 @@ fn enable_forwarding() -> Result<(), NetworkError> {
     Ok(())
 }
 
-/// Ids of servers that are gone: this server's previous run, and every
-/// id whose lock file nobody holds.
-fn dead_ids(lock_dir: &Path, own_id: &str) -> Vec<String> {
-    let mut dead = vec![own_id.to_owned()];
-    if let Ok(entries) = std::fs::read_dir(lock_dir) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(id) = name.strip_suffix(".lock") {
-                if id != own_id && is_id(id) && matches!(lock_file(lock_dir, id), Ok(Some(_))) {
-                    dead.push(id.to_owned());
-                }
-            }
-        }
-    }
-    dead
+/// Whether server `id` is gone: nobody holds its lock. The lock file is
+/// created if missing and never removed (a starting server must never
+/// lock a file that a cleaner is about to unlink).
+fn is_dead(lock_dir: &Path, id: &str) -> bool {
+    is_id(id) && matches!(lock_file(lock_dir, id), Ok(Some(_)))
 }
 
 fn is_id(s: &str) -> bool {
     s.len() == 5 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Removes the tables of servers that are gone (their interfaces go with
-/// their namespaces, or are removed by the worker at start).
-fn clean_tables(dead: &[String]) -> Result<(), NetworkError> {
+/// Takes this server's lock, retrying briefly: a server cleaning up may
+/// hold it for an instant while it checks whether this id is alive.
+fn take_own_lock(
+    lock_dir: &Path,
+    id: &str,
+) -> Result<Option<nix::fcntl::Flock<File>>, NetworkError> {
+    for _ in 0..40 {
+        if let Some(l) = lock_file(lock_dir, id)? {
+            return Ok(Some(l));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(None)
+}
+
+/// Removes the tables of servers that are gone: this server's previous
+/// run and every server whose lock is free (their interfaces go with their
+/// namespaces, or are removed by the worker at start).
+fn clean_tables(lock_dir: &Path, own_id: &str) -> Result<(), NetworkError> {
     for table in nft::tables_with_prefix(TABLE_PREFIX)? {
         let id = &table[TABLE_PREFIX.len()..];
-        if dead.iter().any(|d| d == id) {
+        if id == own_id || is_dead(lock_dir, id) {
             nft::apply(&nft::delete_table(&table))?;
             tracing::info!(table, "removed the network table of a server that is gone");
         }
@@ -582,7 +581,6 @@ fn clean_tables(dead: &[String]) -> Result<(), NetworkError> {
 /// namespace, which no async worker thread may.
 fn worker(
     inner: Arc<Inner>,
-    dead: Vec<String>,
     jobs: mpsc::Receiver<Job>,
     started: mpsc::Sender<Result<(), NetworkError>>,
 ) {
@@ -611,12 +609,17 @@ fn worker(
         // is still held (normally none: they die with their instances).
         match netns::links_with_prefix(&host, "hs").await {
             Ok(links) => {
+                let mut dead: HashMap<String, bool> = HashMap::new();
                 for (name, index) in links {
                     let id = name.get(2..7).unwrap_or("");
                     let counter = name.get(7..).unwrap_or("");
                     let ours =
                         !counter.is_empty() && counter.bytes().all(|b| b.is_ascii_hexdigit());
-                    if ours && dead.iter().any(|d| d == id) {
+                    let gone = ours
+                        && *dead.entry(id.to_owned()).or_insert_with(|| {
+                            id == inner.config.id || is_dead(&inner.config.lock_dir, id)
+                        });
+                    if gone {
                         let _ = host.link().del(index).execute().await;
                         tracing::info!(interface = %name, "removed a leftover instance interface");
                     }
@@ -720,6 +723,21 @@ async fn refill(inner: &Arc<Inner>, host: &rtnetlink::Handle) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_is_dead_when_nobody_holds_its_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = take_own_lock(dir.path(), "abcde").unwrap().expect("free");
+        assert!(!is_dead(dir.path(), "abcde"));
+        assert!(lock_file(dir.path(), "abcde").unwrap().is_none());
+        drop(held);
+        assert!(is_dead(dir.path(), "abcde"));
+        // A table whose lock file is missing is a dead server's too.
+        assert!(is_dead(dir.path(), "12345"));
+        assert!(!is_dead(dir.path(), "hsdemo"));
+        // Lock files are never removed.
+        assert!(dir.path().join("abcde.lock").exists());
+    }
 
     #[test]
     fn ids_are_stable_five_hex_digits() {
