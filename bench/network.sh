@@ -28,13 +28,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start() { # name, extra args…
+start() { # name, extra args…; sets $started to its URL
   local name=$1; shift
   HOTSWAP_ADMIN_TOKEN=$token HOTSWAP_LOG=warn "$bin" server --listen 127.0.0.1:0 \
     --data-dir "$work/$name" --sandbox isolated "$@" >"$work/$name.log" 2>&1 &
   pids="$pids $!"
   for _ in $(seq 1 100); do grep -q "listening on" "$work/$name.log" && break; sleep 0.1; done
-  sed -n 's/^hotswap listening on //p' "$work/$name.log"
+  started=$(sed -n 's/^hotswap listening on //p' "$work/$name.log")
 }
 
 # The test host: a network namespace with a veth to the host.
@@ -67,8 +67,10 @@ PY
 ip netns exec "$ns" /usr/bin/python3 "$work/serve.py" &
 pids="$pids $!"
 
-with=$(start net)
-without=$(start nonet --instance-network none)
+start net
+with=$started
+start nonet --instance-network none
+without=$started
 
 cat >"$work/app.py" <<'PY'
 import time, urllib.request
