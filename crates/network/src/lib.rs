@@ -27,7 +27,8 @@ pub mod netns;
 pub mod nft;
 pub mod policy;
 
-pub use policy::{Cidr, Dest, Policy, Proto, Rule};
+pub use hotswap_domain::network::{EgressRule, Ipv4Cidr as Cidr};
+pub use policy::{Policy, SubnetAddresses};
 
 use netns::Prepared;
 use nft::{NftError, TableSpec, DEFAULT_GROUP, FIRST_POLICY_GROUP};
@@ -106,7 +107,7 @@ struct SubnetState {
 
 struct PolicyState {
     group: u32,
-    rules: Vec<Rule>,
+    rules: Vec<EgressRule>,
 }
 
 struct Inner {
@@ -344,7 +345,7 @@ impl Network {
             subnets
                 .keys()
                 .find(|c| c.contains(client))
-                .map(Cidr::gateway)
+                .map(SubnetAddresses::gateway)
         });
         let dns = dns::DnsForwarder::start(
             dns::DnsConfig {

@@ -26,7 +26,8 @@ use rtnetlink::packet_route::route::RouteScope;
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::nft::QUARANTINE;
-use crate::policy::Cidr;
+use crate::policy::SubnetAddresses;
+use crate::Cidr;
 use crate::NetworkError;
 
 /// A prepared namespace, not yet given to an instance.

@@ -18,7 +18,9 @@ use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 
-use crate::policy::{Dest, Proto, Rule, BLOCKED};
+use hotswap_domain::network::{EgressRule, Protocol};
+
+use crate::policy::BLOCKED;
 
 /// Group of interfaces not (yet) given to an instance: nothing passes.
 pub const QUARANTINE: u32 = 1;
@@ -145,14 +147,15 @@ pub fn add_gateway(table: &str, gateway: Ipv4Addr) -> String {
     format!("add element inet {table} gateways {{ {gateway} }}\n")
 }
 
-fn match_of(rule: &Rule) -> String {
+fn match_of(rule: &EgressRule) -> String {
     let mut m = String::new();
-    match rule.proto {
-        Proto::Tcp => m.push_str("meta l4proto tcp "),
-        Proto::Udp => m.push_str("meta l4proto udp "),
-        Proto::All => {}
+    match rule.protocol {
+        Protocol::Tcp => m.push_str("meta l4proto tcp "),
+        Protocol::Udp => m.push_str("meta l4proto udp "),
+        Protocol::All => {}
     }
-    if let (Some((from, to)), Proto::Tcp | Proto::Udp) = (rule.ports, rule.proto) {
+    if let (Some(p), true) = (rule.ports, rule.protocol.has_ports()) {
+        let (from, to) = (p.from(), p.to());
         if from == to {
             let _ = write!(m, "th dport {from} ");
         } else {
@@ -167,7 +170,7 @@ fn match_of(rule: &Rule) -> String {
 /// `exists` says whether the chains were created before (then they are
 /// flushed and refilled: instances already running follow the new rules
 /// for their new connections).
-pub fn policy_script(table: &str, group: u32, rules: &[Rule], exists: bool) -> String {
+pub fn policy_script(table: &str, group: u32, rules: &[EgressRule], exists: bool) -> String {
     let mut s = String::new();
     for chain in ["fwd", "pre", "in"] {
         let _ = writeln!(s, "add chain inet {table} {chain}_{group}");
@@ -177,14 +180,14 @@ pub fn policy_script(table: &str, group: u32, rules: &[Rule], exists: bool) -> S
     }
     for rule in rules {
         let m = match_of(rule);
-        match rule.dest {
-            Dest::Cidr(c) => {
+        match (rule.cidr, rule.host) {
+            (Some(c), false) => {
                 let _ = writeln!(
                     s,
                     "add rule inet {table} fwd_{group} ip daddr {c} {m}accept"
                 );
             }
-            Dest::Host => {
+            _ => {
                 let _ = writeln!(
                     s,
                     "add rule inet {table} pre_{group} {m}dnat ip to 127.0.0.1"
@@ -312,21 +315,25 @@ mod tests {
 
     #[test]
     fn policies_render_rules_before_the_private_ranges() {
+        use hotswap_domain::network::PortRange;
         let rules = [
-            Rule {
-                proto: Proto::Tcp,
-                ports: Some((5432, 5432)),
-                dest: Dest::Host,
+            EgressRule {
+                protocol: Protocol::Tcp,
+                ports: Some(PortRange::single(5432).unwrap()),
+                cidr: None,
+                host: true,
             },
-            Rule {
-                proto: Proto::Udp,
-                ports: Some((8000, 8100)),
-                dest: Dest::Cidr("10.1.0.0/16".parse().unwrap()),
+            EgressRule {
+                protocol: Protocol::Udp,
+                ports: Some(PortRange::new(8000, 8100).unwrap()),
+                cidr: Some("10.1.0.0/16".parse().unwrap()),
+                host: false,
             },
-            Rule {
-                proto: Proto::All,
+            EgressRule {
+                protocol: Protocol::All,
                 ports: None,
-                dest: Dest::Cidr("192.168.0.0/24".parse().unwrap()),
+                cidr: Some("192.168.0.0/24".parse().unwrap()),
+                host: false,
             },
         ];
         let s = policy_script("t", 16, &rules, false);

@@ -5,7 +5,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hotswap_network::{Cidr, Dest, Network, NetworkConfig, Policy, Proto, Rule};
+use hotswap_domain::network::{EgressRule, PortRange, Protocol};
+use hotswap_network::{Cidr, Network, NetworkConfig, Policy};
 
 fn root() -> bool {
     nix::unistd::geteuid().is_root() && Path::new("/usr/sbin/nft").exists()
@@ -66,22 +67,23 @@ async fn namespaces_are_prepared_attached_and_removed() {
         std::fs::read_to_string(format!("/sys/class/net/{}/netdev_group", a.host_if)).unwrap();
     assert_eq!(group.trim(), "2");
     // The pool refills: the next attach is fast.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let t = Instant::now();
     let b = tokio::task::block_in_place(|| {
         net.attach(Some(&Policy {
             key: "f@1".into(),
             subnets: vec!["10.252.0.0/24".parse().unwrap()],
-            rules: vec![Rule {
-                proto: Proto::Tcp,
-                ports: Some((5432, 5432)),
-                dest: Dest::Host,
+            rules: vec![EgressRule {
+                protocol: Protocol::Tcp,
+                ports: Some(PortRange::single(5432).unwrap()),
+                cidr: None,
+                host: true,
             }],
         }))
     })
     .unwrap();
     eprintln!("attach in a new subnet took {:?}", t.elapsed());
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let t = Instant::now();
     let c = tokio::task::block_in_place(|| net.attach(None)).unwrap();
     eprintln!("pooled attach took {:?}", t.elapsed());

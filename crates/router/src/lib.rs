@@ -437,29 +437,9 @@ pub fn network_policy(
     version: u32,
     spec: &hotswap_domain::NetworkSpec,
 ) -> hotswap_runner::network::Policy {
-    use hotswap_domain::network::Protocol;
-    use hotswap_runner::network::{Cidr, Dest, Policy, Proto, Rule};
-    let cidr = |c: &hotswap_domain::network::Ipv4Cidr| {
-        Cidr::new(c.network(), c.prefix()).expect("a domain CIDR has no host bits")
-    };
-    Policy {
+    hotswap_runner::network::Policy {
         key: format!("{function_id}@{version}"),
-        subnets: spec.subnets.iter().map(|s| cidr(&s.cidr)).collect(),
-        rules: spec
-            .rules
-            .iter()
-            .map(|r| Rule {
-                proto: match r.protocol {
-                    Protocol::Tcp => Proto::Tcp,
-                    Protocol::Udp => Proto::Udp,
-                    Protocol::All => Proto::All,
-                },
-                ports: r.ports.map(|p| (p.from(), p.to())),
-                dest: match &r.cidr {
-                    Some(c) if !r.host => Dest::Cidr(cidr(c)),
-                    _ => Dest::Host,
-                },
-            })
-            .collect(),
+        subnets: spec.subnets.iter().map(|s| s.cidr).collect(),
+        rules: spec.rules.clone(),
     }
 }
