@@ -8,6 +8,8 @@
 #      namespace, 198.51.100.0/30, routed through the host) vs. the same
 #      Python download code run on the host outside the sandbox.
 # Usage: bench/network.sh [cold samples, default 40] [MB, default 100]
+# BASE_BIN=path/to/an/older/hotswap adds a third server, that binary, to the
+# cold-start alternation (e.g. the commit before networking).
 # Needs hyperfine-free tools only: curl, ip, /usr/bin/python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,9 +30,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start() { # name, extra args…; sets $started to its URL
-  local name=$1; shift
-  HOTSWAP_ADMIN_TOKEN=$token HOTSWAP_LOG=warn "$bin" server --listen 127.0.0.1:0 \
+start() { # name, binary, extra args…; sets $started to its URL
+  local name=$1 b=$2; shift 2
+  HOTSWAP_ADMIN_TOKEN=$token HOTSWAP_LOG=warn "$b" server --listen 127.0.0.1:0 \
     --data-dir "$work/$name" --sandbox isolated "$@" >"$work/$name.log" 2>&1 &
   pids="$pids $!"
   for _ in $(seq 1 100); do grep -q "listening on" "$work/$name.log" && break; sleep 0.1; done
@@ -67,10 +69,18 @@ PY
 ip netns exec "$ns" /usr/bin/python3 "$work/serve.py" &
 pids="$pids $!"
 
-start net
+start net "$bin"
 with=$started
-start nonet --instance-network none
+start nonet "$bin" --instance-network none
 without=$started
+servers="$with $without"
+kinds="net none"
+if [ -n "${BASE_BIN:-}" ]; then
+  start base "$BASE_BIN"
+  base=$started
+  servers="$servers $base"
+  kinds="$kinds base"
+fi
 
 cat >"$work/app.py" <<'PY'
 import time, urllib.request
@@ -89,7 +99,7 @@ def download(event, context):
 PY
 (cd "$work" && /usr/bin/python3 -c 'import zipfile; z = zipfile.ZipFile("code.zip", "w"); z.write("app.py"); z.close()')
 code=$(base64 -w0 "$work/code.zip")
-for u in "$with" "$without"; do
+for u in $servers; do
   for i in $(seq 0 "$samples"); do
     curl -sf -H "$auth" -H 'content-type: application/json' "$u/v1/functions" \
       -d "{\"name\":\"cold-$i\",\"runtime\":\"Python311\",\"handler\":\"app.handler\",\"memorySize\":1792,\"code\":{\"zipFile\":\"$code\"}}" >/dev/null
@@ -100,10 +110,13 @@ done
 echo "# $(date -u +%FT%TZ) $(nproc) cores, $(git rev-parse --short HEAD 2>/dev/null)"
 echo "## (a) cold start, $samples functions each, alternating servers (curl time_total)"
 for i in $(seq 1 "$samples"); do
-  printf 'net %s\n' "$(curl -s -o /dev/null -w '%{time_total}' -H "$auth" "$with/v1/functions/cold-$i/invoke" -d '{}')"
-  printf 'none %s\n' "$(curl -s -o /dev/null -w '%{time_total}' -H "$auth" "$without/v1/functions/cold-$i/invoke" -d '{}')"
+  set -- $kinds
+  for u in $servers; do
+    printf '%s %s\n' "$1" "$(curl -s -o /dev/null -w '%{time_total}' -H "$auth" "$u/v1/functions/cold-$i/invoke" -d '{}')"
+    shift
+  done
 done >"$work/cold.txt"
-for k in net none; do
+for k in $kinds; do
   grep "^$k " "$work/cold.txt" | cut -d' ' -f2 | sort -n | awk -v k="$k" '{ a[NR] = $1 * 1000 } END { printf "cold invoke, network %-4s p50 %.1f ms  p99 %.1f ms  (n=%d)\n", k, a[int(NR*0.5+0.5)], a[int(NR*0.99+0.5)], NR }'
 done
 
@@ -112,10 +125,10 @@ curl -sf -H "$auth" -H 'content-type: application/json' "$with/v1/functions" \
   -d "{\"name\":\"dl\",\"runtime\":\"Python311\",\"handler\":\"app.download\",\"memorySize\":1792,\"timeout\":120,\"code\":{\"zipFile\":\"$code\"}}" >/dev/null
 event="{\"url\":\"http://198.51.100.2:8000/?mb=$mb\"}"
 curl -sf -H "$auth" "$with/v1/functions/dl/invoke" -d '{"url":"http://198.51.100.2:8000/?mb=1"}' >/dev/null
-for run in 1 2 3; do
+for run in 1 2 3 4 5; do
   inside=$(curl -sf -H "$auth" "$with/v1/functions/dl/invoke" -d "$event")
   outside=$(cd "$work" && /usr/bin/python3 -c 'import json, sys, app; print(json.dumps(app.download(json.loads(sys.argv[1]), None)))' "$event")
-  /usr/bin/python3 - "$inside" "$outside" <<'PY'
+  /usr/bin/python3 - "$inside" "$outside" <<'PY' | tee -a "$work/ratios.txt"
 import json, sys
 i, o = (json.loads(a) for a in sys.argv[1:3])
 assert i["bytes"] == o["bytes"], (i, o)
@@ -123,3 +136,4 @@ mi, mo = i["bytes"] / i["seconds"] / 1e6, o["bytes"] / o["seconds"] / 1e6
 print("in the sandbox %.0f MB/s   on the host %.0f MB/s   ratio %.2f" % (mi, mo, mi / mo))
 PY
 done
+awk '{ r[NR] = $NF } END { n = asort(r); printf "median ratio %.2f (n=%d)\n", r[int((n + 1) / 2)], n }' "$work/ratios.txt"

@@ -31,7 +31,7 @@ pub use hotswap_domain::network::{EgressRule, Ipv4Cidr as Cidr};
 pub use policy::{Policy, SubnetAddresses};
 
 use netns::Prepared;
-use nft::{NftError, TableSpec, DEFAULT_GROUP, FIRST_POLICY_GROUP};
+use nft::{NftError, TableSpec, DEFAULT_GROUP, FIRST_POLICY_GROUP, QUARANTINE};
 
 /// The name instances resolve to their host.
 pub const HOST_NAME: &str = "host.hotswap.internal";
@@ -453,12 +453,16 @@ impl Network {
             resolv_conf,
             hosts,
         };
-        let ifname = &attachment.host_if;
-        std::fs::write(
-            format!("/sys/class/net/{ifname}/netdev_group"),
-            group.to_string(),
-        )
-        .map_err(|e| NetworkError::Setup(format!("interface group: {e}")))?;
+        if attachment.prepared.as_ref().map(|p| p.group) != Some(group) {
+            // Waits for the kernel's rtnl lock (a namespace being prepared
+            // or deleted holds it): only VPC instances pay it.
+            let ifname = &attachment.host_if;
+            std::fs::write(
+                format!("/sys/class/net/{ifname}/netdev_group"),
+                group.to_string(),
+            )
+            .map_err(|e| NetworkError::Setup(format!("interface group: {e}")))?;
+        }
         Ok(attachment)
     }
 
@@ -695,7 +699,16 @@ async fn refill(inner: &Arc<Inner>, host: &rtnetlink::Handle) {
             let n = inner.next_if.fetch_add(1, Ordering::Relaxed);
             let name = format!("{}{:x}", inner.prefix, n);
             let started = Instant::now();
-            match netns::prepare(host, &inner.home, &name, subnet, addr).await {
+            // The default subnet's namespaces are made in the default
+            // policy's group (nothing runs in a pooled namespace, and a cold
+            // start then needs no interface change); a VPC subnet's are
+            // quarantined until an instance's policy is known.
+            let group = if subnet == inner.config.default_subnet {
+                DEFAULT_GROUP
+            } else {
+                QUARANTINE
+            };
+            match netns::prepare(host, &inner.home, &name, subnet, addr, group).await {
                 Ok(p) => {
                     tracing::debug!(interface = %name, %addr, took = ?started.elapsed(), "network namespace prepared");
                     let mut subnets = inner.subnets.lock().unwrap();

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //!  instance netns                      host
-//!  eth0 ADDR/32  ── veth ──  hs<id><n>  GATEWAY/32, group QUARANTINE
+//!  eth0 ADDR/32  ── veth ──  hs<id><n>  GATEWAY/32, group (see below)
 //!  GATEWAY/32 dev eth0 scope link      ADDR/32 dev hs<id><n> scope link
 //!  default via GATEWAY
 //! ```
@@ -25,7 +25,6 @@ use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute};
 use rtnetlink::packet_route::route::RouteScope;
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
-use crate::nft::QUARANTINE;
 use crate::policy::SubnetAddresses;
 use crate::Cidr;
 use crate::NetworkError;
@@ -38,6 +37,8 @@ pub struct Prepared {
     pub host_index: u32,
     pub addr: Ipv4Addr,
     pub subnet: Cidr,
+    /// The interface group it was created in.
+    pub group: u32,
 }
 
 fn io(what: &str, e: impl std::fmt::Display) -> NetworkError {
@@ -98,6 +99,7 @@ pub async fn prepare(
     host_if: &str,
     subnet: Cidr,
     addr: Ipv4Addr,
+    group: u32,
 ) -> Result<Prepared, NetworkError> {
     let gateway = subnet.gateway();
     // A new namespace, entered by this thread only to open a netlink
@@ -121,7 +123,7 @@ pub async fn prepare(
         .build();
     let veth = LinkVeth::new(host_if, "eth0")
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
-        .link_group(QUARANTINE)
+        .link_group(group)
         .build();
     host.link()
         .add(veth)
@@ -135,6 +137,7 @@ pub async fn prepare(
         host_index,
         addr,
         subnet,
+        group,
     };
     // From here on a failure leaves a link behind: the caller deletes it.
     let wire = async {

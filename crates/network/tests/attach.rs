@@ -83,10 +83,24 @@ async fn namespaces_are_prepared_attached_and_removed() {
     })
     .unwrap();
     eprintln!("attach in a new subnet took {:?}", t.elapsed());
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let t = Instant::now();
+    // A cold start's share: taking a prepared namespace from a full pool.
+    let mut took = Vec::new();
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (c, t) = tokio::task::block_in_place(|| {
+            let t = Instant::now();
+            (net.attach(None).unwrap(), t.elapsed())
+        });
+        took.push(t);
+        drop(c);
+    }
+    took.sort();
+    eprintln!(
+        "pooled attach: median {:?}, max {:?} (n=10)",
+        took[5], took[9]
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let c = tokio::task::block_in_place(|| net.attach(None)).unwrap();
-    eprintln!("pooled attach took {:?}", t.elapsed());
     assert_ne!(a.addr, c.addr);
     let group =
         std::fs::read_to_string(format!("/sys/class/net/{}/netdev_group", b.host_if)).unwrap();
