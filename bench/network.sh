@@ -122,7 +122,7 @@ done
 
 echo "## (b) downloading $mb MB from the test host"
 curl -sf -H "$auth" -H 'content-type: application/json' "$with/v1/functions" \
-  -d "{\"name\":\"dl\",\"runtime\":\"Python311\",\"handler\":\"app.download\",\"memorySize\":1792,\"timeout\":120,\"code\":{\"zipFile\":\"$code\"}}" >/dev/null
+  -d "{\"name\":\"dl\",\"runtime\":\"Python311\",\"handler\":\"app.download\",\"memorySize\":3584,\"timeout\":120,\"code\":{\"zipFile\":\"$code\"}}" >/dev/null
 event="{\"url\":\"http://198.51.100.2:8000/?mb=$mb\"}"
 curl -sf -H "$auth" "$with/v1/functions/dl/invoke" -d '{"url":"http://198.51.100.2:8000/?mb=1"}' >/dev/null
 for run in 1 2 3 4 5; do

@@ -90,9 +90,17 @@ pub fn id_for(dir: &Path) -> String {
 }
 
 enum Job {
+    /// A namespace was taken: refill after [`REFILL_DELAY`], off the
+    /// cold start that took it (preparing one costs a few ms of CPU).
     Refill,
+    /// Someone waits for a namespace: prepare now.
+    RefillNow,
     Delete(Prepared),
 }
+
+/// How long a refill waits after a namespace is taken, so that preparing
+/// the next one does not compete for the CPU with the instance starting.
+const REFILL_DELAY: Duration = Duration::from_millis(100);
 
 struct SubnetState {
     /// Addresses handed out or prepared (as u32).
@@ -282,7 +290,7 @@ impl Inner {
                 self.send(Job::Refill);
                 return Ok(p);
             }
-            self.send(Job::Refill);
+            self.send(Job::RefillNow);
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(NetworkError::Timeout);
@@ -392,7 +400,7 @@ impl Network {
             .recv()
             .map_err(|_| NetworkError::Setup("network thread died at start".into()))??;
         inner.ensure_subnet(inner.config.default_subnet)?;
-        inner.send(Job::Refill);
+        inner.send(Job::RefillNow);
         Ok(Network {
             inner,
             worker: Mutex::new(Some(worker)),
@@ -636,10 +644,14 @@ fn worker(
             }
         }
         let _ = started.send(Ok(()));
+        let mut due: Option<Instant> = None;
         loop {
-            // Refill every few seconds even without a request, so a subnet
-            // whose pool was drained by a burst comes back.
-            let job = match jobs.recv_timeout(Duration::from_secs(2)) {
+            // Refill when due, and every few seconds even without a
+            // request, so a subnet whose pool was drained comes back.
+            let wait = due.map_or(Duration::from_secs(2), |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            let job = match jobs.recv_timeout(wait) {
                 Ok(j) => Some(j),
                 Err(mpsc::RecvTimeoutError::Timeout) => None,
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -649,7 +661,17 @@ fn worker(
                     let _ = host.link().del(p.host_index).execute().await;
                     inner.release(p.subnet, p.addr);
                 }
-                Some(Job::Refill) | None => refill(&inner, &host).await,
+                Some(Job::Refill) => {
+                    due.get_or_insert_with(|| Instant::now() + REFILL_DELAY);
+                }
+                Some(Job::RefillNow) | None => {
+                    due = None;
+                    refill(&inner, &host).await;
+                }
+            }
+            if due.is_some_and(|d| d <= Instant::now()) {
+                due = None;
+                refill(&inner, &host).await;
             }
         }
         // Stopping: the pool's namespaces go.
