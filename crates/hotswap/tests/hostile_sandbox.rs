@@ -212,15 +212,7 @@ fn make_as(s: &Server, token: &str, name: &str, handler: &str) {
 
 /// Invokes and returns what the handler returned (it must succeed).
 fn run_as(s: &Server, token: &str, name: &str, event: Value) -> Value {
-    let (st, r) = s.call(
-        "POST",
-        &format!("/v1/functions/{name}/invoke?result=full"),
-        Some(token),
-        Some(event),
-    );
-    assert_eq!(st, 200, "{r}");
-    assert_eq!(r["success"], true, "{r}");
-    serde_json::from_str(r["body"].as_str().unwrap()).unwrap()
+    invoke_ok(s, token, name, event)
 }
 
 fn run(s: &Server, name: &str, handler: &str, event: Value) -> Value {

@@ -1223,16 +1223,7 @@ fn each_request_gets_an_access_log_line() {
             }
         });
     }
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(url) = line.strip_prefix("hotswap listening on ") {
-                let _ = tx.send(url.to_owned());
-            }
-        }
-    });
-    let url = rx
+    let url = listening_url(stdout)
         .recv_timeout(Duration::from_secs(60))
         .expect("server listening");
     let admin = |method: &str, path: &str, body: Value| -> (u16, Value) {

@@ -12,7 +12,7 @@ mod common;
 #[path = "common/testnet.rs"]
 mod testnet;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -437,16 +437,7 @@ fn without_nftables_isolated_refuses_to_start_and_auto_runs_without_network() {
             .unwrap(),
     );
     let stdout = child.0.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(url) = line.strip_prefix("hotswap listening on ") {
-                let _ = tx.send(url.to_owned());
-            }
-        }
-    });
-    let url = rx
+    let url = listening_url(stdout)
         .recv_timeout(Duration::from_secs(60))
         .expect("--sandbox auto starts without nftables");
     let local: Value = reqwest::blocking::Client::new()

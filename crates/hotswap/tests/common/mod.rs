@@ -393,3 +393,33 @@ pub fn create_function_as(
     assert_eq!(st, 201, "create {name}: {f}");
     f
 }
+
+/// Invokes `name` as `token` (`?result=full`) and returns what the handler
+/// returned, decoded; the invocation must succeed.
+pub fn invoke_ok(s: &Server, token: &str, name: &str, event: Value) -> Value {
+    let (st, r) = s.call(
+        "POST",
+        &format!("/v1/functions/{name}/invoke?result=full"),
+        Some(token),
+        Some(event),
+    );
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["success"], true, "{name}: {r}");
+    let body = r["body"].as_str().unwrap_or_else(|| panic!("{r}"));
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// Reads a server's stdout on a thread; the receiver gets the URL of its
+/// `hotswap listening on URL` line.
+pub fn listening_url(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(url) = line.strip_prefix("hotswap listening on ") {
+                let _ = tx.send(url.to_owned());
+            }
+        }
+    });
+    rx
+}
