@@ -8,9 +8,17 @@
 //!
 //! Everything here is pure (no I/O, no clock reads: times are arguments),
 //! so each rule has a unit test beside it.
+//!
+//! Queue triggers (being built): [`sources`] is the [`sources::QueueSource`]
+//! trait every queue backend implements, with an in-memory double;
+//! [`consumer`] runs one batch through a function with SQS event-source
+//! semantics (acknowledge on success, partial batch failures, visibility,
+//! `maxReceiveCount` and dead letters, throttling).
 
+pub mod consumer;
 pub mod events;
 pub mod gateway;
 pub mod http;
 pub mod scheduler;
+pub mod sources;
 pub mod stats;

@@ -1,0 +1,340 @@
+//! Running one batch of queue messages through a function, with the
+//! semantics of Lambda's SQS event source mappings:
+//!
+//! - a message is acknowledged only after the function succeeded for it;
+//! - on failure the batch (or, with `reportBatchItemFailures`, only the
+//!   items the function lists) becomes visible again after the visibility
+//!   timeout, counted as a receive;
+//! - a failed message that has been received `maxReceiveCount` times goes to
+//!   the dead-letter destination instead (kept in the queue when there is
+//!   none: never dropped);
+//! - a throttled batch (the function at `MaxInstances`) goes back at once
+//!   without counting as a receive.
+//!
+//! How the event is built and how the function's answer is read are
+//! arguments, so this module knows no wire shape; where messages come from
+//! is a [`QueueSource`] and how the function is run a [`BatchInvoker`].
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::sources::{Delivery, QueueSource, SourceError};
+
+/// What became of one invocation with a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Invoked {
+    /// The function returned this payload.
+    Succeeded(Bytes),
+    /// The function failed (error, timeout, crash): the whole batch failed.
+    Failed(String),
+    /// Not run: the function is at its concurrency limit.
+    Throttled,
+}
+
+/// Runs a batch's event through the trigger's function.
+#[async_trait]
+pub trait BatchInvoker: Send + Sync {
+    async fn invoke(&self, event: Bytes) -> Invoked;
+    /// Sends a dead message to a function (`deadLetterTarget: fn:…`) as an
+    /// asynchronous invocation; `Err` leaves the message in the queue.
+    async fn dead_letter_to_function(&self, message: &Delivery) -> Result<(), String>;
+}
+
+/// How the function's answer reads, per message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchOutcome {
+    AllSucceeded,
+    AllFailed,
+    /// These message ids failed; the others succeeded.
+    Partial(Vec<String>),
+}
+
+/// Where messages go after `max_receive_count` failed receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeadLetter {
+    /// Kept in the queue (and counted): never dropped.
+    Keep,
+    Queue(String),
+    Function,
+}
+
+/// The settings of one queue trigger that a batch needs.
+#[derive(Debug, Clone)]
+pub struct BatchSettings {
+    pub visibility: Duration,
+    pub max_receive_count: u32,
+    pub dead_letter: DeadLetter,
+    /// How long a throttled batch waits before it is visible again.
+    pub throttle_backoff: Duration,
+}
+
+/// What a batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    pub received: usize,
+    pub succeeded: usize,
+    /// Failed and left to be delivered again.
+    pub retried: usize,
+    pub dead_lettered: usize,
+    /// Failed past `maxReceiveCount` with no destination: kept.
+    pub kept: usize,
+    pub throttled: bool,
+    /// The function failed (the batch or some of its items).
+    pub failed: bool,
+    /// The function's or a dead-letter destination's error, for `lastError`.
+    pub error: Option<String>,
+}
+
+/// Runs `batch` through the function and settles every message with the
+/// source. `event` builds the function's event; `outcome` reads its answer
+/// (given the batch's message ids).
+pub async fn run_batch(
+    source: &dyn QueueSource,
+    invoker: &dyn BatchInvoker,
+    settings: &BatchSettings,
+    batch: Vec<Delivery>,
+    event: impl FnOnce(&[Delivery]) -> Bytes,
+    outcome: impl FnOnce(&Bytes, &[String]) -> BatchOutcome,
+) -> Result<BatchReport, SourceError> {
+    let mut report = BatchReport {
+        received: batch.len(),
+        ..BatchReport::default()
+    };
+    if batch.is_empty() {
+        return Ok(report);
+    }
+    let ids: Vec<String> = batch.iter().map(|d| d.message_id.clone()).collect();
+    let failed_ids: Vec<String> = match invoker.invoke(event(&batch)).await {
+        Invoked::Throttled => {
+            let receipts: Vec<String> = batch.iter().map(|d| d.receipt.clone()).collect();
+            source
+                .release(&receipts, settings.throttle_backoff, false)
+                .await?;
+            report.throttled = true;
+            return Ok(report);
+        }
+        Invoked::Failed(e) => {
+            report.error = Some(e);
+            ids.clone()
+        }
+        Invoked::Succeeded(payload) => {
+            match outcome(&payload, &ids) {
+                BatchOutcome::AllSucceeded => Vec::new(),
+                BatchOutcome::AllFailed => {
+                    report.error = Some("the function's batchItemFailures answer is invalid: the whole batch failed".into());
+                    ids.clone()
+                }
+                BatchOutcome::Partial(failed) => failed,
+            }
+        }
+    };
+    report.failed = !failed_ids.is_empty();
+    let (failed, succeeded): (Vec<Delivery>, Vec<Delivery>) = batch
+        .into_iter()
+        .partition(|d| failed_ids.contains(&d.message_id));
+    let done: Vec<String> = succeeded.iter().map(|d| d.receipt.clone()).collect();
+    if !done.is_empty() {
+        source.ack(&done).await?;
+    }
+    report.succeeded = done.len();
+    let mut retry = Vec::new();
+    for d in failed {
+        if d.receive_count < settings.max_receive_count {
+            retry.push(d.receipt);
+            continue;
+        }
+        match &settings.dead_letter {
+            DeadLetter::Keep => {
+                report.kept += 1;
+                retry.push(d.receipt);
+            }
+            DeadLetter::Queue(q) => {
+                source.dead_letter(&d.receipt, q).await?;
+                report.dead_lettered += 1;
+            }
+            DeadLetter::Function => match invoker.dead_letter_to_function(&d).await {
+                Ok(()) => {
+                    source.ack(std::slice::from_ref(&d.receipt)).await?;
+                    report.dead_lettered += 1;
+                }
+                Err(e) => {
+                    report.error = Some(format!("dead-letter function: {e}"));
+                    report.kept += 1;
+                    retry.push(d.receipt);
+                }
+            },
+        }
+    }
+    report.retried = retry.len() - report.kept.min(retry.len());
+    if !retry.is_empty() {
+        // Visible again when its visibility timeout ends, as on SQS.
+        source.release(&retry, settings.visibility, true).await?;
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::sources::MemoryQueue;
+
+    const VIS: Duration = Duration::from_secs(30);
+
+    /// Fails the messages whose body is in `bad`, the way it is told.
+    struct Fn {
+        answer: Mutex<Vec<Invoked>>,
+        dead: Mutex<Vec<String>>,
+    }
+
+    impl Fn {
+        fn answering(answers: Vec<Invoked>) -> Fn {
+            Fn {
+                answer: Mutex::new(answers),
+                dead: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl BatchInvoker for Fn {
+        async fn invoke(&self, _event: Bytes) -> Invoked {
+            self.answer.lock().unwrap().remove(0)
+        }
+        async fn dead_letter_to_function(&self, m: &Delivery) -> Result<(), String> {
+            self.dead.lock().unwrap().push(m.body.clone());
+            Ok(())
+        }
+    }
+
+    fn settings(dead_letter: DeadLetter) -> BatchSettings {
+        BatchSettings {
+            visibility: VIS,
+            max_receive_count: 2,
+            dead_letter,
+            throttle_backoff: Duration::ZERO,
+        }
+    }
+
+    fn event(b: &[Delivery]) -> Bytes {
+        Bytes::from(
+            b.iter()
+                .map(|d| d.body.clone())
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+    }
+
+    /// Reads `"fail:<id>,…"` payloads as partial failures.
+    fn outcome(p: &Bytes, _ids: &[String]) -> BatchOutcome {
+        let s = std::str::from_utf8(p).unwrap();
+        match s.strip_prefix("fail:") {
+            Some(ids) => BatchOutcome::Partial(ids.split(',').map(str::to_owned).collect()),
+            None if s == "invalid" => BatchOutcome::AllFailed,
+            None => BatchOutcome::AllSucceeded,
+        }
+    }
+
+    async fn step(q: &MemoryQueue, f: &Fn, s: &BatchSettings) -> BatchReport {
+        let batch = q.receive(10, VIS, Duration::ZERO).await.unwrap();
+        run_batch(q, f, s, batch, event, outcome).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_successful_batch_is_acknowledged() {
+        let q = MemoryQueue::new();
+        q.send("a");
+        q.send("b");
+        let f = Fn::answering(vec![Invoked::Succeeded(Bytes::from_static(b"ok"))]);
+        let r = step(&q, &f, &settings(DeadLetter::Keep)).await;
+        assert_eq!((r.received, r.succeeded, r.failed), (2, 2, false));
+        assert!(q.remaining().is_empty());
+    }
+
+    #[tokio::test]
+    async fn only_the_listed_items_are_retried_after_the_visibility_timeout() {
+        let q = MemoryQueue::new();
+        q.send("a");
+        let b = q.send("b");
+        let f = Fn::answering(vec![Invoked::Succeeded(Bytes::from(format!("fail:{b}")))]);
+        let r = step(&q, &f, &settings(DeadLetter::Keep)).await;
+        assert_eq!((r.succeeded, r.retried, r.failed), (1, 1, true));
+        assert_eq!(q.remaining(), [(b.clone(), 1)]);
+        // Not visible before the timeout, visible after it.
+        assert!(q.receive(10, VIS, Duration::ZERO).await.unwrap().is_empty());
+        q.advance(VIS);
+        let again = q.receive(10, VIS, Duration::ZERO).await.unwrap();
+        assert_eq!(
+            (again[0].message_id.as_str(), again[0].receive_count),
+            (b.as_str(), 2)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_or_misread_batch_fails_whole() {
+        for answer in [
+            Invoked::Failed("Unhandled".into()),
+            Invoked::Succeeded(Bytes::from_static(b"invalid")),
+        ] {
+            let q = MemoryQueue::new();
+            q.send("a");
+            q.send("b");
+            let f = Fn::answering(vec![answer]);
+            let r = step(&q, &f, &settings(DeadLetter::Keep)).await;
+            assert_eq!((r.succeeded, r.retried), (0, 2));
+            assert!(r.error.is_some());
+            assert_eq!(q.remaining().len(), 2);
+        }
+    }
+
+    #[tokio::test]
+    async fn past_max_receive_count_messages_go_to_their_destination() {
+        for dl in [
+            DeadLetter::Queue("dlq".into()),
+            DeadLetter::Function,
+            DeadLetter::Keep,
+        ] {
+            let q = MemoryQueue::new();
+            q.send("poison");
+            let f = Fn::answering(vec![
+                Invoked::Failed("boom".into()),
+                Invoked::Failed("boom".into()),
+            ]);
+            let s = settings(dl.clone());
+            let first = step(&q, &f, &s).await;
+            assert_eq!((first.retried, first.dead_lettered), (1, 0));
+            q.advance(VIS);
+            let second = step(&q, &f, &s).await;
+            match dl {
+                DeadLetter::Queue(_) => {
+                    assert_eq!(second.dead_lettered, 1);
+                    assert_eq!(q.dead_lettered("dlq"), ["poison"]);
+                    assert!(q.remaining().is_empty());
+                }
+                DeadLetter::Function => {
+                    assert_eq!(second.dead_lettered, 1);
+                    assert_eq!(*f.dead.lock().unwrap(), ["poison"]);
+                    assert!(q.remaining().is_empty());
+                }
+                DeadLetter::Keep => {
+                    assert_eq!((second.kept, second.dead_lettered), (1, 0));
+                    assert_eq!(q.remaining().len(), 1, "never dropped");
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_throttled_batch_goes_back_without_counting_a_receive() {
+        let q = MemoryQueue::new();
+        let a = q.send("a");
+        let f = Fn::answering(vec![Invoked::Throttled]);
+        let r = step(&q, &f, &settings(DeadLetter::Keep)).await;
+        assert!(r.throttled);
+        assert_eq!(q.remaining(), [(a, 0)]);
+        assert_eq!(q.receive(10, VIS, Duration::ZERO).await.unwrap().len(), 1);
+    }
+}
