@@ -175,6 +175,141 @@ pub async fn run_batch(
     Ok(report)
 }
 
+/// Builds the function's event from a batch.
+pub type EventBuilder = std::sync::Arc<dyn Fn(&[Delivery]) -> Bytes + Send + Sync>;
+/// Reads the function's answer, given the batch's message ids.
+pub type OutcomeReader = std::sync::Arc<dyn Fn(&Bytes, &[String]) -> BatchOutcome + Send + Sync>;
+/// Sees every batch's report and every source error.
+pub type Reporter = std::sync::Arc<dyn Fn(Result<&BatchReport, &SourceError>) + Send + Sync>;
+
+/// How a trigger's consumer polls and scales.
+#[derive(Clone)]
+pub struct ConsumeSettings {
+    pub batch: BatchSettings,
+    pub batch_size: usize,
+    /// Longest wait for a batch to fill (`maximumBatchingWindow`).
+    pub window: Duration,
+    /// Most batches in flight at once (`maximumConcurrency`).
+    pub max_concurrency: usize,
+    /// Pause after an empty receive or a source error.
+    pub idle_pause: Duration,
+    /// Builds the function's event from a batch.
+    pub event: EventBuilder,
+    /// Reads the function's answer (given the batch's message ids).
+    pub outcome: OutcomeReader,
+}
+
+/// Consumes `source` until `stop` turns true: one poller, plus one more
+/// concurrent batch for each full batch received, up to `max_concurrency`
+/// (a poller that finds the queue empty retires, the first one excepted).
+/// Throttled batches go back uncounted and slow the pollers down, so a
+/// trigger never pushes a function past its `MaxInstances`. `report` sees
+/// every batch's [`BatchReport`] and every source error.
+pub async fn consume(
+    source: std::sync::Arc<dyn QueueSource>,
+    invoker: std::sync::Arc<dyn BatchInvoker>,
+    settings: ConsumeSettings,
+    stop: tokio::sync::watch::Receiver<bool>,
+    report: Reporter,
+) {
+    let active = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    let (grow_tx, mut grow_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let spawn = |tasks: &mut tokio::task::JoinSet<()>, first: bool| {
+        active.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let (source, invoker, settings, stop, report, active, grow) = (
+            source.clone(),
+            invoker.clone(),
+            settings.clone(),
+            stop.clone(),
+            report.clone(),
+            active.clone(),
+            grow_tx.clone(),
+        );
+        tasks.spawn(async move {
+            poller(source, invoker, settings, stop, report, grow, first).await;
+            active.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        });
+    };
+    spawn(&mut tasks, true);
+    let mut stop_rx = stop.clone();
+    loop {
+        tokio::select! {
+            _ = stop_rx.changed() => {
+                if *stop_rx.borrow() { break; }
+            }
+            Some(()) = grow_rx.recv() => {
+                if active.load(std::sync::atomic::Ordering::SeqCst) < settings.max_concurrency.max(1) {
+                    spawn(&mut tasks, false);
+                }
+            }
+            Some(_) = tasks.join_next() => {}
+        }
+    }
+    // In-flight batches finish (their messages are settled); none starts.
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn poller(
+    source: std::sync::Arc<dyn QueueSource>,
+    invoker: std::sync::Arc<dyn BatchInvoker>,
+    settings: ConsumeSettings,
+    stop: tokio::sync::watch::Receiver<bool>,
+    report: Reporter,
+    grow: tokio::sync::mpsc::UnboundedSender<()>,
+    first: bool,
+) {
+    while !*stop.borrow() {
+        let batch = match source
+            .receive(
+                settings.batch_size,
+                settings.batch.visibility,
+                settings.window,
+            )
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => {
+                report(Err(&e));
+                tokio::time::sleep(settings.idle_pause).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            if !first {
+                return;
+            }
+            tokio::time::sleep(settings.idle_pause).await;
+            continue;
+        }
+        if batch.len() >= settings.batch_size {
+            let _ = grow.send(());
+        }
+        let (event, outcome) = (settings.event.clone(), settings.outcome.clone());
+        match run_batch(
+            source.as_ref(),
+            invoker.as_ref(),
+            &settings.batch,
+            batch,
+            |b| event(b),
+            |p, ids| outcome(p, ids),
+        )
+        .await
+        {
+            Ok(r) => {
+                report(Ok(&r));
+                if r.throttled {
+                    tokio::time::sleep(settings.idle_pause).await;
+                }
+            }
+            Err(e) => {
+                report(Err(&e));
+                tokio::time::sleep(settings.idle_pause).await;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -325,6 +460,82 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Succeeds for every batch, counting messages and concurrent batches.
+    struct Counting {
+        seen: Mutex<Vec<String>>,
+        now: std::sync::atomic::AtomicUsize,
+        peak: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl BatchInvoker for Counting {
+        async fn invoke(&self, event: Bytes) -> Invoked {
+            use std::sync::atomic::Ordering::SeqCst;
+            let n = self.now.fetch_add(1, SeqCst) + 1;
+            self.peak.fetch_max(n, SeqCst);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let body = String::from_utf8(event.to_vec()).unwrap();
+            self.seen
+                .lock()
+                .unwrap()
+                .extend(body.split(',').map(str::to_owned));
+            self.now.fetch_sub(1, SeqCst);
+            Invoked::Succeeded(Bytes::from_static(b"ok"))
+        }
+        async fn dead_letter_to_function(&self, _m: &Delivery) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_backlog_is_consumed_once_by_at_most_max_concurrency_batches() {
+        let q = std::sync::Arc::new(MemoryQueue::new());
+        for i in 0..300 {
+            q.send(&format!("b{i}"));
+        }
+        let f = std::sync::Arc::new(Counting {
+            seen: Mutex::new(Vec::new()),
+            now: Default::default(),
+            peak: Default::default(),
+        });
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let settings = ConsumeSettings {
+            batch: settings(DeadLetter::Keep),
+            batch_size: 10,
+            window: Duration::ZERO,
+            max_concurrency: 3,
+            idle_pause: Duration::from_millis(5),
+            event: std::sync::Arc::new(event),
+            outcome: std::sync::Arc::new(outcome),
+        };
+        let task = tokio::spawn(consume(
+            q.clone(),
+            f.clone(),
+            settings,
+            stop,
+            std::sync::Arc::new(|_| {}),
+        ));
+        for _ in 0..400 {
+            if q.remaining().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop_tx.send(true).unwrap();
+        task.await.unwrap();
+        let mut seen = f.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 300, "each message once");
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 300);
+        let peak = f.peak.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            (2..=3).contains(&peak),
+            "scaled up to, never past, 3: {peak}"
+        );
+        assert!(q.remaining().is_empty());
     }
 
     #[tokio::test]
