@@ -19,6 +19,7 @@ pub mod consumer;
 pub mod events;
 pub mod gateway;
 pub mod http;
+pub mod queues;
 pub mod scheduler;
 pub mod sources;
 pub mod stats;
