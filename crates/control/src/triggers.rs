@@ -1,6 +1,6 @@
 //! Triggers: event sources bound to a function's version or alias.
 
-use hotswap_domain::{Qualifier, Trigger, TriggerConfig, TriggerType};
+use hotswap_domain::{DeliveryTarget, Qualifier, Trigger, TriggerConfig, TriggerType};
 
 use crate::{ControlError, ControlPlane, FunctionRef, Principal, Result};
 
@@ -37,7 +37,44 @@ fn methods_overlap(a: &Option<Vec<String>>, b: &Option<Vec<String>>) -> bool {
         .any(|x| b.iter().any(|y| x.eq_ignore_ascii_case(y)))
 }
 
+/// A queue message must stay invisible while the function may still be
+/// processing it (api.md: `visibilityTimeout` ≥ the function's timeout).
+/// Without one, the consumer uses the larger of the default and the
+/// function's timeout ([`hotswap_domain::QueueSettings::visibility_timeout_for`]).
+fn check_visibility_timeout(trigger: &Trigger, f: &hotswap_domain::Function) -> Result<()> {
+    match trigger.config.visibility_timeout {
+        Some(v) if trigger.trigger_type == TriggerType::Queue && v < f.timeout => {
+            Err(ControlError::validation(format!(
+                "VisibilityTimeout ({v} s) must be at least the timeout of function '{}' ({} s)",
+                f.name, f.timeout
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl ControlPlane {
+    /// `fn:NAME` dead-letter and on-failure targets name an existing
+    /// function of the same owner (their syntax is `Trigger::validate`'s).
+    async fn check_delivery_targets(&self, trigger: &Trigger, owner: &str) -> Result<()> {
+        for (field, target) in [
+            ("DeadLetterTarget", &trigger.config.dead_letter_target),
+            ("OnFailure", &trigger.config.on_failure),
+        ] {
+            let Some(Ok(DeliveryTarget::Function { name, .. })) =
+                target.as_deref().map(str::parse::<DeliveryTarget>)
+            else {
+                continue;
+            };
+            if self.store.get_function(owner, &name).await?.is_none() {
+                return Err(ControlError::validation(format!(
+                    "{field} function '{name}' does not exist"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks that the trigger's target exists now.
     async fn check_target(&self, f: &hotswap_domain::Function, target: &str) -> Result<()> {
         let missing = |what: String| {
@@ -125,6 +162,8 @@ impl ControlPlane {
         if trigger.trigger_type == TriggerType::Http {
             self.check_http_path(&trigger, &f.owner_id).await?;
         }
+        check_visibility_timeout(&trigger, &f)?;
+        self.check_delivery_targets(&trigger, &f.owner_id).await?;
         if matches!(
             trigger.trigger_type,
             TriggerType::Queue | TriggerType::Stream
@@ -236,5 +275,46 @@ impl ControlPlane {
             return Err(ControlError::NotFound(format!("trigger '{id}' not found")));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn visibility_timeout_covers_the_function_timeout() {
+        let mut f = hotswap_domain::Function::new(
+            "worker",
+            hotswap_domain::Runtime::Python39,
+            "main.handler",
+            "tenant",
+        );
+        f.timeout = 60;
+        let queue = |v: Option<u32>| {
+            Trigger::new(
+                "worker",
+                TriggerType::Queue,
+                TriggerConfig {
+                    queue_name: Some("jobs".into()),
+                    visibility_timeout: v,
+                    ..Default::default()
+                },
+            )
+        };
+        assert!(check_visibility_timeout(&queue(None), &f).is_ok());
+        assert!(check_visibility_timeout(&queue(Some(60)), &f).is_ok());
+        let Err(ControlError::Validation(e)) = check_visibility_timeout(&queue(Some(59)), &f)
+        else {
+            panic!("a visibility timeout under the function's timeout is refused");
+        };
+        assert_eq!(
+            e.messages(),
+            ["VisibilityTimeout (59 s) must be at least the timeout of function 'worker' (60 s)"]
+        );
+        // Not a queue setting elsewhere (validation refuses it there).
+        let mut stream = queue(Some(1));
+        stream.trigger_type = TriggerType::Stream;
+        assert!(check_visibility_timeout(&stream, &f).is_ok());
     }
 }

@@ -39,7 +39,10 @@ pub use network::{
 };
 pub use runner::{RunnerHealth, RunnerMetrics, RunnerNode, RunnerResources};
 pub use runtime::Runtime;
-pub use trigger::{HttpAuthType, Trigger, TriggerConfig, TriggerType};
+pub use trigger::{
+    DeliveryTarget, HttpAuthType, QueueSettings, StartingPosition, StreamSettings, Trigger,
+    TriggerConfig, TriggerSource, TriggerType,
+};
 pub use validation::ValidationErrors;
 pub use value::{InvocationResult, ScalingConfig, VpcConfig};
 pub use version::{FunctionVersion, VersionStatus};

@@ -12,6 +12,19 @@ use crate::time;
 use crate::validation::ValidationErrors;
 
 pub mod schedule;
+pub mod settings;
+pub mod source;
+pub mod target;
+
+pub use settings::{QueueSettings, StreamSettings};
+pub use source::{StartingPosition, TriggerSource};
+pub use target::{DeliveryTarget, InvalidDeliveryTarget};
+
+use settings::{
+    MAX_BATCHING_WINDOW_S, MAX_MAXIMUM_CONCURRENCY, MAX_MAX_RECEIVE_COUNT,
+    MAX_PARALLELIZATION_FACTOR, MAX_RECORD_AGE_S, MAX_RETRY_ATTEMPTS, MIN_MAXIMUM_CONCURRENCY,
+    MIN_RECORD_AGE_S,
+};
 
 /// Event trigger types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -85,15 +98,45 @@ pub struct TriggerConfig {
     // Scheduled
     pub schedule_expression: Option<String>,
     pub timezone: Option<String>,
+    // Queue and Stream
+    /// HotSwap: what the trigger consumes. Queues: `embedded` (default),
+    /// `rabbitmq`, `nats`, `redis`; streams (required): `nats`, `redis`,
+    /// `kafka`.
+    pub source: Option<TriggerSource>,
+    /// Most messages or records per invocation (queues 10, streams 100).
+    pub batch_size: Option<u32>,
+    /// Read the function's `batchItemFailures` (default false).
+    pub report_batch_item_failures: Option<bool>,
     // Queue
     pub queue_name: Option<String>,
-    pub batch_size: Option<u32>,
-    /// Seconds.
+    /// Seconds (default 30, at least the function's timeout).
     pub visibility_timeout: Option<u32>,
+    /// Longest wait to fill a batch, seconds (0-300, default 0).
+    pub maximum_batching_window: Option<u32>,
+    /// Receives before a message is dead-lettered (1-1000, default 3).
+    pub max_receive_count: Option<u32>,
+    /// Most concurrent batches (2-1000; default: the function's limit).
+    pub maximum_concurrency: Option<u32>,
+    /// `fn:NAME[:QUALIFIER]` or `queue:NAME`: where messages go after
+    /// `maxReceiveCount` receives (default: kept in the queue).
+    pub dead_letter_target: Option<String>,
     // Stream
     pub stream_arn: Option<String>,
+    /// `TRIM_HORIZON`, `LATEST` or `AT_TIMESTAMP` (required for streams).
     pub starting_position: Option<String>,
+    /// RFC 3339; required with (and only with) `AT_TIMESTAMP`.
+    pub starting_position_timestamp: Option<String>,
+    /// Concurrent batches per shard (1-10, default 1).
     pub parallelization_factor: Option<u32>,
+    /// Split a failing batch in two before retrying (default false).
+    pub bisect_batch_on_function_error: Option<bool>,
+    /// -1 (default: until the records expire) or 0-10000.
+    pub maximum_retry_attempts: Option<i32>,
+    /// -1 (default: no limit) or 60-604800 seconds.
+    pub maximum_record_age_in_seconds: Option<i32>,
+    /// `fn:NAME[:QUALIFIER]` or `queue:NAME`: where a discarded batch is
+    /// described.
+    pub on_failure: Option<String>,
 }
 
 /// Who may call an HTTP trigger.
@@ -176,29 +219,41 @@ impl Trigger {
         if self.function_name.trim().is_empty() {
             errors.push("FunctionName is required");
         }
-        if self.trigger_type == TriggerType::Http && blank(&c.http_path) {
-            errors.push("HttpPath is required for HTTP triggers");
-        }
-        if self.trigger_type == TriggerType::Scheduled && blank(&c.schedule_expression) {
-            errors.push("ScheduleExpression is required for Scheduled triggers");
-        }
-        if self.trigger_type == TriggerType::Queue && blank(&c.queue_name) {
-            errors.push("QueueName is required for Queue triggers");
-        }
-        if self.trigger_type == TriggerType::Stream && blank(&c.stream_arn) {
-            errors.push("StreamArn is required for Stream triggers");
-        }
+        required_settings(self.trigger_type, c, &mut errors);
         if self.target_version.parse::<Qualifier>().is_err() {
             errors.push("TargetVersion must be $LATEST, a version number or an alias name");
         }
-        match self.trigger_type {
-            TriggerType::Http => validate_http(c, &mut errors),
-            TriggerType::Scheduled => validate_schedule(c, &mut errors),
-            TriggerType::Queue => validate_queue(c, &mut errors),
-            TriggerType::Stream => validate_stream(c, &mut errors),
-        }
+        type_settings(self.trigger_type, c, &mut errors);
         errors.extend(foreign_settings(self.trigger_type, c));
+        self.check_self_targets(&mut errors);
         errors.into_result()
+    }
+
+    /// A dead letter or failure sent back to the trigger's own function or
+    /// own embedded queue would only come round again.
+    fn check_self_targets(&self, errors: &mut ValidationErrors) {
+        let c = &self.config;
+        let targets = match self.trigger_type {
+            TriggerType::Queue => [("DeadLetterTarget", &c.dead_letter_target)],
+            TriggerType::Stream => [("OnFailure", &c.on_failure)],
+            _ => return,
+        };
+        for (field, target) in targets {
+            match target.as_deref().map(str::parse::<DeliveryTarget>) {
+                Some(Ok(DeliveryTarget::Function { name, .. })) if name == self.function_name => {
+                    errors.push(format!("{field} must name another function, not this one"));
+                }
+                Some(Ok(DeliveryTarget::Queue { name }))
+                    if self.trigger_type == TriggerType::Queue
+                        && c.source.unwrap_or(TriggerSource::DEFAULT_QUEUE)
+                            == TriggerSource::Embedded
+                        && c.queue_name.as_deref() == Some(name.as_str()) =>
+                {
+                    errors.push(format!("{field} must name another queue, not this one"));
+                }
+                _ => {}
+            }
+        }
     }
 
     pub fn is_valid(&self) -> bool {
@@ -297,6 +352,44 @@ pub fn http_route_shape(path: &str) -> String {
     format!("/{}", shape.join("/"))
 }
 
+/// The seed's "required" messages of a trigger type.
+fn required_settings(t: TriggerType, c: &TriggerConfig, errors: &mut ValidationErrors) {
+    match t {
+        TriggerType::Http if blank(&c.http_path) => {
+            errors.push("HttpPath is required for HTTP triggers")
+        }
+        TriggerType::Scheduled if blank(&c.schedule_expression) => {
+            errors.push("ScheduleExpression is required for Scheduled triggers")
+        }
+        TriggerType::Queue if blank(&c.queue_name) => {
+            errors.push("QueueName is required for Queue triggers")
+        }
+        TriggerType::Stream if blank(&c.stream_arn) => {
+            errors.push("StreamArn is required for Stream triggers")
+        }
+        _ => {}
+    }
+}
+
+fn type_settings(t: TriggerType, c: &TriggerConfig, errors: &mut ValidationErrors) {
+    match t {
+        TriggerType::Http => validate_http(c, errors),
+        TriggerType::Scheduled => validate_schedule(c, errors),
+        TriggerType::Queue => validate_queue(c, errors),
+        TriggerType::Stream => validate_stream(c, errors),
+    }
+}
+
+/// Every message about `c` as the config of a `t` trigger (what does not
+/// depend on the trigger's function or version).
+pub(crate) fn config_errors(t: TriggerType, c: &TriggerConfig) -> ValidationErrors {
+    let mut errors = ValidationErrors::new();
+    required_settings(t, c, &mut errors);
+    type_settings(t, c, &mut errors);
+    errors.extend(foreign_settings(t, c));
+    errors
+}
+
 fn blank(s: &Option<String>) -> bool {
     s.as_deref().is_none_or(|s| s.trim().is_empty())
 }
@@ -380,12 +473,29 @@ fn validate_schedule(c: &TriggerConfig, errors: &mut ValidationErrors) {
     }
 }
 
-fn validate_queue(c: &TriggerConfig, errors: &mut ValidationErrors) {
+fn validate_batch_size(c: &TriggerConfig, errors: &mut ValidationErrors) {
     if let Some(b) = c.batch_size {
         if !(1..=MAX_QUEUE_BATCH).contains(&b) {
             errors.push(format!("BatchSize must be 1-{MAX_QUEUE_BATCH}"));
         }
     }
+}
+
+fn validate_target(field: &str, target: &Option<String>, errors: &mut ValidationErrors) {
+    if let Some(t) = target.as_deref() {
+        if let Err(e) = t.parse::<DeliveryTarget>() {
+            errors.push(format!("{field} {e}"));
+        }
+    }
+}
+
+fn validate_queue(c: &TriggerConfig, errors: &mut ValidationErrors) {
+    if let Some(s) = c.source.filter(|s| !s.serves_queues()) {
+        errors.push(format!(
+            "Source '{s}' does not serve Queue triggers (embedded, rabbitmq, nats or redis)"
+        ));
+    }
+    validate_batch_size(c, errors);
     if let Some(v) = c.visibility_timeout {
         if v > MAX_VISIBILITY_TIMEOUT_S {
             errors.push(format!(
@@ -393,64 +503,165 @@ fn validate_queue(c: &TriggerConfig, errors: &mut ValidationErrors) {
             ));
         }
     }
+    if let Some(w) = c.maximum_batching_window {
+        if w > MAX_BATCHING_WINDOW_S {
+            errors.push(format!(
+                "MaximumBatchingWindow must be 0-{MAX_BATCHING_WINDOW_S} seconds"
+            ));
+        }
+    }
+    if let Some(n) = c.max_receive_count {
+        if !(1..=MAX_MAX_RECEIVE_COUNT).contains(&n) {
+            errors.push(format!("MaxReceiveCount must be 1-{MAX_MAX_RECEIVE_COUNT}"));
+        }
+    }
+    if let Some(n) = c.maximum_concurrency {
+        if !(MIN_MAXIMUM_CONCURRENCY..=MAX_MAXIMUM_CONCURRENCY).contains(&n) {
+            errors.push(format!(
+                "MaximumConcurrency must be {MIN_MAXIMUM_CONCURRENCY}-{MAX_MAXIMUM_CONCURRENCY}"
+            ));
+        }
+    }
+    validate_target("DeadLetterTarget", &c.dead_letter_target, errors);
 }
 
 fn validate_stream(c: &TriggerConfig, errors: &mut ValidationErrors) {
-    if let Some(p) = c.starting_position.as_deref() {
-        if !STARTING_POSITIONS.contains(&p) {
-            errors.push("StartingPosition must be TRIM_HORIZON, LATEST or AT_TIMESTAMP");
+    match c.source {
+        None => errors.push("Source is required for Stream triggers (nats, redis or kafka)"),
+        Some(s) if !s.serves_streams() => errors.push(format!(
+            "Source '{s}' does not serve Stream triggers (nats, redis or kafka)"
+        )),
+        Some(_) => {}
+    }
+    match c.starting_position.as_deref() {
+        None => errors.push(
+            "StartingPosition is required for Stream triggers (TRIM_HORIZON, LATEST or AT_TIMESTAMP)",
+        ),
+        Some(p) if !STARTING_POSITIONS.contains(&p) => {
+            errors.push("StartingPosition must be TRIM_HORIZON, LATEST or AT_TIMESTAMP")
         }
+        Some(_) => {}
+    }
+    let at_timestamp = c.starting_position.as_deref() == Some("AT_TIMESTAMP");
+    match c.starting_position_timestamp.as_deref() {
+        None if at_timestamp => errors
+            .push("StartingPositionTimestamp is required when StartingPosition is AT_TIMESTAMP"),
+        Some(_) if !at_timestamp => errors
+            .push("StartingPositionTimestamp applies only when StartingPosition is AT_TIMESTAMP"),
+        Some(t) if source::parse_starting_timestamp(t).is_none() => errors.push(
+            "StartingPositionTimestamp must be an RFC 3339 date-time, such as 2030-01-01T00:00:00Z",
+        ),
+        _ => {}
     }
     if let Some(f) = c.parallelization_factor {
-        if !(1..=10).contains(&f) {
-            errors.push("ParallelizationFactor must be 1-10");
+        if !(1..=MAX_PARALLELIZATION_FACTOR).contains(&f) {
+            errors.push(format!(
+                "ParallelizationFactor must be 1-{MAX_PARALLELIZATION_FACTOR}"
+            ));
         }
     }
-    if let Some(b) = c.batch_size {
-        if !(1..=MAX_QUEUE_BATCH).contains(&b) {
-            errors.push(format!("BatchSize must be 1-{MAX_QUEUE_BATCH}"));
+    validate_batch_size(c, errors);
+    if let Some(n) = c.maximum_retry_attempts {
+        if n != -1 && !(0..=MAX_RETRY_ATTEMPTS).contains(&n) {
+            errors.push(format!(
+                "MaximumRetryAttempts must be -1 (until the records expire) or 0-{MAX_RETRY_ATTEMPTS}"
+            ));
         }
     }
+    if let Some(n) = c.maximum_record_age_in_seconds {
+        if n != -1 && !(MIN_RECORD_AGE_S..=MAX_RECORD_AGE_S).contains(&n) {
+            errors.push(format!(
+                "MaximumRecordAgeInSeconds must be -1 (no limit) or {MIN_RECORD_AGE_S}-{MAX_RECORD_AGE_S}"
+            ));
+        }
+    }
+    validate_target("OnFailure", &c.on_failure, errors);
 }
 
 /// Settings of another trigger type are refused rather than ignored.
 fn foreign_settings(t: TriggerType, c: &TriggerConfig) -> ValidationErrors {
     let mut errors = ValidationErrors::new();
-    let groups: [(TriggerType, bool); 4] = [
+    let groups: [(TriggerType, Vec<(&str, bool)>); 4] = [
         (
             TriggerType::Http,
-            c.http_path.is_some()
-                || c.http_methods.is_some()
-                || c.cors_enabled.is_some()
-                || c.cors_allow_origins.is_some()
-                || c.cors_allow_methods.is_some()
-                || c.cors_allow_headers.is_some()
-                || c.cors_max_age.is_some()
-                || c.auth_type.is_some()
-                || c.rate_limit.is_some(),
+            vec![
+                ("HttpPath", c.http_path.is_some()),
+                ("HttpMethods", c.http_methods.is_some()),
+                ("CorsEnabled", c.cors_enabled.is_some()),
+                ("CorsAllowOrigins", c.cors_allow_origins.is_some()),
+                ("CorsAllowMethods", c.cors_allow_methods.is_some()),
+                ("CorsAllowHeaders", c.cors_allow_headers.is_some()),
+                ("CorsMaxAge", c.cors_max_age.is_some()),
+                ("AuthType", c.auth_type.is_some()),
+                ("RateLimit", c.rate_limit.is_some()),
+            ],
         ),
         (
             TriggerType::Scheduled,
-            c.schedule_expression.is_some() || c.timezone.is_some(),
+            vec![
+                ("ScheduleExpression", c.schedule_expression.is_some()),
+                ("Timezone", c.timezone.is_some()),
+            ],
         ),
         (
             TriggerType::Queue,
-            c.queue_name.is_some() || c.visibility_timeout.is_some(),
+            vec![
+                ("QueueName", c.queue_name.is_some()),
+                ("VisibilityTimeout", c.visibility_timeout.is_some()),
+                ("MaximumBatchingWindow", c.maximum_batching_window.is_some()),
+                ("MaxReceiveCount", c.max_receive_count.is_some()),
+                ("MaximumConcurrency", c.maximum_concurrency.is_some()),
+                ("DeadLetterTarget", c.dead_letter_target.is_some()),
+            ],
         ),
         (
             TriggerType::Stream,
-            c.stream_arn.is_some()
-                || c.starting_position.is_some()
-                || c.parallelization_factor.is_some(),
+            vec![
+                ("StreamArn", c.stream_arn.is_some()),
+                ("StartingPosition", c.starting_position.is_some()),
+                (
+                    "StartingPositionTimestamp",
+                    c.starting_position_timestamp.is_some(),
+                ),
+                ("ParallelizationFactor", c.parallelization_factor.is_some()),
+                (
+                    "BisectBatchOnFunctionError",
+                    c.bisect_batch_on_function_error.is_some(),
+                ),
+                ("MaximumRetryAttempts", c.maximum_retry_attempts.is_some()),
+                (
+                    "MaximumRecordAgeInSeconds",
+                    c.maximum_record_age_in_seconds.is_some(),
+                ),
+                ("OnFailure", c.on_failure.is_some()),
+            ],
         ),
     ];
-    for (owner, set) in groups {
-        if set && owner != t {
-            errors.push(format!("{owner} settings do not apply to {t} triggers"));
+    for (owner, fields) in groups {
+        let set: Vec<&str> = fields
+            .into_iter()
+            .filter_map(|(name, set)| set.then_some(name))
+            .collect();
+        if !set.is_empty() && owner != t {
+            errors.push(format!(
+                "{owner} settings do not apply to {t} triggers ({})",
+                set.join(", ")
+            ));
         }
     }
-    if c.batch_size.is_some() && !matches!(t, TriggerType::Queue | TriggerType::Stream) {
-        errors.push(format!("BatchSize does not apply to {t} triggers"));
+    if !matches!(t, TriggerType::Queue | TriggerType::Stream) {
+        for (name, set) in [
+            ("Source", c.source.is_some()),
+            ("BatchSize", c.batch_size.is_some()),
+            (
+                "ReportBatchItemFailures",
+                c.report_batch_item_failures.is_some(),
+            ),
+        ] {
+            if set {
+                errors.push(format!("{name} does not apply to {t} triggers"));
+            }
+        }
     }
     errors
 }

@@ -405,7 +405,7 @@ fn trigger_rules_per_type() {
         ("Queue", json!({ "queueName": "q" })),
         (
             "Stream",
-            json!({ "streamArn": "s", "startingPosition": "LATEST" }),
+            json!({ "streamArn": "s", "source": "nats", "startingPosition": "LATEST" }),
         ),
     ] {
         let (st, b) = trig(kind, config);

@@ -42,14 +42,7 @@ pub trait BatchInvoker: Send + Sync {
     async fn dead_letter_to_function(&self, message: &Delivery) -> Result<(), String>;
 }
 
-/// How the function's answer reads, per message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BatchOutcome {
-    AllSucceeded,
-    AllFailed,
-    /// These message ids failed; the others succeeded.
-    Partial(Vec<String>),
-}
+pub use crate::queue::response::BatchOutcome;
 
 /// Where messages go after `max_receive_count` failed receives.
 #[derive(Debug, Clone, PartialEq, Eq)]

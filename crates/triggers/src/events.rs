@@ -152,77 +152,54 @@ fn query_parameters(query: &str) -> Value {
 }
 
 /// A sample SQS batch: one record per body, from queue `queue` (a name, or
-/// an ARN used as is).
+/// an ARN used as is). The shape is [`crate::queue::event`]'s.
 pub fn sample_sqs(bodies: &[String], queue: &str, now: DateTime<Utc>) -> Value {
-    let arn = arn_or(queue, |name| {
-        format!("arn:aws:sqs:{DEFAULT_REGION}:{DEFAULT_ACCOUNT}:{name}")
-    });
+    let arn = arn_or(queue, crate::queue::event::queue_arn);
     let ms = millis(now);
-    let records: Vec<Value> = bodies
+    let messages: Vec<crate::queue::QueueMessage> = bodies
         .iter()
         .enumerate()
         .map(|(i, body)| {
             let message_id = sample_id(&["sqs", &arn, &ms.to_string(), &i.to_string(), body]);
             let receipt = base64::engine::general_purpose::STANDARD
                 .encode(format!("{message_id} {arn} {ms}"));
-            json!({
-                "messageId": message_id,
-                "receiptHandle": format!("AQEB{receipt}"),
-                "body": body,
-                "attributes": {
-                    "ApproximateReceiveCount": "1",
-                    "SentTimestamp": ms.to_string(),
-                    "SenderId": DEFAULT_ACCOUNT,
-                    "ApproximateFirstReceiveTimestamp": ms.to_string()
-                },
-                "messageAttributes": {},
-                "md5OfBody": md5_hex(body.as_bytes()),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": arn,
-                "awsRegion": DEFAULT_REGION
-            })
+            crate::queue::QueueMessage {
+                message_id,
+                receipt_handle: format!("AQEB{receipt}"),
+                body: body.clone(),
+                attributes: Default::default(),
+                receive_count: 1,
+                sent_timestamp_ms: ms,
+                first_receive_timestamp_ms: ms,
+                sender_id: None,
+            }
         })
         .collect();
-    json!({ "Records": records })
+    crate::queue::sqs_event(&arn, &messages)
 }
 
 /// A sample Kinesis batch: one record per entry of `records` (sent base64),
 /// all with `partition_key`, from stream `stream` (a name, or an ARN used as
-/// is).
+/// is). The shape is [`crate::stream::event`]'s.
 pub fn sample_kinesis(
     records: &[String],
     partition_key: &str,
     stream: &str,
     now: DateTime<Utc>,
 ) -> Value {
-    let arn = arn_or(stream, |name| {
-        format!("arn:aws:kinesis:{DEFAULT_REGION}:{DEFAULT_ACCOUNT}:stream/{name}")
-    });
+    let arn = arn_or(stream, crate::stream::event::stream_arn);
     let ms = millis(now);
-    let records: Vec<Value> = records
+    let records: Vec<crate::stream::StreamRecord> = records
         .iter()
         .enumerate()
-        .map(|(i, data)| {
-            let sequence = sequence_number(ms, i);
-            json!({
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": partition_key,
-                    "sequenceNumber": sequence,
-                    "data": base64::engine::general_purpose::STANDARD.encode(data),
-                    "approximateArrivalTimestamp": ms as f64 / 1000.0
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": format!("shardId-000000000000:{sequence}"),
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": format!("arn:aws:iam::{DEFAULT_ACCOUNT}:role/hotswap"),
-                "awsRegion": DEFAULT_REGION,
-                "eventSourceARN": arn
-            })
+        .map(|(i, data)| crate::stream::StreamRecord {
+            partition_key: partition_key.to_owned(),
+            sequence_number: sequence_number(ms, i),
+            data: data.as_bytes().to_vec(),
+            arrival_timestamp_ms: ms,
         })
         .collect();
-    json!({ "Records": records })
+    crate::stream::kinesis_event(&arn, &crate::stream::shard_id(0), &records)
 }
 
 /// A Kinesis-like 56-digit sequence number, increasing with time and index.

@@ -5,6 +5,10 @@
 //!   result back to an HTTP response, CORS and the per-trigger rate limit.
 //! - [`events`]: the EventBridge "Scheduled Event" a schedule tick
 //!   delivers, and sample events of every shape (`hotswap event …`).
+//! - [`queue`]: Queue triggers' SQS event, batch-failure responses,
+//!   batching window and redrive.
+//! - [`stream`]: Stream triggers' Kinesis event, batch-failure responses,
+//!   bisection, retry limits, per-key lanes and checkpoints.
 //!
 //! Everything here is pure (no I/O, no clock reads: times are arguments),
 //! so each rule has a unit test beside it.
@@ -19,7 +23,9 @@ pub mod consumer;
 pub mod events;
 pub mod gateway;
 pub mod http;
+pub mod queue;
 pub mod queues;
 pub mod scheduler;
 pub mod sources;
 pub mod stats;
+pub mod stream;
