@@ -784,6 +784,61 @@ pub struct GroupOwnerQuery {
     pub owner: Option<String>,
 }
 
+// ---- embedded queues ----------------------------------------------------------
+
+/// `POST /v1/queues/{name}/messages`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SendQueueMessageRequest {
+    /// The message, at most 256 KiB with its attributes' names and values
+    /// (413 past that). Tab, line feed, carriage return and characters from
+    /// U+0020 on (but U+FFFE and U+FFFF), as SQS allows.
+    #[schema(min_length = 1)]
+    pub body: String,
+    /// At most 10 string attributes (the function gets them as
+    /// `messageAttributes`). Names: 1-256 of letters, digits, `-`, `_` and
+    /// `.`, not starting with `AWS.` or `Amazon.`, not starting or ending
+    /// with `.`, no `..`; values non-empty.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// The answer to `POST /v1/queues/{name}/messages`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SendQueueMessageResponse {
+    /// The message's id (a UUID).
+    pub message_id: String,
+}
+
+/// The answer to `DELETE /v1/queues/{name}/messages`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PurgeQueueResponse {
+    /// How many messages were deleted (received ones included).
+    pub purged: u64,
+}
+
+/// `{name}`: a queue of the caller (or of `?owner=`).
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct QueuePath {
+    /// The queue's name: 1-80 letters, digits, `-` or `_`; unique per owner.
+    #[param(pattern = r"^[A-Za-z0-9_-]{1,80}$")]
+    pub name: String,
+}
+
+/// The owner whose queues a request addresses.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct QueueOwnerQuery {
+    /// The queues' owner (admins; default: the caller's own). Queue names
+    /// are unique per owner.
+    #[param(pattern = r"^[A-Za-z0-9._@-]{1,128}$")]
+    pub owner: Option<String>,
+}
+
 #[cfg(test)]
 mod object_tests {
     use super::*;

@@ -150,7 +150,8 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
 
 /// Whether `?owner=` means something on this request: a function's routes
 /// (read by [`FunctionPath`], or by [`Owner`] on `/v1/functions`), the
-/// trigger listing, and creating or listing security groups. Everywhere else it is an unknown parameter (400), never
+/// trigger listing, creating or listing security groups, and the queue
+/// routes. Everywhere else it is an unknown parameter (400), never
 /// silently ignored.
 fn owner_applies(parts: &Parts) -> bool {
     // Inside the `/v1` nest the path has lost its prefix.
@@ -159,6 +160,8 @@ fn owner_applies(parts: &Parts) -> bool {
     path.starts_with("/functions")
         || (path == "/triggers" && parts.method == Method::GET)
         || path == "/security-groups"
+        || path == "/queues"
+        || path.starts_with("/queues/")
 }
 
 /// The query parameters other than an `owner` that [`owner_applies`] to.

@@ -212,6 +212,7 @@ impl Modify for IntegerBounds {
         routes::network::create_subnet, routes::network::list_subnets, routes::network::get_subnet, routes::network::delete_subnet,
         routes::network::create_security_group, routes::network::list_security_groups, routes::network::get_security_group,
         routes::network::update_security_group, routes::network::delete_security_group,
+        routes::queues::send, routes::queues::list, routes::queues::get, routes::queues::purge,
         routes::runners::register, routes::runners::heartbeat, routes::runners::list, routes::runners::get, routes::runners::status,
         routes::deployments::create, routes::deployments::list, routes::deployments::get, routes::deployments::cancel, routes::deployments::promote, routes::deployments::rollback,
     ),

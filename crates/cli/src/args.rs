@@ -38,8 +38,8 @@ pub struct ClientArgs {
     /// Whose functions to address (admins): adds `?owner=OWNER` to every
     /// function request and to `trigger list --function`, binds
     /// `trigger create` to that owner's function, and picks whose security
-    /// groups `security-group create|list` address. Names are unique per
-    /// owner; without it, your own.
+    /// groups `security-group create|list` and whose queues `queue …`
+    /// address. Names are unique per owner; without it, your own.
     #[arg(long, global = true, help_heading = GLOBAL, env = "HOTSWAP_OWNER")]
     pub owner: Option<String>,
 }
@@ -113,6 +113,10 @@ pub enum Command {
     /// default egress.
     #[command(subcommand, name = "security-group", visible_alias = "sg")]
     SecurityGroup(SecurityGroupCommand),
+
+    /// Send messages to your embedded queues, list them, purge them.
+    #[command(subcommand)]
+    Queue(QueueCommand),
 
     /// Show who the current token belongs to.
     Whoami,
@@ -1117,6 +1121,52 @@ pub fn parse_egress_rule(s: &str) -> Result<EgressRule, String> {
             .collect();
         format!("invalid rule '{s}': {}", why.join("; "))
     })
+}
+
+// ------------------------------------------------------------------- queues
+
+const QUEUE_SEND_EXAMPLES: &str = "\
+Examples:
+  hotswap queue send orders '{\"orderId\": 42}'
+  hotswap queue send orders --file order.json --attribute source=web --attribute trace=abc
+  echo hello | hotswap queue send orders --file -
+
+The queue is created by its first message. The body is sent as text, as
+given (at most 256 KiB with the attributes).";
+
+/// Embedded queue commands (your queues; an admin may add --owner).
+#[derive(Debug, Clone, Subcommand)]
+pub enum QueueCommand {
+    /// Send a message; prints its messageId.
+    #[command(after_help = QUEUE_SEND_EXAMPLES)]
+    Send {
+        /// Queue name: 1-80 letters, digits, '-' or '_'.
+        name: String,
+        /// The message body (or give --file).
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        body: Option<String>,
+        /// Read the body from this file (`-`: stdin).
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+        /// A message attribute NAME=VALUE; repeat for more (at most 10).
+        #[arg(long = "attribute", value_name = "NAME=VALUE", value_parser = parse_key_value)]
+        attributes: Vec<(String, String)>,
+    },
+    /// List your queues with their depth.
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show one queue.
+    Get {
+        /// Queue name.
+        name: String,
+    },
+    /// Delete every message of a queue (received ones too).
+    Purge {
+        /// Queue name.
+        name: String,
+    },
 }
 
 // ------------------------------------------------------------------- paging

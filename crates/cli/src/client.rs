@@ -124,7 +124,11 @@ impl Client {
         }
         // Function names are unique per owner: `--owner` picks whose. It
         // also picks whose security groups are created or listed.
-        let owned = matches!(segments, ["functions", ..] | ["security-groups"]);
+        // And whose queues every queue request addresses.
+        let owned = matches!(
+            segments,
+            ["functions", ..] | ["security-groups"] | ["queues", ..]
+        );
         if let (Some(owner), true) = (&self.owner, owned) {
             req = req.query(&[("owner", owner)]);
         }
@@ -331,6 +335,8 @@ mod tests {
             (&["security-groups"][..], Some("owner=bob")),
             (&["security-groups", "sg-1"][..], None),
             (&["subnets"][..], None),
+            (&["queues"][..], Some("owner=bob")),
+            (&["queues", "q", "messages"][..], Some("owner=bob")),
         ] {
             let req = owned.request(Method::POST, segments, &[]).build().unwrap();
             assert_eq!(req.url().query(), query, "{segments:?}");

@@ -16,6 +16,7 @@ mod functions;
 mod invoke;
 mod layers;
 mod network;
+mod queues;
 mod runners;
 mod triggers;
 mod versions;
@@ -30,6 +31,7 @@ pub use error::ControlError;
 pub use functions::{FunctionPatch, FunctionRef, NewFunction};
 pub use hotswap_store::{ApiToken, FunctionFilter, InvocationCursor, Page, TokenRole, VpcUser};
 pub use network::{NewSubnet, SecurityGroupSpec};
+pub use queues::NewQueueMessage;
 pub use runners::{Heartbeat, RunnerView};
 pub use triggers::NewTrigger;
 

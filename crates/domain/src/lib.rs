@@ -17,6 +17,7 @@ pub mod layer;
 pub mod names;
 pub mod network;
 pub mod package;
+pub mod queue;
 pub mod runner;
 pub mod runtime;
 pub mod time;
@@ -37,6 +38,7 @@ pub use names::{DeadLetterTarget, Qualifier, LATEST};
 pub use network::{
     EgressRule, EgressRuleInput, Ipv4Cidr, NetworkSpec, PortRange, Protocol, SecurityGroup, Subnet,
 };
+pub use queue::{QueueMessage, QueueSummary, Receipt};
 pub use runner::{RunnerHealth, RunnerMetrics, RunnerNode, RunnerResources};
 pub use runtime::Runtime;
 pub use trigger::{

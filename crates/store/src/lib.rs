@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use hotswap_domain::time::Timestamp;
 use hotswap_domain::{
     AsyncInvocation, AsyncStatus, Deployment, Function, FunctionAlias, FunctionVersion,
-    LayerVersion, RunnerNode, SecurityGroup, Subnet, Trigger, VersionStatus,
+    LayerVersion, QueueMessage, QueueSummary, Receipt, RunnerNode, SecurityGroup, Subnet, Trigger,
+    VersionStatus,
 };
 
 pub mod blob;
@@ -559,6 +560,82 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn delete_security_group(&self, group_id: &str) -> Result<bool>;
     /// The functions and stored versions whose `vpcConfig` names the group.
     async fn security_group_users(&self, group_id: &str) -> Result<Vec<VpcUser>>;
+
+    // ---- embedded queues ---------------------------------------------------
+    //
+    // Queues are named per owner and exist from their first message on (a
+    // row in `queues`; purging keeps it). Messages are received oldest first
+    // (by `sent_at`); a received message stays invisible until the
+    // visibility timeout passes, and only the receipt of its latest receive
+    // can delete, release or move it.
+
+    /// Stores a new message (and its queue, when new) in one transaction.
+    /// `Conflict` when the message id is taken.
+    async fn queue_send(&self, message: &QueueMessage) -> Result<()>;
+    /// Receives up to `max` messages of the queue that are visible at
+    /// `now`, oldest first: each becomes invisible until `now + visibility`,
+    /// counts the receive, keeps (or gets) its `first_received_at` and gets
+    /// a new receipt, which is returned with it. Concurrent receivers never
+    /// get the same message while it is invisible.
+    async fn queue_receive(
+        &self,
+        owner_id: &str,
+        queue_name: &str,
+        max: u32,
+        visibility: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<Vec<(QueueMessage, Receipt)>>;
+    /// Deletes the messages whose latest receive handed out these receipts
+    /// (a stale receipt deletes nothing); how many were deleted.
+    async fn queue_ack(
+        &self,
+        owner_id: &str,
+        queue_name: &str,
+        receipts: &[Receipt],
+    ) -> Result<u64>;
+    /// Makes the messages of these (current) receipts visible again at
+    /// `now + delay`, spending the receipts. With `uncount`, the receive
+    /// is taken back: `receive_count` goes down by one (and
+    /// `first_received_at` is cleared when it reaches 0), for batches that
+    /// were never handed to the function. How many were released.
+    async fn queue_release(
+        &self,
+        owner_id: &str,
+        queue_name: &str,
+        receipts: &[Receipt],
+        delay: std::time::Duration,
+        uncount: bool,
+        now: Timestamp,
+    ) -> Result<u64>;
+    /// Moves the message of this (current) receipt to the owner's queue
+    /// `to_queue` (recorded when new), in one transaction: it keeps its id,
+    /// body, attributes and `sent_at`, gains the attribute
+    /// `DeadLetterSourceQueue` = `queue_name`, and starts over there
+    /// (visible at `now`, not received). `None` when the receipt is stale.
+    async fn queue_move(
+        &self,
+        owner_id: &str,
+        queue_name: &str,
+        receipt: &Receipt,
+        to_queue: &str,
+        now: Timestamp,
+    ) -> Result<Option<QueueMessage>>;
+    /// Deletes every message of the queue, received or not; how many. The
+    /// queue itself stays (with depth 0).
+    async fn queue_purge(&self, owner_id: &str, queue_name: &str) -> Result<u64>;
+    /// Every queue, or one owner's, by name then owner, counted at `now`.
+    async fn queue_summaries(
+        &self,
+        owner_id: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Vec<QueueSummary>>;
+    /// The queue, counted at `now`; `None` when it never had a message.
+    async fn queue_summary(
+        &self,
+        owner_id: &str,
+        queue_name: &str,
+        now: Timestamp,
+    ) -> Result<Option<QueueSummary>>;
 
     // ---- API tokens ------------------------------------------------------
 

@@ -22,6 +22,7 @@ use hotswap_domain::{
     Runtime, ScalingConfig, Trigger, TriggerConfig, TriggerType, VersionStatus, VpcConfig,
 };
 use hotswap_domain::{EgressRule, EgressRuleInput, SecurityGroup, Subnet};
+use hotswap_domain::{QueueMessage, Receipt};
 use hotswap_store::{
     open_metadata_store, ApiToken, Claimed, FunctionFilter, MetadataStore, Result, StoreError,
     TokenRole, VpcUser,
@@ -184,6 +185,12 @@ suite!(
     security_groups_belong_to_their_owner,
     network_resources_in_use_cannot_be_deleted,
     versions_keep_their_vpc_config,
+    queue_messages_are_sent_received_and_acknowledged,
+    invisible_messages_come_back_only_after_their_visibility,
+    released_messages_come_back_and_may_take_their_receive_back,
+    dead_lettered_messages_move_with_their_attributes,
+    purging_empties_one_owners_queue,
+    concurrent_receivers_get_each_message_once,
 );
 
 // ---- fixtures ---------------------------------------------------------------
@@ -2990,4 +2997,498 @@ async fn versions_keep_their_vpc_config(ctx: Ctx) {
         .unwrap()
         .unwrap();
     assert_eq!(latest.vpc_config, moved.vpc_config);
+}
+
+// ---- embedded queues ----------------------------------------------------------
+
+fn message(owner: &str, queue: &str, body: &str, sent: Timestamp) -> QueueMessage {
+    let attributes = BTreeMap::from([("trace".to_owned(), format!("t-{body}"))]);
+    QueueMessage::new(owner, queue, body, attributes, sent)
+}
+
+fn micros(n: i64) -> chrono::Duration {
+    chrono::Duration::microseconds(n)
+}
+
+fn bodies(received: &[(QueueMessage, Receipt)]) -> Vec<&str> {
+    received.iter().map(|(m, _)| m.body.as_str()).collect()
+}
+
+fn receipts(received: &[(QueueMessage, Receipt)]) -> Vec<Receipt> {
+    received.iter().map(|(_, r)| r.clone()).collect()
+}
+
+const VISIBILITY: Duration = Duration::from_secs(30);
+
+async fn queue_messages_are_sent_received_and_acknowledged(ctx: Ctx) {
+    let store = ctx.store.as_ref();
+    let t0 = time::now();
+    assert_eq!(
+        store.queue_summary("alice", "orders", t0).await.unwrap(),
+        None
+    );
+    let sent: Vec<QueueMessage> = (0..3)
+        .map(|i| message("alice", "orders", &format!("m{i}"), t0 + micros(i)))
+        .collect();
+    // Sent newest first: receives still go by sent_at.
+    for m in sent.iter().rev() {
+        store.queue_send(m).await.unwrap();
+    }
+    store
+        .queue_send(&message("bob", "orders", "bob's", t0))
+        .await
+        .unwrap();
+    let conflict_msg = conflict(store.queue_send(&sent[0]).await);
+    assert!(conflict_msg.contains("already exists"), "{conflict_msg}");
+
+    let now = t0 + micros(10);
+    let got = store
+        .queue_receive("alice", "orders", 2, VISIBILITY, now)
+        .await
+        .unwrap();
+    assert_eq!(bodies(&got), ["m0", "m1"]);
+    for (m, r) in &got {
+        assert_eq!(r.message_id(), m.message_id);
+        assert_eq!(m.receive_count, 1);
+        assert_eq!(m.first_received_at, Some(now));
+        assert_eq!(m.visible_at, now + chrono::Duration::seconds(30));
+        assert_eq!(m.owner_id, "alice");
+        assert_eq!(m.attributes["trace"], format!("t-{}", m.body));
+    }
+    let sum = store
+        .queue_summary("alice", "orders", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((sum.depth, sum.in_flight), (1, 2));
+    assert_eq!(
+        sum.created_at,
+        t0 + micros(2),
+        "the first message sent made it"
+    );
+    assert_eq!(sum.owner_id, "alice");
+
+    assert_eq!(
+        store
+            .queue_ack("alice", "orders", &receipts(&got))
+            .await
+            .unwrap(),
+        2
+    );
+    // Acknowledged once only; another owner's or queue's name matches nothing.
+    assert_eq!(
+        store
+            .queue_ack("alice", "orders", &receipts(&got))
+            .await
+            .unwrap(),
+        0
+    );
+    let rest = store
+        .queue_receive("alice", "orders", 10, VISIBILITY, now)
+        .await
+        .unwrap();
+    assert_eq!(bodies(&rest), ["m2"]);
+    assert_eq!(
+        store
+            .queue_ack("bob", "orders", &receipts(&rest))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .queue_ack("alice", "other", &receipts(&rest))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .queue_ack("alice", "orders", &receipts(&rest))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.queue_ack("alice", "orders", &[]).await.unwrap() == 0);
+
+    let all = store.queue_summaries(None, now).await.unwrap();
+    let listed: Vec<(&str, &str, u64, u64)> = all
+        .iter()
+        .map(|s| {
+            (
+                s.owner_id.as_str(),
+                s.queue_name.as_str(),
+                s.depth,
+                s.in_flight,
+            )
+        })
+        .collect();
+    assert_eq!(listed, [("alice", "orders", 0, 0), ("bob", "orders", 1, 0)]);
+    let bobs = store.queue_summaries(Some("bob"), now).await.unwrap();
+    assert_eq!(bobs.len(), 1);
+    assert!(bobs[0].oldest_age_seconds == 0);
+    let later = t0 + chrono::Duration::seconds(90);
+    let bobs = store.queue_summaries(Some("bob"), later).await.unwrap();
+    assert_eq!(bobs[0].oldest_age_seconds, 90);
+    // Nothing visible: an empty answer, not an error.
+    assert!(store
+        .queue_receive("alice", "orders", 10, VISIBILITY, now)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .queue_receive("alice", "nope", 0, VISIBILITY, now)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn invisible_messages_come_back_only_after_their_visibility(ctx: Ctx) {
+    let store = ctx.store.as_ref();
+    let t0 = time::now();
+    store
+        .queue_send(&message("alice", "q", "one", t0))
+        .await
+        .unwrap();
+    let first = store
+        .queue_receive("alice", "q", 10, VISIBILITY, t0)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    let back = t0 + chrono::Duration::seconds(30);
+    // Not a microsecond early.
+    assert!(store
+        .queue_receive("alice", "q", 10, VISIBILITY, back - micros(1))
+        .await
+        .unwrap()
+        .is_empty());
+    let sum = store
+        .queue_summary("alice", "q", back - micros(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((sum.depth, sum.in_flight), (0, 1));
+    let second = store
+        .queue_receive("alice", "q", 10, VISIBILITY, back)
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1);
+    let (m, r2) = &second[0];
+    assert_eq!(m.receive_count, 2);
+    assert_eq!(m.first_received_at, Some(t0), "the first receive is kept");
+    assert_ne!(r2, &first[0].1);
+    // The first receipt is stale: it acknowledges, releases and moves nothing.
+    let stale = receipts(&first);
+    assert_eq!(store.queue_ack("alice", "q", &stale).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .queue_release("alice", "q", &stale, Duration::ZERO, false, back)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .queue_move("alice", "q", &stale[0], "dlq", back)
+            .await
+            .unwrap(),
+        None
+    );
+    // A receipt of the right shape that was never handed out does nothing.
+    let forged = Receipt::new(&m.message_id, 2, "0123456789abcdef");
+    assert_eq!(store.queue_ack("alice", "q", &[forged]).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .queue_ack("alice", "q", &receipts(&second))
+            .await
+            .unwrap(),
+        1
+    );
+    let sum = store
+        .queue_summary("alice", "q", back)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (sum.depth, sum.in_flight, sum.oldest_age_seconds),
+        (0, 0, 0)
+    );
+}
+
+async fn released_messages_come_back_and_may_take_their_receive_back(ctx: Ctx) {
+    let store = ctx.store.as_ref();
+    let t0 = time::now();
+    store
+        .queue_send(&message("alice", "q", "a", t0))
+        .await
+        .unwrap();
+    store
+        .queue_send(&message("alice", "q", "b", t0 + micros(1)))
+        .await
+        .unwrap();
+    let got = store
+        .queue_receive("alice", "q", 10, VISIBILITY, t0 + micros(1))
+        .await
+        .unwrap();
+    assert_eq!(bodies(&got), ["a", "b"]);
+    // Throttled: back at once, as if never received.
+    let n = store
+        .queue_release("alice", "q", &receipts(&got), Duration::ZERO, true, t0)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    // The released receipts are spent.
+    assert_eq!(
+        store
+            .queue_ack("alice", "q", &receipts(&got))
+            .await
+            .unwrap(),
+        0
+    );
+    let again = store
+        .queue_receive("alice", "q", 10, VISIBILITY, t0 + micros(5))
+        .await
+        .unwrap();
+    assert_eq!(bodies(&again), ["a", "b"]);
+    for (m, _) in &again {
+        assert_eq!(m.receive_count, 1, "the throttled receive was taken back");
+        assert_eq!(m.first_received_at, Some(t0 + micros(5)));
+    }
+    // A failed batch: back after a delay, the receive counted.
+    let at = t0 + chrono::Duration::seconds(1);
+    store
+        .queue_release(
+            "alice",
+            "q",
+            &receipts(&again),
+            Duration::from_secs(10),
+            false,
+            at,
+        )
+        .await
+        .unwrap();
+    let sum = store
+        .queue_summary("alice", "q", at)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((sum.depth, sum.in_flight), (0, 2));
+    let due = at + chrono::Duration::seconds(10);
+    assert!(store
+        .queue_receive("alice", "q", 10, VISIBILITY, due - micros(1))
+        .await
+        .unwrap()
+        .is_empty());
+    let third = store
+        .queue_receive("alice", "q", 1, VISIBILITY, due)
+        .await
+        .unwrap();
+    assert_eq!(bodies(&third), ["a"]);
+    assert_eq!(third[0].0.receive_count, 2);
+    assert_eq!(third[0].0.first_received_at, Some(t0 + micros(5)));
+    // Uncounting a second receive keeps the first's time.
+    store
+        .queue_release("alice", "q", &receipts(&third), Duration::ZERO, true, due)
+        .await
+        .unwrap();
+    let fourth = store
+        .queue_receive("alice", "q", 1, VISIBILITY, due)
+        .await
+        .unwrap();
+    assert_eq!(fourth[0].0.receive_count, 2);
+    assert_eq!(fourth[0].0.first_received_at, Some(t0 + micros(5)));
+}
+
+async fn dead_lettered_messages_move_with_their_attributes(ctx: Ctx) {
+    let store = ctx.store.as_ref();
+    let t0 = time::now();
+    let sent = message("alice", "orders", "poison", t0);
+    store.queue_send(&sent).await.unwrap();
+    let got = store
+        .queue_receive("alice", "orders", 1, VISIBILITY, t0)
+        .await
+        .unwrap();
+    let at = t0 + chrono::Duration::seconds(2);
+    // Another owner's or queue's name moves nothing.
+    assert_eq!(
+        store
+            .queue_move("bob", "orders", &got[0].1, "dlq", at)
+            .await
+            .unwrap(),
+        None
+    );
+    let moved = store
+        .queue_move("alice", "orders", &got[0].1, "dlq", at)
+        .await
+        .unwrap()
+        .expect("moved");
+    assert_eq!(moved.message_id, sent.message_id);
+    assert_eq!(moved.queue_name, "dlq");
+    assert_eq!(moved.body, "poison");
+    assert_eq!(moved.sent_at, t0);
+    assert_eq!(moved.receive_count, 0);
+    assert_eq!(moved.first_received_at, None);
+    assert_eq!(
+        moved.attributes,
+        BTreeMap::from([
+            ("DeadLetterSourceQueue".to_owned(), "orders".to_owned()),
+            ("trace".to_owned(), "t-poison".to_owned()),
+        ])
+    );
+    // Moved once: the receipt is spent.
+    assert_eq!(
+        store
+            .queue_move("alice", "orders", &got[0].1, "dlq", at)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .queue_ack("alice", "orders", &receipts(&got))
+            .await
+            .unwrap(),
+        0
+    );
+    let dlq = store
+        .queue_receive("alice", "dlq", 10, VISIBILITY, at)
+        .await
+        .unwrap();
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(
+        dlq[0].0,
+        QueueMessage {
+            receive_count: 1,
+            first_received_at: Some(at),
+            visible_at: at + chrono::Duration::seconds(30),
+            ..moved
+        }
+    );
+    let names: Vec<String> = store
+        .queue_summaries(Some("alice"), at)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| format!("{}:{}+{}", s.queue_name, s.depth, s.in_flight))
+        .collect();
+    assert_eq!(names, ["dlq:0+1", "orders:0+0"]);
+    assert!(store
+        .queue_summary("bob", "dlq", at)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn purging_empties_one_owners_queue(ctx: Ctx) {
+    let store = ctx.store.as_ref();
+    let t0 = time::now();
+    for i in 0..5 {
+        store
+            .queue_send(&message("alice", "q", &format!("{i}"), t0 + micros(i)))
+            .await
+            .unwrap();
+    }
+    store
+        .queue_send(&message("bob", "q", "b", t0))
+        .await
+        .unwrap();
+    store
+        .queue_send(&message("alice", "r", "r", t0))
+        .await
+        .unwrap();
+    // In-flight messages are purged too.
+    let got = store
+        .queue_receive("alice", "q", 2, VISIBILITY, t0)
+        .await
+        .unwrap();
+    assert_eq!(store.queue_purge("alice", "q").await.unwrap(), 5);
+    assert_eq!(store.queue_purge("alice", "q").await.unwrap(), 0);
+    assert_eq!(store.queue_purge("alice", "never").await.unwrap(), 0);
+    assert_eq!(
+        store
+            .queue_ack("alice", "q", &receipts(&got))
+            .await
+            .unwrap(),
+        0
+    );
+    let sum = store
+        .queue_summary("alice", "q", t0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (sum.depth, sum.in_flight),
+        (0, 0),
+        "a purged queue stays, empty"
+    );
+    for (owner, queue) in [("bob", "q"), ("alice", "r")] {
+        let sum = store
+            .queue_summary(owner, queue, t0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(sum.depth, 1, "{owner}/{queue}");
+    }
+    // A queue survives a reopen with its messages.
+    let ctx = ctx.reopen().await;
+    let got = ctx
+        .store
+        .queue_receive("bob", "q", 10, VISIBILITY, t0)
+        .await
+        .unwrap();
+    assert_eq!(bodies(&got), ["b"]);
+}
+
+async fn concurrent_receivers_get_each_message_once(ctx: Ctx) {
+    let t0 = time::now();
+    for i in 0..200 {
+        ctx.store
+            .queue_send(&message("alice", "load", &format!("{i}"), t0 + micros(i)))
+            .await
+            .unwrap();
+    }
+    let now = t0 + micros(500);
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let store = ctx.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = store
+                    .queue_receive("alice", "load", 7, VISIBILITY, now)
+                    .await
+                    .unwrap();
+                if got.is_empty() {
+                    break;
+                }
+                mine.extend(got);
+            }
+            mine
+        }));
+    }
+    let mut seen = BTreeSet::new();
+    let mut all = Vec::new();
+    for task in tasks {
+        for (m, r) in task.await.unwrap() {
+            assert_eq!(m.receive_count, 1, "{}", m.body);
+            assert!(
+                seen.insert(m.message_id.clone()),
+                "{} received twice",
+                m.body
+            );
+            all.push(r);
+        }
+    }
+    assert_eq!(seen.len(), 200);
+    assert_eq!(
+        ctx.store.queue_ack("alice", "load", &all).await.unwrap(),
+        200
+    );
+    let sum = ctx
+        .store
+        .queue_summary("alice", "load", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((sum.depth, sum.in_flight), (0, 0));
 }

@@ -12,6 +12,7 @@ pub(crate) mod functions;
 pub(crate) mod invoke;
 pub(crate) mod layers;
 pub(crate) mod network;
+pub(crate) mod queues;
 pub(crate) mod runners;
 pub(crate) mod tokens;
 pub(crate) mod triggers;
@@ -114,6 +115,12 @@ pub(crate) fn v1() -> Router<AppState> {
             get(network::get_security_group)
                 .put(network::update_security_group)
                 .delete(network::delete_security_group),
+        )
+        .route("/queues", get(queues::list))
+        .route("/queues/{name}", get(queues::get))
+        .route(
+            "/queues/{name}/messages",
+            post(queues::send).delete(queues::purge),
         )
         .route("/runners", post(runners::register).get(runners::list))
         .route("/runners/{node_id}", get(runners::get))

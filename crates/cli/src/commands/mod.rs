@@ -19,6 +19,7 @@ mod functions;
 mod invoke;
 mod logs;
 mod network;
+mod queues;
 mod runners;
 mod tokens;
 mod triggers;
@@ -39,6 +40,7 @@ pub async fn execute(ctx: &mut Ctx<'_>, cmd: Command) -> Result<(), CliError> {
         Command::Whoami => tokens::whoami(ctx).await,
         Command::Subnet(c) => network::subnets(ctx, c).await,
         Command::SecurityGroup(c) => network::security_groups(ctx, c).await,
+        Command::Queue(c) => queues::run(ctx, c).await,
     }
 }
 

@@ -60,6 +60,7 @@ use crate::{
     MetadataStore, Page, Result, StoreError, TokenRole, VpcUser,
 };
 
+mod queues;
 pub(crate) mod record;
 mod records;
 
@@ -1299,6 +1300,83 @@ impl MetadataStore for SqlStore {
     async fn security_group_users(&self, group_id: &str) -> Result<Vec<VpcUser>> {
         let mut conn = self.pool.acquire().await.map_err(StoreError::Database)?;
         vpc_users(&mut conn, VpcField::SecurityGroups, group_id).await
+    }
+
+    // ---- embedded queues (see queues.rs) -----------------------------------
+
+    async fn queue_send(&self, message: &hotswap_domain::QueueMessage) -> Result<()> {
+        self.queue_send_impl(message).await
+    }
+
+    async fn queue_receive(
+        &self,
+        owner_id: &str,
+        queue_name: &str,
+        max: u32,
+        visibility: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<Vec<(hotswap_domain::QueueMessage, hotswap_domain::Receipt)>> {
+        self.queue_receive_impl(owner_id, queue_name, max, visibility, now)
+            .await
+    }
+
+    async fn queue_ack(
+        &self,
+        owner_id: &str,
+        queue_name: &str,
+        receipts: &[hotswap_domain::Receipt],
+    ) -> Result<u64> {
+        self.queue_ack_impl(owner_id, queue_name, receipts).await
+    }
+
+    async fn queue_release(
+        &self,
+        owner_id: &str,
+        queue_name: &str,
+        receipts: &[hotswap_domain::Receipt],
+        delay: std::time::Duration,
+        uncount: bool,
+        now: Timestamp,
+    ) -> Result<u64> {
+        self.queue_release_impl(owner_id, queue_name, receipts, delay, uncount, now)
+            .await
+    }
+
+    async fn queue_move(
+        &self,
+        owner_id: &str,
+        queue_name: &str,
+        receipt: &hotswap_domain::Receipt,
+        to_queue: &str,
+        now: Timestamp,
+    ) -> Result<Option<hotswap_domain::QueueMessage>> {
+        self.queue_move_impl(owner_id, queue_name, receipt, to_queue, now)
+            .await
+    }
+
+    async fn queue_purge(&self, owner_id: &str, queue_name: &str) -> Result<u64> {
+        self.queue_purge_impl(owner_id, queue_name).await
+    }
+
+    async fn queue_summaries(
+        &self,
+        owner_id: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Vec<hotswap_domain::QueueSummary>> {
+        self.queue_summaries_impl(owner_id, None, now).await
+    }
+
+    async fn queue_summary(
+        &self,
+        owner_id: &str,
+        queue_name: &str,
+        now: Timestamp,
+    ) -> Result<Option<hotswap_domain::QueueSummary>> {
+        Ok(self
+            .queue_summaries_impl(Some(owner_id), Some(queue_name), now)
+            .await?
+            .into_iter()
+            .next())
     }
 
     // ---- API tokens ------------------------------------------------------
