@@ -8,6 +8,8 @@
 //! timeout; it is gone only when acknowledged; released (or left to time
 //! out) it is delivered again, with its receive count one higher.
 
+pub mod embedded;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
