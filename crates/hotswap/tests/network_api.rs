@@ -457,42 +457,25 @@ fn resources_in_use_are_kept_and_published_versions_keep_their_vpc_config() {
     assert_eq!(st, 204);
 }
 
-/// Runs `hotswap ARGS` as a client of `s` with `token`.
-fn hotswap(s: &Server, token: &str, args: &[&str]) -> Run {
-    Run::from_output(
-        cli_command(&s.url, Some(token), args)
-            .output()
-            .expect("run the hotswap binary"),
-    )
-}
-
-fn json_of(s: &Server, token: &str, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["-o", "json"]);
-    let r = hotswap(s, token, &all);
-    assert_eq!(r.code, 0, "hotswap {all:?}: {r:?}");
-    r.json()
-}
-
 #[test]
 fn cli_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path());
     let alice = s.token_for("alice");
 
-    let subnet = json_of(
+    let subnet = cli_json(
         &s,
         ADMIN_TOKEN,
         &["subnet", "create", "app", "--cidr", "10.40.0.0/24"],
     );
     let subnet_id = id(&subnet, "subnetId");
-    let r = hotswap(
+    let r = cli_as(
         &s,
         &alice,
         &["subnet", "create", "x", "--cidr", "10.41.0.0/24"],
     );
     assert_eq!(r.code, 1, "{r:?}");
-    let r = hotswap(&s, &alice, &["subnet", "list"]);
+    let r = cli_as(&s, &alice, &["subnet", "list"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.starts_with("ID"), "{r:?}");
     assert!(
@@ -500,7 +483,7 @@ fn cli_round_trip() {
         "{r:?}"
     );
 
-    let group = json_of(
+    let group = cli_json(
         &s,
         &alice,
         &[
@@ -521,12 +504,12 @@ fn cli_round_trip() {
             { "protocol": "all", "cidr": "10.1.0.0/16" },
         ])
     );
-    let r = hotswap(&s, &alice, &["sg", "list"]);
+    let r = cli_as(&s, &alice, &["sg", "list"]);
     assert!(r.stdout.contains("tcp:5432:host all:10.1.0.0/16"), "{r:?}");
-    let r = hotswap(&s, &alice, &["sg", "get", &group_id]);
+    let r = cli_as(&s, &alice, &["sg", "get", &group_id]);
     assert!(r.stdout.contains("tcp:5432:host"), "{r:?}");
     // A malformed rule is a usage error, found before any request.
-    let r = hotswap(
+    let r = cli_as(
         &s,
         &alice,
         &["sg", "create", "x", "--egress", "tcp:5432:10.0.0.1/8"],
@@ -534,10 +517,10 @@ fn cli_round_trip() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("did you mean 10.0.0.0/8"), "{r:?}");
 
-    let updated = json_of(&s, &alice, &["sg", "update", &group_id, "--name", "db-2"]);
+    let updated = cli_json(&s, &alice, &["sg", "update", &group_id, "--name", "db-2"]);
     assert_eq!(updated["groupName"], "db-2");
     assert_eq!(updated["egress"], group["egress"], "rules kept");
-    let updated = json_of(
+    let updated = cli_json(
         &s,
         &alice,
         &["sg", "update", &group_id, "--egress", "udp:53:10.0.0.2/32"],
@@ -555,7 +538,7 @@ fn cli_round_trip() {
     )
     .unwrap();
     let path = code.path().to_str().unwrap();
-    let f = json_of(
+    let f = cli_json(
         &s,
         &alice,
         &[
@@ -578,14 +561,14 @@ fn cli_round_trip() {
         f["vpcConfig"],
         json!({ "subnetIds": [subnet_id], "securityGroupIds": [group_id], "vpcId": null })
     );
-    let r = hotswap(&s, &alice, &["sg", "delete", &group_id]);
+    let r = cli_as(&s, &alice, &["sg", "delete", &group_id]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("in use"), "{r:?}");
-    let f = json_of(&s, &alice, &["fn", "update", "web", "--clear-vpc"]);
+    let f = cli_json(&s, &alice, &["fn", "update", "web", "--clear-vpc"]);
     assert_eq!(f["vpcConfig"], Value::Null);
-    let r = hotswap(&s, &alice, &["sg", "delete", &group_id]);
+    let r = cli_as(&s, &alice, &["sg", "delete", &group_id]);
     assert_eq!(r.code, 0, "{r:?}");
-    let r = hotswap(&s, ADMIN_TOKEN, &["subnet", "delete", &subnet_id]);
+    let r = cli_as(&s, ADMIN_TOKEN, &["subnet", "delete", &subnet_id]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("Deleted subnet"), "{r:?}");
 }

@@ -267,37 +267,20 @@ fn bad_input_is_refused_with_field_errors() {
     assert_eq!(st, 400, "{b}");
 }
 
-/// Runs `hotswap ARGS` as a client of `s` with `token`.
-fn hotswap(s: &Server, token: &str, args: &[&str]) -> Run {
-    Run::from_output(
-        cli_command(&s.url, Some(token), args)
-            .output()
-            .expect("run the hotswap binary"),
-    )
-}
-
-fn json_of(s: &Server, token: &str, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["-o", "json"]);
-    let r = hotswap(s, token, &all);
-    assert_eq!(r.code, 0, "hotswap {all:?}: {r:?}");
-    r.json()
-}
-
 #[test]
 fn cli_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path());
     let alice = s.token_for("alice");
 
-    let r = hotswap(&s, &alice, &["queue", "list"]);
+    let r = cli_as(&s, &alice, &["queue", "list"]);
     assert_eq!(
         (r.code, r.stdout.as_str()),
         (0, "No queues found.\n"),
         "{r:?}"
     );
 
-    let r = hotswap(
+    let r = cli_as(
         &s,
         &alice,
         &[
@@ -316,29 +299,29 @@ fn cli_round_trip() {
     );
     let file = dir.path().join("body.txt");
     std::fs::write(&file, "from a file").unwrap();
-    let sent = json_of(
+    let sent = cli_json(
         &s,
         &alice,
         &["queue", "send", "orders", "--file", file.to_str().unwrap()],
     );
     assert!(sent["messageId"].is_string(), "{sent}");
 
-    let r = hotswap(&s, &alice, &["queue", "list"]);
+    let r = cli_as(&s, &alice, &["queue", "list"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.starts_with("NAME"), "{r:?}");
     assert!(
         r.stdout.contains("orders") && r.stdout.contains("alice"),
         "{r:?}"
     );
-    let list = json_of(&s, &alice, &["queue", "list"]);
+    let list = cli_json(&s, &alice, &["queue", "list"]);
     assert_eq!(list["items"][0]["depth"], 2, "{list}");
 
-    let q = json_of(&s, &alice, &["queue", "get", "orders"]);
+    let q = cli_json(&s, &alice, &["queue", "get", "orders"]);
     assert_eq!(
         (q["queueName"].as_str(), q["depth"].as_u64()),
         (Some("orders"), Some(2))
     );
-    let r = hotswap(&s, &alice, &["queue", "get", "orders"]);
+    let r = cli_as(&s, &alice, &["queue", "get", "orders"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
         r.stdout.contains("depth") || r.stdout.contains("Depth"),
@@ -346,7 +329,7 @@ fn cli_round_trip() {
     );
 
     // An admin addresses Alice's queues with --owner.
-    let admin_q = json_of(
+    let admin_q = cli_json(
         &s,
         ADMIN_TOKEN,
         &["queue", "get", "orders", "--owner", "alice"],
@@ -354,21 +337,21 @@ fn cli_round_trip() {
     assert_eq!(admin_q["depth"], 2);
 
     // Errors exit non-zero with the server's message.
-    let r = hotswap(&s, &alice, &["queue", "get", "nope"]);
+    let r = cli_as(&s, &alice, &["queue", "get", "nope"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("queue 'nope' not found"), "{r:?}");
-    let r = hotswap(&s, &alice, &["queue", "send", "bad.name", "x"]);
+    let r = cli_as(&s, &alice, &["queue", "send", "bad.name", "x"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("queueName"), "{r:?}");
-    let r = hotswap(&s, &alice, &["queue", "send", "orders"]);
+    let r = cli_as(&s, &alice, &["queue", "send", "orders"]);
     assert_eq!(r.code, 2, "no body: {r:?}");
 
-    let r = hotswap(&s, &alice, &["queue", "purge", "orders"]);
+    let r = cli_as(&s, &alice, &["queue", "purge", "orders"]);
     assert_eq!(
         (r.code, r.stdout.as_str()),
         (0, "Purged 2 messages from queue orders.\n"),
         "{r:?}"
     );
-    let purged = json_of(&s, &alice, &["queue", "purge", "orders"]);
+    let purged = cli_json(&s, &alice, &["queue", "purge", "orders"]);
     assert_eq!(purged, json!({ "purged": 0 }));
 }

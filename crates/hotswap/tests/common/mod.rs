@@ -423,3 +423,21 @@ pub fn listening_url(stdout: std::process::ChildStdout) -> mpsc::Receiver<String
     });
     rx
 }
+
+/// Runs `hotswap ARGS` as a client of `s` with `token`.
+pub fn cli_as(s: &Server, token: &str, args: &[&str]) -> Run {
+    Run::from_output(
+        cli_command(&s.url, Some(token), args)
+            .output()
+            .expect("run the hotswap binary"),
+    )
+}
+
+/// `hotswap ARGS -o json` as `token`; it must succeed.
+pub fn cli_json(s: &Server, token: &str, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    let r = cli_as(s, token, &all);
+    assert_eq!(r.code, 0, "hotswap {all:?}: {r:?}");
+    r.json()
+}
