@@ -8,22 +8,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-fn is_error(body: &Value, code: &str) -> bool {
-    body["code"] == code && body["message"].is_string() && body["errors"].is_array()
-}
-
-/// The validation messages of a 400 `ValidationFailed`.
-fn field_errors(status: u16, body: &Value) -> Vec<String> {
-    assert_eq!(status, 400, "{body}");
-    assert!(is_error(body, "ValidationFailed"), "{body}");
-    body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e.as_str().unwrap().to_owned())
-        .collect()
-}
-
 fn create_subnet(s: &Server, name: &str, cidr: &str) -> Value {
     let (st, b) = s.admin(
         "POST",

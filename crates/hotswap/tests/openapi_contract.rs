@@ -41,10 +41,6 @@ fn operations(s: &Server) -> Vec<(String, String, Vec<String>)> {
     ops
 }
 
-fn is_error(body: &Value, code: &str) -> bool {
-    body["code"] == code && body["message"].is_string() && body["errors"].is_array()
-}
-
 #[test]
 fn every_documented_operation_refuses_a_missing_or_unknown_token() {
     let dir = tempfile::tempdir().unwrap();

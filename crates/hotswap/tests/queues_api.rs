@@ -9,22 +9,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-fn is_error(body: &Value, code: &str) -> bool {
-    body["code"] == code && body["message"].is_string() && body["errors"].is_array()
-}
-
-/// The validation messages of a 400 `ValidationFailed`.
-fn field_errors(status: u16, body: &Value) -> Vec<String> {
-    assert_eq!(status, 400, "{body}");
-    assert!(is_error(body, "ValidationFailed"), "{body}");
-    body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e.as_str().unwrap().to_owned())
-        .collect()
-}
-
 fn send(s: &Server, token: &str, queue: &str, body: Value) -> (u16, Value) {
     s.call(
         "POST",

@@ -441,3 +441,20 @@ pub fn cli_json(s: &Server, token: &str, args: &[&str]) -> Value {
     assert_eq!(r.code, 0, "hotswap {all:?}: {r:?}");
     r.json()
 }
+
+/// Whether `body` is the API's JSON error with `code`.
+pub fn is_error(body: &Value, code: &str) -> bool {
+    body["code"] == code && body["message"].is_string() && body["errors"].is_array()
+}
+
+/// The validation messages of a 400 `ValidationFailed`.
+pub fn field_errors(status: u16, body: &Value) -> Vec<String> {
+    assert_eq!(status, 400, "{body}");
+    assert!(is_error(body, "ValidationFailed"), "{body}");
+    body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap().to_owned())
+        .collect()
+}
