@@ -335,12 +335,17 @@ impl Network {
         let prefix = format!("hs{}", config.id);
         std::fs::create_dir_all(&config.lock_dir)
             .map_err(|e| NetworkError::Setup(format!("{}: {e}", config.lock_dir.display())))?;
-        let lock = take_own_lock(&config.lock_dir, &config.id)?.ok_or_else(|| {
-            NetworkError::Setup(format!(
-                "another running server uses network id {} (the same data directory)",
-                config.id
-            ))
-        })?;
+        // Retrying sleeps: off the async worker threads.
+        let (dir, id) = (config.lock_dir.clone(), config.id.clone());
+        let lock = tokio::task::spawn_blocking(move || take_own_lock(&dir, &id))
+            .await
+            .map_err(|e| NetworkError::Setup(format!("lock: {e}")))??
+            .ok_or_else(|| {
+                NetworkError::Setup(format!(
+                    "another running server uses network id {} (the same data directory)",
+                    config.id
+                ))
+            })?;
         let home = netns::current_netns()?;
         enable_forwarding()?;
 

@@ -232,12 +232,17 @@ pub enum NftError {
     Refused(String),
 }
 
-/// Runs `nft -f -` with `script` as one atomic transaction.
-pub fn apply(script: &str) -> Result<(), NftError> {
-    let nft = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
+/// Where `nft` is installed (fixed paths: never looked up on `PATH`).
+fn nft_binary() -> Result<&'static str, NftError> {
+    ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
-        .ok_or(NftError::Missing)?;
+        .ok_or(NftError::Missing)
+}
+
+/// Runs `nft -f -` with `script` as one atomic transaction.
+pub fn apply(script: &str) -> Result<(), NftError> {
+    let nft = nft_binary()?;
     let mut child = Command::new(nft)
         .args(["-f", "-"])
         .stdin(Stdio::piped())
@@ -263,10 +268,7 @@ pub fn apply(script: &str) -> Result<(), NftError> {
 
 /// Names of the `inet` tables whose name starts with `prefix`.
 pub fn tables_with_prefix(prefix: &str) -> Result<Vec<String>, NftError> {
-    let nft = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .ok_or(NftError::Missing)?;
+    let nft = nft_binary()?;
     let out = Command::new(nft)
         .args(["list", "tables", "inet"])
         .output()

@@ -7,19 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::names::{DeadLetterTarget, Qualifier};
-
-/// Longest queue name a `queue:NAME` target takes (SQS's limit).
-pub const MAX_TARGET_QUEUE_NAME_LEN: usize = 80;
-
-/// Whether `name` can name an embedded queue in a target: 1–80 letters,
-/// digits, `-` or `_` (SQS's queue-name rule).
-pub fn is_valid_target_queue_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_TARGET_QUEUE_NAME_LEN
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
+use crate::queue::is_valid_queue_name;
 
 /// A parsed `deadLetterTarget` / `onFailure`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -50,7 +38,7 @@ impl FromStr for DeliveryTarget {
                     qualifier: t.qualifier,
                 })
             }
-            "queue" if is_valid_target_queue_name(rest) => Ok(DeliveryTarget::Queue {
+            "queue" if is_valid_queue_name(rest) => Ok(DeliveryTarget::Queue {
                 name: rest.to_owned(),
             }),
             _ => Err(refused()),
