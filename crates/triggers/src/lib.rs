@@ -26,6 +26,8 @@ pub mod http;
 pub mod queue;
 pub mod queues;
 pub mod scheduler;
-pub mod sources;
 pub mod stats;
 pub mod stream;
+
+/// Where Queue and Stream triggers read from (re-exported).
+pub use hotswap_sources as sources;

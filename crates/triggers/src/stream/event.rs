@@ -10,18 +10,7 @@ use crate::events::{DEFAULT_ACCOUNT, DEFAULT_REGION};
 /// The `invokeIdentityArn` of every record.
 pub const INVOKE_IDENTITY_ARN: &str = "arn:aws:iam::000000000000:role/hotswap";
 
-/// One record of a batch, whatever the backend.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamRecord {
-    pub partition_key: String,
-    /// The backend's position of the record in its shard, as text (what a
-    /// function names in `batchItemFailures`).
-    pub sequence_number: String,
-    /// The record's bytes (sent base64).
-    pub data: Vec<u8>,
-    /// When the stream received it, milliseconds since the epoch.
-    pub arrival_timestamp_ms: i64,
-}
+pub use hotswap_sources::StreamRecord;
 
 /// The `eventSourceARN` of stream `name`.
 pub fn stream_arn(name: &str) -> String {

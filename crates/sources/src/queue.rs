@@ -1,14 +1,11 @@
-//! Where queue messages come from: the [`QueueSource`] trait every queue
-//! backend implements (HotSwap's embedded queue, RabbitMQ, NATS JetStream,
-//! Redis Streams), and [`MemoryQueue`], an in-memory double with the same
-//! semantics for tests.
+//! Queues: the [`QueueSource`] trait every queue backend implements
+//! (HotSwap's embedded queue, RabbitMQ, NATS JetStream, Redis Streams), and
+//! [`MemoryQueue`], an in-memory double with the same semantics for tests.
 //!
 //! The semantics are SQS's, which Lambda's queue event sources taught users:
 //! a received message is invisible to other receivers for a visibility
 //! timeout; it is gone only when acknowledged; released (or left to time
 //! out) it is delivered again, with its receive count one higher.
-
-pub mod embedded;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -16,6 +13,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+
+use crate::SourceError;
 
 /// One message as a consumer receives it.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,15 +39,6 @@ pub struct Backlog {
     pub in_flight: u64,
     /// Age of the oldest message, seconds.
     pub oldest_age_s: Option<f64>,
-}
-
-/// Errors of a source: the broker is unreachable or refused.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum SourceError {
-    #[error("{0} is unreachable: {1}")]
-    Unavailable(String, String),
-    #[error("{0}: {1}")]
-    Refused(String, String),
 }
 
 /// A queue a trigger consumes.

@@ -3,6 +3,8 @@
 //! `$LATEST`, with a deployment's weights, as every trigger) and sends dead
 //! messages to a function as asynchronous invocations.
 
+pub mod embedded;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;

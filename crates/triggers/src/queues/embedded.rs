@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use hotswap_control::ControlPlane;
 use hotswap_domain::queue::{QueueMessage, Receipt};
 
-use super::{Backlog, Delivery, QueueSource, SourceError};
+use crate::sources::{Backlog, Delivery, QueueSource, SourceError};
 
 /// How often an empty queue is asked again while a batching window is open.
 const POLL: Duration = Duration::from_millis(50);
