@@ -65,9 +65,14 @@ pub trait QueueSource: Send + Sync {
         delay: Duration,
         count: bool,
     ) -> Result<(), SourceError>;
-    /// Moves a message to the dead-letter queue `queue` (same owner, same
-    /// backend), with its attributes.
-    async fn dead_letter(&self, receipt: &str, queue: &str) -> Result<(), SourceError>;
+    /// Moves a message to HotSwap's embedded queue `queue` (dead-letter
+    /// targets are always embedded queues of the trigger's owner) in one
+    /// step, when the source can: the embedded queue itself. `false`: this
+    /// source cannot, and the consumer sends the message there and then
+    /// acknowledges it (at least once: never lost).
+    async fn dead_letter(&self, _receipt: &str, _queue: &str) -> Result<bool, SourceError> {
+        Ok(false)
+    }
     async fn backlog(&self) -> Result<Backlog, SourceError>;
 }
 
@@ -220,18 +225,18 @@ impl QueueSource for MemoryQueue {
         Ok(())
     }
 
-    async fn dead_letter(&self, receipt: &str, queue: &str) -> Result<(), SourceError> {
+    async fn dead_letter(&self, receipt: &str, queue: &str) -> Result<bool, SourceError> {
         let mut s = self.inner.lock().unwrap();
         let Some(i) = s
             .messages
             .iter()
             .position(|m| m.receipt.as_deref() == Some(receipt))
         else {
-            return Ok(());
+            return Ok(true);
         };
         let m = s.messages.remove(i).expect("index found");
         s.dead.entry(queue.to_owned()).or_default().push(m);
-        Ok(())
+        Ok(true)
     }
 
     async fn backlog(&self) -> Result<Backlog, SourceError> {

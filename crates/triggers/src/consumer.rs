@@ -40,6 +40,10 @@ pub trait BatchInvoker: Send + Sync {
     /// Sends a dead message to a function (`deadLetterTarget: fn:…`) as an
     /// asynchronous invocation; `Err` leaves the message in the queue.
     async fn dead_letter_to_function(&self, message: &Delivery) -> Result<(), String>;
+    /// Sends a dead message to the owner's embedded queue `queue`
+    /// (`deadLetterTarget: queue:…` of a broker's queue); `Err` leaves the
+    /// message where it is.
+    async fn dead_letter_to_queue(&self, queue: &str, message: &Delivery) -> Result<(), String>;
 }
 
 pub use crate::queue::response::BatchOutcome;
@@ -144,8 +148,21 @@ pub async fn run_batch(
                 retry.push(d.receipt);
             }
             DeadLetter::Queue(q) => {
-                source.dead_letter(&d.receipt, q).await?;
-                report.dead_lettered += 1;
+                if source.dead_letter(&d.receipt, q).await? {
+                    report.dead_lettered += 1;
+                    continue;
+                }
+                match invoker.dead_letter_to_queue(q, &d).await {
+                    Ok(()) => {
+                        source.ack(std::slice::from_ref(&d.receipt)).await?;
+                        report.dead_lettered += 1;
+                    }
+                    Err(e) => {
+                        report.error = Some(format!("dead-letter queue '{q}': {e}"));
+                        report.kept += 1;
+                        retry.push(d.receipt);
+                    }
+                }
             }
             DeadLetter::Function => match invoker.dead_letter_to_function(&d).await {
                 Ok(()) => {
@@ -336,6 +353,10 @@ mod tests {
             self.dead.lock().unwrap().push(m.body.clone());
             Ok(())
         }
+        async fn dead_letter_to_queue(&self, q: &str, m: &Delivery) -> Result<(), String> {
+            self.dead.lock().unwrap().push(format!("{q}:{}", m.body));
+            Ok(())
+        }
     }
 
     fn settings(dead_letter: DeadLetter) -> BatchSettings {
@@ -478,6 +499,9 @@ mod tests {
             Invoked::Succeeded(Bytes::from_static(b"ok"))
         }
         async fn dead_letter_to_function(&self, _m: &Delivery) -> Result<(), String> {
+            Ok(())
+        }
+        async fn dead_letter_to_queue(&self, _q: &str, _m: &Delivery) -> Result<(), String> {
             Ok(())
         }
     }

@@ -111,14 +111,14 @@ impl QueueSource for EmbeddedQueue {
             .map_err(|e| self.unavailable(e))
     }
 
-    async fn dead_letter(&self, receipt: &str, queue: &str) -> Result<(), SourceError> {
+    async fn dead_letter(&self, receipt: &str, queue: &str) -> Result<bool, SourceError> {
         let Ok(receipt) = Receipt::parse(receipt) else {
-            return Ok(());
+            return Ok(true);
         };
         self.control
             .dead_letter_queue_message(&self.owner, &self.queue, &receipt, queue)
             .await
-            .map(|_| ())
+            .map(|_| true)
             .map_err(|e| SourceError::Refused(self.describe(), e.to_string()))
     }
 
@@ -183,6 +183,9 @@ mod tests {
             Invoked::Failed("boom".into())
         }
         async fn dead_letter_to_function(&self, _m: &Delivery) -> Result<(), String> {
+            Err("none".into())
+        }
+        async fn dead_letter_to_queue(&self, _q: &str, _m: &Delivery) -> Result<(), String> {
             Err("none".into())
         }
     }

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use base64::Engine;
 use bytes::Bytes;
-use hotswap_control::{FunctionRef, Principal};
+use hotswap_control::{FunctionRef, NewQueueMessage, Principal};
+use hotswap_domain::queue::{DEAD_LETTER_SOURCE_ATTRIBUTE, MAX_ATTRIBUTES};
 use hotswap_router::{Call, RouteError, Router, RunnerError};
 
 use crate::consumer::{BatchInvoker, Invoked};
@@ -33,6 +34,9 @@ pub struct RouterInvoker {
     pub qualifier: String,
     /// The trigger's (and its function's) owner.
     pub owner: String,
+    /// The queue consumed (a dead message names it in its
+    /// `DeadLetterSourceQueue` attribute).
+    pub queue: String,
     pub dead_letter: Option<DeadLetterFunction>,
 }
 
@@ -80,6 +84,31 @@ impl BatchInvoker for RouterInvoker {
                 &dl.qualifier,
                 payload,
                 "application/json",
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn dead_letter_to_queue(&self, queue: &str, message: &Delivery) -> Result<(), String> {
+        // Room for the source attribute within the attribute limit.
+        let mut attributes: std::collections::BTreeMap<String, String> = message
+            .attributes
+            .iter()
+            .filter(|(k, _)| k.as_str() != DEAD_LETTER_SOURCE_ATTRIBUTE)
+            .take(MAX_ATTRIBUTES - 1)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        attributes.insert(DEAD_LETTER_SOURCE_ATTRIBUTE.into(), self.queue.clone());
+        self.router
+            .control()
+            .send_queue_message_for(
+                &self.owner,
+                queue,
+                NewQueueMessage {
+                    body: message.body.clone(),
+                    attributes,
+                },
             )
             .await
             .map(|_| ())
