@@ -33,7 +33,7 @@ pub use hotswap_store::{ApiToken, FunctionFilter, InvocationCursor, Page, TokenR
 pub use network::{NewSubnet, SecurityGroupSpec};
 pub use queues::NewQueueMessage;
 pub use runners::{Heartbeat, RunnerView};
-pub use triggers::NewTrigger;
+pub use triggers::{source_flag, NewTrigger};
 
 pub type Result<T, E = ControlError> = std::result::Result<T, E>;
 
@@ -52,6 +52,26 @@ pub struct ControlPlane {
     /// takes its triggers): the gateway's route table and the scheduler's
     /// trigger list follow it.
     triggers: Arc<std::sync::atomic::AtomicU64>,
+    /// The sources this server's consumers serve (Queue, Stream triggers).
+    sources: Arc<std::sync::RwLock<ServedSources>>,
+}
+
+/// The sources Queue and Stream triggers may name on this server: those
+/// whose consumers run here (a broker's needs its URL flag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedSources {
+    pub queues: Vec<hotswap_domain::TriggerSource>,
+    pub streams: Vec<hotswap_domain::TriggerSource>,
+}
+
+impl Default for ServedSources {
+    /// HotSwap's embedded queue alone: it needs nothing configured.
+    fn default() -> Self {
+        Self {
+            queues: vec![hotswap_domain::TriggerSource::Embedded],
+            streams: Vec::new(),
+        }
+    }
 }
 
 impl ControlPlane {
@@ -62,7 +82,21 @@ impl ControlPlane {
             limits,
             routing: Arc::default(),
             triggers: Arc::default(),
+            sources: Arc::default(),
         }
+    }
+
+    /// Sets the sources Queue and Stream triggers may name (the server
+    /// does, from its broker flags).
+    pub fn serve_sources(&self, served: ServedSources) {
+        *self.sources.write().unwrap_or_else(|p| p.into_inner()) = served;
+    }
+
+    pub fn served_sources(&self) -> ServedSources {
+        self.sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The routing epoch: changes whenever something an invocation resolves

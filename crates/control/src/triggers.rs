@@ -1,6 +1,8 @@
 //! Triggers: event sources bound to a function's version or alias.
 
-use hotswap_domain::{DeliveryTarget, Qualifier, Trigger, TriggerConfig, TriggerType};
+use hotswap_domain::{
+    DeliveryTarget, Qualifier, Trigger, TriggerConfig, TriggerSource, TriggerType,
+};
 
 use crate::{ControlError, ControlPlane, FunctionRef, Principal, Result};
 
@@ -15,6 +17,17 @@ pub struct NewTrigger {
     pub trigger_type: TriggerType,
     pub is_enabled: Option<bool>,
     pub config: TriggerConfig,
+}
+
+/// The server flag that configures a broker source.
+pub fn source_flag(source: TriggerSource) -> Option<&'static str> {
+    match source {
+        TriggerSource::Embedded => None,
+        TriggerSource::Rabbitmq => Some("--rabbitmq-url"),
+        TriggerSource::Nats => Some("--nats-url"),
+        TriggerSource::Redis => Some("--redis-url"),
+        TriggerSource::Kafka => Some("--kafka-brokers"),
+    }
 }
 
 fn normalise_path(p: &str) -> String {
@@ -73,6 +86,37 @@ impl ControlPlane {
             }
         }
         Ok(())
+    }
+
+    /// A Queue or Stream trigger names a source this server consumes:
+    /// valid but unserved, it would be stored as an enabled trigger that
+    /// never fires, so it is refused, naming what is missing.
+    fn check_source(&self, trigger: &Trigger) -> Result<()> {
+        let served = self.served_sources();
+        let (source, served, what) = match trigger.trigger_type {
+            TriggerType::Queue => (
+                trigger
+                    .config
+                    .source
+                    .unwrap_or(TriggerSource::DEFAULT_QUEUE),
+                served.queues,
+                "queue",
+            ),
+            TriggerType::Stream => match trigger.config.source {
+                Some(s) => (s, served.streams, "stream"),
+                None => return Ok(()),
+            },
+            _ => return Ok(()),
+        };
+        if served.contains(&source) {
+            return Ok(());
+        }
+        Err(ControlError::validation(match source_flag(source) {
+            Some(flag) if what == "queue" || source != TriggerSource::Kafka => {
+                format!("Source '{source}' is not configured on this server: start it with {flag}")
+            }
+            _ => format!("Source '{source}' does not serve {what} triggers on this server"),
+        }))
     }
 
     /// Checks that the trigger's target exists now.
@@ -164,17 +208,7 @@ impl ControlPlane {
         }
         check_visibility_timeout(&trigger, &f)?;
         self.check_delivery_targets(&trigger, &f.owner_id).await?;
-        if matches!(
-            trigger.trigger_type,
-            TriggerType::Queue | TriggerType::Stream
-        ) {
-            // Valid, but nothing would consume it: refused rather than
-            // stored as an enabled trigger that never fires.
-            return Err(ControlError::validation(format!(
-                "{} triggers are not served yet: this server has no queue or stream consumer (HTTP and Scheduled triggers are)",
-                trigger.trigger_type
-            )));
-        }
+        self.check_source(&trigger)?;
         self.store.create_trigger(&trigger).await?;
         self.triggers_changed();
         Ok(trigger)

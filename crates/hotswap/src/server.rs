@@ -16,6 +16,7 @@ use hotswap_sandbox::{BwrapSandbox, ProcessSandbox, Sandbox};
 use hotswap_store::BlobStore;
 use hotswap_tasks::{Driver, Flow};
 use hotswap_triggers::gateway::Gateway;
+use hotswap_triggers::queues::consumers::{Brokers, QueueConsumers};
 use hotswap_triggers::scheduler::{Scheduler, SchedulerConfig};
 use hotswap_triggers::stats::TriggerStats;
 use std::sync::Arc;
@@ -163,6 +164,19 @@ pub struct ServerArgs {
     /// loses nothing); ticks missed for longer are skipped, not replayed.
     #[arg(long, default_value = "60s", env = "HOTSWAP_SCHEDULE_MAX_LATENESS", value_parser = parse_duration)]
     schedule_max_lateness: Duration,
+    /// RabbitMQ for Queue triggers with `source: rabbitmq`
+    /// (`amqp://user:password@host:5672/vhost`). Without it such triggers
+    /// are refused.
+    #[arg(long, env = "HOTSWAP_RABBITMQ_URL", hide_env_values = true)]
+    rabbitmq_url: Option<String>,
+    /// NATS with JetStream for Queue and Stream triggers with
+    /// `source: nats` (`nats://host:4222`).
+    #[arg(long, env = "HOTSWAP_NATS_URL", hide_env_values = true)]
+    nats_url: Option<String>,
+    /// Redis for Queue and Stream triggers with `source: redis`
+    /// (`redis://host:6379`).
+    #[arg(long, env = "HOTSWAP_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
@@ -277,6 +291,28 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         start_network_task(&tasks, n, &router);
     }
     start_trigger_tasks(&tasks, &control, &router, &gateway, &trigger_stats, &args);
+    let brokers = Brokers {
+        rabbitmq_url: args.rabbitmq_url.clone(),
+        nats_url: args.nats_url.clone(),
+        redis_url: args.redis_url.clone(),
+    };
+    control.serve_sources(hotswap_control::ServedSources {
+        queues: brokers.queue_sources(),
+        streams: Vec::new(),
+    });
+    let consumers = Arc::new(QueueConsumers::new(
+        router.clone(),
+        trigger_stats.clone(),
+        brokers,
+    ));
+    let c = consumers.clone();
+    tasks.every("queue-consumers", Duration::from_millis(500), move || {
+        let c = c.clone();
+        async move {
+            c.poll().await?;
+            Ok(Flow::Continue)
+        }
+    });
     println!("hotswap listening on http://{addr}");
     tracing::info!(%addr, "serving");
     let served = axum::serve(
@@ -287,6 +323,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     .await
     .context("server error");
     tasks.shutdown(Duration::from_secs(5)).await;
+    consumers.shutdown(Duration::from_secs(5)).await;
     flush_counters(&control, &runner).await;
     if let Some(n) = network {
         n.shutdown().await;

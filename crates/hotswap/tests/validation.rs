@@ -399,13 +399,18 @@ fn trigger_rules_per_type() {
         Some(json!({ "functionName": "nope", "type": "Queue", "config": { "queueName": "q" } })),
     );
     assert_eq!(st, 404, "{b}");
-    // Valid queue and stream triggers are refused until a consumer serves
-    // them: never stored as enabled triggers that never fire.
-    for (kind, config) in [
-        ("Queue", json!({ "queueName": "q" })),
+    // A source this server has no broker for is refused, naming the flag:
+    // never stored as an enabled trigger that never fires.
+    for (kind, config, flag) in [
+        (
+            "Queue",
+            json!({ "queueName": "q", "source": "rabbitmq" }),
+            "--rabbitmq-url",
+        ),
         (
             "Stream",
             json!({ "streamArn": "s", "source": "nats", "startingPosition": "LATEST" }),
+            "--nats-url",
         ),
     ] {
         let (st, b) = trig(kind, config);
@@ -414,13 +419,12 @@ fn trigger_rules_per_type() {
             (400, Some("ValidationFailed")),
             "{b}"
         );
-        assert!(
-            b["message"].as_str().unwrap().contains("not served yet"),
-            "{b}"
-        );
+        assert!(b["message"].as_str().unwrap().contains(flag), "{b}");
     }
+    // The embedded queue needs nothing.
+    assert_eq!(trig("Queue", json!({ "queueName": "q" })).0, 201);
     let (_, list) = s.admin("GET", "/v1/triggers?functionName=tf", None);
-    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+    assert_eq!(list["items"].as_array().unwrap().len(), 3);
 }
 
 #[test]

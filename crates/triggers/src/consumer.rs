@@ -80,8 +80,11 @@ pub struct BatchReport {
     pub throttled: bool,
     /// The function failed (the batch or some of its items).
     pub failed: bool,
-    /// The function's or a dead-letter destination's error, for `lastError`.
+    /// The function's error (or why its answer was read as a failure).
     pub error: Option<String>,
+    /// A failure of the platform's (a dead-letter destination refused the
+    /// message), for the trigger's `lastError`.
+    pub platform_error: Option<String>,
 }
 
 /// Runs `batch` through the function and settles every message with the
@@ -158,7 +161,7 @@ pub async fn run_batch(
                         report.dead_lettered += 1;
                     }
                     Err(e) => {
-                        report.error = Some(format!("dead-letter queue '{q}': {e}"));
+                        report.platform_error = Some(format!("dead-letter queue '{q}': {e}"));
                         report.kept += 1;
                         retry.push(d.receipt);
                     }
@@ -170,7 +173,7 @@ pub async fn run_batch(
                     report.dead_lettered += 1;
                 }
                 Err(e) => {
-                    report.error = Some(format!("dead-letter function: {e}"));
+                    report.platform_error = Some(format!("dead-letter function: {e}"));
                     report.kept += 1;
                     retry.push(d.receipt);
                 }
@@ -199,10 +202,15 @@ pub struct ConsumeSettings {
     pub batch_size: usize,
     /// Longest wait for a batch to fill (`maximumBatchingWindow`).
     pub window: Duration,
+    /// Longest wait of one receive for a first message (a long poll).
+    pub long_poll: Duration,
     /// Most batches in flight at once (`maximumConcurrency`).
     pub max_concurrency: usize,
-    /// Pause after an empty receive or a source error.
+    /// Pause after an empty receive, a throttled batch or a source error.
     pub idle_pause: Duration,
+    /// The pause after consecutive source errors doubles up to this (the
+    /// backoff of a broker's reconnection).
+    pub max_error_pause: Duration,
     /// Builds the function's event from a batch.
     pub event: EventBuilder,
     /// Reads the function's answer (given the batch's message ids).
@@ -260,6 +268,39 @@ pub async fn consume(
     while tasks.join_next().await.is_some() {}
 }
 
+/// Receives one batch: long-polls for the first messages, then, with a
+/// batching window, keeps receiving until the batch is full or the window
+/// (counted from the first message) has passed. A message waits in a
+/// filling batch for at most the window, so it is received invisible for
+/// the window plus the visibility timeout: it never comes back while its
+/// batch is still filling or the function still runs.
+async fn fill_batch(
+    source: &dyn QueueSource,
+    settings: &ConsumeSettings,
+) -> Result<Vec<Delivery>, SourceError> {
+    let (max, vis) = (
+        settings.batch_size,
+        settings.batch.visibility + settings.window,
+    );
+    let mut batch = source.receive(max, vis, settings.long_poll).await?;
+    if batch.is_empty() || settings.window.is_zero() {
+        return Ok(batch);
+    }
+    let deadline = tokio::time::Instant::now() + settings.window;
+    while batch.len() < max {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match source.receive(max - batch.len(), vis, left).await {
+            Ok(more) => batch.extend(more),
+            // What was received is run (or comes back after its timeout).
+            Err(_) => break,
+        }
+    }
+    Ok(batch)
+}
+
 async fn poller(
     source: std::sync::Arc<dyn QueueSource>,
     invoker: std::sync::Arc<dyn BatchInvoker>,
@@ -269,19 +310,18 @@ async fn poller(
     grow: tokio::sync::mpsc::UnboundedSender<()>,
     first: bool,
 ) {
+    let mut error_pause = settings.idle_pause;
     while !*stop.borrow() {
-        let batch = match source
-            .receive(
-                settings.batch_size,
-                settings.batch.visibility,
-                settings.window,
-            )
-            .await
-        {
-            Ok(b) => b,
+        let batch = match fill_batch(source.as_ref(), &settings).await {
+            Ok(b) => {
+                error_pause = settings.idle_pause;
+                b
+            }
             Err(e) => {
                 report(Err(&e));
-                tokio::time::sleep(settings.idle_pause).await;
+                tokio::time::sleep(error_pause).await;
+                error_pause =
+                    (error_pause * 2).min(settings.max_error_pause.max(settings.idle_pause));
                 continue;
             }
         };
@@ -289,7 +329,10 @@ async fn poller(
             if !first {
                 return;
             }
-            tokio::time::sleep(settings.idle_pause).await;
+            // A long poll waited already.
+            if settings.long_poll.is_zero() {
+                tokio::time::sleep(settings.idle_pause).await;
+            }
             continue;
         }
         if batch.len() >= settings.batch_size {
@@ -522,8 +565,10 @@ mod tests {
             batch: settings(DeadLetter::Keep),
             batch_size: 10,
             window: Duration::ZERO,
+            long_poll: Duration::ZERO,
             max_concurrency: 3,
             idle_pause: Duration::from_millis(5),
+            max_error_pause: Duration::from_millis(50),
             event: std::sync::Arc::new(event),
             outcome: std::sync::Arc::new(outcome),
         };

@@ -33,14 +33,38 @@ pub struct TriggerState {
     pub rejected: u64,
     /// Ticks skipped because no server saw them in time (schedules).
     pub skipped: u64,
-    /// Retries (queues and streams, later).
+    /// Messages or records failed and left to be delivered again (queues,
+    /// streams).
     pub retried: u64,
-    /// Messages dead-lettered (queues and streams, later).
+    /// Messages sent to the dead-letter destination (queues), or records
+    /// given up on (streams: sent to `onFailure`).
     pub dead_lettered: u64,
-    /// Messages waiting (queues, later).
+    /// Messages waiting to be received (queues).
     pub backlog: u64,
-    /// Records behind the stream's head (streams, later).
+    /// Messages received and not yet settled (queues).
+    pub in_flight: u64,
+    /// Age of the oldest waiting message, seconds (queues; when the
+    /// source knows it).
+    pub oldest_age_seconds: Option<f64>,
+    /// Records behind the stream's head (streams).
     pub lag_records: u64,
+    /// Batches invoked (queues, streams).
+    pub batches: u64,
+}
+
+/// What one batch of a Queue or Stream trigger did, for the counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchCounts {
+    /// Messages or records in the batch.
+    pub received: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub retried: u64,
+    pub dead_lettered: u64,
+    /// Whether the function ran (a throttled batch did not).
+    pub invoked: bool,
+    /// Whether the invocation counts as a failure.
+    pub invocation_failed: bool,
 }
 
 /// How a run ended, for the counters.
@@ -136,6 +160,51 @@ impl TriggerStats {
                 e.pending.2 = Some(e.pending.2.map_or(at, |p| p.max(at)));
             }
         });
+    }
+
+    /// Counts one batch of a Queue or Stream trigger: its messages, and
+    /// one run (a failed one when the function failed) in the stored
+    /// counters.
+    pub fn record_batch(&self, l: Labels<'_>, c: BatchCounts, at: DateTime<Utc>) {
+        self.with(l, |e| {
+            let s = &mut e.state;
+            s.received += c.received;
+            s.succeeded += c.succeeded;
+            s.failed += c.failed;
+            s.retried += c.retried;
+            s.dead_lettered += c.dead_lettered;
+            if c.invoked {
+                s.batches += 1;
+                e.pending.0 += 1;
+                e.pending.1 += u64::from(c.invocation_failed);
+                e.pending.2 = Some(e.pending.2.map_or(at, |p| p.max(at)));
+            } else {
+                s.rejected += c.received;
+            }
+            if s.status.is_empty() || s.status == "idle" {
+                s.status = "active".into();
+            }
+        });
+    }
+
+    /// A queue's backlog as last read from its source.
+    pub fn set_backlog(
+        &self,
+        l: Labels<'_>,
+        waiting: u64,
+        in_flight: u64,
+        oldest_age_s: Option<f64>,
+    ) {
+        self.with(l, |e| {
+            e.state.backlog = waiting;
+            e.state.in_flight = in_flight;
+            e.state.oldest_age_seconds = oldest_age_s;
+        });
+    }
+
+    /// A stream's lag as last read from its source.
+    pub fn set_lag(&self, l: Labels<'_>, records: u64) {
+        self.with(l, |e| e.state.lag_records = records);
     }
 
     /// Keeps a platform error as the trigger's `lastError`.
@@ -250,6 +319,77 @@ impl TriggerStats {
                 );
             }
         }
+        out.push_str("# HELP hotswap_trigger_messages_total Queue messages and stream records by what became of them.\n");
+        out.push_str("# TYPE hotswap_trigger_messages_total counter\n");
+        for id in &ids {
+            let e = &entries[*id];
+            if e.kind != "queue" && e.kind != "stream" {
+                continue;
+            }
+            let s = &e.state;
+            for (outcome, n) in [
+                ("received", s.received),
+                ("succeeded", s.succeeded),
+                ("failed", s.failed),
+                ("retried", s.retried),
+                ("dead_lettered", s.dead_lettered),
+                ("throttled", s.rejected),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "hotswap_trigger_messages_total{{trigger=\"{}\",type=\"{}\",owner=\"{}\",function=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    escape_label(id),
+                    e.kind,
+                    escape_label(&e.owner),
+                    escape_label(&e.function),
+                );
+            }
+        }
+        for (name, help, kind) in [
+            (
+                "hotswap_trigger_backlog_messages",
+                "Messages waiting in a queue trigger's queue.",
+                "queue",
+            ),
+            (
+                "hotswap_trigger_in_flight_messages",
+                "Messages of a queue trigger received and not yet settled.",
+                "queue",
+            ),
+            (
+                "hotswap_trigger_backlog_oldest_age_seconds",
+                "Age of the oldest message waiting in a queue trigger's queue.",
+                "queue",
+            ),
+            (
+                "hotswap_trigger_stream_lag_records",
+                "Records of a stream trigger's stream not yet processed.",
+                "stream",
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for id in &ids {
+                let e = &entries[*id];
+                if e.kind != kind {
+                    continue;
+                }
+                let value = match name {
+                    "hotswap_trigger_backlog_messages" => e.state.backlog as f64,
+                    "hotswap_trigger_in_flight_messages" => e.state.in_flight as f64,
+                    "hotswap_trigger_backlog_oldest_age_seconds" => {
+                        e.state.oldest_age_seconds.unwrap_or(0.0)
+                    }
+                    _ => e.state.lag_records as f64,
+                };
+                let _ = writeln!(
+                    out,
+                    "{name}{{trigger=\"{}\",owner=\"{}\",function=\"{}\"}} {value}",
+                    escape_label(id),
+                    escape_label(&e.owner),
+                    escape_label(&e.function),
+                );
+            }
+        }
         out.push_str(
             "# HELP hotswap_trigger_http_responses_total HTTP trigger responses by status class.\n",
         );
@@ -320,6 +460,55 @@ mod tests {
             "hotswap_trigger_runs_total{trigger=\"a\",type=\"http\",owner=\"o\",function=\"f\",outcome=\"failed\"} 1"
         ));
         assert!(text.contains("code=\"5xx\"} 1"));
+        let q = Labels {
+            trigger_id: "q",
+            kind: "queue",
+            function: "f",
+            owner: "o",
+        };
+        s.record_batch(
+            q,
+            BatchCounts {
+                received: 10,
+                succeeded: 8,
+                failed: 2,
+                retried: 1,
+                dead_lettered: 1,
+                invoked: true,
+                invocation_failed: true,
+            },
+            t0,
+        );
+        s.record_batch(
+            q,
+            BatchCounts {
+                received: 3,
+                ..BatchCounts::default()
+            },
+            t0,
+        );
+        s.set_backlog(q, 42, 3, Some(1.5));
+        let st = s.state("q", true);
+        assert_eq!(
+            (
+                st.received,
+                st.succeeded,
+                st.failed,
+                st.retried,
+                st.dead_lettered
+            ),
+            (13, 8, 2, 1, 1)
+        );
+        assert_eq!(
+            (st.batches, st.rejected, st.backlog, st.in_flight),
+            (1, 3, 42, 3)
+        );
+        assert_eq!(s.take_pending(), vec![("q".to_owned(), 1, 1, Some(t0))]);
+        let text = s.prometheus();
+        assert!(text.contains("hotswap_trigger_messages_total{trigger=\"q\",type=\"queue\",owner=\"o\",function=\"f\",outcome=\"dead_lettered\"} 1"), "{text}");
+        assert!(text.contains(
+            "hotswap_trigger_backlog_messages{trigger=\"q\",owner=\"o\",function=\"f\"} 42"
+        ));
         assert!(text.contains("code=\"4xx\"} 1"));
     }
 }

@@ -3,6 +3,7 @@
 //! `$LATEST`, with a deployment's weights, as every trigger) and sends dead
 //! messages to a function as asynchronous invocations.
 
+pub mod consumers;
 pub mod embedded;
 
 use std::sync::Arc;
@@ -18,12 +19,12 @@ use crate::consumer::{BatchInvoker, Invoked};
 use crate::sources::Delivery;
 
 /// A dead-letter function: `fn:NAME[:QUALIFIER]` of the trigger's owner.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DeadLetterFunction {
     pub name: String,
     pub qualifier: String,
     /// Builds the event a dead message is delivered with.
-    pub event: fn(&Delivery) -> Bytes,
+    pub event: Arc<dyn Fn(&Delivery) -> Bytes + Send + Sync>,
 }
 
 /// Runs a queue trigger's batches through the router.

@@ -1,0 +1,500 @@
+//! Queue triggers through the real binary, on HotSwap's embedded queue:
+//! 1,000 messages each processed exactly once; a failing message retried
+//! `maxReceiveCount` times, then dead-lettered with its source; partial
+//! batch failures retry only the listed items; a server SIGKILLed in the
+//! middle of a batch loses nothing; disabling stops consumption; the
+//! function never runs past its `maxInstances`; the trigger's counters and
+//! backlog in `GET /v1/triggers/{id}`, `/metrics` and the CLI.
+//!
+//! The function appends what it saw to a file named by its environment
+//! (the server runs `--sandbox unisolated` so it can), one line per
+//! message: `BODY RECEIVE-COUNT`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const CODE: &str = r#"
+import json, os, time
+
+def handler(event, context):
+    out = os.environ["OUT"]
+    failed = []
+    lines = []
+    poison = False
+    for r in event["Records"]:
+        body = r["body"]
+        count = int(r["attributes"]["ApproximateReceiveCount"])
+        lines.append("%s %d\n" % (body, count))
+        if body.startswith("poison"):
+            poison = True
+        # "bad" items fail on their first receive only.
+        if body.startswith("bad") and count == 1:
+            failed.append({"itemIdentifier": r["messageId"]})
+        if body.startswith("slow"):
+            time.sleep(float(os.environ.get("SLOW", "2")))
+    with open(out + ".start", "a") as f:
+        f.write("%f %f\n" % (time.time(), 0))
+    if os.environ.get("HOLD"):
+        time.sleep(float(os.environ["HOLD"]))
+    with open(out, "a") as f:
+        f.write("".join(lines))
+    if poison:
+        raise RuntimeError("poison in the batch")
+    return {"batchItemFailures": failed}
+
+def sink(event, context):
+    with open(os.environ["OUT"], "a") as f:
+        for r in event["Records"]:
+            f.write("dead %s %s\n" % (r["body"], r["eventSourceARN"]))
+    return None
+"#;
+
+fn server(dir: &Path) -> Server {
+    Server::start_with(
+        dir,
+        ServerOptions {
+            extra_args: vec!["--sandbox".into(), "unisolated".into()],
+            ..ServerOptions::default()
+        },
+    )
+}
+
+fn create_fn(s: &Server, token: &str, name: &str, handler: &str, out: &Path, extra: Value) {
+    let mut env = json!({ "OUT": out.to_str().unwrap() });
+    if let Some(more) = extra.get("environment") {
+        for (k, v) in more.as_object().unwrap() {
+            env[k] = v.clone();
+        }
+    }
+    let mut extra = extra.clone();
+    extra["environment"] = env;
+    if extra.get("timeout").is_none() {
+        extra["timeout"] = json!(5);
+    }
+    create_function_as(
+        s,
+        token,
+        name,
+        "Python311",
+        &format!("app.{handler}"),
+        &[("app.py", CODE)],
+        extra,
+    );
+}
+
+fn create_trigger(s: &Server, token: &str, function: &str, config: Value) -> Value {
+    let (st, t) = s.call(
+        "POST",
+        "/v1/triggers",
+        Some(token),
+        Some(json!({ "functionName": function, "type": "Queue", "config": config })),
+    );
+    assert_eq!(st, 201, "{t}");
+    t
+}
+
+fn trigger(s: &Server, token: &str, id: &str) -> Value {
+    let (st, t) = s.call("GET", &format!("/v1/triggers/{id}"), Some(token), None);
+    assert_eq!(st, 200, "{t}");
+    t
+}
+
+fn send(s: &Server, token: &str, queue: &str, body: &str) {
+    let (st, b) = s.call(
+        "POST",
+        &format!("/v1/queues/{queue}/messages"),
+        Some(token),
+        Some(json!({ "body": body, "attributes": { "kind": "test" } })),
+    );
+    assert_eq!(st, 201, "{b}");
+}
+
+fn depth(s: &Server, token: &str, queue: &str) -> (u64, u64) {
+    let (st, q) = s.call("GET", &format!("/v1/queues/{queue}"), Some(token), None);
+    if st == 404 {
+        return (0, 0);
+    }
+    assert_eq!(st, 200, "{q}");
+    (
+        q["depth"].as_u64().unwrap_or_else(|| panic!("{q}")),
+        q["inFlight"].as_u64().unwrap_or_else(|| panic!("{q}")),
+    )
+}
+
+/// The (body, receive count) lines the function wrote.
+fn seen(out: &Path) -> Vec<(String, u32)> {
+    std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (body, n) = l.rsplit_once(' ')?;
+            Some((body.to_owned(), n.parse().ok()?))
+        })
+        .collect()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !done() {
+        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn out_file(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.out"))
+}
+
+#[test]
+fn a_thousand_messages_are_each_processed_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(&dir.path().join("data"));
+    let alice = s.token_for("alice");
+    let out = out_file(dir.path(), "orders");
+    create_fn(&s, &alice, "consume", "handler", &out, json!({}));
+    for i in 0..1000 {
+        send(&s, &alice, "orders", &format!("m{i:04}"));
+    }
+    let t = create_trigger(
+        &s,
+        &alice,
+        "consume",
+        json!({ "queueName": "orders", "batchSize": 10, "maximumConcurrency": 4 }),
+    );
+    let id = t["triggerId"].as_str().unwrap();
+    wait_for("1,000 messages", Duration::from_secs(120), || {
+        seen(&out).len() >= 1000
+    });
+    // Nothing more arrives: each message once.
+    std::thread::sleep(Duration::from_secs(2));
+    let lines = seen(&out);
+    assert_eq!(lines.len(), 1000);
+    let bodies: BTreeMap<String, u32> = lines.into_iter().collect();
+    assert_eq!(bodies.len(), 1000, "no message twice");
+    assert!(bodies.values().all(|n| *n == 1), "each received once");
+    assert_eq!(depth(&s, &alice, "orders"), (0, 0));
+    let st = &trigger(&s, &alice, id)["state"];
+    wait_for("the counters", Duration::from_secs(5), || {
+        trigger(&s, &alice, id)["state"]["succeeded"] == 1000
+    });
+    assert_eq!(st["received"], 1000, "{st}");
+    assert_eq!(st["failed"], 0, "{st}");
+    let batches = trigger(&s, &alice, id)["state"]["batches"]
+        .as_u64()
+        .unwrap();
+    assert!((100..=1000).contains(&batches), "{batches} batches");
+    wait_for("the backlog reading", Duration::from_secs(5), || {
+        trigger(&s, &alice, id)["state"]["backlog"] == 0
+    });
+    let metrics = s.prometheus();
+    assert!(
+        metrics.contains(&format!(
+            "hotswap_trigger_messages_total{{trigger=\"{id}\",type=\"queue\",owner=\"alice\",function=\"consume\",outcome=\"succeeded\"}} 1000"
+        )),
+        "{metrics}"
+    );
+    // The stored run counters count invocations (batches).
+    wait_for("stored counters", Duration::from_secs(5), || {
+        trigger(&s, &alice, id)["executionCount"].as_u64() == Some(batches)
+    });
+}
+
+#[test]
+fn a_failing_message_is_retried_then_dead_lettered_with_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(&dir.path().join("data"));
+    let alice = s.token_for("alice");
+    let out = out_file(dir.path(), "jobs");
+    create_fn(&s, &alice, "work", "handler", &out, json!({ "timeout": 1 }));
+    send(&s, &alice, "jobs", "poison-1");
+    send(&s, &alice, "jobs", "fine-1");
+    let t = create_trigger(
+        &s,
+        &alice,
+        "work",
+        json!({ "queueName": "jobs", "batchSize": 1, "visibilityTimeout": 1,
+                "maxReceiveCount": 3, "deadLetterTarget": "queue:jobs-dlq" }),
+    );
+    let id = t["triggerId"].as_str().unwrap();
+    wait_for("the dead letter", Duration::from_secs(30), || {
+        depth(&s, &alice, "jobs-dlq").0 == 1
+    });
+    let lines = seen(&out);
+    let poison: Vec<u32> = lines
+        .iter()
+        .filter(|(b, _)| b == "poison-1")
+        .map(|(_, n)| *n)
+        .collect();
+    assert_eq!(poison, [1, 2, 3], "received maxReceiveCount times, counted");
+    assert_eq!(
+        lines.iter().filter(|(b, _)| b == "fine-1").count(),
+        1,
+        "{lines:?}"
+    );
+    assert_eq!(depth(&s, &alice, "jobs"), (0, 0));
+    // It keeps its body and attributes and names its source.
+    let (st, q) = s.call("GET", "/v1/queues/jobs-dlq", Some(&alice), None);
+    assert_eq!(st, 200, "{q}");
+    let st = trigger(&s, &alice, id)["state"].clone();
+    assert_eq!(
+        (st["deadLettered"].as_u64(), st["retried"].as_u64()),
+        (Some(1), Some(2)),
+        "{st}"
+    );
+    assert_eq!(st["failed"], 3, "{st}");
+
+    // A dead-letter function gets the message as an SQS event from its
+    // queue.
+    let sink_out = out_file(dir.path(), "sink");
+    create_fn(&s, &alice, "sink", "sink", &sink_out, json!({}));
+    create_fn(
+        &s,
+        &alice,
+        "work2",
+        "handler",
+        &out,
+        json!({ "timeout": 1 }),
+    );
+    send(&s, &alice, "jobs2", "poison-2");
+    create_trigger(
+        &s,
+        &alice,
+        "work2",
+        json!({ "queueName": "jobs2", "batchSize": 1, "visibilityTimeout": 1,
+                "maxReceiveCount": 2, "deadLetterTarget": "fn:sink" }),
+    );
+    wait_for("the dead-letter function", Duration::from_secs(30), || {
+        std::fs::read_to_string(&sink_out).is_ok_and(|t| !t.is_empty())
+    });
+    let text = std::fs::read_to_string(&sink_out).unwrap();
+    assert_eq!(
+        text.trim(),
+        "dead poison-2 arn:aws:sqs:local:000000000000:jobs2",
+        "{text}"
+    );
+    assert_eq!(depth(&s, &alice, "jobs2"), (0, 0));
+}
+
+#[test]
+fn partial_batch_failures_retry_only_the_listed_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(&dir.path().join("data"));
+    let alice = s.token_for("alice");
+    let out = out_file(dir.path(), "mixed");
+    create_fn(
+        &s,
+        &alice,
+        "mixed",
+        "handler",
+        &out,
+        json!({ "timeout": 1 }),
+    );
+    for b in ["ok-a", "bad-b", "ok-c", "bad-d", "ok-e"] {
+        send(&s, &alice, "mixed", b);
+    }
+    let t = create_trigger(
+        &s,
+        &alice,
+        "mixed",
+        json!({ "queueName": "mixed", "batchSize": 10, "maximumBatchingWindow": 1,
+                "visibilityTimeout": 1, "reportBatchItemFailures": true }),
+    );
+    let id = t["triggerId"].as_str().unwrap();
+    wait_for("the retries", Duration::from_secs(30), || {
+        seen(&out).len() >= 7
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut lines = seen(&out);
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            ("bad-b".to_owned(), 1),
+            ("bad-b".to_owned(), 2),
+            ("bad-d".to_owned(), 1),
+            ("bad-d".to_owned(), 2),
+            ("ok-a".to_owned(), 1),
+            ("ok-c".to_owned(), 1),
+            ("ok-e".to_owned(), 1),
+        ]
+    );
+    assert_eq!(depth(&s, &alice, "mixed"), (0, 0));
+    let st = trigger(&s, &alice, id)["state"].clone();
+    assert_eq!(
+        (st["succeeded"].as_u64(), st["retried"].as_u64()),
+        (Some(5), Some(2)),
+        "{st}"
+    );
+
+    // A malformed answer (an identifier not in the batch) fails the whole
+    // batch: every message comes back.
+    let out2 = out_file(dir.path(), "liar");
+    let liar = "def handler(event, context):\n    import os\n    with open(os.environ['OUT'], 'a') as f:\n        for r in event['Records']:\n            f.write('%s %s\\n' % (r['body'], r['attributes']['ApproximateReceiveCount']))\n    n = int(event['Records'][0]['attributes']['ApproximateReceiveCount'])\n    return {'batchItemFailures': [{'itemIdentifier': 'not-in-batch'}]} if n == 1 else {}\n";
+    create_function_as(
+        &s,
+        &alice,
+        "liar",
+        "Python311",
+        "app.handler",
+        &[("app.py", liar)],
+        json!({ "timeout": 1, "environment": { "OUT": out2.to_str().unwrap() } }),
+    );
+    send(&s, &alice, "liar", "x");
+    send(&s, &alice, "liar", "y");
+    create_trigger(
+        &s,
+        &alice,
+        "liar",
+        json!({ "queueName": "liar", "batchSize": 10, "maximumBatchingWindow": 1,
+                "visibilityTimeout": 1, "reportBatchItemFailures": true }),
+    );
+    wait_for("the whole batch again", Duration::from_secs(30), || {
+        seen(&out2).len() >= 4
+    });
+    let mut lines = seen(&out2);
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            ("x".to_owned(), 1),
+            ("x".to_owned(), 2),
+            ("y".to_owned(), 1),
+            ("y".to_owned(), 2)
+        ]
+    );
+}
+
+#[test]
+fn a_server_killed_mid_batch_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = server(&data);
+    let alice = s.token_for("alice");
+    let out = out_file(dir.path(), "durable");
+    // Each batch takes 3 s before it reports anything.
+    create_fn(
+        &s,
+        &alice,
+        "durable",
+        "handler",
+        &out,
+        json!({ "timeout": 5, "environment": { "HOLD": "3" } }),
+    );
+    for i in 0..20 {
+        send(&s, &alice, "durable", &format!("d{i:02}"));
+    }
+    create_trigger(
+        &s,
+        &alice,
+        "durable",
+        json!({ "queueName": "durable", "batchSize": 5, "maximumConcurrency": 2,
+                "visibilityTimeout": 5 }),
+    );
+    let started = PathBuf::from(format!("{}.start", out.display()));
+    wait_for("a batch to start", Duration::from_secs(30), || {
+        std::fs::read_to_string(&started).is_ok_and(|t| !t.is_empty())
+    });
+    // SIGKILL while batches are in the function.
+    drop(s);
+    assert!(seen(&out).len() < 20, "killed before the end");
+    let s = server(&data);
+    wait_for(
+        "every message after the restart",
+        Duration::from_secs(90),
+        || {
+            let bodies: std::collections::BTreeSet<String> =
+                seen(&out).into_iter().map(|(b, _)| b).collect();
+            bodies.len() == 20
+        },
+    );
+    wait_for("an empty queue", Duration::from_secs(20), || {
+        depth(&s, &alice, "durable") == (0, 0)
+    });
+    // Messages of the killed batches came back with a higher count.
+    assert!(seen(&out).iter().all(|(_, n)| *n <= 2), "{:?}", seen(&out));
+}
+
+#[test]
+fn disabling_stops_consumption_and_max_instances_bounds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(&dir.path().join("data"));
+    let alice = s.token_for("alice");
+    let out = out_file(dir.path(), "bounded");
+    // One instance at most, and each batch takes 300 ms.
+    create_fn(
+        &s,
+        &alice,
+        "bounded",
+        "handler",
+        &out,
+        json!({ "environment": { "HOLD": "0.3" }, "scalingConfig": { "maxInstances": 1 } }),
+    );
+    for i in 0..12 {
+        send(&s, &alice, "bounded", &format!("b{i:02}"));
+    }
+    let t = create_trigger(
+        &s,
+        &alice,
+        "bounded",
+        json!({ "queueName": "bounded", "batchSize": 2, "maximumConcurrency": 5 }),
+    );
+    let id = t["triggerId"].as_str().unwrap();
+    wait_for("all messages", Duration::from_secs(60), || {
+        seen(&out).len() >= 12
+    });
+    let mut bodies: Vec<String> = seen(&out)
+        .into_iter()
+        .map(|(b, n)| format!("{b}/{n}"))
+        .collect();
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!(
+        bodies.len(),
+        12,
+        "throttled batches come back uncounted: {bodies:?}"
+    );
+    assert!(bodies.iter().all(|b| b.ends_with("/1")), "{bodies:?}");
+
+    // Disabled: messages wait.
+    let (st, _) = s.call(
+        "PATCH",
+        &format!("/v1/triggers/{id}"),
+        Some(&alice),
+        Some(json!({ "isEnabled": false })),
+    );
+    assert_eq!(st, 200);
+    std::thread::sleep(Duration::from_secs(2));
+    send(&s, &alice, "bounded", "later");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(seen(&out).len(), 12, "nothing consumed while disabled");
+    assert_eq!(depth(&s, &alice, "bounded").0, 1);
+    assert_eq!(trigger(&s, &alice, id)["state"]["status"], "disabled");
+    let (st, _) = s.call(
+        "PATCH",
+        &format!("/v1/triggers/{id}"),
+        Some(&alice),
+        Some(json!({ "isEnabled": true })),
+    );
+    assert_eq!(st, 200);
+    wait_for(
+        "the message sent while disabled",
+        Duration::from_secs(20),
+        || seen(&out).iter().any(|(b, _)| b == "later"),
+    );
+    // The CLI shows the counters.
+    let shown = cli_as(&s, &alice, &["trigger", "get", id]);
+    assert!(
+        shown
+            .stdout
+            .lines()
+            .any(|l| l.contains("received") && l.trim_end().ends_with(" 13")),
+        "{}",
+        shown.stdout
+    );
+}

@@ -1,0 +1,414 @@
+//! The queue consumers of this server: one [`consume`] loop per enabled
+//! Queue trigger, started, restarted (its settings, its function's timeout
+//! or `maxInstances` changed) and stopped (disabled, deleted) as triggers
+//! change, by [`QueueConsumers::poll`] — the server's `queue-consumers`
+//! task, run every second and whenever a trigger changes here.
+//!
+//! Every server consumes every queue trigger: a queue's messages are
+//! shared between receivers by their visibility timeouts (a received
+//! message is invisible to the others), so more servers are more
+//! consumers, and a server that dies leaves its messages to come back to
+//! the others when their timeouts end.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hotswap_domain::{DeliveryTarget, QueueSettings, Trigger, TriggerSource, TriggerType};
+use hotswap_router::Router;
+
+use super::embedded::EmbeddedQueue;
+use super::{DeadLetterFunction, RouterInvoker};
+use crate::consumer::{consume, BatchReport, BatchSettings, ConsumeSettings, DeadLetter, Reporter};
+use crate::queue::event::{queue_arn, sqs_event, MessageAttribute, QueueMessage};
+use crate::queue::response::{queue_outcome, InvokeResult};
+use crate::sources::{Delivery, QueueSource, SourceError};
+use crate::stats::{BatchCounts, Labels, TriggerStats};
+
+/// Longest wait of one receive for a first message: a trigger stops
+/// within about this long.
+const LONG_POLL: Duration = Duration::from_secs(1);
+/// Pause after a source error, doubled while it lasts (reconnection
+/// backoff), at most [`MAX_ERROR_PAUSE`].
+const ERROR_PAUSE: Duration = Duration::from_millis(200);
+const MAX_ERROR_PAUSE: Duration = Duration::from_secs(10);
+/// How long a throttled batch waits before it is visible again.
+const THROTTLE_BACKOFF: Duration = Duration::from_millis(200);
+/// Most concurrent batches of a trigger without `maximumConcurrency` (and
+/// never more than the function's `maxInstances`).
+pub const DEFAULT_MAX_CONCURRENCY: u32 = 5;
+/// How often the trigger list is read again without a change seen here
+/// (a trigger changed through another server).
+const RELOAD: Duration = Duration::from_secs(2);
+
+/// Where the broker sources are (server flags); `None`: not configured.
+#[derive(Debug, Clone, Default)]
+pub struct Brokers {
+    pub rabbitmq_url: Option<String>,
+    pub nats_url: Option<String>,
+    pub redis_url: Option<String>,
+}
+
+impl Brokers {
+    /// The queue sources these brokers (and the embedded queue) serve.
+    pub fn queue_sources(&self) -> Vec<TriggerSource> {
+        let mut v = vec![TriggerSource::Embedded];
+        for (s, url) in [
+            (TriggerSource::Rabbitmq, &self.rabbitmq_url),
+            (TriggerSource::Nats, &self.nats_url),
+            (TriggerSource::Redis, &self.redis_url),
+        ] {
+            if url.is_some() && backend_built(s) {
+                v.push(s);
+            }
+        }
+        v
+    }
+}
+
+/// Whether this build has a queue backend for `source`.
+fn backend_built(source: TriggerSource) -> bool {
+    matches!(source, TriggerSource::Embedded)
+}
+
+struct Running {
+    /// What the consumer was started with; a change restarts it.
+    fingerprint: String,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    source: Arc<dyn QueueSource>,
+    function: String,
+    owner: String,
+}
+
+struct State {
+    epoch: u64,
+    loaded: Option<Instant>,
+    running: HashMap<String, Running>,
+}
+
+/// Every queue consumer of this server.
+pub struct QueueConsumers {
+    router: Arc<Router>,
+    stats: Arc<TriggerStats>,
+    brokers: Brokers,
+    state: tokio::sync::Mutex<State>,
+}
+
+fn labels<'a>(id: &'a str, function: &'a str, owner: &'a str) -> Labels<'a> {
+    Labels {
+        trigger_id: id,
+        kind: "queue",
+        function,
+        owner,
+    }
+}
+
+impl QueueConsumers {
+    pub fn new(router: Arc<Router>, stats: Arc<TriggerStats>, brokers: Brokers) -> Self {
+        Self {
+            router,
+            stats,
+            brokers,
+            state: tokio::sync::Mutex::new(State {
+                epoch: u64::MAX,
+                loaded: None,
+                running: HashMap::new(),
+            }),
+        }
+    }
+
+    /// Starts, restarts and stops consumers to match the enabled Queue
+    /// triggers, and reads each running one's backlog.
+    pub async fn poll(&self) -> Result<(), String> {
+        let mut state = self.state.lock().await;
+        let control = self.router.control();
+        let epoch = control.trigger_epoch();
+        if state.epoch != epoch || state.loaded.is_none_or(|l| l.elapsed() >= RELOAD) {
+            let triggers: Vec<Trigger> = control
+                .store()
+                .list_triggers(None)
+                .await
+                .map_err(|e| format!("cannot list triggers: {e}"))?
+                .into_iter()
+                .filter(|t| t.trigger_type == TriggerType::Queue && t.is_enabled)
+                .collect();
+            state.epoch = epoch;
+            state.loaded = Some(Instant::now());
+            self.reconcile(&mut state, triggers).await;
+        }
+        for (id, r) in &state.running {
+            let l = labels(id, &r.function, &r.owner);
+            match r.source.backlog().await {
+                Ok(b) => self
+                    .stats
+                    .set_backlog(l, b.waiting, b.in_flight, b.oldest_age_s),
+                Err(e) => self.stats.error(l, e.to_string()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn reconcile(&self, state: &mut State, triggers: Vec<Trigger>) {
+        // `None`: the function could not be read; whatever runs is kept.
+        let mut wanted: HashMap<String, (Trigger, Option<hotswap_domain::Function>)> =
+            HashMap::new();
+        for t in triggers {
+            match self
+                .router
+                .control()
+                .store()
+                .get_function_by_id(&t.function_id)
+                .await
+            {
+                Ok(Some(f)) => {
+                    wanted.insert(t.trigger_id.clone(), (t, Some(f)));
+                }
+                // Deleted with its function: its consumer stops below.
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(trigger = %t.trigger_id, error = %e, "cannot read a queue trigger's function");
+                    wanted.insert(t.trigger_id.clone(), (t, None));
+                }
+            }
+        }
+        let stale: Vec<String> = state
+            .running
+            .iter()
+            .filter(|(id, r)| match wanted.get(*id) {
+                None => true,
+                Some((_, None)) => false,
+                Some((t, Some(f))) => fingerprint(t, f) != r.fingerprint,
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            if let Some(r) = state.running.remove(&id) {
+                tracing::info!(trigger = %id, "queue consumer stopping");
+                // In-flight batches finish and settle their messages.
+                let _ = r.stop.send(true);
+            }
+        }
+        for (id, (t, f)) in wanted {
+            let Some(f) = f else { continue };
+            if state.running.contains_key(&id) {
+                continue;
+            }
+            match self.start(&t, &f) {
+                Ok(r) => {
+                    tracing::info!(trigger = %id, function = %f.name, queue = %r.source.describe(), "queue consumer started");
+                    self.stats.clear_error(&id);
+                    state.running.insert(id, r);
+                }
+                Err(e) => {
+                    self.stats
+                        .error(labels(&id, &f.name, &f.owner_id), e.clone());
+                    tracing::warn!(trigger = %id, error = %e, "queue consumer not started");
+                }
+            }
+        }
+    }
+
+    fn start(&self, t: &Trigger, f: &hotswap_domain::Function) -> Result<Running, String> {
+        let settings = t
+            .config
+            .queue_settings()
+            .map_err(|e| format!("invalid queue trigger: {e}"))?;
+        let source = self.open_source(&settings, t, &f.owner_id)?;
+        let (dead_letter, dl_function) = match &settings.dead_letter_target {
+            None => (DeadLetter::Keep, None),
+            Some(DeliveryTarget::Queue { name }) => (DeadLetter::Queue(name.clone()), None),
+            Some(DeliveryTarget::Function { name, qualifier }) => (
+                DeadLetter::Function,
+                Some(DeadLetterFunction {
+                    name: name.clone(),
+                    qualifier: qualifier.to_string(),
+                    event: {
+                        let arn = queue_arn(&settings.queue_name);
+                        Arc::new(move |d: &Delivery| dead_letter_event(&arn, d))
+                    },
+                }),
+            ),
+        };
+        let arn = queue_arn(&settings.queue_name);
+        let invoker = Arc::new(RouterInvoker {
+            router: self.router.clone(),
+            function_id: f.function_id.clone(),
+            qualifier: t.target_version.clone(),
+            owner: f.owner_id.clone(),
+            queue: settings.queue_name.clone(),
+            dead_letter: dl_function,
+        });
+        let report_failures = settings.report_batch_item_failures;
+        let consume_settings = ConsumeSettings {
+            batch: BatchSettings {
+                visibility: settings.visibility_timeout_for(f.timeout),
+                max_receive_count: settings.max_receive_count,
+                dead_letter,
+                throttle_backoff: THROTTLE_BACKOFF,
+            },
+            batch_size: settings.batch_size as usize,
+            window: settings.batching_window(),
+            long_poll: LONG_POLL,
+            max_concurrency: max_concurrency(&settings, f) as usize,
+            idle_pause: ERROR_PAUSE,
+            max_error_pause: MAX_ERROR_PAUSE,
+            event: Arc::new(move |batch: &[Delivery]| {
+                let messages: Vec<QueueMessage> = batch.iter().map(queue_message).collect();
+                Bytes::from(sqs_event(&arn, &messages).to_string())
+            }),
+            outcome: Arc::new(move |payload: &Bytes, ids: &[String]| {
+                queue_outcome(InvokeResult::Succeeded(payload), report_failures, ids)
+            }),
+        };
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let reporter = self.reporter(&t.trigger_id, &f.name, &f.owner_id);
+        let task = tokio::spawn(consume(
+            source.clone(),
+            invoker,
+            consume_settings,
+            stop_rx,
+            reporter,
+        ));
+        Ok(Running {
+            fingerprint: fingerprint(t, f),
+            stop,
+            task,
+            source,
+            function: f.name.clone(),
+            owner: f.owner_id.clone(),
+        })
+    }
+
+    fn open_source(
+        &self,
+        settings: &QueueSettings,
+        t: &Trigger,
+        owner: &str,
+    ) -> Result<Arc<dyn QueueSource>, String> {
+        let _consumer_name = format!("hotswap-{}", t.trigger_id);
+        match settings.source {
+            TriggerSource::Embedded => Ok(Arc::new(EmbeddedQueue::new(
+                self.router.control().clone(),
+                owner,
+                settings.queue_name.clone(),
+            ))),
+            other => Err(match hotswap_control::source_flag(other) {
+                Some(flag) if !self.brokers.queue_sources().contains(&other) => format!(
+                    "source '{other}' is not configured on this server: start it with {flag}"
+                ),
+                _ => format!("source '{other}' does not serve queue triggers"),
+            }),
+        }
+    }
+
+    /// Counts each batch; keeps source and dead-letter errors as the
+    /// trigger's `lastError` (cleared by the next batch that works).
+    fn reporter(&self, id: &str, function: &str, owner: &str) -> Reporter {
+        let (stats, id, function, owner) = (
+            self.stats.clone(),
+            id.to_owned(),
+            function.to_owned(),
+            owner.to_owned(),
+        );
+        Arc::new(move |r: Result<&BatchReport, &SourceError>| {
+            let l = labels(&id, &function, &owner);
+            match r {
+                Ok(r) => {
+                    stats.record_batch(l, counts(r), chrono::Utc::now());
+                    match &r.platform_error {
+                        Some(e) => stats.error(l, e.clone()),
+                        None => stats.clear_error(&id),
+                    }
+                }
+                Err(e) => stats.error(l, e.to_string()),
+            }
+        })
+    }
+
+    /// Stops every consumer; in-flight batches get `grace` to settle
+    /// (what they do not settle comes back after its visibility timeout).
+    pub async fn shutdown(&self, grace: Duration) {
+        let mut state = self.state.lock().await;
+        let running: Vec<Running> = state.running.drain().map(|(_, r)| r).collect();
+        for r in &running {
+            let _ = r.stop.send(true);
+        }
+        let all = futures_join(running.into_iter().map(|r| r.task).collect());
+        let _ = tokio::time::timeout(grace, all).await;
+    }
+
+    /// Trigger IDs with a running consumer (for tests and `/v1/status`).
+    pub async fn running(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.state.lock().await.running.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+}
+
+async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// What a consumer depends on: the trigger's target and config, and its
+/// function's timeout (the visibility timeout's floor) and `maxInstances`.
+fn fingerprint(t: &Trigger, f: &hotswap_domain::Function) -> String {
+    format!(
+        "{}|{}|{}|{}|{}",
+        t.target_version,
+        serde_json::to_string(&t.config).unwrap_or_default(),
+        f.timeout,
+        f.scaling_config.max_instances,
+        f.owner_id
+    )
+}
+
+/// `maximumConcurrency`, or the default, never past `maxInstances`.
+fn max_concurrency(s: &QueueSettings, f: &hotswap_domain::Function) -> u32 {
+    let wanted = s.maximum_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY);
+    match f.scaling_config.max_instances {
+        0 => wanted,
+        max => wanted.min(max),
+    }
+    .max(1)
+}
+
+fn counts(r: &BatchReport) -> BatchCounts {
+    let received = r.received as u64;
+    let succeeded = r.succeeded as u64;
+    BatchCounts {
+        received,
+        succeeded,
+        failed: if r.throttled { 0 } else { received - succeeded },
+        retried: r.retried as u64,
+        dead_lettered: r.dead_lettered as u64,
+        invoked: !r.throttled,
+        invocation_failed: r.failed,
+    }
+}
+
+fn queue_message(d: &Delivery) -> QueueMessage {
+    QueueMessage {
+        message_id: d.message_id.clone(),
+        receipt_handle: d.receipt.clone(),
+        body: d.body.clone(),
+        attributes: d
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), MessageAttribute::String(v.clone())))
+            .collect(),
+        receive_count: d.receive_count,
+        sent_timestamp_ms: d.sent_at.timestamp_millis(),
+        first_receive_timestamp_ms: d.first_received_at.timestamp_millis(),
+        sender_id: None,
+    }
+}
+
+/// The event a dead message reaches a dead-letter function with: an SQS
+/// event of that one message, from its queue.
+fn dead_letter_event(arn: &str, d: &Delivery) -> Bytes {
+    Bytes::from(sqs_event(arn, &[queue_message(d)]).to_string())
+}
