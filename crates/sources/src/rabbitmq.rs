@@ -20,7 +20,9 @@
 //!   `basic.nack`ed with requeue, so the broker delivers it again (SQS's
 //!   visibility timeout). A held delivery counts against the prefetch, so
 //!   `prefetch` should be at least the trigger's batch size times its
-//!   concurrency (0 is the broker's "no limit").
+//!   concurrency (0 is the broker's "no limit"); released deliveries waiting
+//!   out their delay count too, so while they fill the prefetch no new
+//!   message arrives.
 //! - **Receipts** are `<connection generation>.<delivery tag>`: they name
 //!   one delivery on one connection. A receipt of an earlier connection, or
 //!   of a delivery already acknowledged, released or timed out, does nothing
@@ -515,7 +517,10 @@ impl QueueSource for RabbitQueue {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let deadline = tokio::time::Instant::now() + wait;
+        let now = tokio::time::Instant::now();
+        let deadline = now
+            .checked_add(wait)
+            .unwrap_or_else(|| now + Duration::from_secs(86_400));
         let weak = Arc::downgrade(&self.shared);
         loop {
             let notified = self.shared.arrived.notified();

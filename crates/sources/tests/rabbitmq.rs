@@ -166,7 +166,7 @@ async fn a_thousand_confirmed_messages_are_each_received_once_with_body_and_attr
             "kind".into(),
             AMQPValue::LongString(LongString::from("order")),
         );
-        h.insert("even".into(), AMQPValue::Boolean(i % 2 == 0));
+        h.insert("even".into(), AMQPValue::Boolean(i.is_multiple_of(2)));
         h.insert(
             "nested".into(),
             AMQPValue::FieldTable(FieldTable::default()),
@@ -211,7 +211,7 @@ async fn a_thousand_confirmed_messages_are_each_received_once_with_body_and_attr
             let expected: BTreeMap<String, String> = [
                 ("n".to_owned(), i.to_string()),
                 ("kind".to_owned(), "order".to_owned()),
-                ("even".to_owned(), (i % 2 == 0).to_string()),
+                ("even".to_owned(), i.is_multiple_of(2).to_string()),
             ]
             .into_iter()
             .collect();
@@ -254,6 +254,8 @@ async fn released_message_comes_back_after_the_delay(kind: Kind) {
     )
     .await
     .unwrap();
+    // Released, its receipt settles it no more.
+    src.ack(std::slice::from_ref(&first.receipt)).await.unwrap();
     let backlog = src.backlog().await.unwrap();
     assert_eq!((backlog.waiting, backlog.in_flight), (0, 1));
     // Not before the delay…
@@ -575,7 +577,9 @@ async fn a_quorum_queue_count_comes_from_the_broker_in_a_new_source() {
     for expected in 1..=2 {
         let d = receive_one(&src).await;
         assert_eq!(d.receive_count, expected);
-        src.release(&[d.receipt], Duration::ZERO, true).await.unwrap();
+        src.release(&[d.receipt], Duration::ZERO, true)
+            .await
+            .unwrap();
     }
     // Received a third time and held when the source goes (a restart).
     assert_eq!(receive_one(&src).await.receive_count, 3);
@@ -587,5 +591,29 @@ async fn a_quorum_queue_count_comes_from_the_broker_in_a_new_source() {
     fresh.ack(&[d.receipt]).await.unwrap();
     assert_eq!(q.ready().await, 0);
     drop(fresh);
+    q.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_or_vhost_are_refused() {
+    let q = TestQueue::new(Kind::Classic).await;
+    let what = format!("RabbitMQ queue '{}'", q.name);
+    let cases = [
+        ("amqp://guest:wrong@127.0.0.1:5672/%2f", "ACCESS_REFUSED"),
+        (
+            "amqp://guest:guest@127.0.0.1:5672/no-such-vhost",
+            "NOT_ALLOWED",
+        ),
+    ];
+    for (url, code) in cases {
+        let src = RabbitQueue::new(url, &q.name, &unique("hotswap-trigger"), 10);
+        match src.receive(1, VIS, Duration::ZERO).await {
+            Err(SourceError::Refused(w, why)) => {
+                assert_eq!(w, what);
+                assert!(why.starts_with(code), "{why}");
+            }
+            other => panic!("expected Refused, got {other:?}"),
+        }
+    }
     q.delete().await;
 }
