@@ -1,5 +1,6 @@
-//! Queue triggers through the real binary, on HotSwap's embedded queue:
-//! 1,000 messages each processed exactly once; a failing message retried
+//! Queue triggers through the real binary, on every backend (HotSwap's
+//! embedded queue, RabbitMQ, Redis Streams): 1,000 messages each processed
+//! exactly once; a failing message retried
 //! `maxReceiveCount` times, then dead-lettered with its source; partial
 //! batch failures retry only the listed items; a server SIGKILLed in the
 //! middle of a batch loses nothing; disabling stops consumption; the
@@ -13,6 +14,8 @@
 mod common;
 
 use std::collections::BTreeMap;
+
+use common::brokers::{Backend, TestQueue};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -55,15 +58,56 @@ def sink(event, context):
     return None
 "#;
 
-fn server(dir: &Path) -> Server {
+fn server(dir: &Path, backend: Backend) -> Server {
+    let mut extra_args = vec!["--sandbox".into(), "unisolated".into()];
+    extra_args.extend(backend.server_args());
     Server::start_with(
         dir,
         ServerOptions {
-            extra_args: vec!["--sandbox".into(), "unisolated".into()],
+            extra_args,
             ..ServerOptions::default()
         },
     )
 }
+
+/// A trigger's config for queue `q`, with `more` fields.
+fn config(q: &TestQueue, more: Value) -> Value {
+    let mut c = json!({ "queueName": q.name, "source": q.backend.source() });
+    for (k, v) in more.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    c
+}
+
+/// Messages waiting and in flight, as the trigger's source reports them.
+fn backlog(s: &Server, token: &str, id: &str) -> (u64, u64) {
+    let st = &trigger(s, token, id)["state"];
+    (
+        st["backlog"].as_u64().unwrap_or_else(|| panic!("{st}")),
+        st["inFlight"].as_u64().unwrap_or_else(|| panic!("{st}")),
+    )
+}
+
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $( #[test] fn $name() { super::$name(super::Backend::Embedded) } )*
+        }
+        mod rabbitmq {
+            $( #[test] fn $name() { super::$name(super::Backend::Rabbitmq) } )*
+        }
+        mod redis {
+            $( #[test] fn $name() { super::$name(super::Backend::Redis) } )*
+        }
+    };
+}
+
+on_every_backend!(
+    a_thousand_messages_are_each_processed_exactly_once,
+    a_failing_message_is_retried_then_dead_lettered_with_its_source,
+    partial_batch_failures_retry_only_the_listed_items,
+    a_server_killed_mid_batch_loses_nothing,
+);
 
 fn create_fn(s: &Server, token: &str, name: &str, handler: &str, out: &Path, extra: Value) {
     let mut env = json!({ "OUT": out.to_str().unwrap() });
@@ -151,21 +195,20 @@ fn out_file(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.out"))
 }
 
-#[test]
-fn a_thousand_messages_are_each_processed_exactly_once() {
+fn a_thousand_messages_are_each_processed_exactly_once(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let s = server(&dir.path().join("data"));
+    let s = server(&dir.path().join("data"), backend);
     let alice = s.token_for("alice");
     let out = out_file(dir.path(), "orders");
     create_fn(&s, &alice, "consume", "handler", &out, json!({}));
-    for i in 0..1000 {
-        send(&s, &alice, "orders", &format!("m{i:04}"));
-    }
+    let mut q = backend.queue(&s, &alice, "orders");
+    let bodies: Vec<String> = (0..1000).map(|i| format!("m{i:04}")).collect();
+    q.send_all(&bodies);
     let t = create_trigger(
         &s,
         &alice,
         "consume",
-        json!({ "queueName": "orders", "batchSize": 10, "maximumConcurrency": 4 }),
+        config(&q, json!({ "batchSize": 10, "maximumConcurrency": 4 })),
     );
     let id = t["triggerId"].as_str().unwrap();
     wait_for("1,000 messages", Duration::from_secs(120), || {
@@ -175,23 +218,28 @@ fn a_thousand_messages_are_each_processed_exactly_once() {
     std::thread::sleep(Duration::from_secs(2));
     let lines = seen(&out);
     assert_eq!(lines.len(), 1000);
-    let bodies: BTreeMap<String, u32> = lines.into_iter().collect();
-    assert_eq!(bodies.len(), 1000, "no message twice");
-    assert!(bodies.values().all(|n| *n == 1), "each received once");
-    assert_eq!(depth(&s, &alice, "orders"), (0, 0));
-    let st = &trigger(&s, &alice, id)["state"];
+    let seen_bodies: BTreeMap<String, u32> = lines.into_iter().collect();
+    assert_eq!(seen_bodies.len(), 1000, "no message twice");
+    assert!(seen_bodies.values().all(|n| *n == 1), "each received once");
+    assert_eq!(seen_bodies.keys().cloned().collect::<Vec<_>>(), bodies);
     wait_for("the counters", Duration::from_secs(5), || {
         trigger(&s, &alice, id)["state"]["succeeded"] == 1000
     });
-    assert_eq!(st["received"], 1000, "{st}");
-    assert_eq!(st["failed"], 0, "{st}");
-    let batches = trigger(&s, &alice, id)["state"]["batches"]
-        .as_u64()
-        .unwrap();
+    let st = trigger(&s, &alice, id)["state"].clone();
+    assert_eq!(
+        (st["received"].as_u64(), st["failed"].as_u64()),
+        (Some(1000), Some(0)),
+        "{st}"
+    );
+    assert_eq!(st["lastError"], Value::Null, "{st}");
+    let batches = st["batches"].as_u64().unwrap();
     assert!((100..=1000).contains(&batches), "{batches} batches");
-    wait_for("the backlog reading", Duration::from_secs(5), || {
-        trigger(&s, &alice, id)["state"]["backlog"] == 0
+    wait_for("an empty backlog", Duration::from_secs(10), || {
+        backlog(&s, &alice, id) == (0, 0)
     });
+    if backend == Backend::Embedded {
+        assert_eq!(depth(&s, &alice, "orders"), (0, 0));
+    }
     let metrics = s.prometheus();
     assert!(
         metrics.contains(&format!(
@@ -205,21 +253,24 @@ fn a_thousand_messages_are_each_processed_exactly_once() {
     });
 }
 
-#[test]
-fn a_failing_message_is_retried_then_dead_lettered_with_its_source() {
+fn a_failing_message_is_retried_then_dead_lettered_with_its_source(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let s = server(&dir.path().join("data"));
+    let s = server(&dir.path().join("data"), backend);
     let alice = s.token_for("alice");
     let out = out_file(dir.path(), "jobs");
     create_fn(&s, &alice, "work", "handler", &out, json!({ "timeout": 1 }));
-    send(&s, &alice, "jobs", "poison-1");
-    send(&s, &alice, "jobs", "fine-1");
+    let mut q = backend.queue(&s, &alice, "jobs");
+    q.send("poison-1");
+    q.send("fine-1");
     let t = create_trigger(
         &s,
         &alice,
         "work",
-        json!({ "queueName": "jobs", "batchSize": 1, "visibilityTimeout": 1,
-                "maxReceiveCount": 3, "deadLetterTarget": "queue:jobs-dlq" }),
+        config(
+            &q,
+            json!({ "batchSize": 1, "visibilityTimeout": 1, "maxReceiveCount": 3,
+                    "deadLetterTarget": "queue:jobs-dlq" }),
+        ),
     );
     let id = t["triggerId"].as_str().unwrap();
     wait_for("the dead letter", Duration::from_secs(30), || {
@@ -237,10 +288,9 @@ fn a_failing_message_is_retried_then_dead_lettered_with_its_source() {
         1,
         "{lines:?}"
     );
-    assert_eq!(depth(&s, &alice, "jobs"), (0, 0));
-    // It keeps its body and attributes and names its source.
-    let (st, q) = s.call("GET", "/v1/queues/jobs-dlq", Some(&alice), None);
-    assert_eq!(st, 200, "{q}");
+    wait_for("an empty backlog", Duration::from_secs(10), || {
+        backlog(&s, &alice, id) == (0, 0)
+    });
     let st = trigger(&s, &alice, id)["state"].clone();
     assert_eq!(
         (st["deadLettered"].as_u64(), st["retried"].as_u64()),
@@ -248,7 +298,152 @@ fn a_failing_message_is_retried_then_dead_lettered_with_its_source() {
         "{st}"
     );
     assert_eq!(st["failed"], 3, "{st}");
+    // The dead letter keeps its body and attributes and names its source:
+    // a trigger on the dead-letter queue sees it.
+    let dlq_out = out_file(dir.path(), "dlq");
+    let show = "import json, os\ndef handler(event, context):\n    with open(os.environ['OUT'], 'a') as f:\n        for r in event['Records']:\n            f.write(json.dumps([r['body'], r['messageAttributes']]) + '\\n')\n";
+    create_function_as(
+        &s,
+        &alice,
+        "show",
+        "Python311",
+        "app.handler",
+        &[("app.py", show)],
+        json!({ "environment": { "OUT": dlq_out.to_str().unwrap() } }),
+    );
+    create_trigger(&s, &alice, "show", json!({ "queueName": "jobs-dlq" }));
+    wait_for(
+        "the dead letter's consumer",
+        Duration::from_secs(20),
+        || std::fs::read_to_string(&dlq_out).is_ok_and(|t| !t.is_empty()),
+    );
+    let shown: Value =
+        serde_json::from_str(std::fs::read_to_string(&dlq_out).unwrap().trim()).unwrap();
+    assert_eq!(shown[0], "poison-1");
+    assert_eq!(shown[1]["kind"]["stringValue"], "test", "{shown}");
+    assert_eq!(
+        shown[1]["DeadLetterSourceQueue"]["stringValue"], q.name,
+        "{shown}"
+    );
+}
 
+fn partial_batch_failures_retry_only_the_listed_items(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(&dir.path().join("data"), backend);
+    let alice = s.token_for("alice");
+    let out = out_file(dir.path(), "mixed");
+    create_fn(
+        &s,
+        &alice,
+        "mixed",
+        "handler",
+        &out,
+        json!({ "timeout": 1 }),
+    );
+    let mut q = backend.queue(&s, &alice, "mixed");
+    let bodies: Vec<String> = ["ok-a", "bad-b", "ok-c", "bad-d", "ok-e"]
+        .iter()
+        .map(|b| b.to_string())
+        .collect();
+    q.send_all(&bodies);
+    let t = create_trigger(
+        &s,
+        &alice,
+        "mixed",
+        config(
+            &q,
+            json!({ "batchSize": 10, "maximumBatchingWindow": 1,
+                    "visibilityTimeout": 1, "reportBatchItemFailures": true }),
+        ),
+    );
+    let id = t["triggerId"].as_str().unwrap();
+    wait_for("the retries", Duration::from_secs(30), || {
+        seen(&out).len() >= 7
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut lines = seen(&out);
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            ("bad-b".to_owned(), 1),
+            ("bad-b".to_owned(), 2),
+            ("bad-d".to_owned(), 1),
+            ("bad-d".to_owned(), 2),
+            ("ok-a".to_owned(), 1),
+            ("ok-c".to_owned(), 1),
+            ("ok-e".to_owned(), 1),
+        ]
+    );
+    wait_for("an empty backlog", Duration::from_secs(10), || {
+        backlog(&s, &alice, id) == (0, 0)
+    });
+    let st = trigger(&s, &alice, id)["state"].clone();
+    assert_eq!(
+        (st["succeeded"].as_u64(), st["retried"].as_u64()),
+        (Some(5), Some(2)),
+        "{st}"
+    );
+}
+
+fn a_server_killed_mid_batch_loses_nothing(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = server(&data, backend);
+    let alice = s.token_for("alice");
+    let out = out_file(dir.path(), "durable");
+    // Each batch takes 3 s before it reports anything.
+    create_fn(
+        &s,
+        &alice,
+        "durable",
+        "handler",
+        &out,
+        json!({ "timeout": 5, "environment": { "HOLD": "3" } }),
+    );
+    let mut q = backend.queue(&s, &alice, "durable");
+    let bodies: Vec<String> = (0..20).map(|i| format!("d{i:02}")).collect();
+    q.send_all(&bodies);
+    let t = create_trigger(
+        &s,
+        &alice,
+        "durable",
+        config(
+            &q,
+            json!({ "batchSize": 5, "maximumConcurrency": 2, "visibilityTimeout": 5 }),
+        ),
+    );
+    let id = t["triggerId"].as_str().unwrap().to_owned();
+    let started = PathBuf::from(format!("{}.start", out.display()));
+    wait_for("a batch to start", Duration::from_secs(30), || {
+        std::fs::read_to_string(&started).is_ok_and(|t| !t.is_empty())
+    });
+    // SIGKILL while batches are in the function.
+    drop(s);
+    assert!(seen(&out).len() < 20, "killed before the end");
+    let s = server(&data, backend);
+    wait_for(
+        "every message after the restart",
+        Duration::from_secs(90),
+        || {
+            let seen_bodies: std::collections::BTreeSet<String> =
+                seen(&out).into_iter().map(|(b, _)| b).collect();
+            seen_bodies.len() == 20
+        },
+    );
+    wait_for("an empty backlog", Duration::from_secs(20), || {
+        backlog(&s, &alice, &id) == (0, 0)
+    });
+    // Messages of the killed batches came back with a higher count.
+    assert!(seen(&out).iter().all(|(_, n)| *n <= 2), "{:?}", seen(&out));
+}
+
+#[test]
+fn a_dead_letter_function_and_a_malformed_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(&dir.path().join("data"), Backend::Embedded);
+    let alice = s.token_for("alice");
+    let out = out_file(dir.path(), "work");
     // A dead-letter function gets the message as an SQS event from its
     // queue.
     let sink_out = out_file(dir.path(), "sink");
@@ -279,58 +474,6 @@ fn a_failing_message_is_retried_then_dead_lettered_with_its_source() {
         "{text}"
     );
     assert_eq!(depth(&s, &alice, "jobs2"), (0, 0));
-}
-
-#[test]
-fn partial_batch_failures_retry_only_the_listed_items() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = server(&dir.path().join("data"));
-    let alice = s.token_for("alice");
-    let out = out_file(dir.path(), "mixed");
-    create_fn(
-        &s,
-        &alice,
-        "mixed",
-        "handler",
-        &out,
-        json!({ "timeout": 1 }),
-    );
-    for b in ["ok-a", "bad-b", "ok-c", "bad-d", "ok-e"] {
-        send(&s, &alice, "mixed", b);
-    }
-    let t = create_trigger(
-        &s,
-        &alice,
-        "mixed",
-        json!({ "queueName": "mixed", "batchSize": 10, "maximumBatchingWindow": 1,
-                "visibilityTimeout": 1, "reportBatchItemFailures": true }),
-    );
-    let id = t["triggerId"].as_str().unwrap();
-    wait_for("the retries", Duration::from_secs(30), || {
-        seen(&out).len() >= 7
-    });
-    std::thread::sleep(Duration::from_millis(1500));
-    let mut lines = seen(&out);
-    lines.sort();
-    assert_eq!(
-        lines,
-        [
-            ("bad-b".to_owned(), 1),
-            ("bad-b".to_owned(), 2),
-            ("bad-d".to_owned(), 1),
-            ("bad-d".to_owned(), 2),
-            ("ok-a".to_owned(), 1),
-            ("ok-c".to_owned(), 1),
-            ("ok-e".to_owned(), 1),
-        ]
-    );
-    assert_eq!(depth(&s, &alice, "mixed"), (0, 0));
-    let st = trigger(&s, &alice, id)["state"].clone();
-    assert_eq!(
-        (st["succeeded"].as_u64(), st["retried"].as_u64()),
-        (Some(5), Some(2)),
-        "{st}"
-    );
 
     // A malformed answer (an identifier not in the batch) fails the whole
     // batch: every message comes back.
@@ -371,59 +514,9 @@ fn partial_batch_failures_retry_only_the_listed_items() {
 }
 
 #[test]
-fn a_server_killed_mid_batch_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let s = server(&data);
-    let alice = s.token_for("alice");
-    let out = out_file(dir.path(), "durable");
-    // Each batch takes 3 s before it reports anything.
-    create_fn(
-        &s,
-        &alice,
-        "durable",
-        "handler",
-        &out,
-        json!({ "timeout": 5, "environment": { "HOLD": "3" } }),
-    );
-    for i in 0..20 {
-        send(&s, &alice, "durable", &format!("d{i:02}"));
-    }
-    create_trigger(
-        &s,
-        &alice,
-        "durable",
-        json!({ "queueName": "durable", "batchSize": 5, "maximumConcurrency": 2,
-                "visibilityTimeout": 5 }),
-    );
-    let started = PathBuf::from(format!("{}.start", out.display()));
-    wait_for("a batch to start", Duration::from_secs(30), || {
-        std::fs::read_to_string(&started).is_ok_and(|t| !t.is_empty())
-    });
-    // SIGKILL while batches are in the function.
-    drop(s);
-    assert!(seen(&out).len() < 20, "killed before the end");
-    let s = server(&data);
-    wait_for(
-        "every message after the restart",
-        Duration::from_secs(90),
-        || {
-            let bodies: std::collections::BTreeSet<String> =
-                seen(&out).into_iter().map(|(b, _)| b).collect();
-            bodies.len() == 20
-        },
-    );
-    wait_for("an empty queue", Duration::from_secs(20), || {
-        depth(&s, &alice, "durable") == (0, 0)
-    });
-    // Messages of the killed batches came back with a higher count.
-    assert!(seen(&out).iter().all(|(_, n)| *n <= 2), "{:?}", seen(&out));
-}
-
-#[test]
 fn disabling_stops_consumption_and_max_instances_bounds_it() {
     let dir = tempfile::tempdir().unwrap();
-    let s = server(&dir.path().join("data"));
+    let s = server(&dir.path().join("data"), Backend::Embedded);
     let alice = s.token_for("alice");
     let out = out_file(dir.path(), "bounded");
     // One instance at most, and each batch takes 300 ms.

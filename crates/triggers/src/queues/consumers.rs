@@ -69,7 +69,10 @@ impl Brokers {
 
 /// Whether this build has a queue backend for `source`.
 fn backend_built(source: TriggerSource) -> bool {
-    matches!(source, TriggerSource::Embedded)
+    matches!(
+        source,
+        TriggerSource::Embedded | TriggerSource::Rabbitmq | TriggerSource::Redis
+    )
 }
 
 struct Running {
@@ -93,6 +96,8 @@ pub struct QueueConsumers {
     router: Arc<Router>,
     stats: Arc<TriggerStats>,
     brokers: Brokers,
+    /// One Redis client for every Redis source (its connections shared).
+    redis: Option<Result<hotswap_sources::redis::RedisBroker, SourceError>>,
     state: tokio::sync::Mutex<State>,
 }
 
@@ -107,10 +112,15 @@ fn labels<'a>(id: &'a str, function: &'a str, owner: &'a str) -> Labels<'a> {
 
 impl QueueConsumers {
     pub fn new(router: Arc<Router>, stats: Arc<TriggerStats>, brokers: Brokers) -> Self {
+        let redis = brokers
+            .redis_url
+            .as_deref()
+            .map(hotswap_sources::redis::RedisBroker::new);
         Self {
             router,
             stats,
             brokers,
+            redis,
             state: tokio::sync::Mutex::new(State {
                 epoch: u64::MAX,
                 loaded: None,
@@ -215,7 +225,8 @@ impl QueueConsumers {
             .config
             .queue_settings()
             .map_err(|e| format!("invalid queue trigger: {e}"))?;
-        let source = self.open_source(&settings, t, &f.owner_id)?;
+        let concurrency = max_concurrency(&settings, f);
+        let source = self.open_source(&settings, t, &f.owner_id, concurrency)?;
         let (dead_letter, dl_function) = match &settings.dead_letter_target {
             None => (DeadLetter::Keep, None),
             Some(DeliveryTarget::Queue { name }) => (DeadLetter::Queue(name.clone()), None),
@@ -251,7 +262,7 @@ impl QueueConsumers {
             batch_size: settings.batch_size as usize,
             window: settings.batching_window(),
             long_poll: LONG_POLL,
-            max_concurrency: max_concurrency(&settings, f) as usize,
+            max_concurrency: concurrency as usize,
             idle_pause: ERROR_PAUSE,
             max_error_pause: MAX_ERROR_PAUSE,
             event: Arc::new(move |batch: &[Delivery]| {
@@ -286,15 +297,33 @@ impl QueueConsumers {
         settings: &QueueSettings,
         t: &Trigger,
         owner: &str,
+        concurrency: u32,
     ) -> Result<Arc<dyn QueueSource>, String> {
-        let _consumer_name = format!("hotswap-{}", t.trigger_id);
-        match settings.source {
-            TriggerSource::Embedded => Ok(Arc::new(EmbeddedQueue::new(
+        // api.md: consumers and consumer groups are `hotswap-{triggerId}`.
+        let consumer = format!("hotswap-{}", t.trigger_id);
+        match (settings.source, &self.brokers.rabbitmq_url, &self.redis) {
+            (TriggerSource::Embedded, _, _) => Ok(Arc::new(EmbeddedQueue::new(
                 self.router.control().clone(),
                 owner,
                 settings.queue_name.clone(),
             ))),
-            other => Err(match hotswap_control::source_flag(other) {
+            (TriggerSource::Rabbitmq, Some(url), _) => {
+                // Every message of every batch in flight (held messages
+                // keep their prefetch slot), with room for the next ones.
+                let prefetch =
+                    (settings.batch_size * concurrency * 2).clamp(10, u32::from(u16::MAX));
+                Ok(Arc::new(hotswap_sources::rabbitmq::RabbitQueue::new(
+                    url,
+                    &settings.queue_name,
+                    &consumer,
+                    u16::try_from(prefetch).unwrap_or(u16::MAX),
+                )))
+            }
+            (TriggerSource::Redis, _, Some(broker)) => match broker {
+                Ok(b) => Ok(Arc::new(b.queue(&settings.queue_name, &consumer))),
+                Err(e) => Err(format!("--redis-url: {e}")),
+            },
+            (other, _, _) => Err(match hotswap_control::source_flag(other) {
                 Some(flag) if !self.brokers.queue_sources().contains(&other) => format!(
                     "source '{other}' is not configured on this server: start it with {flag}"
                 ),

@@ -1,0 +1,242 @@
+//! The brokers a Queue trigger can consume, as tests drive them: create a
+//! queue (or stream), publish to it, delete it. The brokers run on the
+//! machine (`.ci/run` starts any that is not running): RabbitMQ at
+//! 127.0.0.1:5672, Redis at 127.0.0.1:6379, NATS with JetStream at
+//! 127.0.0.1:4222. A broker that is not there fails the test.
+
+#![allow(dead_code)]
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+
+use super::Server;
+
+pub const RABBITMQ_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379/";
+pub const NATS_URL: &str = "nats://127.0.0.1:4222";
+
+/// A queue backend of Queue triggers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Rabbitmq,
+    Redis,
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn unique(prefix: &str) -> String {
+    let n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{:x}", std::process::id(), n & 0xff_ffff_ffff)
+}
+
+/// A queue of one backend, deleted when dropped.
+pub struct TestQueue {
+    pub backend: Backend,
+    /// The trigger's `queueName`.
+    pub name: String,
+    /// The admin-side owner's token for the embedded queue.
+    token: String,
+    url: String,
+    sent: u64,
+}
+
+impl Backend {
+    /// The trigger's `source`.
+    pub fn source(self) -> &'static str {
+        match self {
+            Backend::Embedded => "embedded",
+            Backend::Rabbitmq => "rabbitmq",
+            Backend::Redis => "redis",
+        }
+    }
+
+    /// The server flags that configure the broker.
+    pub fn server_args(self) -> Vec<String> {
+        match self {
+            Backend::Embedded => Vec::new(),
+            Backend::Rabbitmq => vec!["--rabbitmq-url".into(), RABBITMQ_URL.into()],
+            Backend::Redis => vec!["--redis-url".into(), REDIS_URL.into()],
+        }
+    }
+
+    /// Creates a queue named after `name` (made unique on a broker, where
+    /// names are shared by every test run).
+    pub fn queue(self, s: &Server, token: &str, name: &str) -> TestQueue {
+        let name = match self {
+            Backend::Embedded => name.to_owned(),
+            _ => unique(name),
+        };
+        match self {
+            Backend::Embedded => {}
+            Backend::Rabbitmq => runtime().block_on(async {
+                let c = rabbit().await;
+                let ch = c.create_channel().await.unwrap();
+                let mut args = FieldTable::default();
+                // Quorum queues count deliveries themselves.
+                args.insert(
+                    "x-queue-type".into(),
+                    AMQPValue::LongString(LongString::from("quorum")),
+                );
+                ch.queue_declare(
+                    name.as_str().into(),
+                    QueueDeclareOptions {
+                        durable: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    args,
+                )
+                .await
+                .unwrap();
+            }),
+            Backend::Redis => {
+                let mut c = redis_connection();
+                // A stream exists once it has an entry; the entry is
+                // trimmed at once.
+                let _: String = redis::cmd("XADD")
+                    .arg(&name)
+                    .arg("*")
+                    .arg("init")
+                    .arg("1")
+                    .query(&mut c)
+                    .unwrap();
+                let _: i64 = redis::cmd("XTRIM")
+                    .arg(&name)
+                    .arg("MAXLEN")
+                    .arg(0)
+                    .query(&mut c)
+                    .unwrap();
+            }
+        }
+        TestQueue {
+            backend: self,
+            name,
+            token: token.to_owned(),
+            url: s.url.clone(),
+            sent: 0,
+        }
+    }
+}
+
+async fn rabbit() -> Connection {
+    Connection::connect(RABBITMQ_URL, ConnectionProperties::default())
+        .await
+        .expect("RabbitMQ must be running at 127.0.0.1:5672 (.ci/run starts it)")
+}
+
+fn redis_connection() -> redis::Connection {
+    redis::Client::open(REDIS_URL)
+        .unwrap()
+        .get_connection()
+        .expect("Redis must be running at 127.0.0.1:6379 (.ci/run starts it)")
+}
+
+impl TestQueue {
+    /// Sends messages with the attribute `kind: test`, in order.
+    pub fn send_all(&mut self, bodies: &[String]) {
+        match self.backend {
+            Backend::Embedded => {
+                let client = reqwest::blocking::Client::new();
+                for b in bodies {
+                    let r = client
+                        .post(format!("{}/v1/queues/{}/messages", self.url, self.name))
+                        .bearer_auth(&self.token)
+                        .json(&serde_json::json!({ "body": b, "attributes": { "kind": "test" } }))
+                        .send()
+                        .unwrap();
+                    assert_eq!(r.status().as_u16(), 201);
+                }
+            }
+            Backend::Rabbitmq => {
+                let name = self.name.clone();
+                let first = self.sent;
+                runtime().block_on(async move {
+                    let c = rabbit().await;
+                    let ch = c.create_channel().await.unwrap();
+                    ch.confirm_select(ConfirmSelectOptions::default())
+                        .await
+                        .unwrap();
+                    let mut confirms = Vec::new();
+                    for (i, b) in bodies.iter().enumerate() {
+                        let mut headers = FieldTable::default();
+                        headers.insert(
+                            "kind".into(),
+                            AMQPValue::LongString(LongString::from("test")),
+                        );
+                        let props = BasicProperties::default()
+                            .with_message_id(format!("{name}-{}", first + i as u64).into())
+                            .with_headers(headers);
+                        confirms.push(
+                            ch.basic_publish(
+                                "".into(),
+                                name.as_str().into(),
+                                BasicPublishOptions::default(),
+                                b.as_bytes(),
+                                props,
+                            )
+                            .await
+                            .unwrap(),
+                        );
+                    }
+                    for c in confirms {
+                        assert!(c.await.unwrap().is_ack(), "the broker did not confirm");
+                    }
+                });
+            }
+            Backend::Redis => {
+                let mut c = redis_connection();
+                let mut pipe = redis::pipe();
+                for b in bodies {
+                    pipe.cmd("XADD")
+                        .arg(&self.name)
+                        .arg("*")
+                        .arg("body")
+                        .arg(b)
+                        .arg("kind")
+                        .arg("test")
+                        .ignore();
+                }
+                let _: () = pipe.query(&mut c).unwrap();
+            }
+        }
+        self.sent += bodies.len() as u64;
+    }
+
+    pub fn send(&mut self, body: &str) {
+        self.send_all(&[body.to_owned()]);
+    }
+}
+
+impl Drop for TestQueue {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        match self.backend {
+            Backend::Embedded => {}
+            Backend::Rabbitmq => runtime().block_on(async move {
+                let c = rabbit().await;
+                let ch = c.create_channel().await.unwrap();
+                let _ = ch
+                    .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
+                    .await;
+            }),
+            Backend::Redis => {
+                if let Ok(mut c) = redis::Client::open(REDIS_URL).and_then(|c| c.get_connection()) {
+                    let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(&name).query(&mut c);
+                }
+            }
+        }
+    }
+}
