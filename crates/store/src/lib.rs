@@ -1,8 +1,10 @@
 //! Durable storage for HotSwap.
 //!
 //! - [`MetadataStore`]: functions, versions, aliases, triggers, runners,
-//!   deployments and API tokens, behind one trait with a SQLite backend (the
-//!   embedded default) and a PostgreSQL backend, sharing one test suite.
+//!   deployments, API tokens, the embedded queue and stream triggers'
+//!   checkpoints and shard leases, behind one trait with a SQLite backend
+//!   (the embedded default) and a PostgreSQL backend, sharing one test
+//!   suite.
 //! - [`BlobStore`]: code packages on `object_store` (local directory or
 //!   S3-compatible), with SHA-256 and size checked when read back.
 
@@ -302,6 +304,20 @@ impl FromStr for InvocationCursor {
             request_id: id.to_owned(),
         })
     }
+}
+
+/// A Stream trigger's place in one shard of its stream, and who consumes
+/// it ([`MetadataStore::stream_shards`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamShardState {
+    pub shard: u32,
+    /// The sequence number of the last record the trigger is done with
+    /// (`""`: before the first record); `None`: never started.
+    pub checkpoint: Option<String>,
+    /// The server holding the shard's lease (expired or not); `None` once
+    /// released.
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<Timestamp>,
 }
 
 /// The metadata store. Every method is atomic; backends serialise the
@@ -636,6 +652,45 @@ pub trait MetadataStore: Send + Sync + 'static {
         queue_name: &str,
         now: Timestamp,
     ) -> Result<Option<QueueSummary>>;
+
+    // ---- stream shards -----------------------------------------------------
+    //
+    // A Stream trigger's checkpoint in each shard of its stream, and the
+    // lease that lets one server at a time consume the shard. Rows go with
+    // their trigger.
+
+    /// Takes the lease of `shard` for `owner` until `until`, or renews it:
+    /// in one conditional statement, so two servers never both hold it.
+    /// `Some(checkpoint)` (the shard's stored checkpoint, `None` when it has
+    /// none yet) when `owner` holds the lease after the call: it was free
+    /// (never taken, released, or expired at `now`) or already `owner`'s.
+    /// `None` when another owner holds a lease unexpired at `now`.
+    /// `NotFound` when the trigger does not exist.
+    async fn stream_lease(
+        &self,
+        trigger_id: &str,
+        shard: u32,
+        owner: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<Option<String>>>;
+    /// Stores `sequence` as the shard's checkpoint if `owner` holds its
+    /// lease (the last [`MetadataStore::stream_lease`] that succeeded was
+    /// `owner`'s and none was released since); whether it did. A server
+    /// that lost its lease can therefore never move the checkpoint.
+    async fn stream_checkpoint(
+        &self,
+        trigger_id: &str,
+        shard: u32,
+        owner: &str,
+        sequence: &str,
+    ) -> Result<bool>;
+    /// Gives the lease up (the checkpoint stays) if `owner` holds it;
+    /// whether it did.
+    async fn stream_release(&self, trigger_id: &str, shard: u32, owner: &str) -> Result<bool>;
+    /// The trigger's shards that have a row (leased at least once), by
+    /// shard.
+    async fn stream_shards(&self, trigger_id: &str) -> Result<Vec<StreamShardState>>;
 
     // ---- API tokens ------------------------------------------------------
 

@@ -25,7 +25,7 @@ use hotswap_domain::{EgressRule, EgressRuleInput, SecurityGroup, Subnet};
 use hotswap_domain::{QueueMessage, Receipt};
 use hotswap_store::{
     open_metadata_store, ApiToken, Claimed, FunctionFilter, MetadataStore, Result, StoreError,
-    TokenRole, VpcUser,
+    StreamShardState, TokenRole, VpcUser,
 };
 
 // ---- harness ---------------------------------------------------------------
@@ -191,6 +191,10 @@ suite!(
     dead_lettered_messages_move_with_their_attributes,
     purging_empties_one_owners_queue,
     concurrent_receivers_get_each_message_once,
+    stream_leases_go_to_one_owner_until_they_expire,
+    a_stale_owner_cannot_move_the_checkpoint,
+    concurrent_lease_takers_get_one_lease,
+    stream_shards_go_with_their_trigger,
 );
 
 // ---- fixtures ---------------------------------------------------------------
@@ -3491,4 +3495,200 @@ async fn concurrent_receivers_get_each_message_once(ctx: Ctx) {
         .unwrap()
         .unwrap();
     assert_eq!((sum.depth, sum.in_flight), (0, 0));
+}
+
+// ---- stream shards ----------------------------------------------------------------
+
+/// A Stream trigger of a new function `name`.
+async fn stream_trigger(store: &dyn MetadataStore, name: &str) -> Trigger {
+    let f = create(store, name, "o").await;
+    let mut t = trigger_of(name, TriggerType::Stream, TriggerConfig::default());
+    t.function_id = f.function_id;
+    store.create_trigger(&t).await.unwrap();
+    t
+}
+
+fn secs(n: i64) -> chrono::Duration {
+    chrono::Duration::seconds(n)
+}
+
+async fn stream_leases_go_to_one_owner_until_they_expire(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    let t = stream_trigger(s, "clicks").await;
+    let id = t.trigger_id.as_str();
+    let t0 = time::now();
+
+    // Free: taken, with no checkpoint yet.
+    assert_eq!(
+        s.stream_lease(id, 0, "a", t0 + secs(30), t0).await.unwrap(),
+        Some(None)
+    );
+    // Held by a: b is refused, a renews.
+    assert_eq!(
+        s.stream_lease(id, 0, "b", t0 + secs(40), t0 + secs(10))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(s.stream_checkpoint(id, 0, "a", "17").await.unwrap());
+    assert_eq!(
+        s.stream_lease(id, 0, "a", t0 + secs(50), t0 + secs(20))
+            .await
+            .unwrap(),
+        Some(Some("17".to_owned()))
+    );
+    // Another shard is a lease of its own.
+    assert_eq!(
+        s.stream_lease(id, 1, "b", t0 + secs(50), t0 + secs(20))
+            .await
+            .unwrap(),
+        Some(None)
+    );
+    // Renewed until 50: still a's at 49, b's from 50 on, with the checkpoint.
+    assert_eq!(
+        s.stream_lease(id, 0, "b", t0 + secs(79), t0 + secs(49))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.stream_lease(id, 0, "b", t0 + secs(80), t0 + secs(50))
+            .await
+            .unwrap(),
+        Some(Some("17".to_owned()))
+    );
+    assert_eq!(
+        s.stream_lease(id, 0, "a", t0 + secs(90), t0 + secs(60))
+            .await
+            .unwrap(),
+        None
+    );
+    // Released: free at once, checkpoint kept. Releasing what one does not
+    // hold changes nothing.
+    assert!(!s.stream_release(id, 0, "a").await.unwrap());
+    assert!(s.stream_release(id, 0, "b").await.unwrap());
+    assert_eq!(
+        s.stream_lease(id, 0, "a", t0 + secs(91), t0 + secs(61))
+            .await
+            .unwrap(),
+        Some(Some("17".to_owned()))
+    );
+    let shards = s.stream_shards(id).await.unwrap();
+    assert_eq!(
+        shards,
+        vec![
+            StreamShardState {
+                shard: 0,
+                checkpoint: Some("17".to_owned()),
+                lease_owner: Some("a".to_owned()),
+                lease_expires_at: Some(t0 + secs(91)),
+            },
+            StreamShardState {
+                shard: 1,
+                checkpoint: None,
+                lease_owner: Some("b".to_owned()),
+                lease_expires_at: Some(t0 + secs(50)),
+            },
+        ]
+    );
+    // A trigger that does not exist has no lease to take.
+    let (kind, _) = not_found(s.stream_lease("nope", 0, "a", t0 + secs(30), t0).await);
+    assert_eq!(kind, "trigger");
+}
+
+async fn a_stale_owner_cannot_move_the_checkpoint(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    let t = stream_trigger(s, "orders").await;
+    let id = t.trigger_id.as_str();
+    let t0 = time::now();
+    // No row yet: nobody holds the lease.
+    assert!(!s.stream_checkpoint(id, 0, "a", "1").await.unwrap());
+    s.stream_lease(id, 0, "a", t0 + secs(30), t0).await.unwrap();
+    assert!(s.stream_checkpoint(id, 0, "a", "").await.unwrap());
+    assert!(s.stream_checkpoint(id, 0, "a", "5").await.unwrap());
+    // a's lease runs out and b takes over, moving on to 9.
+    assert_eq!(
+        s.stream_lease(id, 0, "b", t0 + secs(60), t0 + secs(30))
+            .await
+            .unwrap(),
+        Some(Some("5".to_owned()))
+    );
+    assert!(s.stream_checkpoint(id, 0, "b", "9").await.unwrap());
+    // a finishes an old batch: its checkpoint is refused, 9 stays.
+    assert!(!s.stream_checkpoint(id, 0, "a", "6").await.unwrap());
+    assert!(!s.stream_release(id, 0, "a").await.unwrap());
+    let shard = &s.stream_shards(id).await.unwrap()[0];
+    assert_eq!(shard.checkpoint.as_deref(), Some("9"));
+    assert_eq!(shard.lease_owner.as_deref(), Some("b"));
+    // After a release nobody may write until the lease is taken again.
+    assert!(s.stream_release(id, 0, "b").await.unwrap());
+    assert!(!s.stream_checkpoint(id, 0, "b", "10").await.unwrap());
+    assert_eq!(
+        s.stream_shards(id).await.unwrap()[0].checkpoint.as_deref(),
+        Some("9")
+    );
+}
+
+async fn concurrent_lease_takers_get_one_lease(ctx: Ctx) {
+    let t = stream_trigger(ctx.store.as_ref(), "race").await;
+    let t0 = time::now();
+    for shard in 0..5u32 {
+        let mut tasks = Vec::new();
+        for owner in 0..6 {
+            let store = ctx.store.clone();
+            let id = t.trigger_id.clone();
+            tasks.push(tokio::spawn(async move {
+                let got = store
+                    .stream_lease(&id, shard, &format!("owner-{owner}"), t0 + secs(30), t0)
+                    .await
+                    .unwrap();
+                (owner, got.is_some())
+            }));
+        }
+        let mut winners = Vec::new();
+        for task in tasks {
+            let (owner, won) = task.await.unwrap();
+            if won {
+                winners.push(owner);
+            }
+        }
+        assert_eq!(winners.len(), 1, "shard {shard}: {winners:?}");
+        let state = ctx.store.stream_shards(&t.trigger_id).await.unwrap();
+        assert_eq!(
+            state[shard as usize].lease_owner,
+            Some(format!("owner-{}", winners[0]))
+        );
+    }
+}
+
+async fn stream_shards_go_with_their_trigger(ctx: Ctx) {
+    let s = ctx.store.as_ref();
+    let gone = stream_trigger(s, "gone").await;
+    let kept = stream_trigger(s, "kept").await;
+    let t0 = time::now();
+    for t in [&gone, &kept] {
+        for shard in 0..3 {
+            s.stream_lease(&t.trigger_id, shard, "a", t0 + secs(30), t0)
+                .await
+                .unwrap();
+            assert!(s
+                .stream_checkpoint(&t.trigger_id, shard, "a", "42")
+                .await
+                .unwrap());
+        }
+    }
+    assert!(s.delete_trigger(&gone.trigger_id).await.unwrap());
+    assert!(s.stream_shards(&gone.trigger_id).await.unwrap().is_empty());
+    assert_eq!(s.stream_shards(&kept.trigger_id).await.unwrap().len(), 3);
+    // A trigger recreated under the old id starts from nothing.
+    s.create_trigger(&gone).await.unwrap();
+    assert_eq!(
+        s.stream_lease(&gone.trigger_id, 0, "b", t0 + secs(30), t0)
+            .await
+            .unwrap(),
+        Some(None)
+    );
+    // Deleting the function deletes its triggers' shards too.
+    assert!(s.delete_function(&kept.function_id).await.unwrap());
+    assert!(s.stream_shards(&kept.trigger_id).await.unwrap().is_empty());
 }

@@ -18,6 +18,11 @@
 //! [`consumer`] runs one batch through a function with SQS event-source
 //! semantics (acknowledge on success, partial batch failures, visibility,
 //! `maxReceiveCount` and dead letters, throttling).
+//!
+//! Stream triggers: [`streams`] consumes a [`sources::StreamSource`] with
+//! Kinesis event-source semantics (shard leases and durable checkpoints,
+//! per-key lanes, retries, bisection, record age, on-failure records),
+//! with in-memory doubles of a stream and of the lease store.
 
 pub mod consumer;
 pub mod events;
@@ -28,6 +33,7 @@ pub mod queues;
 pub mod scheduler;
 pub mod stats;
 pub mod stream;
+pub mod streams;
 
 /// Where Queue and Stream triggers read from (re-exported).
 pub use hotswap_sources as sources;

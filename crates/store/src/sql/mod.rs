@@ -63,6 +63,7 @@ use crate::{
 mod queues;
 pub(crate) mod record;
 mod records;
+mod streams;
 
 use record::{int, query_with, text, Record, SqlText, Value};
 
@@ -1377,6 +1378,39 @@ impl MetadataStore for SqlStore {
             .await?
             .into_iter()
             .next())
+    }
+
+    // ---- stream shards (see streams.rs) ------------------------------------
+
+    async fn stream_lease(
+        &self,
+        trigger_id: &str,
+        shard: u32,
+        owner: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<Option<String>>> {
+        self.stream_lease_impl(trigger_id, shard, owner, until, now)
+            .await
+    }
+
+    async fn stream_checkpoint(
+        &self,
+        trigger_id: &str,
+        shard: u32,
+        owner: &str,
+        sequence: &str,
+    ) -> Result<bool> {
+        self.stream_checkpoint_impl(trigger_id, shard, owner, sequence)
+            .await
+    }
+
+    async fn stream_release(&self, trigger_id: &str, shard: u32, owner: &str) -> Result<bool> {
+        self.stream_release_impl(trigger_id, shard, owner).await
+    }
+
+    async fn stream_shards(&self, trigger_id: &str) -> Result<Vec<crate::StreamShardState>> {
+        self.stream_shards_impl(trigger_id).await
     }
 
     // ---- API tokens ------------------------------------------------------
