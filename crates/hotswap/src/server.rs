@@ -16,7 +16,7 @@ use hotswap_sandbox::{BwrapSandbox, ProcessSandbox, Sandbox};
 use hotswap_store::BlobStore;
 use hotswap_tasks::{Driver, Flow};
 use hotswap_triggers::gateway::Gateway;
-use hotswap_triggers::queues::consumers::{Brokers, QueueConsumers};
+use hotswap_triggers::mappings::{Brokers, EventSourceMappings};
 use hotswap_triggers::scheduler::{Scheduler, SchedulerConfig};
 use hotswap_triggers::stats::TriggerStats;
 use std::sync::Arc;
@@ -177,6 +177,11 @@ pub struct ServerArgs {
     /// (`redis://host:6379`).
     #[arg(long, env = "HOTSWAP_REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
+    /// How long a stream shard's lease lasts unless its server renews it
+    /// (every third of it): a server that dies has its shards taken over
+    /// within this time.
+    #[arg(long, default_value = "10s", env = "HOTSWAP_STREAM_LEASE_TTL", value_parser = parse_duration)]
+    stream_lease_ttl: Duration,
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
@@ -298,21 +303,24 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     };
     control.serve_sources(hotswap_control::ServedSources {
         queues: brokers.queue_sources(),
-        streams: Vec::new(),
+        streams: brokers.stream_sources(),
     });
-    let consumers = Arc::new(QueueConsumers::new(
-        router.clone(),
-        trigger_stats.clone(),
-        brokers,
-    ));
+    let consumers = Arc::new(
+        EventSourceMappings::new(router.clone(), trigger_stats.clone(), brokers)
+            .with_stream_lease_ttl(args.stream_lease_ttl),
+    );
     let c = consumers.clone();
-    tasks.every("queue-consumers", Duration::from_millis(500), move || {
-        let c = c.clone();
-        async move {
-            c.poll().await?;
-            Ok(Flow::Continue)
-        }
-    });
+    tasks.every(
+        "event-source-mappings",
+        Duration::from_millis(500),
+        move || {
+            let c = c.clone();
+            async move {
+                c.poll().await?;
+                Ok(Flow::Continue)
+            }
+        },
+    );
     println!("hotswap listening on http://{addr}");
     tracing::info!(%addr, "serving");
     let served = axum::serve(

@@ -28,6 +28,7 @@ pub mod consumer;
 pub mod events;
 pub mod gateway;
 pub mod http;
+pub mod mappings;
 pub mod queue;
 pub mod queues;
 pub mod scheduler;

@@ -187,6 +187,16 @@ impl TriggerStats {
         });
     }
 
+    /// A consumer started for the trigger on this server: it is active
+    /// before its first batch.
+    pub fn started(&self, l: Labels<'_>) {
+        self.with(l, |e| {
+            if e.state.status.is_empty() || e.state.status == "idle" {
+                e.state.status = "active".into();
+            }
+        });
+    }
+
     /// A queue's backlog as last read from its source.
     pub fn set_backlog(
         &self,

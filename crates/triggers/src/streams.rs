@@ -80,6 +80,65 @@ pub trait StreamInvoker: Send + Sync {
     async fn on_failure(&self, record: serde_json::Value) -> Result<(), String>;
 }
 
+/// Runs a Stream trigger's batches through the router, and sends its
+/// on-failure records to the trigger's `onFailure` destination (a
+/// function, invoked asynchronously, or an embedded queue of the owner).
+pub struct RouterStreamInvoker {
+    pub router: std::sync::Arc<hotswap_router::Router>,
+    pub function_id: String,
+    /// The trigger's `targetVersion`.
+    pub qualifier: String,
+    pub owner: String,
+    pub on_failure: Option<hotswap_domain::DeliveryTarget>,
+}
+
+#[async_trait]
+impl StreamInvoker for RouterStreamInvoker {
+    async fn invoke(&self, event: Bytes) -> Invoked {
+        crate::queues::invoke_target(&self.router, &self.function_id, &self.qualifier, event).await
+    }
+
+    async fn on_failure(&self, record: serde_json::Value) -> Result<(), String> {
+        use base64::Engine;
+        use hotswap_domain::DeliveryTarget;
+        match &self.on_failure {
+            None => Err("no onFailure destination".into()),
+            Some(DeliveryTarget::Function { name, qualifier }) => {
+                let caller = hotswap_control::Principal {
+                    owner_id: self.owner.clone(),
+                    is_admin: false,
+                };
+                let payload = base64::engine::general_purpose::STANDARD.encode(record.to_string());
+                self.router
+                    .enqueue(
+                        &caller,
+                        &hotswap_control::FunctionRef::new(name.clone()),
+                        &qualifier.to_string(),
+                        payload,
+                        "application/json",
+                    )
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+            Some(DeliveryTarget::Queue { name }) => self
+                .router
+                .control()
+                .send_queue_message_for(
+                    &self.owner,
+                    name,
+                    hotswap_control::NewQueueMessage {
+                        body: record.to_string(),
+                        attributes: Default::default(),
+                    },
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
 /// Milliseconds since the epoch (record ages, on-failure timestamps).
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
@@ -89,7 +148,7 @@ pub fn system_clock() -> Clock {
 }
 
 /// How long a shard lease lasts unless renewed (renewed every third).
-pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
 
 /// How a Stream trigger's consumer runs.
 #[derive(Clone)]
@@ -126,7 +185,7 @@ pub struct StreamConsumeSettings {
 
 impl StreamConsumeSettings {
     /// `stream` run by `owner` for the function `function_arn`, with the
-    /// defaults: 30 s leases, 1 s reads and pauses, retries after 100 ms
+    /// defaults: 10 s leases, 1 s reads and pauses, retries after 100 ms
     /// up to 5 s, throttled batches again after 1 s, shards listed every
     /// minute, `executedVersion` `$LATEST`, the system clock.
     pub fn new(

@@ -240,3 +240,97 @@ impl Drop for TestQueue {
         }
     }
 }
+
+/// A stream backend of Stream triggers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamBackend {
+    Redis,
+}
+
+/// A stream of one backend, deleted when dropped.
+pub struct TestStream {
+    pub backend: StreamBackend,
+    /// The trigger's `streamArn`.
+    pub name: String,
+}
+
+impl StreamBackend {
+    pub fn source(self) -> &'static str {
+        match self {
+            StreamBackend::Redis => "redis",
+        }
+    }
+
+    pub fn server_args(self) -> Vec<String> {
+        match self {
+            StreamBackend::Redis => vec!["--redis-url".into(), REDIS_URL.into()],
+        }
+    }
+
+    /// Creates an empty stream.
+    pub fn stream(self, name: &str) -> TestStream {
+        let name = unique(name);
+        match self {
+            StreamBackend::Redis => {
+                let mut c = redis_connection();
+                let _: String = redis::cmd("XADD")
+                    .arg(&name)
+                    .arg("*")
+                    .arg("init")
+                    .arg("1")
+                    .query(&mut c)
+                    .unwrap();
+                let _: i64 = redis::cmd("XTRIM")
+                    .arg(&name)
+                    .arg("MAXLEN")
+                    .arg(0)
+                    .query(&mut c)
+                    .unwrap();
+            }
+        }
+        TestStream {
+            backend: self,
+            name,
+        }
+    }
+}
+
+impl TestStream {
+    /// Appends records (partition key, data), in order.
+    pub fn put_all(&self, records: &[(String, String)]) {
+        match self.backend {
+            StreamBackend::Redis => {
+                let mut c = redis_connection();
+                let mut pipe = redis::pipe();
+                for (key, data) in records {
+                    pipe.cmd("XADD")
+                        .arg(&self.name)
+                        .arg("*")
+                        .arg("partitionKey")
+                        .arg(key)
+                        .arg("data")
+                        .arg(data)
+                        .ignore();
+                }
+                let _: () = pipe.query(&mut c).unwrap();
+            }
+        }
+    }
+
+    pub fn put(&self, key: &str, data: &str) {
+        self.put_all(&[(key.to_owned(), data.to_owned())]);
+    }
+}
+
+impl Drop for TestStream {
+    fn drop(&mut self) {
+        match self.backend {
+            StreamBackend::Redis => {
+                if let Ok(mut c) = redis::Client::open(REDIS_URL).and_then(|c| c.get_connection()) {
+                    let _: redis::RedisResult<i64> =
+                        redis::cmd("DEL").arg(&self.name).query(&mut c);
+                }
+            }
+        }
+    }
+}

@@ -3,7 +3,6 @@
 //! `$LATEST`, with a deployment's weights, as every trigger) and sends dead
 //! messages to a function as asynchronous invocations.
 
-pub mod consumers;
 pub mod embedded;
 
 use std::sync::Arc;
@@ -41,32 +40,39 @@ pub struct RouterInvoker {
     pub dead_letter: Option<DeadLetterFunction>,
 }
 
+/// Invokes the trigger's target (`function_id` at `qualifier`, through a
+/// deployment's weights) with `event`, synchronously, as a queue or stream
+/// batch is run.
+pub async fn invoke_target(
+    router: &Router,
+    function_id: &str,
+    qualifier: &str,
+    event: Bytes,
+) -> Invoked {
+    let route = match router.resolve_by_id(function_id, qualifier).await {
+        Ok(r) => r,
+        Err(e) => return Invoked::Failed(e.to_string()),
+    };
+    match router
+        .invoke(&route, Call::new(event, "application/json"))
+        .await
+    {
+        Ok(inv) => match inv.function_error {
+            None => Invoked::Succeeded(inv.payload),
+            Some(kind) => Invoked::Failed(format!(
+                "{kind}: {}",
+                inv.result.error_message.unwrap_or_default()
+            )),
+        },
+        Err(RouteError::Run(RunnerError::TooManyRequests(_))) => Invoked::Throttled,
+        Err(e) => Invoked::Failed(e.to_string()),
+    }
+}
+
 #[async_trait]
 impl BatchInvoker for RouterInvoker {
     async fn invoke(&self, event: Bytes) -> Invoked {
-        let route = match self
-            .router
-            .resolve_by_id(&self.function_id, &self.qualifier)
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => return Invoked::Failed(e.to_string()),
-        };
-        match self
-            .router
-            .invoke(&route, Call::new(event, "application/json"))
-            .await
-        {
-            Ok(inv) => match inv.function_error {
-                None => Invoked::Succeeded(inv.payload),
-                Some(kind) => Invoked::Failed(format!(
-                    "{kind}: {}",
-                    inv.result.error_message.unwrap_or_default()
-                )),
-            },
-            Err(RouteError::Run(RunnerError::TooManyRequests(_))) => Invoked::Throttled,
-            Err(e) => Invoked::Failed(e.to_string()),
-        }
+        invoke_target(&self.router, &self.function_id, &self.qualifier, event).await
     }
 
     async fn dead_letter_to_function(&self, message: &Delivery) -> Result<(), String> {

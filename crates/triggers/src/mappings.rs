@@ -1,30 +1,40 @@
-//! The queue consumers of this server: one [`consume`] loop per enabled
-//! Queue trigger, started, restarted (its settings, its function's timeout
-//! or `maxInstances` changed) and stopped (disabled, deleted) as triggers
-//! change, by [`QueueConsumers::poll`] — the server's `queue-consumers`
-//! task, run every second and whenever a trigger changes here.
+//! The event source mappings of this server: one consumer per enabled
+//! Queue or Stream trigger ([`consume`] for queues, [`consume_stream`] for
+//! streams), started, restarted (its settings, its function's timeout or
+//! `maxInstances` changed) and stopped (disabled, deleted) as triggers
+//! change, by [`EventSourceMappings::poll`] — the server's
+//! `event-source-mappings` task.
 //!
-//! Every server consumes every queue trigger: a queue's messages are
-//! shared between receivers by their visibility timeouts (a received
-//! message is invisible to the others), so more servers are more
-//! consumers, and a server that dies leaves its messages to come back to
-//! the others when their timeouts end.
+//! - **Queues**: every server consumes every queue trigger. A queue's
+//!   messages are shared between receivers by their visibility timeouts
+//!   (a received message is invisible to the others), so more servers are
+//!   more consumers, and a server that dies leaves its messages to come
+//!   back to the others when their timeouts end.
+//! - **Streams**: every server runs a consumer, but each shard is read by
+//!   the one holding its lease in the metadata store (taken over when that
+//!   server dies: [`crate::streams`]), from the checkpoint stored there.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hotswap_domain::{DeliveryTarget, QueueSettings, Trigger, TriggerSource, TriggerType};
+use hotswap_domain::{
+    DeliveryTarget, QueueSettings, StreamSettings, Trigger, TriggerSource, TriggerType,
+};
 use hotswap_router::Router;
 
-use super::embedded::EmbeddedQueue;
-use super::{DeadLetterFunction, RouterInvoker};
 use crate::consumer::{consume, BatchReport, BatchSettings, ConsumeSettings, DeadLetter, Reporter};
 use crate::queue::event::{queue_arn, sqs_event, MessageAttribute, QueueMessage};
 use crate::queue::response::{queue_outcome, InvokeResult};
-use crate::sources::{Delivery, QueueSource, SourceError};
+use crate::queues::embedded::EmbeddedQueue;
+use crate::queues::{DeadLetterFunction, RouterInvoker};
+use crate::sources::{Delivery, QueueSource, SourceError, StreamSource};
 use crate::stats::{BatchCounts, Labels, TriggerStats};
+use crate::streams::{
+    consume_stream, RouterStreamInvoker, StoreLeases, StreamBatchReport, StreamConsumeSettings,
+    StreamError, StreamReporter,
+};
 
 /// Longest wait of one receive for a first message: a trigger stops
 /// within about this long.
@@ -67,6 +77,27 @@ impl Brokers {
     }
 }
 
+impl Brokers {
+    /// The stream sources these brokers serve.
+    pub fn stream_sources(&self) -> Vec<TriggerSource> {
+        let mut v = Vec::new();
+        for (s, url) in [
+            (TriggerSource::Nats, &self.nats_url),
+            (TriggerSource::Redis, &self.redis_url),
+        ] {
+            if url.is_some() && stream_backend_built(s) {
+                v.push(s);
+            }
+        }
+        v
+    }
+}
+
+/// Whether this build has a stream backend for `source`.
+fn stream_backend_built(source: TriggerSource) -> bool {
+    matches!(source, TriggerSource::Redis)
+}
+
 /// Whether this build has a queue backend for `source`.
 fn backend_built(source: TriggerSource) -> bool {
     matches!(
@@ -80,7 +111,10 @@ struct Running {
     fingerprint: String,
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
-    source: Arc<dyn QueueSource>,
+    /// A queue's source, whose backlog is read each poll (a stream's
+    /// consumer reports its lag itself).
+    queue: Option<Arc<dyn QueueSource>>,
+    kind: &'static str,
     function: String,
     owner: String,
 }
@@ -91,26 +125,39 @@ struct State {
     running: HashMap<String, Running>,
 }
 
-/// Every queue consumer of this server.
-pub struct QueueConsumers {
+/// Every queue and stream consumer of this server.
+pub struct EventSourceMappings {
     router: Arc<Router>,
     stats: Arc<TriggerStats>,
     brokers: Brokers,
     /// One Redis client for every Redis source (its connections shared).
     redis: Option<Result<hotswap_sources::redis::RedisBroker, SourceError>>,
+    /// This server's run, in the names of the stream leases it holds.
+    instance: String,
+    /// How long a stream shard's lease lasts unless renewed: how soon
+    /// another server takes over a dead one's shards.
+    stream_lease_ttl: Duration,
     state: tokio::sync::Mutex<State>,
 }
 
-fn labels<'a>(id: &'a str, function: &'a str, owner: &'a str) -> Labels<'a> {
+fn labels<'a>(id: &'a str, kind: &'static str, function: &'a str, owner: &'a str) -> Labels<'a> {
     Labels {
         trigger_id: id,
-        kind: "queue",
+        kind,
         function,
         owner,
     }
 }
 
-impl QueueConsumers {
+fn kind_of(t: &Trigger) -> &'static str {
+    if t.trigger_type == TriggerType::Stream {
+        "stream"
+    } else {
+        "queue"
+    }
+}
+
+impl EventSourceMappings {
     pub fn new(router: Arc<Router>, stats: Arc<TriggerStats>, brokers: Brokers) -> Self {
         let redis = brokers
             .redis_url
@@ -121,6 +168,8 @@ impl QueueConsumers {
             stats,
             brokers,
             redis,
+            instance: uuid::Uuid::new_v4().to_string(),
+            stream_lease_ttl: crate::streams::DEFAULT_LEASE_TTL,
             state: tokio::sync::Mutex::new(State {
                 epoch: u64::MAX,
                 loaded: None,
@@ -129,8 +178,14 @@ impl QueueConsumers {
         }
     }
 
-    /// Starts, restarts and stops consumers to match the enabled Queue
-    /// triggers, and reads each running one's backlog.
+    /// Sets how long stream shard leases last unless renewed.
+    pub fn with_stream_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.stream_lease_ttl = ttl.max(Duration::from_millis(300));
+        self
+    }
+
+    /// Starts, restarts and stops consumers to match the enabled Queue and
+    /// Stream triggers, and reads each running queue's backlog.
     pub async fn poll(&self) -> Result<(), String> {
         let mut state = self.state.lock().await;
         let control = self.router.control();
@@ -142,15 +197,19 @@ impl QueueConsumers {
                 .await
                 .map_err(|e| format!("cannot list triggers: {e}"))?
                 .into_iter()
-                .filter(|t| t.trigger_type == TriggerType::Queue && t.is_enabled)
+                .filter(|t| {
+                    matches!(t.trigger_type, TriggerType::Queue | TriggerType::Stream)
+                        && t.is_enabled
+                })
                 .collect();
             state.epoch = epoch;
             state.loaded = Some(Instant::now());
             self.reconcile(&mut state, triggers).await;
         }
         for (id, r) in &state.running {
-            let l = labels(id, &r.function, &r.owner);
-            match r.source.backlog().await {
+            let Some(source) = &r.queue else { continue };
+            let l = labels(id, r.kind, &r.function, &r.owner);
+            match source.backlog().await {
                 Ok(b) => self
                     .stats
                     .set_backlog(l, b.waiting, b.in_flight, b.oldest_age_s),
@@ -178,7 +237,7 @@ impl QueueConsumers {
                 // Deleted with its function: its consumer stops below.
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!(trigger = %t.trigger_id, error = %e, "cannot read a queue trigger's function");
+                    tracing::warn!(trigger = %t.trigger_id, error = %e, "cannot read a trigger's function");
                     wanted.insert(t.trigger_id.clone(), (t, None));
                 }
             }
@@ -195,7 +254,7 @@ impl QueueConsumers {
             .collect();
         for id in stale {
             if let Some(r) = state.running.remove(&id) {
-                tracing::info!(trigger = %id, "queue consumer stopping");
+                tracing::info!(trigger = %id, kind = r.kind, "consumer stopping");
                 // In-flight batches finish and settle their messages.
                 let _ = r.stop.send(true);
             }
@@ -205,16 +264,22 @@ impl QueueConsumers {
             if state.running.contains_key(&id) {
                 continue;
             }
-            match self.start(&t, &f) {
+            let started = match t.trigger_type {
+                TriggerType::Stream => self.start_stream(&t, &f),
+                _ => self.start(&t, &f),
+            };
+            match started {
                 Ok(r) => {
-                    tracing::info!(trigger = %id, function = %f.name, queue = %r.source.describe(), "queue consumer started");
+                    tracing::info!(trigger = %id, kind = r.kind, function = %f.name, "consumer started");
                     self.stats.clear_error(&id);
+                    self.stats
+                        .started(labels(&id, r.kind, &f.name, &f.owner_id));
                     state.running.insert(id, r);
                 }
                 Err(e) => {
                     self.stats
-                        .error(labels(&id, &f.name, &f.owner_id), e.clone());
-                    tracing::warn!(trigger = %id, error = %e, "queue consumer not started");
+                        .error(labels(&id, kind_of(&t), &f.name, &f.owner_id), e.clone());
+                    tracing::warn!(trigger = %id, error = %e, "consumer not started");
                 }
             }
         }
@@ -286,9 +351,89 @@ impl QueueConsumers {
             fingerprint: fingerprint(t, f),
             stop,
             task,
-            source,
+            queue: Some(source),
+            kind: "queue",
             function: f.name.clone(),
             owner: f.owner_id.clone(),
+        })
+    }
+
+    fn start_stream(&self, t: &Trigger, f: &hotswap_domain::Function) -> Result<Running, String> {
+        let settings = t
+            .config
+            .stream_settings()
+            .map_err(|e| format!("invalid stream trigger: {e}"))?;
+        let source = self.open_stream(&settings)?;
+        let invoker = Arc::new(RouterStreamInvoker {
+            router: self.router.clone(),
+            function_id: f.function_id.clone(),
+            qualifier: t.target_version.clone(),
+            owner: f.owner_id.clone(),
+            on_failure: settings.on_failure.clone(),
+        });
+        let leases = Arc::new(StoreLeases::of(self.router.control(), &t.trigger_id));
+        let function_arn = format!(
+            "arn:aws:lambda:local:000000000000:function:{}:{}",
+            f.name, t.target_version
+        );
+        // A lease holder is this server's run: a restarted server takes
+        // over its old leases once they expire (or at once, released).
+        let owner = format!("{}/{}", self.instance, t.trigger_id);
+        let mut cs = StreamConsumeSettings::new(settings, owner, function_arn);
+        cs.executed_version = t.target_version.clone();
+        cs.lease_ttl = self.stream_lease_ttl;
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let reporter = self.stream_reporter(&t.trigger_id, &f.name, &f.owner_id);
+        let task = tokio::spawn(consume_stream(
+            source, invoker, leases, cs, stop_rx, reporter,
+        ));
+        Ok(Running {
+            fingerprint: fingerprint(t, f),
+            stop,
+            task,
+            queue: None,
+            kind: "stream",
+            function: f.name.clone(),
+            owner: f.owner_id.clone(),
+        })
+    }
+
+    fn open_stream(&self, settings: &StreamSettings) -> Result<Arc<dyn StreamSource>, String> {
+        match (settings.source, &self.redis) {
+            (TriggerSource::Redis, Some(Ok(b))) => Ok(Arc::new(b.stream(&settings.stream))),
+            (TriggerSource::Redis, Some(Err(e))) => Err(format!("--redis-url: {e}")),
+            (other, _) => Err(match hotswap_control::source_flag(other) {
+                Some(flag) if !self.brokers.stream_sources().contains(&other) => format!(
+                    "source '{other}' is not configured on this server: start it with {flag}"
+                ),
+                _ => format!("source '{other}' does not serve stream triggers"),
+            }),
+        }
+    }
+
+    /// Counts each attempt, keeps the lag, and keeps source, lease and
+    /// on-failure errors as the trigger's `lastError`.
+    fn stream_reporter(&self, id: &str, function: &str, owner: &str) -> StreamReporter {
+        let (stats, id, function, owner) = (
+            self.stats.clone(),
+            id.to_owned(),
+            function.to_owned(),
+            owner.to_owned(),
+        );
+        Arc::new(move |r: Result<&StreamBatchReport, &StreamError>| {
+            let l = labels(&id, "stream", &function, &owner);
+            match r {
+                Ok(r) => {
+                    if let Some(lag) = r.lag {
+                        stats.set_lag(l, lag);
+                    }
+                    if r.records > 0 || r.discarded > 0 {
+                        stats.record_batch(l, stream_counts(r), chrono::Utc::now());
+                    }
+                    stats.clear_error(&id);
+                }
+                Err(e) => stats.error(l, e.to_string()),
+            }
         })
     }
 
@@ -342,7 +487,7 @@ impl QueueConsumers {
             owner.to_owned(),
         );
         Arc::new(move |r: Result<&BatchReport, &SourceError>| {
-            let l = labels(&id, &function, &owner);
+            let l = labels(&id, "queue", &function, &owner);
             match r {
                 Ok(r) => {
                     stats.record_batch(l, counts(r), chrono::Utc::now());
@@ -416,6 +561,18 @@ fn counts(r: &BatchReport) -> BatchCounts {
         dead_lettered: r.dead_lettered as u64,
         invoked: !r.throttled,
         invocation_failed: r.failed,
+    }
+}
+
+fn stream_counts(r: &StreamBatchReport) -> BatchCounts {
+    BatchCounts {
+        received: r.records as u64,
+        succeeded: r.succeeded as u64,
+        failed: r.failed as u64,
+        retried: r.retried as u64,
+        dead_lettered: r.discarded as u64,
+        invoked: r.records > 0 && !r.throttled,
+        invocation_failed: r.failed > 0,
     }
 }
 
