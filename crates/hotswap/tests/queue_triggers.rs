@@ -99,6 +99,9 @@ macro_rules! on_every_backend {
         mod redis {
             $( #[test] fn $name() { super::$name(super::Backend::Redis) } )*
         }
+        mod nats {
+            $( #[test] fn $name() { super::$name(super::Backend::Nats) } )*
+        }
     };
 }
 

@@ -39,6 +39,9 @@ macro_rules! on_every_stream_backend {
         mod redis {
             $( #[test] fn $name() { super::$name(super::StreamBackend::Redis) } )*
         }
+        mod nats {
+            $( #[test] fn $name() { super::$name(super::StreamBackend::Nats) } )*
+        }
     };
 }
 

@@ -256,26 +256,35 @@ async fn an_unacknowledged_message_returns_after_the_visibility_timeout() {
 }
 
 #[tokio::test]
-async fn a_batch_holds_a_message_once_even_when_it_came_back_meanwhile() {
+async fn a_long_poll_returns_as_soon_as_messages_are_there() {
     let s = TestStream::new().await;
-    s.publish("once").await;
+    s.publish("first").await;
+    s.publish("second").await;
     let q = queue(&s);
-    // The batch waits longer than the visibility timeout: the message is
-    // delivered again while the batch fills.
     let vis = Duration::from_secs(1);
+    // Longer than the visibility timeout: had the receive waited it out,
+    // the messages would have come back while it waited.
+    let t0 = Instant::now();
     let got = q
         .receive(10, vis, Duration::from_millis(2500))
         .await
         .unwrap();
-    assert_eq!(got.len(), 1, "{got:?}");
-    assert!(got[0].receive_count >= 2, "{got:?}");
-    // The receipt kept is the latest one: it acknowledges the message.
+    assert!(
+        t0.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.iter().all(|d| d.receive_count == 1), "{got:?}");
     q.ack(&receipts(&got)).await.unwrap();
+    // Nothing comes back; an empty long poll waits it out.
+    let t0 = Instant::now();
     assert!(q
         .receive(10, vis, Duration::from_millis(1500))
         .await
         .unwrap()
         .is_empty());
+    assert!(t0.elapsed() >= Duration::from_millis(1400));
 }
 
 #[tokio::test]

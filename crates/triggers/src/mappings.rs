@@ -95,14 +95,17 @@ impl Brokers {
 
 /// Whether this build has a stream backend for `source`.
 fn stream_backend_built(source: TriggerSource) -> bool {
-    matches!(source, TriggerSource::Redis)
+    matches!(source, TriggerSource::Redis | TriggerSource::Nats)
 }
 
 /// Whether this build has a queue backend for `source`.
 fn backend_built(source: TriggerSource) -> bool {
     matches!(
         source,
-        TriggerSource::Embedded | TriggerSource::Rabbitmq | TriggerSource::Redis
+        TriggerSource::Embedded
+            | TriggerSource::Rabbitmq
+            | TriggerSource::Nats
+            | TriggerSource::Redis
     )
 }
 
@@ -132,6 +135,8 @@ pub struct EventSourceMappings {
     brokers: Brokers,
     /// One Redis client for every Redis source (its connections shared).
     redis: Option<Result<hotswap_sources::redis::RedisBroker, SourceError>>,
+    /// One NATS connection for every NATS source.
+    nats: Option<hotswap_sources::nats::NatsConnection>,
     /// This server's run, in the names of the stream leases it holds.
     instance: String,
     /// How long a stream shard's lease lasts unless renewed: how soon
@@ -163,11 +168,16 @@ impl EventSourceMappings {
             .redis_url
             .as_deref()
             .map(hotswap_sources::redis::RedisBroker::new);
+        let nats = brokers
+            .nats_url
+            .clone()
+            .map(hotswap_sources::nats::NatsConnection::new);
         Self {
             router,
             stats,
             brokers,
             redis,
+            nats,
             instance: uuid::Uuid::new_v4().to_string(),
             stream_lease_ttl: crate::streams::DEFAULT_LEASE_TTL,
             state: tokio::sync::Mutex::new(State {
@@ -400,6 +410,13 @@ impl EventSourceMappings {
 
     fn open_stream(&self, settings: &StreamSettings) -> Result<Arc<dyn StreamSource>, String> {
         match (settings.source, &self.redis) {
+            (TriggerSource::Nats, _) if self.nats.is_some() => {
+                let conn = self.nats.as_ref().expect("checked");
+                Ok(Arc::new(hotswap_sources::nats::NatsStream::new(
+                    conn,
+                    &settings.stream,
+                )))
+            }
             (TriggerSource::Redis, Some(Ok(b))) => Ok(Arc::new(b.stream(&settings.stream))),
             (TriggerSource::Redis, Some(Err(e))) => Err(format!("--redis-url: {e}")),
             (other, _) => Err(match hotswap_control::source_flag(other) {
@@ -462,6 +479,14 @@ impl EventSourceMappings {
                     &settings.queue_name,
                     &consumer,
                     u16::try_from(prefetch).unwrap_or(u16::MAX),
+                )))
+            }
+            (TriggerSource::Nats, _, _) if self.nats.is_some() => {
+                let conn = self.nats.as_ref().expect("checked");
+                Ok(Arc::new(hotswap_sources::nats::NatsQueue::new(
+                    conn,
+                    &settings.queue_name,
+                    &consumer,
                 )))
             }
             (TriggerSource::Redis, _, Some(broker)) => match broker {

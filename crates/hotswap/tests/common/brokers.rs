@@ -26,6 +26,7 @@ pub enum Backend {
     Embedded,
     Rabbitmq,
     Redis,
+    Nats,
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -61,6 +62,7 @@ impl Backend {
             Backend::Embedded => "embedded",
             Backend::Rabbitmq => "rabbitmq",
             Backend::Redis => "redis",
+            Backend::Nats => "nats",
         }
     }
 
@@ -70,6 +72,7 @@ impl Backend {
             Backend::Embedded => Vec::new(),
             Backend::Rabbitmq => vec!["--rabbitmq-url".into(), RABBITMQ_URL.into()],
             Backend::Redis => vec!["--redis-url".into(), REDIS_URL.into()],
+            Backend::Nats => vec!["--nats-url".into(), NATS_URL.into()],
         }
     }
 
@@ -120,6 +123,7 @@ impl Backend {
                     .query(&mut c)
                     .unwrap();
             }
+            Backend::Nats => create_nats_stream(&name),
         }
         TestQueue {
             backend: self,
@@ -211,6 +215,13 @@ impl TestQueue {
                 }
                 let _: () = pipe.query(&mut c).unwrap();
             }
+            Backend::Nats => {
+                let records: Vec<(Vec<(&str, String)>, String)> = bodies
+                    .iter()
+                    .map(|b| (vec![("kind", "test".to_owned())], b.clone()))
+                    .collect();
+                nats_publish(&self.name, &records);
+            }
         }
         self.sent += bodies.len() as u64;
     }
@@ -237,14 +248,69 @@ impl Drop for TestQueue {
                     let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(&name).query(&mut c);
                 }
             }
+            Backend::Nats => delete_nats_stream(&name),
         }
     }
+}
+
+async fn jetstream() -> async_nats::jetstream::Context {
+    let client = async_nats::connect(NATS_URL)
+        .await
+        .expect("NATS with JetStream must be running at 127.0.0.1:4222 (.ci/run starts it)");
+    async_nats::jetstream::new(client)
+}
+
+/// A JetStream stream `name` on subjects `name.>`.
+fn create_nats_stream(name: &str) {
+    let name = name.to_owned();
+    runtime().block_on(async move {
+        jetstream()
+            .await
+            .create_stream(async_nats::jetstream::stream::Config {
+                subjects: vec![format!("{name}.>")],
+                name,
+                ..Default::default()
+            })
+            .await
+            .expect("create a NATS stream");
+    });
+}
+
+fn delete_nats_stream(name: &str) {
+    let name = name.to_owned();
+    runtime().block_on(async move {
+        let _ = jetstream().await.delete_stream(&name).await;
+    });
+}
+
+/// Publishes (headers, body) records to `stream.events`, each acknowledged
+/// by the stream, in order.
+fn nats_publish(stream: &str, records: &[(Vec<(&str, String)>, String)]) {
+    runtime().block_on(async move {
+        let js = jetstream().await;
+        let mut acks = Vec::new();
+        for (headers, body) in records {
+            let mut h = async_nats::HeaderMap::new();
+            for (k, v) in headers {
+                h.insert(*k, v.as_str());
+            }
+            acks.push(
+                js.publish_with_headers(format!("{stream}.events"), h, body.clone().into())
+                    .await
+                    .expect("publish"),
+            );
+        }
+        for a in acks {
+            a.await.expect("publish acknowledged");
+        }
+    });
 }
 
 /// A stream backend of Stream triggers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamBackend {
     Redis,
+    Nats,
 }
 
 /// A stream of one backend, deleted when dropped.
@@ -258,12 +324,14 @@ impl StreamBackend {
     pub fn source(self) -> &'static str {
         match self {
             StreamBackend::Redis => "redis",
+            StreamBackend::Nats => "nats",
         }
     }
 
     pub fn server_args(self) -> Vec<String> {
         match self {
             StreamBackend::Redis => vec!["--redis-url".into(), REDIS_URL.into()],
+            StreamBackend::Nats => vec!["--nats-url".into(), NATS_URL.into()],
         }
     }
 
@@ -287,6 +355,7 @@ impl StreamBackend {
                     .query(&mut c)
                     .unwrap();
             }
+            StreamBackend::Nats => create_nats_stream(&name),
         }
         TestStream {
             backend: self,
@@ -314,6 +383,13 @@ impl TestStream {
                 }
                 let _: () = pipe.query(&mut c).unwrap();
             }
+            StreamBackend::Nats => {
+                let records: Vec<(Vec<(&str, String)>, String)> = records
+                    .iter()
+                    .map(|(k, d)| (vec![("Hotswap-Partition-Key", k.clone())], d.clone()))
+                    .collect();
+                nats_publish(&self.name, &records);
+            }
         }
     }
 
@@ -331,6 +407,7 @@ impl Drop for TestStream {
                         redis::cmd("DEL").arg(&self.name).query(&mut c);
                 }
             }
+            StreamBackend::Nats => delete_nats_stream(&self.name),
         }
     }
 }

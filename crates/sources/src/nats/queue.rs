@@ -55,6 +55,90 @@ struct Bound {
 }
 
 impl NatsQueue {
+    /// One pull request: up to `max` messages, the request ending when
+    /// they came or after `wait` (at once with none).
+    async fn pull(
+        &self,
+        consumer: &PullConsumer,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, SourceError> {
+        let batch = if wait.is_zero() {
+            consumer.fetch().max_messages(max).messages().await
+        } else {
+            consumer
+                .batch()
+                .max_messages(max)
+                .expires(wait)
+                .messages()
+                .await
+        };
+        let mut batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                self.unbind().await;
+                use pull::BatchErrorKind as K;
+                return Err(match e.kind() {
+                    K::Serialize => SourceError::Refused(self.describe(), e.to_string()),
+                    _ => SourceError::Unavailable(self.describe(), e.to_string()),
+                });
+            }
+        };
+        let mut out: Vec<Delivery> = Vec::new();
+        // Stream sequence → index in `out`.
+        let mut at = std::collections::HashMap::new();
+        // The server ends the pull request (at once without a wait); past
+        // this it was lost (the consumer was deleted, the connection broke).
+        let deadline = tokio::time::Instant::now() + wait + PULL_GRACE;
+        loop {
+            let item = match tokio::time::timeout_at(deadline, batch.next()).await {
+                Ok(Some(item)) => item,
+                Ok(None) => break,
+                Err(_) => {
+                    self.unbind().await;
+                    if out.is_empty() {
+                        return Err(SourceError::Unavailable(
+                            self.describe(),
+                            "the server did not answer the pull request".into(),
+                        ));
+                    }
+                    break;
+                }
+            };
+            match item {
+                Ok(m) => {
+                    let d = self.delivery(&m, Utc::now());
+                    let seq = parse_ack_subject(&d.receipt).map(|i| i.stream_sequence);
+                    // Delivered again while the batch filled (the wait is
+                    // longer than the visibility timeout): the latest
+                    // receive replaces the earlier one.
+                    match seq.and_then(|s| at.get(&s).copied()) {
+                        Some(i) => out[i] = d,
+                        None => {
+                            if let Some(s) = seq {
+                                at.insert(s, out.len());
+                            }
+                            out.push(d);
+                        }
+                    }
+                }
+                // The consumer has as many messages in flight as it allows:
+                // nothing more until some are settled.
+                Err(e) if e.to_string().contains("Exceeded MaxAckPending") => break,
+                Err(e) => {
+                    self.unbind().await;
+                    if out.is_empty() {
+                        return Err(SourceError::Unavailable(self.describe(), e.to_string()));
+                    }
+                    // What came is in flight: hand it over.
+                    tracing::warn!(queue = %self.describe(), error = %e, "pull request ended early");
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Reads stream `stream` through the durable consumer named `consumer`.
     /// Nothing is checked until the first call.
     pub fn new(conn: &NatsConnection, stream: &str, consumer: &str) -> NatsQueue {
@@ -294,78 +378,18 @@ impl QueueSource for NatsQueue {
         }
         let visibility = visibility.max(MIN_VISIBILITY);
         let (consumer, _) = self.bind(Some(visibility)).await?;
-        let batch = if wait.is_zero() {
-            consumer.fetch().max_messages(max).messages().await
-        } else {
-            consumer
-                .batch()
-                .max_messages(max)
-                .expires(wait)
-                .messages()
-                .await
-        };
-        let mut batch = match batch {
-            Ok(b) => b,
-            Err(e) => {
-                self.unbind().await;
-                use pull::BatchErrorKind as K;
-                return Err(match e.kind() {
-                    K::Serialize => SourceError::Refused(self.describe(), e.to_string()),
-                    _ => SourceError::Unavailable(self.describe(), e.to_string()),
-                });
-            }
-        };
-        let mut out: Vec<Delivery> = Vec::new();
-        // Stream sequence → index in `out`.
-        let mut at = std::collections::HashMap::new();
-        // The server ends the pull request (at once without a wait); past
-        // this it was lost (the consumer was deleted, the connection broke).
-        let deadline = tokio::time::Instant::now() + wait + PULL_GRACE;
-        loop {
-            let item = match tokio::time::timeout_at(deadline, batch.next()).await {
-                Ok(Some(item)) => item,
-                Ok(None) => break,
-                Err(_) => {
-                    self.unbind().await;
-                    if out.is_empty() {
-                        return Err(SourceError::Unavailable(
-                            self.describe(),
-                            "the server did not answer the pull request".into(),
-                        ));
-                    }
-                    break;
-                }
-            };
-            match item {
-                Ok(m) => {
-                    let d = self.delivery(&m, Utc::now());
-                    let seq = parse_ack_subject(&d.receipt).map(|i| i.stream_sequence);
-                    // Delivered again while the batch filled (the wait is
-                    // longer than the visibility timeout): the latest
-                    // receive replaces the earlier one.
-                    match seq.and_then(|s| at.get(&s).copied()) {
-                        Some(i) => out[i] = d,
-                        None => {
-                            if let Some(s) = seq {
-                                at.insert(s, out.len());
-                            }
-                            out.push(d);
-                        }
-                    }
-                }
-                // The consumer has as many messages in flight as it allows:
-                // nothing more until some are settled.
-                Err(e) if e.to_string().contains("Exceeded MaxAckPending") => break,
-                Err(e) => {
-                    self.unbind().await;
-                    if out.is_empty() {
-                        return Err(SourceError::Unavailable(self.describe(), e.to_string()));
-                    }
-                    // What came is in flight: hand it over.
-                    tracing::warn!(queue = %self.describe(), error = %e, "pull request ended early");
-                    break;
-                }
-            }
+        if wait.is_zero() {
+            return self.pull(&consumer, max, wait).await;
+        }
+        // A long poll: wait for one message (a pull request that ends as
+        // soon as it came, so none is delivered to a request nobody reads
+        // any more), then take at once what else is there.
+        let mut out = self.pull(&consumer, 1, wait).await?;
+        if !out.is_empty() && max > 1 {
+            let seen: std::collections::HashSet<String> =
+                out.iter().map(|d| d.message_id.clone()).collect();
+            let more = self.pull(&consumer, max - 1, Duration::ZERO).await?;
+            out.extend(more.into_iter().filter(|d| !seen.contains(&d.message_id)));
         }
         Ok(out)
     }
