@@ -691,13 +691,44 @@ pub struct TriggerCreateArgs {
     #[arg(long, value_name = "NAME", help_heading = "Queue")]
     pub queue: Option<String>,
 
-    /// Queue: messages per invocation.
-    #[arg(long, value_name = "N", help_heading = "Queue")]
+    /// Queue, Stream: where to read: embedded (HotSwap's queue, the
+    /// default for queues), rabbitmq, nats, redis (the server needs the
+    /// broker's URL flag).
+    #[arg(long, value_name = "SOURCE", help_heading = "Queue and Stream")]
+    pub source: Option<String>,
+
+    /// Queue, Stream: messages or records per invocation [server default:
+    /// 10 for queues, 100 for streams].
+    #[arg(long, value_name = "N", help_heading = "Queue and Stream")]
     pub batch_size: Option<u32>,
 
-    /// Queue: seconds a received message stays invisible.
+    /// Queue, Stream: have the function's `batchItemFailures` answer retry
+    /// only the items it lists.
+    #[arg(long, help_heading = "Queue and Stream")]
+    pub report_batch_item_failures: bool,
+
+    /// Queue: seconds a received message stays invisible (at least the
+    /// function's timeout).
     #[arg(long, value_name = "SECONDS", help_heading = "Queue")]
     pub visibility_timeout: Option<u32>,
+
+    /// Queue: seconds to wait for a batch to fill (0-300).
+    #[arg(long, value_name = "SECONDS", help_heading = "Queue")]
+    pub batching_window: Option<u32>,
+
+    /// Queue: receives after which a failing message is dead-lettered
+    /// [server default: 3].
+    #[arg(long, value_name = "N", help_heading = "Queue")]
+    pub max_receive_count: Option<u32>,
+
+    /// Queue: most concurrent batches (2-1000; never past the function's
+    /// maxInstances).
+    #[arg(long, value_name = "N", help_heading = "Queue")]
+    pub maximum_concurrency: Option<u32>,
+
+    /// Queue: where dead messages go: fn:NAME[:QUALIFIER] or queue:NAME.
+    #[arg(long, value_name = "TARGET", help_heading = "Queue")]
+    pub dead_letter_target: Option<String>,
 
     /// Stream: stream name or ARN.
     #[arg(long, value_name = "STREAM", help_heading = "Stream")]
@@ -707,9 +738,41 @@ pub struct TriggerCreateArgs {
     #[arg(long, value_name = "POSITION", help_heading = "Stream")]
     pub starting_position: Option<String>,
 
-    /// Stream: concurrent batches per shard.
+    /// Stream: the time AT_TIMESTAMP starts at (RFC 3339).
+    #[arg(long, value_name = "TIME", help_heading = "Stream")]
+    pub starting_position_timestamp: Option<String>,
+
+    /// Stream: concurrent batches per shard (1-10), in order per
+    /// partition key.
     #[arg(long = "parallelization", value_name = "N", help_heading = "Stream")]
     pub parallelization: Option<u32>,
+
+    /// Stream: split a failing batch in two and retry the halves.
+    #[arg(long, help_heading = "Stream")]
+    pub bisect_on_error: bool,
+
+    /// Stream: retries of a failing batch (-1: until its records expire).
+    #[arg(
+        long,
+        value_name = "N",
+        allow_hyphen_values = true,
+        help_heading = "Stream"
+    )]
+    pub maximum_retry_attempts: Option<i32>,
+
+    /// Stream: oldest record sent, seconds (-1: no limit).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        allow_hyphen_values = true,
+        help_heading = "Stream"
+    )]
+    pub maximum_record_age: Option<i32>,
+
+    /// Stream: where records given up on are described: fn:NAME or
+    /// queue:NAME.
+    #[arg(long, value_name = "TARGET", help_heading = "Stream")]
+    pub on_failure: Option<String>,
 
     /// Create the trigger disabled.
     #[arg(long)]

@@ -534,12 +534,25 @@ fn disabling_stops_consumption_and_max_instances_bounds_it() {
     for i in 0..12 {
         send(&s, &alice, "bounded", &format!("b{i:02}"));
     }
-    let t = create_trigger(
+    // Through the CLI.
+    let t = cli_json(
         &s,
         &alice,
-        "bounded",
-        json!({ "queueName": "bounded", "batchSize": 2, "maximumConcurrency": 5 }),
+        &[
+            "trigger",
+            "create",
+            "bounded",
+            "--type",
+            "queue",
+            "--queue",
+            "bounded",
+            "--batch-size",
+            "2",
+            "--maximum-concurrency",
+            "5",
+        ],
     );
+    assert_eq!(t["config"]["maximumConcurrency"], 5, "{t}");
     let id = t["triggerId"].as_str().unwrap();
     wait_for("all messages", Duration::from_secs(60), || {
         seen(&out).len() >= 12

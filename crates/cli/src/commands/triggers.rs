@@ -134,16 +134,51 @@ pub fn create_body(a: &TriggerCreateArgs, owner: Option<&str>) -> Value {
     put_opt(&mut config, "rateLimit", a.rate_limit);
     put_opt(&mut config, "scheduleExpression", a.schedule.clone());
     put_opt(&mut config, "timezone", a.timezone.clone());
-    put_opt(&mut config, "queueName", a.queue.clone());
+    put_opt(
+        &mut config,
+        "source",
+        a.source.as_ref().map(|s| s.to_ascii_lowercase()),
+    );
     put_opt(&mut config, "batchSize", a.batch_size);
+    if a.report_batch_item_failures {
+        config.insert("reportBatchItemFailures".into(), true.into());
+    }
+    put_opt(&mut config, "queueName", a.queue.clone());
     put_opt(&mut config, "visibilityTimeout", a.visibility_timeout);
+    put_opt(&mut config, "maximumBatchingWindow", a.batching_window);
+    put_opt(&mut config, "maxReceiveCount", a.max_receive_count);
+    put_opt(&mut config, "maximumConcurrency", a.maximum_concurrency);
+    put_opt(
+        &mut config,
+        "deadLetterTarget",
+        a.dead_letter_target.clone(),
+    );
     put_opt(&mut config, "streamArn", a.stream.clone());
     put_opt(
         &mut config,
         "startingPosition",
         a.starting_position.as_ref().map(|p| p.to_ascii_uppercase()),
     );
+    put_opt(
+        &mut config,
+        "startingPositionTimestamp",
+        a.starting_position_timestamp.clone(),
+    );
     put_opt(&mut config, "parallelizationFactor", a.parallelization);
+    if a.bisect_on_error {
+        config.insert("bisectBatchOnFunctionError".into(), true.into());
+    }
+    put_opt(
+        &mut config,
+        "maximumRetryAttempts",
+        a.maximum_retry_attempts,
+    );
+    put_opt(
+        &mut config,
+        "maximumRecordAgeInSeconds",
+        a.maximum_record_age,
+    );
+    put_opt(&mut config, "onFailure", a.on_failure.clone());
 
     let mut body = Map::new();
     body.insert("functionName".into(), a.name.clone().into());
@@ -270,6 +305,64 @@ mod tests {
                 "functionName": "worker", "targetVersion": "prod", "type": "Queue", "isEnabled": false,
                 "config": {"queueName": "jobs", "batchSize": 10, "visibilityTimeout": 60}
             })
+        );
+    }
+
+    #[test]
+    fn broker_queue_and_stream_bodies() {
+        let a = parse_create(&[
+            "worker",
+            "--type",
+            "queue",
+            "--queue",
+            "jobs",
+            "--source",
+            "RabbitMQ",
+            "--batching-window",
+            "2",
+            "--max-receive-count",
+            "5",
+            "--maximum-concurrency",
+            "8",
+            "--dead-letter-target",
+            "queue:jobs-dlq",
+            "--report-batch-item-failures",
+        ]);
+        assert_eq!(
+            create_body(&a, None)["config"],
+            json!({"queueName": "jobs", "source": "rabbitmq", "maximumBatchingWindow": 2,
+                   "maxReceiveCount": 5, "maximumConcurrency": 8,
+                   "deadLetterTarget": "queue:jobs-dlq", "reportBatchItemFailures": true})
+        );
+        let a = parse_create(&[
+            "clicks",
+            "--type",
+            "stream",
+            "--stream",
+            "clicks",
+            "--source",
+            "nats",
+            "--starting-position",
+            "at_timestamp",
+            "--starting-position-timestamp",
+            "2031-01-01T00:00:00Z",
+            "--parallelization",
+            "4",
+            "--bisect-on-error",
+            "--maximum-retry-attempts",
+            "-1",
+            "--maximum-record-age",
+            "3600",
+            "--on-failure",
+            "fn:failed",
+        ]);
+        assert_eq!(
+            create_body(&a, None)["config"],
+            json!({"streamArn": "clicks", "source": "nats", "startingPosition": "AT_TIMESTAMP",
+                   "startingPositionTimestamp": "2031-01-01T00:00:00Z",
+                   "parallelizationFactor": 4, "bisectBatchOnFunctionError": true,
+                   "maximumRetryAttempts": -1, "maximumRecordAgeInSeconds": 3600,
+                   "onFailure": "fn:failed"})
         );
     }
 
