@@ -607,3 +607,114 @@ fn disabling_stops_consumption_and_max_instances_bounds_it() {
         shown.stdout
     );
 }
+
+/// A private Redis on its own port, killed when dropped.
+struct PrivateRedis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl PrivateRedis {
+    fn start(port: u16) -> PrivateRedis {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (.ci/run installs it)");
+        let r = PrivateRedis { child, port };
+        wait_for("the private Redis", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        r
+    }
+
+    fn cmd(&self, args: &[&str]) {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A broker that goes away shows in the trigger's `lastError`; when it is
+/// back, the consumer reconnects by itself and the error clears.
+#[test]
+fn a_broker_that_goes_away_is_reported_and_reconnected() {
+    let port = free_port();
+    let redis = PrivateRedis::start(port);
+    redis.cmd(&["XADD", "jobs", "*", "body", "before"]);
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(
+        &dir.path().join("data"),
+        ServerOptions {
+            extra_args: vec![
+                "--sandbox".into(),
+                "unisolated".into(),
+                "--redis-url".into(),
+                format!("redis://127.0.0.1:{port}/"),
+            ],
+            ..ServerOptions::default()
+        },
+    );
+    let alice = s.token_for("alice");
+    let out = out_file(dir.path(), "jobs");
+    create_fn(&s, &alice, "work", "handler", &out, json!({}));
+    let t = create_trigger(
+        &s,
+        &alice,
+        "work",
+        json!({ "queueName": "jobs", "source": "redis" }),
+    );
+    let id = t["triggerId"].as_str().unwrap();
+    wait_for("the first message", Duration::from_secs(20), || {
+        seen(&out).iter().any(|(b, _)| b == "before")
+    });
+    drop(redis);
+    wait_for(
+        "the error in the trigger's state",
+        Duration::from_secs(20),
+        || {
+            trigger(&s, &alice, id)["state"]["lastError"]
+                .as_str()
+                .is_some_and(|e| e.contains("unreachable"))
+        },
+    );
+    assert_eq!(trigger(&s, &alice, id)["state"]["status"], "error");
+    // Back (empty: it keeps nothing on disk), the stream made again.
+    let redis = PrivateRedis::start(port);
+    redis.cmd(&["XADD", "jobs", "*", "body", "after"]);
+    wait_for(
+        "the message sent after the outage",
+        Duration::from_secs(60),
+        || seen(&out).iter().any(|(b, _)| b == "after"),
+    );
+    wait_for("the error to clear", Duration::from_secs(10), || {
+        trigger(&s, &alice, id)["state"]["lastError"].is_null()
+    });
+}
