@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use common::brokers::{Backend, TestQueue};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
@@ -81,7 +81,7 @@ fn config(q: &TestQueue, more: Value) -> Value {
 
 /// Messages waiting and in flight, as the trigger's source reports them.
 fn backlog(s: &Server, token: &str, id: &str) -> (u64, u64) {
-    let st = &trigger(s, token, id)["state"];
+    let st = &trigger_view(s, token, id)["state"];
     (
         st["backlog"].as_u64().unwrap_or_else(|| panic!("{st}")),
         st["inFlight"].as_u64().unwrap_or_else(|| panic!("{st}")),
@@ -146,12 +146,6 @@ fn create_trigger(s: &Server, token: &str, function: &str, config: Value) -> Val
     t
 }
 
-fn trigger(s: &Server, token: &str, id: &str) -> Value {
-    let (st, t) = s.call("GET", &format!("/v1/triggers/{id}"), Some(token), None);
-    assert_eq!(st, 200, "{t}");
-    t
-}
-
 fn send(s: &Server, token: &str, queue: &str, body: &str) {
     let (st, b) = s.call(
         "POST",
@@ -186,18 +180,6 @@ fn seen(out: &Path) -> Vec<(String, u32)> {
         .collect()
 }
 
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !done() {
-        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn out_file(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!("{name}.out"))
-}
-
 fn a_thousand_messages_are_each_processed_exactly_once(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let s = server(&dir.path().join("data"), backend);
@@ -226,9 +208,9 @@ fn a_thousand_messages_are_each_processed_exactly_once(backend: Backend) {
     assert!(seen_bodies.values().all(|n| *n == 1), "each received once");
     assert_eq!(seen_bodies.keys().cloned().collect::<Vec<_>>(), bodies);
     wait_for("the counters", Duration::from_secs(5), || {
-        trigger(&s, &alice, id)["state"]["succeeded"] == 1000
+        trigger_view(&s, &alice, id)["state"]["succeeded"] == 1000
     });
-    let st = trigger(&s, &alice, id)["state"].clone();
+    let st = trigger_view(&s, &alice, id)["state"].clone();
     assert_eq!(
         (st["received"].as_u64(), st["failed"].as_u64()),
         (Some(1000), Some(0)),
@@ -252,7 +234,7 @@ fn a_thousand_messages_are_each_processed_exactly_once(backend: Backend) {
     );
     // The stored run counters count invocations (batches).
     wait_for("stored counters", Duration::from_secs(5), || {
-        trigger(&s, &alice, id)["executionCount"].as_u64() == Some(batches)
+        trigger_view(&s, &alice, id)["executionCount"].as_u64() == Some(batches)
     });
 }
 
@@ -294,7 +276,7 @@ fn a_failing_message_is_retried_then_dead_lettered_with_its_source(backend: Back
     wait_for("an empty backlog", Duration::from_secs(10), || {
         backlog(&s, &alice, id) == (0, 0)
     });
-    let st = trigger(&s, &alice, id)["state"].clone();
+    let st = trigger_view(&s, &alice, id)["state"].clone();
     assert_eq!(
         (st["deadLettered"].as_u64(), st["retried"].as_u64()),
         (Some(1), Some(2)),
@@ -381,7 +363,7 @@ fn partial_batch_failures_retry_only_the_listed_items(backend: Backend) {
     wait_for("an empty backlog", Duration::from_secs(10), || {
         backlog(&s, &alice, id) == (0, 0)
     });
-    let st = trigger(&s, &alice, id)["state"].clone();
+    let st = trigger_view(&s, &alice, id)["state"].clone();
     assert_eq!(
         (st["succeeded"].as_u64(), st["retried"].as_u64()),
         (Some(5), Some(2)),
@@ -583,7 +565,7 @@ fn disabling_stops_consumption_and_max_instances_bounds_it() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(seen(&out).len(), 12, "nothing consumed while disabled");
     assert_eq!(depth(&s, &alice, "bounded").0, 1);
-    assert_eq!(trigger(&s, &alice, id)["state"]["status"], "disabled");
+    assert_eq!(trigger_view(&s, &alice, id)["state"]["status"], "disabled");
     let (st, _) = s.call(
         "PATCH",
         &format!("/v1/triggers/{id}"),
@@ -700,12 +682,12 @@ fn a_broker_that_goes_away_is_reported_and_reconnected() {
         "the error in the trigger's state",
         Duration::from_secs(20),
         || {
-            trigger(&s, &alice, id)["state"]["lastError"]
+            trigger_view(&s, &alice, id)["state"]["lastError"]
                 .as_str()
                 .is_some_and(|e| e.contains("unreachable"))
         },
     );
-    assert_eq!(trigger(&s, &alice, id)["state"]["status"], "error");
+    assert_eq!(trigger_view(&s, &alice, id)["state"]["status"], "error");
     // Back (empty: it keeps nothing on disk), the stream made again.
     let redis = PrivateRedis::start(port);
     redis.cmd(&["XADD", "jobs", "*", "body", "after"]);
@@ -715,6 +697,6 @@ fn a_broker_that_goes_away_is_reported_and_reconnected() {
         || seen(&out).iter().any(|(b, _)| b == "after"),
     );
     wait_for("the error to clear", Duration::from_secs(10), || {
-        trigger(&s, &alice, id)["state"]["lastError"].is_null()
+        trigger_view(&s, &alice, id)["state"]["lastError"].is_null()
     });
 }

@@ -14,7 +14,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::brokers::{StreamBackend, TestStream};
 use common::*;
@@ -113,12 +113,6 @@ fn create_trigger(s: &Server, token: &str, function: &str, st: &TestStream, more
     t["triggerId"].as_str().unwrap().to_owned()
 }
 
-fn trigger(s: &Server, token: &str, id: &str) -> Value {
-    let (st, t) = s.call("GET", &format!("/v1/triggers/{id}"), Some(token), None);
-    assert_eq!(st, 200, "{t}");
-    t
-}
-
 /// The (key, data) lines the function wrote, in order.
 fn seen(out: &Path) -> Vec<(String, String)> {
     std::fs::read_to_string(out)
@@ -129,18 +123,6 @@ fn seen(out: &Path) -> Vec<(String, String)> {
             Some((k.to_owned(), d.to_owned()))
         })
         .collect()
-}
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !done() {
-        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn out_file(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!("{name}.out"))
 }
 
 fn records_of(keys: usize, per_key: usize, prefix: &str) -> Vec<(String, String)> {
@@ -188,10 +170,10 @@ fn records_of_one_key_stay_in_order_under_parallelization_4(backend: StreamBacke
         assert_eq!(data.len(), 25, "key {k}");
     }
     wait_for("the counters", Duration::from_secs(10), || {
-        let state = &trigger(&s, &alice, &id)["state"];
+        let state = &trigger_view(&s, &alice, &id)["state"];
         state["succeeded"] == 200 && state["lagRecords"] == 0
     });
-    let state = trigger(&s, &alice, &id)["state"].clone();
+    let state = trigger_view(&s, &alice, &id)["state"].clone();
     assert_eq!(state["failed"], 0, "{state}");
     assert!(state["batches"].as_u64().unwrap() >= 40, "{state}");
 }
@@ -221,7 +203,7 @@ fn each_starting_position(backend: StreamBackend) {
         let id = create_trigger(&s, &alice, name, &st, more);
         // LATEST is where the stream was when the trigger first ran.
         wait_for("the consumer to start", Duration::from_secs(20), || {
-            trigger(&s, &alice, &id)["state"]["status"] != "idle"
+            trigger_view(&s, &alice, &id)["state"]["status"] != "idle"
         });
         // … and to take its shard's lease and store where it starts.
         std::thread::sleep(Duration::from_millis(1500));
@@ -274,7 +256,7 @@ fn the_checkpoint_survives_a_killed_server(backend: StreamBackend) {
         data, expected,
         "resumed after the checkpoint: nothing twice"
     );
-    let state = trigger(&s, &alice, &id)["state"].clone();
+    let state = trigger_view(&s, &alice, &id)["state"].clone();
     assert_eq!(state["lagRecords"], 0, "{state}");
 }
 
@@ -345,7 +327,7 @@ fn bisection_isolates_a_poison_record(backend: StreamBackend) {
         info["streamArn"].as_str().unwrap().ends_with(&st.name),
         "{record}"
     );
-    let state = trigger(&s, &alice, &id)["state"].clone();
+    let state = trigger_view(&s, &alice, &id)["state"].clone();
     assert_eq!(state["deadLettered"], 1, "{state}");
 }
 
@@ -384,7 +366,7 @@ fn servers_sharing_postgres_take_over_a_dead_servers_shard(backend: StreamBacken
     });
     // One server holds the shard: only it has run batches.
     let batches = |s: &Server| {
-        trigger(s, &alice, &id)["state"]["batches"]
+        trigger_view(s, &alice, &id)["state"]["batches"]
             .as_u64()
             .unwrap_or(0)
     };

@@ -105,24 +105,7 @@ impl Backend {
                 .await
                 .unwrap();
             }),
-            Backend::Redis => {
-                let mut c = redis_connection();
-                // A stream exists once it has an entry; the entry is
-                // trimmed at once.
-                let _: String = redis::cmd("XADD")
-                    .arg(&name)
-                    .arg("*")
-                    .arg("init")
-                    .arg("1")
-                    .query(&mut c)
-                    .unwrap();
-                let _: i64 = redis::cmd("XTRIM")
-                    .arg(&name)
-                    .arg("MAXLEN")
-                    .arg(0)
-                    .query(&mut c)
-                    .unwrap();
-            }
+            Backend::Redis => create_redis_stream(&name),
             Backend::Nats => create_nats_stream(&name),
         }
         TestQueue {
@@ -139,6 +122,25 @@ async fn rabbit() -> Connection {
     Connection::connect(RABBITMQ_URL, ConnectionProperties::default())
         .await
         .expect("RabbitMQ must be running at 127.0.0.1:5672 (.ci/run starts it)")
+}
+
+/// An empty Redis stream `name`: a stream exists once it has an entry, so
+/// one is added and trimmed at once.
+fn create_redis_stream(name: &str) {
+    let mut c = redis_connection();
+    let _: String = redis::cmd("XADD")
+        .arg(name)
+        .arg("*")
+        .arg("init")
+        .arg("1")
+        .query(&mut c)
+        .unwrap();
+    let _: i64 = redis::cmd("XTRIM")
+        .arg(name)
+        .arg("MAXLEN")
+        .arg(0)
+        .query(&mut c)
+        .unwrap();
 }
 
 fn redis_connection() -> redis::Connection {
@@ -339,22 +341,7 @@ impl StreamBackend {
     pub fn stream(self, name: &str) -> TestStream {
         let name = unique(name);
         match self {
-            StreamBackend::Redis => {
-                let mut c = redis_connection();
-                let _: String = redis::cmd("XADD")
-                    .arg(&name)
-                    .arg("*")
-                    .arg("init")
-                    .arg("1")
-                    .query(&mut c)
-                    .unwrap();
-                let _: i64 = redis::cmd("XTRIM")
-                    .arg(&name)
-                    .arg("MAXLEN")
-                    .arg(0)
-                    .query(&mut c)
-                    .unwrap();
-            }
+            StreamBackend::Redis => create_redis_stream(&name),
             StreamBackend::Nats => create_nats_stream(&name),
         }
         TestStream {

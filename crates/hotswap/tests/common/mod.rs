@@ -460,3 +460,25 @@ pub fn field_errors(status: u16, body: &Value) -> Vec<String> {
         .map(|e| e.as_str().unwrap().to_owned())
         .collect()
 }
+
+/// `GET /v1/triggers/{id}` as `token`; it must answer 200.
+pub fn trigger_view(s: &Server, token: &str, id: &str) -> Value {
+    let (st, t) = s.call("GET", &format!("/v1/triggers/{id}"), Some(token), None);
+    assert_eq!(st, 200, "{t}");
+    t
+}
+
+/// Polls `done` every 100 ms until it holds; fails the test after
+/// `timeout`, naming `what`.
+pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !done() {
+        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `DIR/NAME.out`: where a test's function writes what it saw.
+pub fn out_file(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.out"))
+}
