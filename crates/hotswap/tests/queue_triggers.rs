@@ -700,3 +700,81 @@ fn a_broker_that_goes_away_is_reported_and_reconnected() {
         trigger_view(&s, &alice, id)["state"]["lastError"].is_null()
     });
 }
+
+/// Two servers on one PostgreSQL database consume one embedded queue
+/// together (visibility timeouts share it; no lease): each message is
+/// processed exactly once, by one of them, and a SIGKILLed server's
+/// messages come back to the other.
+#[test]
+fn servers_sharing_postgres_share_a_queue() {
+    let db = PgDb::create();
+    let (blobs, dir_a, dir_b) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let start = |dir: &Path| {
+        Server::start_with(
+            dir,
+            ServerOptions {
+                database_url: Some(db.url.clone()),
+                extra_args: vec![
+                    "--sandbox".into(),
+                    "unisolated".into(),
+                    "--blob-url".into(),
+                    format!("file://{}", blobs.path().display()),
+                ],
+                ..ServerOptions::default()
+            },
+        )
+    };
+    let a = start(dir_a.path());
+    let b = start(dir_b.path());
+    let alice = a.token_for("alice");
+    let out = out_file(blobs.path(), "shared");
+    create_fn(
+        &a,
+        &alice,
+        "shared",
+        "handler",
+        &out,
+        json!({ "timeout": 2, "environment": { "HOLD": "0.2" } }),
+    );
+    for i in 0..300 {
+        send(&a, &alice, "shared", &format!("s{i:03}"));
+    }
+    let t = create_trigger(
+        &a,
+        &alice,
+        "shared",
+        json!({ "queueName": "shared", "batchSize": 5, "maximumConcurrency": 2,
+                "visibilityTimeout": 2 }),
+    );
+    let id = t["triggerId"].as_str().unwrap();
+    let done_on = |s: &Server| {
+        trigger_view(s, &alice, id)["state"]["succeeded"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    wait_for("both servers to consume", Duration::from_secs(60), || {
+        done_on(&a) > 0 && done_on(&b) > 0
+    });
+    drop(a); // SIGKILL, with batches in flight
+    wait_for("every message", Duration::from_secs(90), || {
+        let bodies: std::collections::BTreeSet<String> =
+            seen(&out).into_iter().map(|(b, _)| b).collect();
+        bodies.len() == 300
+    });
+    wait_for("an empty queue", Duration::from_secs(20), || {
+        depth(&b, &alice, "shared") == (0, 0)
+    });
+    // Once each, but for the batches the killed server had in flight.
+    let lines = seen(&out);
+    let again: Vec<&(String, u32)> = lines.iter().filter(|(_, n)| *n > 1).collect();
+    assert!(
+        lines.len() - 300 <= 10,
+        "{} extra: {again:?}",
+        lines.len() - 300
+    );
+    assert!(again.len() <= 10, "{again:?}");
+}
