@@ -778,3 +778,57 @@ fn servers_sharing_postgres_share_a_queue() {
     );
     assert!(again.len() <= 10, "{again:?}");
 }
+
+/// HotSwap creates no broker object: a trigger on a queue or stream that
+/// does not exist is not silently idle, its state says what is missing.
+#[test]
+fn a_missing_broker_queue_is_reported_in_the_trigger_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut extra_args = vec!["--sandbox".to_owned(), "unisolated".to_owned()];
+    for b in [Backend::Rabbitmq, Backend::Nats, Backend::Redis] {
+        extra_args.extend(b.server_args());
+    }
+    let s = Server::start_with(
+        &dir.path().join("data"),
+        ServerOptions {
+            extra_args,
+            ..ServerOptions::default()
+        },
+    );
+    let alice = s.token_for("alice");
+    let out = out_file(dir.path(), "missing");
+    create_fn(&s, &alice, "missing", "handler", &out, json!({}));
+    for (source, kind) in [
+        ("rabbitmq", "Queue"),
+        ("nats", "Queue"),
+        ("redis", "Queue"),
+        ("nats", "Stream"),
+        ("redis", "Stream"),
+    ] {
+        let name = format!("no-such-{source}-{}", std::process::id());
+        let config = if kind == "Queue" {
+            json!({ "queueName": name, "source": source })
+        } else {
+            json!({ "streamArn": name, "source": source, "startingPosition": "LATEST" })
+        };
+        let (st, t) = s.call(
+            "POST",
+            "/v1/triggers",
+            Some(&alice),
+            Some(json!({ "functionName": "missing", "type": kind, "config": config })),
+        );
+        assert_eq!(st, 201, "{t}");
+        let id = t["triggerId"].as_str().unwrap();
+        wait_for(
+            &format!("the {source} {kind} error"),
+            Duration::from_secs(20),
+            || {
+                let state = &trigger_view(&s, &alice, id)["state"];
+                state["status"] == "error"
+                    && state["lastError"]
+                        .as_str()
+                        .is_some_and(|e| e.contains(&name))
+            },
+        );
+    }
+}
