@@ -408,7 +408,14 @@ struct Tenure {
     lost: AtomicBool,
     progress: tokio::sync::Mutex<Progress>,
     lag: Mutex<Option<u64>>,
+    /// When the lag was last measured (at most every [`LAG_EVERY`] while
+    /// records flow: counting it can cost the source more than a read).
+    lag_measured: Mutex<Option<Instant>>,
 }
+
+/// How often a shard's lag is measured while records flow (an idle shard's
+/// at every empty read).
+const LAG_EVERY: Duration = Duration::from_secs(1);
 
 impl Tenure {
     /// Consumes the shard from `checkpoint` until `stop` or the lease is
@@ -430,6 +437,7 @@ impl Tenure {
                 written: checkpoint.clone(),
             }),
             lag: Mutex::new(None),
+            lag_measured: Mutex::new(None),
         });
         let (done_tx, done_rx) = watch::channel(false);
         let work = async {
@@ -661,6 +669,13 @@ impl Tenure {
 
     /// Records the lag after `after`; when idle, reports it if it changed.
     async fn measure_lag(&self, after: &str, idle: bool) {
+        {
+            let mut last = self.lag_measured.lock().unwrap_or_else(|p| p.into_inner());
+            if !idle && last.is_some_and(|t| t.elapsed() < LAG_EVERY) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
         match self.c.source.lag(self.shard, after).await {
             Ok(n) => {
                 let changed = {
