@@ -54,6 +54,8 @@ pub struct ControlPlane {
     triggers: Arc<std::sync::atomic::AtomicU64>,
     /// The sources this server's consumers serve (Queue, Stream triggers).
     sources: Arc<std::sync::RwLock<ServedSources>>,
+    /// Wakes this server's embedded-queue receivers.
+    queue_signals: Arc<queues::QueueSignals>,
 }
 
 /// The sources Queue and Stream triggers may name on this server: those
@@ -83,6 +85,7 @@ impl ControlPlane {
             routing: Arc::default(),
             triggers: Arc::default(),
             sources: Arc::default(),
+            queue_signals: Arc::default(),
         }
     }
 

@@ -21,6 +21,43 @@ pub struct NewQueueMessage {
     pub attributes: BTreeMap<String, String>,
 }
 
+/// Wakes this server's receivers of an embedded queue when a message
+/// becomes visible in it here (sent, released at once, dead-lettered into
+/// it), so a waiting consumer starts at once instead of at its next look
+/// at the store. Messages made visible by another server are found by the
+/// receivers' polling.
+#[derive(Debug, Default)]
+pub struct QueueSignals {
+    waiting: std::sync::Mutex<
+        std::collections::HashMap<(String, String), std::sync::Weak<tokio::sync::Notify>>,
+    >,
+}
+
+impl QueueSignals {
+    /// The signal of `owner`'s queue `queue` (kept while someone holds it).
+    pub fn signal(&self, owner: &str, queue: &str) -> std::sync::Arc<tokio::sync::Notify> {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (owner.to_owned(), queue.to_owned());
+        if let Some(n) = waiting.get(&key).and_then(std::sync::Weak::upgrade) {
+            return n;
+        }
+        waiting.retain(|_, w| w.strong_count() > 0);
+        let n = std::sync::Arc::new(tokio::sync::Notify::new());
+        waiting.insert(key, std::sync::Arc::downgrade(&n));
+        n
+    }
+
+    fn wake(&self, owner: &str, queue: &str) {
+        let waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = waiting
+            .get(&(owner.to_owned(), queue.to_owned()))
+            .and_then(std::sync::Weak::upgrade)
+        {
+            n.notify_waiters();
+        }
+    }
+}
+
 fn check_name(queue_name: &str) -> Result<()> {
     validate_queue_name(queue_name)
         .into_result()
@@ -97,6 +134,7 @@ impl ControlPlane {
             time::now(),
         );
         self.store.queue_send(&m).await?;
+        self.queue_signals.wake(owner, queue_name);
         tracing::debug!(owner, queue = queue_name, message = %m.message_id, "queue message sent");
         Ok(m)
     }
@@ -203,10 +241,24 @@ impl ControlPlane {
         delay: Duration,
         uncount: bool,
     ) -> Result<u64> {
-        Ok(self
+        let released = self
             .store
             .queue_release(owner, queue_name, receipts, delay, uncount, time::now())
-            .await?)
+            .await?;
+        if delay.is_zero() && released > 0 {
+            self.queue_signals.wake(owner, queue_name);
+        }
+        Ok(released)
+    }
+
+    /// The signal a receiver of `owner`'s embedded queue waits on between
+    /// looks at the store ([`QueueSignals`]).
+    pub fn queue_signal(
+        &self,
+        owner: &str,
+        queue_name: &str,
+    ) -> std::sync::Arc<tokio::sync::Notify> {
+        self.queue_signals.signal(owner, queue_name)
     }
 
     /// Dead-letters the message of this receipt to `owner`'s queue
@@ -226,10 +278,14 @@ impl ControlPlane {
                 "deadLetterTarget: queue '{to_queue}' is the queue itself"
             )));
         }
-        Ok(self
+        let moved = self
             .store
             .queue_move(owner, queue_name, receipt, to_queue, time::now())
-            .await?)
+            .await?;
+        if moved.is_some() {
+            self.queue_signals.wake(owner, to_queue);
+        }
+        Ok(moved)
     }
 }
 
@@ -260,6 +316,69 @@ mod tests {
             body: body.into(),
             attributes: BTreeMap::new(),
         }
+    }
+
+    /// Whether `n` is notified within `within`, armed before `act` runs.
+    async fn woken_by(
+        n: &tokio::sync::Notify,
+        within: std::time::Duration,
+        act: impl std::future::Future<Output = ()>,
+    ) -> bool {
+        let woken = n.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        act.await;
+        tokio::time::timeout(within, woken).await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_message_sent_here_wakes_that_queues_receivers_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = plane(dir.path()).await;
+        let alice_orders = cp.queue_signal("alice", "orders");
+        let bob_orders = cp.queue_signal("bob", "orders");
+        let second = std::time::Duration::from_secs(1);
+        let short = std::time::Duration::from_millis(100);
+        assert!(
+            woken_by(&alice_orders, second, async {
+                cp.send_queue_message_for("alice", "orders", msg("a"))
+                    .await
+                    .unwrap();
+            })
+            .await
+        );
+        // Another owner's queue of the same name, another queue of hers.
+        assert!(
+            !woken_by(&bob_orders, short, async {
+                cp.send_queue_message_for("alice", "orders", msg("b"))
+                    .await
+                    .unwrap();
+                cp.send_queue_message_for("bob", "other", msg("c"))
+                    .await
+                    .unwrap();
+            })
+            .await
+        );
+        // Released at once: visible again, receivers woken.
+        let got = cp
+            .receive_queue_messages("alice", "orders", 1, std::time::Duration::from_secs(30))
+            .await
+            .unwrap();
+        let receipt = got[0].1.clone();
+        assert!(
+            woken_by(&alice_orders, second, async {
+                cp.release_queue_messages(
+                    "alice",
+                    "orders",
+                    &[receipt],
+                    std::time::Duration::ZERO,
+                    false,
+                )
+                .await
+                .unwrap();
+            })
+            .await
+        );
     }
 
     #[tokio::test]

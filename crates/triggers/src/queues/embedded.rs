@@ -68,7 +68,13 @@ impl QueueSource for EmbeddedQueue {
     ) -> Result<Vec<Delivery>, SourceError> {
         let deadline = Instant::now() + wait;
         let mut out: Vec<Delivery> = Vec::new();
+        let signal = self.control.queue_signal(&self.owner, &self.queue);
         loop {
+            // Armed before the look at the store: a message sent meanwhile
+            // wakes the wait below.
+            let woken = signal.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
             let want = max.saturating_sub(out.len()).min(u32::MAX as usize) as u32;
             let got = self
                 .control
@@ -80,7 +86,13 @@ impl QueueSource for EmbeddedQueue {
             if !out.is_empty() || Instant::now() >= deadline {
                 return Ok(out);
             }
-            tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
+            // Sent here: woken at once; sent through another server: seen
+            // at the next look.
+            let _ = tokio::time::timeout(
+                POLL.min(deadline.saturating_duration_since(Instant::now())),
+                woken,
+            )
+            .await;
         }
     }
 
