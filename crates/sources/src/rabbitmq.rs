@@ -556,9 +556,13 @@ impl QueueSource for RabbitQueue {
             }
             ackers
         };
+        // The frames go out together; none waits for another's.
+        let sent =
+            futures::future::join_all(ackers.iter().map(|a| a.ack(BasicAckOptions::default())))
+                .await;
         let mut failed = None;
-        for acker in ackers {
-            match acker.ack(BasicAckOptions::default()).await {
+        for result in sent {
+            match result {
                 Ok(true) => {}
                 Ok(false) => {
                     failed.get_or_insert_with(|| {
