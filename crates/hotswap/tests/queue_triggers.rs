@@ -243,7 +243,7 @@ fn a_failing_message_is_retried_then_dead_lettered_with_its_source(backend: Back
     let s = server(&dir.path().join("data"), backend);
     let alice = s.token_for("alice");
     let out = out_file(dir.path(), "jobs");
-    create_fn(&s, &alice, "work", "handler", &out, json!({ "timeout": 1 }));
+    create_fn(&s, &alice, "work", "handler", &out, json!({ "timeout": 2 }));
     let mut q = backend.queue(&s, &alice, "jobs");
     q.send("poison-1");
     q.send("fine-1");
@@ -253,7 +253,7 @@ fn a_failing_message_is_retried_then_dead_lettered_with_its_source(backend: Back
         "work",
         config(
             &q,
-            json!({ "batchSize": 1, "visibilityTimeout": 1, "maxReceiveCount": 3,
+            json!({ "batchSize": 1, "visibilityTimeout": 2, "maxReceiveCount": 3,
                     "deadLetterTarget": "queue:jobs-dlq" }),
         ),
     );
@@ -323,7 +323,7 @@ fn partial_batch_failures_retry_only_the_listed_items(backend: Backend) {
         "mixed",
         "handler",
         &out,
-        json!({ "timeout": 1 }),
+        json!({ "timeout": 2 }),
     );
     let mut q = backend.queue(&s, &alice, "mixed");
     let bodies: Vec<String> = ["ok-a", "bad-b", "ok-c", "bad-d", "ok-e"]
@@ -338,14 +338,14 @@ fn partial_batch_failures_retry_only_the_listed_items(backend: Backend) {
         config(
             &q,
             json!({ "batchSize": 10, "maximumBatchingWindow": 1,
-                    "visibilityTimeout": 1, "reportBatchItemFailures": true }),
+                    "visibilityTimeout": 2, "reportBatchItemFailures": true }),
         ),
     );
     let id = t["triggerId"].as_str().unwrap();
     wait_for("the retries", Duration::from_secs(30), || {
         seen(&out).len() >= 7
     });
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(2500));
     let mut lines = seen(&out);
     lines.sort();
     assert_eq!(
@@ -439,14 +439,14 @@ fn a_dead_letter_function_and_a_malformed_answer() {
         "work2",
         "handler",
         &out,
-        json!({ "timeout": 1 }),
+        json!({ "timeout": 2 }),
     );
     send(&s, &alice, "jobs2", "poison-2");
     create_trigger(
         &s,
         &alice,
         "work2",
-        json!({ "queueName": "jobs2", "batchSize": 1, "visibilityTimeout": 1,
+        json!({ "queueName": "jobs2", "batchSize": 1, "visibilityTimeout": 2,
                 "maxReceiveCount": 2, "deadLetterTarget": "fn:sink" }),
     );
     wait_for("the dead-letter function", Duration::from_secs(30), || {
@@ -471,7 +471,7 @@ fn a_dead_letter_function_and_a_malformed_answer() {
         "Python311",
         "app.handler",
         &[("app.py", liar)],
-        json!({ "timeout": 1, "environment": { "OUT": out2.to_str().unwrap() } }),
+        json!({ "timeout": 2, "environment": { "OUT": out2.to_str().unwrap() } }),
     );
     send(&s, &alice, "liar", "x");
     send(&s, &alice, "liar", "y");
@@ -480,7 +480,7 @@ fn a_dead_letter_function_and_a_malformed_answer() {
         &alice,
         "liar",
         json!({ "queueName": "liar", "batchSize": 10, "maximumBatchingWindow": 1,
-                "visibilityTimeout": 1, "reportBatchItemFailures": true }),
+                "visibilityTimeout": 2, "reportBatchItemFailures": true }),
     );
     wait_for("the whole batch again", Duration::from_secs(30), || {
         seen(&out2).len() >= 4

@@ -48,6 +48,8 @@ const THROTTLE_BACKOFF: Duration = Duration::from_millis(200);
 /// Most concurrent batches of a trigger without `maximumConcurrency` (and
 /// never more than the function's `maxInstances`).
 pub const DEFAULT_MAX_CONCURRENCY: u32 = 5;
+/// Longest wait for a queue's backlog reading.
+const BACKLOG_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the trigger list is read again without a change seen here
 /// (a trigger changed through another server).
 const RELOAD: Duration = Duration::from_secs(2);
@@ -216,14 +218,35 @@ impl EventSourceMappings {
             state.loaded = Some(Instant::now());
             self.reconcile(&mut state, triggers).await;
         }
-        for (id, r) in &state.running {
-            let Some(source) = &r.queue else { continue };
-            let l = labels(id, r.kind, &r.function, &r.owner);
-            match source.backlog().await {
-                Ok(b) => self
+        // Backlogs are read together and outside the lock, each bounded:
+        // a broker that hangs delays neither the others nor the next poll.
+        let queues: Vec<(String, String, String, Arc<dyn QueueSource>)> = state
+            .running
+            .iter()
+            .filter_map(|(id, r)| {
+                let q = r.queue.clone()?;
+                Some((id.clone(), r.function.clone(), r.owner.clone(), q))
+            })
+            .collect();
+        drop(state);
+        let mut reads = tokio::task::JoinSet::new();
+        for (id, function, owner, source) in queues {
+            reads.spawn(async move {
+                let read = tokio::time::timeout(BACKLOG_TIMEOUT, source.backlog()).await;
+                (id, function, owner, source.describe(), read)
+            });
+        }
+        while let Some(Ok((id, function, owner, what, read))) = reads.join_next().await {
+            let l = labels(&id, "queue", &function, &owner);
+            match read {
+                Ok(Ok(b)) => self
                     .stats
                     .set_backlog(l, b.waiting, b.in_flight, b.oldest_age_s),
-                Err(e) => self.stats.error(l, e.to_string()),
+                Ok(Err(e)) => self.stats.error(l, e.to_string()),
+                Err(_) => self.stats.error(
+                    l,
+                    format!("{what}: no backlog answer within {BACKLOG_TIMEOUT:?}"),
+                ),
             }
         }
         Ok(())
