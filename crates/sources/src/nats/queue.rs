@@ -33,6 +33,10 @@ const MAX_IN_FLIGHT: i64 = 120_000;
 const MIN_VISIBILITY: Duration = Duration::from_secs(1);
 /// How long past its wait a pull request may take to be answered.
 const PULL_GRACE: Duration = Duration::from_secs(5);
+/// Shortest wait a pull request is made with; a shorter one is a fetch of
+/// what is there (a pull request expiring within a few milliseconds can
+/// outlive the client's wait for it, and take messages nobody reads).
+const MIN_PULL_WAIT: Duration = Duration::from_millis(20);
 /// How long the server may take to confirm acknowledgements.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -378,8 +382,8 @@ impl QueueSource for NatsQueue {
         }
         let visibility = visibility.max(MIN_VISIBILITY);
         let (consumer, _) = self.bind(Some(visibility)).await?;
-        if wait.is_zero() {
-            return self.pull(&consumer, max, wait).await;
+        if wait < MIN_PULL_WAIT {
+            return self.pull(&consumer, max, Duration::ZERO).await;
         }
         // A long poll: wait for one message (a pull request that ends as
         // soon as it came, so none is delivered to a request nobody reads
