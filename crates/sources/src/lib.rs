@@ -8,11 +8,15 @@
 //! - [`StreamSource`] ([`stream`]): an ordered, retained log read from a
 //!   position, shard by shard (Kinesis semantics). Where a trigger is in
 //!   the stream (its checkpoint) is kept by HotSwap, not by the broker, so
-//!   every backend replays, bisects and resumes the same way.
+//!   every backend replays, bisects and resumes the same way. Backends:
+//!   NATS JetStream, Redis Streams and, with cargo feature `kafka`, Kafka
+//!   (`kafka::KafkaStream`).
 //!
 //! This crate knows no function, router or store: a consumer (in
 //! `hotswap-triggers`) drives a source.
 
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod nats;
 pub mod queue;
 pub mod rabbitmq;
