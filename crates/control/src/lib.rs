@@ -33,7 +33,7 @@ pub use hotswap_store::{ApiToken, FunctionFilter, InvocationCursor, Page, TokenR
 pub use network::{NewSubnet, SecurityGroupSpec};
 pub use queues::NewQueueMessage;
 pub use runners::{Heartbeat, RunnerView};
-pub use triggers::{source_flag, NewTrigger};
+pub use triggers::{source_flag, unserved_source, NewTrigger};
 
 pub type Result<T, E = ControlError> = std::result::Result<T, E>;
 

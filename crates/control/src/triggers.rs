@@ -30,6 +30,17 @@ pub fn source_flag(source: TriggerSource) -> Option<&'static str> {
     }
 }
 
+/// Why a `what` ("queue" or "stream") trigger on `source` is not served
+/// here: the flag to start the server with, or that no backend serves it.
+pub fn unserved_source(source: TriggerSource, what: &str) -> String {
+    match source_flag(source) {
+        Some(flag) if what == "queue" || source != TriggerSource::Kafka => {
+            format!("Source '{source}' is not configured on this server: start it with {flag}")
+        }
+        _ => format!("Source '{source}' does not serve {what} triggers on this server"),
+    }
+}
+
 fn normalise_path(p: &str) -> String {
     hotswap_domain::trigger::http_route_shape(p)
 }
@@ -111,12 +122,7 @@ impl ControlPlane {
         if served.contains(&source) {
             return Ok(());
         }
-        Err(ControlError::validation(match source_flag(source) {
-            Some(flag) if what == "queue" || source != TriggerSource::Kafka => {
-                format!("Source '{source}' is not configured on this server: start it with {flag}")
-            }
-            _ => format!("Source '{source}' does not serve {what} triggers on this server"),
-        }))
+        Err(ControlError::validation(unserved_source(source, what)))
     }
 
     /// Checks that the trigger's target exists now.

@@ -20,6 +20,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::queue::redrive::{after_failure, AfterFailure};
 use crate::sources::{Delivery, QueueSource, SourceError};
 
 /// What became of one invocation with a batch.
@@ -141,7 +142,7 @@ pub async fn run_batch(
     report.succeeded = done.len();
     let mut retry = Vec::new();
     for d in failed {
-        if d.receive_count < settings.max_receive_count {
+        if after_failure(d.receive_count, settings.max_receive_count) == AfterFailure::Retry {
             retry.push(d.receipt);
             continue;
         }

@@ -442,12 +442,7 @@ impl EventSourceMappings {
             }
             (TriggerSource::Redis, Some(Ok(b))) => Ok(Arc::new(b.stream(&settings.stream))),
             (TriggerSource::Redis, Some(Err(e))) => Err(format!("--redis-url: {e}")),
-            (other, _) => Err(match hotswap_control::source_flag(other) {
-                Some(flag) if !self.brokers.stream_sources().contains(&other) => format!(
-                    "source '{other}' is not configured on this server: start it with {flag}"
-                ),
-                _ => format!("source '{other}' does not serve stream triggers"),
-            }),
+            (other, _) => Err(hotswap_control::unserved_source(other, "stream")),
         }
     }
 
@@ -516,12 +511,7 @@ impl EventSourceMappings {
                 Ok(b) => Ok(Arc::new(b.queue(&settings.queue_name, &consumer))),
                 Err(e) => Err(format!("--redis-url: {e}")),
             },
-            (other, _, _) => Err(match hotswap_control::source_flag(other) {
-                Some(flag) if !self.brokers.queue_sources().contains(&other) => format!(
-                    "source '{other}' is not configured on this server: start it with {flag}"
-                ),
-                _ => format!("source '{other}' does not serve queue triggers"),
-            }),
+            (other, _, _) => Err(hotswap_control::unserved_source(other, "queue")),
         }
     }
 
