@@ -193,23 +193,22 @@ async fn a_message_carries_its_id_body_attributes_and_times() {
 }
 
 #[tokio::test]
-async fn a_release_with_delay_comes_back_after_the_delay_counted() {
+async fn a_delayed_release_comes_back_when_its_visibility_timeout_ends_counted() {
     let s = TestStream::new().await;
     s.publish("retry me").await;
     let q = queue(&s);
-    let first = q.receive(10, VIS, Duration::ZERO).await.unwrap();
+    let vis = Duration::from_secs(2);
+    let received = Instant::now();
+    let first = q.receive(10, vis, Duration::ZERO).await.unwrap();
     assert_eq!(first.len(), 1);
-    let released = Instant::now();
-    q.release(&receipts(&first), Duration::from_secs(2), true)
-        .await
-        .unwrap();
+    q.release(&receipts(&first), vis, true).await.unwrap();
     assert!(q
-        .receive(10, VIS, Duration::from_millis(500))
+        .receive(10, vis, Duration::from_millis(500))
         .await
         .unwrap()
         .is_empty());
-    let again = q.receive(10, VIS, Duration::from_secs(5)).await.unwrap();
-    let waited = released.elapsed();
+    let again = q.receive(10, vis, Duration::from_secs(5)).await.unwrap();
+    let waited = received.elapsed();
     assert_eq!(again.len(), 1);
     assert!(waited >= Duration::from_millis(1800), "{waited:?}");
     assert_eq!(again[0].body, "retry me");
@@ -217,6 +216,37 @@ async fn a_release_with_delay_comes_back_after_the_delay_counted() {
     assert_eq!(again[0].message_id, first[0].message_id);
     assert_eq!(again[0].first_received_at, first[0].first_received_at);
     q.ack(&receipts(&again)).await.unwrap();
+}
+
+/// The pattern that made nats-server 2.9 lose deliveries and redeliver
+/// acknowledged messages when releases were `-NAK {"delay": …}`: one
+/// message failing again and again, another acknowledged beside it.
+#[tokio::test]
+async fn repeated_delayed_releases_count_every_receive_and_never_bring_back_acknowledged_messages()
+{
+    let s = TestStream::new().await;
+    s.publish("poison").await;
+    s.publish("fine").await;
+    let q = queue(&s);
+    let vis = Duration::from_secs(1);
+    let mut counts = Vec::new();
+    let mut fine = 0;
+    let deadline = Instant::now() + Duration::from_secs(12);
+    while counts.len() < 6 && Instant::now() < deadline {
+        for d in q.receive(1, vis, Duration::from_secs(1)).await.unwrap() {
+            if d.body == "fine" {
+                fine += 1;
+                q.ack(std::slice::from_ref(&d.receipt)).await.unwrap();
+            } else {
+                counts.push(d.receive_count);
+                q.release(std::slice::from_ref(&d.receipt), vis, true)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    assert_eq!(counts, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(fine, 1, "an acknowledged message came back");
 }
 
 #[tokio::test]

@@ -60,7 +60,11 @@ impl Server {
             .args(&opts.extra_args)
             .env_remove("HOTSWAP_ADMIN_TOKEN")
             .env_remove("HOTSWAP_DATABASE_URL")
-            .env("HOTSWAP_LOG", "warn")
+            // HOTSWAP_TEST_LOG: the servers' log filter when debugging a test.
+            .env(
+                "HOTSWAP_LOG",
+                std::env::var("HOTSWAP_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if let Some(t) = &opts.admin_token {

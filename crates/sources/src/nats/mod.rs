@@ -17,7 +17,8 @@
 //! | visibility timeout          | the consumer's `ack_wait` (updated when it changes)     |
 //! | receipt handle              | the message's reply subject (`$JS.ACK.…`)               |
 //! | delete                      | `+ACK` to the receipt                                   |
-//! | change visibility / release | `-NAK`, with `{"delay": nanos}` when delayed            |
+//! | release at once             | `-NAK`                                                  |
+//! | release after a delay       | nothing: the message comes back when `ack_wait` ends    |
 //! | `ApproximateReceiveCount`   | the delivery count in the reply subject                 |
 //! | `maxReceiveCount` / DLQ     | `max_deliver` unlimited: the trigger's consumer decides |
 //! | message id                  | header `Nats-Msg-Id`, else the stream sequence          |
@@ -38,6 +39,15 @@
 //! consumer was deleted, the connection broke) is `Unavailable`, and the
 //! next call creates the consumer again if it is gone (from the stream's
 //! first message: what it had acknowledged is delivered again).
+//!
+//! A delayed release sends nothing, so the message is redelivered when its
+//! visibility timeout, counted from its receive, ends (SQS's rule for a
+//! message nobody deleted). `-NAK {"delay": …}` is never sent: on
+//! nats-server 2.9 (Debian 12's) it makes the server lose later
+//! deliveries of that message (the delivery count skips one) and deliver
+//! messages it had acknowledged again (`tests/nats.rs`,
+//! `repeated_delayed_releases_…`, replays the pattern). A release that does not count is a plain
+//! `-NAK`: the message is delivered again at once.
 //!
 //! Acknowledgements and releases are published as requests: when `ack` or
 //! `release` returns, the server has applied them (a receipt whose
@@ -62,8 +72,12 @@
 //! - at most 100,000 messages are remembered (the lowest sequences are
 //!   forgotten first).
 //!
-//! Messages delivered for a receive that was cancelled (its future
-//! dropped) come back after the visibility timeout.
+//! Pull requests are answered on inboxes that outlive them (see `pulls`):
+//! a message that comes after its request ended (nats-server 2.9 can send
+//! it right after the `408` that expires the request), or for a receive
+//! that was cancelled (its future dropped), is taken by the next request
+//! on that inbox. Only when the binding is dropped after an error is such
+//! a message left to come back after its visibility timeout.
 //!
 //! # Streams (Kinesis semantics on a JetStream stream)
 //!
@@ -102,6 +116,7 @@
 //! disconnected every call is `Unavailable` at once, and the next call
 //! after an error checks the stream and the consumer again.
 
+mod pulls;
 mod queue;
 mod stream;
 

@@ -2,7 +2,7 @@
 //! pull consumer (see the [module docs](super) for the mapping).
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, FromConsumer, PullConsumer};
@@ -10,8 +10,8 @@ use async_nats::jetstream::{self, AckKind};
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 
+use super::pulls::{End, Pulls};
 use super::{
     api_refusal, attributes, from_nanos, get_stream, header, parse_ack_subject, AckInfo,
     NatsConnection, MESSAGE_ID_HEADER,
@@ -48,6 +48,8 @@ pub struct NatsQueue {
     stream: String,
     consumer: String,
     bound: tokio::sync::Mutex<Option<Bound>>,
+    /// Dropped with the binding (after an error).
+    pulls: tokio::sync::Mutex<Option<Arc<Pulls>>>,
     tracker: Mutex<Tracker>,
 }
 
@@ -60,45 +62,46 @@ struct Bound {
 
 impl NatsQueue {
     /// One pull request: up to `max` messages, the request ending when
-    /// they came or after `wait` (at once with none).
-    async fn pull(
-        &self,
-        consumer: &PullConsumer,
-        max: usize,
-        wait: Duration,
-    ) -> Result<Vec<Delivery>, SourceError> {
-        let batch = if wait.is_zero() {
-            consumer.fetch().max_messages(max).messages().await
-        } else {
-            consumer
-                .batch()
-                .max_messages(max)
-                .expires(wait)
-                .messages()
-                .await
-        };
-        let mut batch = match batch {
-            Ok(b) => b,
-            Err(e) => {
-                self.unbind().await;
-                use pull::BatchErrorKind as K;
-                return Err(match e.kind() {
-                    K::Serialize => SourceError::Refused(self.describe(), e.to_string()),
-                    _ => SourceError::Unavailable(self.describe(), e.to_string()),
-                });
-            }
-        };
+    /// they came or after `wait` (at once with none). Messages that came
+    /// late for an earlier request on the same inbox are taken first.
+    async fn pull(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, SourceError> {
+        let pulls = self.pulls().await?;
         let mut out: Vec<Delivery> = Vec::new();
         // Stream sequence → index in `out`.
         let mut at = std::collections::HashMap::new();
+        let mut take = |m: &async_nats::Message, out: &mut Vec<Delivery>| {
+            let Some(d) = self.delivery(m, Utc::now()) else {
+                return;
+            };
+            let seq = parse_ack_subject(&d.receipt).map(|i| i.stream_sequence);
+            // Delivered again while the batch filled (the wait is longer
+            // than the visibility timeout): the latest receive replaces the
+            // earlier one.
+            match seq.and_then(|s| at.get(&s).copied()) {
+                Some(i) => out[i] = d,
+                None => {
+                    if let Some(s) = seq {
+                        at.insert(s, out.len());
+                    }
+                    out.push(d);
+                }
+            }
+        };
+        let mut pull = match pulls.request(max, wait).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.unbind().await;
+                return Err(SourceError::Unavailable(self.describe(), e));
+            }
+        };
         // The server ends the pull request (at once without a wait); past
         // this it was lost (the consumer was deleted, the connection broke).
         let deadline = tokio::time::Instant::now() + wait + PULL_GRACE;
         loop {
-            let item = match tokio::time::timeout_at(deadline, batch.next()).await {
-                Ok(Some(item)) => item,
-                Ok(None) => break,
-                Err(_) => {
+            match pull.next(deadline).await {
+                Ok(m) => take(&m, &mut out),
+                Err(End::Done) => break,
+                Err(End::Unanswered) => {
                     self.unbind().await;
                     if out.is_empty() {
                         return Err(SourceError::Unavailable(
@@ -108,31 +111,10 @@ impl NatsQueue {
                     }
                     break;
                 }
-            };
-            match item {
-                Ok(m) => {
-                    let d = self.delivery(&m, Utc::now());
-                    let seq = parse_ack_subject(&d.receipt).map(|i| i.stream_sequence);
-                    // Delivered again while the batch filled (the wait is
-                    // longer than the visibility timeout): the latest
-                    // receive replaces the earlier one.
-                    match seq.and_then(|s| at.get(&s).copied()) {
-                        Some(i) => out[i] = d,
-                        None => {
-                            if let Some(s) = seq {
-                                at.insert(s, out.len());
-                            }
-                            out.push(d);
-                        }
-                    }
-                }
-                // The consumer has as many messages in flight as it allows:
-                // nothing more until some are settled.
-                Err(e) if e.to_string().contains("Exceeded MaxAckPending") => break,
-                Err(e) => {
+                Err(End::Failed(e)) => {
                     self.unbind().await;
                     if out.is_empty() {
-                        return Err(SourceError::Unavailable(self.describe(), e.to_string()));
+                        return Err(SourceError::Unavailable(self.describe(), e));
                     }
                     // What came is in flight: hand it over.
                     tracing::warn!(queue = %self.describe(), error = %e, "pull request ended early");
@@ -143,6 +125,18 @@ impl NatsQueue {
         Ok(out)
     }
 
+    /// The pull requests (made when missing).
+    async fn pulls(&self) -> Result<Arc<Pulls>, SourceError> {
+        let mut slot = self.pulls.lock().await;
+        if let Some(p) = slot.as_ref() {
+            return Ok(p.clone());
+        }
+        let client = self.conn.client().await?;
+        let p = Arc::new(Pulls::new(client, &self.stream, &self.consumer));
+        *slot = Some(p.clone());
+        Ok(p)
+    }
+
     /// Reads stream `stream` through the durable consumer named `consumer`.
     /// Nothing is checked until the first call.
     pub fn new(conn: &NatsConnection, stream: &str, consumer: &str) -> NatsQueue {
@@ -151,6 +145,7 @@ impl NatsQueue {
             stream: stream.to_owned(),
             consumer: consumer.to_owned(),
             bound: tokio::sync::Mutex::new(None),
+            pulls: tokio::sync::Mutex::new(None),
             tracker: Mutex::new(Tracker::default()),
         }
     }
@@ -255,9 +250,12 @@ impl NatsQueue {
     /// consumer again (after an error).
     async fn unbind(&self) {
         *self.bound.lock().await = None;
+        *self.pulls.lock().await = None;
     }
 
-    fn delivery(&self, m: &jetstream::Message, now: DateTime<Utc>) -> Delivery {
+    /// What a message is as a delivery; `None` when this source saw a
+    /// later delivery of it already (a late message kept too long).
+    fn delivery(&self, m: &async_nats::Message, now: DateTime<Utc>) -> Option<Delivery> {
         let receipt = m.reply.as_ref().map(|r| r.to_string()).unwrap_or_default();
         let info = parse_ack_subject(&receipt);
         let headers = m.headers.as_ref();
@@ -266,10 +264,16 @@ impl NatsQueue {
             .or_else(|| info.as_ref().map(|i| i.stream_sequence.to_string()))
             .unwrap_or_default();
         let (receive_count, first_received_at) = match &info {
-            Some(i) => self.lock_tracker().received(i, now),
+            Some(i) => {
+                let mut tracker = self.lock_tracker();
+                if tracker.stale(i.stream_sequence, i.consumer_sequence) {
+                    return None;
+                }
+                tracker.received(i, now)
+            }
             None => (1, now),
         };
-        Delivery {
+        Some(Delivery {
             message_id,
             receipt,
             body: String::from_utf8_lossy(&m.payload).into_owned(),
@@ -280,7 +284,7 @@ impl NatsQueue {
                 .map(|i| from_nanos(i.published_ns))
                 .unwrap_or(now),
             first_received_at,
-        }
+        })
     }
 
     /// The delivery a receipt names, when it is one of this consumer's.
@@ -381,19 +385,24 @@ impl QueueSource for NatsQueue {
             return Ok(Vec::new());
         }
         let visibility = visibility.max(MIN_VISIBILITY);
-        let (consumer, _) = self.bind(Some(visibility)).await?;
+        self.bind(Some(visibility)).await?;
         if wait < MIN_PULL_WAIT {
-            return self.pull(&consumer, max, Duration::ZERO).await;
+            return self.pull(max, Duration::ZERO).await;
         }
         // A long poll: wait for one message (a pull request that ends as
         // soon as it came, so none is delivered to a request nobody reads
         // any more), then take at once what else is there.
-        let mut out = self.pull(&consumer, 1, wait).await?;
+        let mut out = self.pull(1, wait).await?;
         if !out.is_empty() && max > 1 {
             let seen: std::collections::HashSet<String> =
                 out.iter().map(|d| d.message_id.clone()).collect();
-            let more = self.pull(&consumer, max - 1, Duration::ZERO).await?;
-            out.extend(more.into_iter().filter(|d| !seen.contains(&d.message_id)));
+            match self.pull(max - 1, Duration::ZERO).await {
+                Ok(more) => out.extend(more.into_iter().filter(|d| !seen.contains(&d.message_id))),
+                // What came is in flight: hand it over.
+                Err(e) => {
+                    tracing::warn!(queue = %self.describe(), error = %e, "receive ended early")
+                }
+            }
         }
         Ok(out)
     }
@@ -411,9 +420,13 @@ impl QueueSource for NatsQueue {
         delay: Duration,
         count: bool,
     ) -> Result<(), SourceError> {
-        let nak = AckKind::Nak((!delay.is_zero()).then_some(delay));
+        // A counted release after a delay: the message comes back when its
+        // `ack_wait` ends (see the module docs on `-NAK` with a delay).
+        if count && !delay.is_zero() {
+            return Ok(());
+        }
         let now = Utc::now();
-        self.settle(receipts, nak.into(), |t, i| {
+        self.settle(receipts, AckKind::Nak(None).into(), |t, i| {
             t.released(i.stream_sequence, i.consumer_sequence, count, now)
         })
         .await
