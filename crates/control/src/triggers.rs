@@ -34,10 +34,20 @@ pub fn source_flag(source: TriggerSource) -> Option<&'static str> {
 /// here: the flag to start the server with, or that no backend serves it.
 pub fn unserved_source(source: TriggerSource, what: &str) -> String {
     match source_flag(source) {
-        Some(flag) if what == "queue" || source != TriggerSource::Kafka => {
-            format!("Source '{source}' is not configured on this server: start it with {flag}")
+        Some(flag)
+            if (what == "queue" && source.serves_queues())
+                || (what == "stream" && source.serves_streams()) =>
+        {
+            let build = if source == TriggerSource::Kafka {
+                " (a server built with the `kafka` feature)"
+            } else {
+                ""
+            };
+            format!(
+                "Source '{source}' is not configured on this server: start it with {flag}{build}"
+            )
         }
-        _ => format!("Source '{source}' does not serve {what} triggers on this server"),
+        _ => format!("Source '{source}' does not serve {what} triggers"),
     }
 }
 

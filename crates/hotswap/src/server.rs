@@ -177,6 +177,11 @@ pub struct ServerArgs {
     /// (`redis://host:6379`).
     #[arg(long, env = "HOTSWAP_REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
+    /// Kafka for Stream triggers with `source: kafka`: its bootstrap
+    /// servers (`host:9092,host2:9092`). Needs a build with the `kafka`
+    /// feature (`cargo build --release --features kafka`).
+    #[arg(long, env = "HOTSWAP_KAFKA_BROKERS")]
+    kafka_brokers: Option<String>,
     /// How long a stream shard's lease lasts unless its server renews it
     /// (every third of it): a server that dies has its shards taken over
     /// within this time.
@@ -202,6 +207,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .with_ansi(stderr_is_tty)
         .init();
 
+    if args.kafka_brokers.is_some() && !cfg!(feature = "kafka") {
+        anyhow::bail!(
+            "--kafka-brokers: this hotswap was built without Kafka; build it with `cargo build --release --features kafka`"
+        );
+    }
     // The listener first: a server that cannot listen (port taken, bad
     // address) must leave nothing behind — no data directory, no database,
     // no admin token printed for a server that never ran.
@@ -300,6 +310,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         rabbitmq_url: args.rabbitmq_url.clone(),
         nats_url: args.nats_url.clone(),
         redis_url: args.redis_url.clone(),
+        kafka_brokers: args.kafka_brokers.clone(),
     };
     control.serve_sources(hotswap_control::ServedSources {
         queues: brokers.queue_sources(),

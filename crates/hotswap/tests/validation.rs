@@ -412,6 +412,11 @@ fn trigger_rules_per_type() {
             json!({ "streamArn": "s", "source": "nats", "startingPosition": "LATEST" }),
             "--nats-url",
         ),
+        (
+            "Stream",
+            json!({ "streamArn": "s", "source": "kafka", "startingPosition": "LATEST" }),
+            "--kafka-brokers",
+        ),
     ] {
         let (st, b) = trig(kind, config);
         assert_eq!(

@@ -26,6 +26,11 @@
 //! keeps the checkpoints. librdkafka's calls block, so they run on
 //! `spawn_blocking` threads.
 
+/// The Kafka client this backend is built on, for callers that pass their
+/// own configuration to [`KafkaStream::with_config`] (and for tests that
+/// run librdkafka's mock cluster).
+pub use rdkafka;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -60,6 +60,9 @@ pub struct Brokers {
     pub rabbitmq_url: Option<String>,
     pub nats_url: Option<String>,
     pub redis_url: Option<String>,
+    /// Kafka's bootstrap servers (`host:port,…`); served only by a build
+    /// with the `kafka` feature.
+    pub kafka_brokers: Option<String>,
 }
 
 impl Brokers {
@@ -86,6 +89,7 @@ impl Brokers {
         for (s, url) in [
             (TriggerSource::Nats, &self.nats_url),
             (TriggerSource::Redis, &self.redis_url),
+            (TriggerSource::Kafka, &self.kafka_brokers),
         ] {
             if url.is_some() && stream_backend_built(s) {
                 v.push(s);
@@ -97,7 +101,11 @@ impl Brokers {
 
 /// Whether this build has a stream backend for `source`.
 fn stream_backend_built(source: TriggerSource) -> bool {
-    matches!(source, TriggerSource::Redis | TriggerSource::Nats)
+    match source {
+        TriggerSource::Redis | TriggerSource::Nats => true,
+        TriggerSource::Kafka => cfg!(feature = "kafka"),
+        TriggerSource::Embedded | TriggerSource::Rabbitmq => false,
+    }
 }
 
 /// Whether this build has a queue backend for `source`.
@@ -396,7 +404,7 @@ impl EventSourceMappings {
             .config
             .stream_settings()
             .map_err(|e| format!("invalid stream trigger: {e}"))?;
-        let source = self.open_stream(&settings)?;
+        let source = self.open_stream(&settings, &t.trigger_id)?;
         let invoker = Arc::new(RouterStreamInvoker {
             router: self.router.clone(),
             function_id: f.function_id.clone(),
@@ -431,7 +439,22 @@ impl EventSourceMappings {
         })
     }
 
-    fn open_stream(&self, settings: &StreamSettings) -> Result<Arc<dyn StreamSource>, String> {
+    /// The stream source of trigger `trigger_id`.
+    fn open_stream(
+        &self,
+        settings: &StreamSettings,
+        trigger_id: &str,
+    ) -> Result<Arc<dyn StreamSource>, String> {
+        #[cfg(feature = "kafka")]
+        if let (TriggerSource::Kafka, Some(brokers)) =
+            (settings.source, &self.brokers.kafka_brokers)
+        {
+            return hotswap_sources::kafka::KafkaStream::new(brokers, &settings.stream, trigger_id)
+                .map(|s| Arc::new(s) as Arc<dyn StreamSource>)
+                .map_err(|e| format!("--kafka-brokers: {e}"));
+        }
+        #[cfg(not(feature = "kafka"))]
+        let _ = trigger_id;
         match (settings.source, &self.redis) {
             (TriggerSource::Nats, _) if self.nats.is_some() => {
                 let conn = self.nats.as_ref().expect("checked");

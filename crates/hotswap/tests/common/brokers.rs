@@ -313,6 +313,10 @@ fn nats_publish(stream: &str, records: &[(Vec<(&str, String)>, String)]) {
 pub enum StreamBackend {
     Redis,
     Nats,
+    /// librdkafka's mock cluster, run by this test process (one partition
+    /// per topic); only in a build with the `kafka` feature.
+    #[cfg(feature = "kafka")]
+    Kafka,
 }
 
 /// A stream of one backend, deleted when dropped.
@@ -327,6 +331,8 @@ impl StreamBackend {
         match self {
             StreamBackend::Redis => "redis",
             StreamBackend::Nats => "nats",
+            #[cfg(feature = "kafka")]
+            StreamBackend::Kafka => "kafka",
         }
     }
 
@@ -334,6 +340,11 @@ impl StreamBackend {
         match self {
             StreamBackend::Redis => vec!["--redis-url".into(), REDIS_URL.into()],
             StreamBackend::Nats => vec!["--nats-url".into(), NATS_URL.into()],
+            #[cfg(feature = "kafka")]
+            StreamBackend::Kafka => vec![
+                "--kafka-brokers".into(),
+                kafka_mock::get().bootstrap.clone(),
+            ],
         }
     }
 
@@ -343,6 +354,8 @@ impl StreamBackend {
         match self {
             StreamBackend::Redis => create_redis_stream(&name),
             StreamBackend::Nats => create_nats_stream(&name),
+            #[cfg(feature = "kafka")]
+            StreamBackend::Kafka => kafka_mock::create_topic(&name),
         }
         TestStream {
             backend: self,
@@ -377,6 +390,8 @@ impl TestStream {
                     .collect();
                 nats_publish(&self.name, &records);
             }
+            #[cfg(feature = "kafka")]
+            StreamBackend::Kafka => kafka_mock::produce(&self.name, records),
         }
     }
 
@@ -395,6 +410,78 @@ impl Drop for TestStream {
                 }
             }
             StreamBackend::Nats => delete_nats_stream(&self.name),
+            // The mock cluster's topics go with the test process.
+            #[cfg(feature = "kafka")]
+            StreamBackend::Kafka => {}
         }
+    }
+}
+
+/// librdkafka's in-memory Kafka cluster, started once per test process by
+/// a thread that owns it for the rest of the process; the servers under
+/// test connect to its bootstrap address like to any broker.
+#[cfg(feature = "kafka")]
+mod kafka_mock {
+    use std::sync::mpsc;
+    use std::sync::{Mutex, OnceLock};
+    use std::time::Duration;
+
+    use hotswap_sources::kafka::rdkafka::config::ClientConfig;
+    use hotswap_sources::kafka::rdkafka::mocking::MockCluster;
+    use hotswap_sources::kafka::rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    pub struct Mock {
+        pub bootstrap: String,
+        topics: Mutex<mpsc::Sender<(String, mpsc::Sender<()>)>>,
+    }
+
+    pub fn get() -> &'static Mock {
+        static MOCK: OnceLock<Mock> = OnceLock::new();
+        MOCK.get_or_init(|| {
+            let (topics, asked) = mpsc::channel::<(String, mpsc::Sender<()>)>();
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                let mock = MockCluster::new(1).expect("librdkafka's mock cluster");
+                tx.send(mock.bootstrap_servers()).unwrap();
+                for (topic, done) in asked {
+                    mock.create_topic(&topic, 1, 1).expect("a mock topic");
+                    let _ = done.send(());
+                }
+            });
+            Mock {
+                bootstrap: rx.recv().expect("the mock cluster's address"),
+                topics: Mutex::new(topics),
+            }
+        })
+    }
+
+    /// A topic of one partition.
+    pub fn create_topic(name: &str) {
+        let (done, created) = mpsc::channel();
+        get()
+            .topics
+            .lock()
+            .unwrap()
+            .send((name.to_owned(), done))
+            .unwrap();
+        created.recv().expect("topic created");
+    }
+
+    /// Appends records (key, value), in order, acknowledged.
+    pub fn produce(topic: &str, records: &[(String, String)]) {
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &get().bootstrap)
+            .set("enable.idempotence", "true")
+            .create()
+            .expect("a producer");
+        for (key, value) in records {
+            producer
+                .send(BaseRecord::to(topic).key(key).payload(value))
+                .map_err(|(e, _)| e)
+                .expect("queued");
+        }
+        producer
+            .flush(Duration::from_secs(30))
+            .expect("every record acknowledged");
     }
 }
