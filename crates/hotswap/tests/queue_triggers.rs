@@ -403,6 +403,19 @@ fn a_server_killed_mid_batch_loses_nothing(backend: Backend) {
     wait_for("a batch to start", Duration::from_secs(30), || {
         std::fs::read_to_string(&started).is_ok_and(|t| !t.is_empty())
     });
+    // Messages wait meanwhile: the oldest is seconds old (RabbitMQ cannot
+    // tell the age of messages it has not delivered yet).
+    if backend != Backend::Rabbitmq {
+        wait_for(
+            "the age of the oldest message",
+            Duration::from_secs(5),
+            || {
+                trigger_view(&s, &alice, &id)["state"]["oldestAgeSeconds"]
+                    .as_f64()
+                    .is_some_and(|age| age >= 1.0)
+            },
+        );
+    }
     // SIGKILL while batches are in the function.
     drop(s);
     assert!(seen(&out).len() < 20, "killed before the end");

@@ -283,23 +283,54 @@ async fn fill_batch(
         settings.batch_size,
         settings.batch.visibility + settings.window,
     );
+    let policy = crate::queue::BatchPolicy::new(
+        u32::try_from(max).unwrap_or(u32::MAX),
+        settings.window,
+        BATCH_PAYLOAD_BYTES,
+    );
     let mut batch = source.receive(max, vis, settings.long_poll).await?;
-    if batch.is_empty() || settings.window.is_zero() {
-        return Ok(batch);
-    }
-    let deadline = tokio::time::Instant::now() + settings.window;
-    while batch.len() < max {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        if left.is_zero() {
-            break;
+    if !batch.is_empty() && !settings.window.is_zero() {
+        let deadline = tokio::time::Instant::now() + settings.window;
+        while batch.len() < max && batch.iter().map(record_bytes).sum::<usize>() < policy.max_bytes
+        {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match source.receive(max - batch.len(), vis, left).await {
+                Ok(more) => batch.extend(more),
+                // What was received is run (or comes back after its timeout).
+                Err(_) => break,
+            }
         }
-        match source.receive(max - batch.len(), vis, left).await {
-            Ok(more) => batch.extend(more),
-            // What was received is run (or comes back after its timeout).
-            Err(_) => break,
+    }
+    // Within the invocation payload limit: what does not fit goes back at
+    // once, its receive not counted.
+    let sizes: Vec<usize> = batch.iter().map(record_bytes).collect();
+    let fits = policy.batch_len(&sizes);
+    if fits < batch.len() {
+        let over: Vec<String> = batch.drain(fits..).map(|d| d.receipt).collect();
+        if let Err(e) = source.release(&over, Duration::ZERO, false).await {
+            tracing::warn!(queue = %source.describe(), error = %e, "cannot release the messages past a batch's payload limit: they come back after their visibility timeout");
         }
     }
     Ok(batch)
+}
+
+/// Most bytes of messages in one batch: the 6 MiB invocation payload limit,
+/// less room for the event's envelope.
+pub const BATCH_PAYLOAD_BYTES: usize = 6 * 1024 * 1024 - 64 * 1024;
+
+/// About what a message takes in an SQS event: its body, receipt and
+/// attributes, plus the record's fixed fields.
+fn record_bytes(d: &Delivery) -> usize {
+    d.body.len()
+        + d.receipt.len()
+        + d.attributes
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 48)
+            .sum::<usize>()
+        + 512
 }
 
 async fn poller(
@@ -434,6 +465,39 @@ mod tests {
     async fn step(q: &MemoryQueue, f: &Fn, s: &BatchSettings) -> BatchReport {
         let batch = q.receive(10, VIS, Duration::ZERO).await.unwrap();
         run_batch(q, f, s, batch, event, outcome).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_batch_stops_at_the_invocation_payload_limit() {
+        let q = MemoryQueue::new();
+        let big = "x".repeat(300_000);
+        for _ in 0..30 {
+            q.send(&big);
+        }
+        let cs = ConsumeSettings {
+            batch: settings(DeadLetter::Keep),
+            batch_size: 100,
+            window: Duration::ZERO,
+            long_poll: Duration::ZERO,
+            max_concurrency: 1,
+            idle_pause: Duration::ZERO,
+            max_error_pause: Duration::ZERO,
+            event: std::sync::Arc::new(|b: &[Delivery]| event(b)),
+            outcome: std::sync::Arc::new(|p: &Bytes, ids: &[String]| outcome(p, ids)),
+        };
+        let batch = fill_batch(&q, &cs).await.unwrap();
+        let bytes: usize = batch.iter().map(record_bytes).sum();
+        assert_eq!(batch.len(), 20, "{bytes} bytes");
+        assert!(bytes <= BATCH_PAYLOAD_BYTES);
+        // The ten that did not fit are visible again, their receive not
+        // counted; the twenty taken are in flight.
+        let next = q.receive(100, VIS, Duration::ZERO).await.unwrap();
+        assert_eq!(next.len(), 10);
+        assert!(
+            next.iter().all(|d| d.receive_count == 1),
+            "{:?}",
+            next.iter().map(|d| d.receive_count).collect::<Vec<_>>()
+        );
     }
 
     #[tokio::test]
