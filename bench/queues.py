@@ -3,9 +3,10 @@
   queues.py URL TOKEN send QUEUE N          embedded queue: N messages m0.. through the API
   queues.py URL TOKEN rate QUEUE RATE SECS  embedded queue: bodies are time.time_ns() at sending
   queues.py URL TOKEN trigger FUNCTION TYPE CONFIG_JSON N TIMEOUT
-      creates the trigger, then polls it every 50 ms until state.succeeded
+      creates the trigger, then polls it every 10 ms until state.succeeded
       reaches N (or TIMEOUT s); prints: seconds succeeded batches failed
-      trigger-id last-error (seconds from just before the POST)
+      first-batch-seconds steady-msgs/s trigger-id last-error (seconds from
+      just before the POST; the steady rate from the first counted batch on)
   queues.py URL TOKEN delete-trigger ID
   queues.py URL TOKEN invoke FUNCTION N THREADS
       N synchronous invokes through the API by THREADS clients, each event
@@ -84,16 +85,26 @@ def main():
         assert st == 201, (st, t)
         tid = t["triggerId"]
         state = {}
+        first = None  # (seconds, succeeded) when the first batch was counted
         while True:
             st, t = api.call("GET", "/v1/triggers/" + tid)
             assert st == 200, (st, t)
             state = t.get("state") or {}
             elapsed = time.perf_counter() - t0
-            if state.get("succeeded", 0) >= n or elapsed > timeout:
+            done = state.get("succeeded", 0)
+            if first is None and done > 0:
+                first = (elapsed, done)
+            if done >= n or elapsed > timeout:
                 break
-            time.sleep(0.05)
-        print("%.3f %d %d %d %s %s" % (elapsed, state.get("succeeded", 0), state.get("batches", 0),
-                                        state.get("failed", 0), tid, json.dumps(state.get("lastError"))))
+            time.sleep(0.01)
+        # The steady rate: from the first counted batch to the last (the
+        # consumer's start, a cold start and the lanes' ramp left out).
+        steady = 0.0
+        if first is not None and elapsed > first[0] and done > first[1]:
+            steady = (done - first[1]) / (elapsed - first[0])
+        print("%.3f %d %d %d %.3f %.0f %s %s" % (elapsed, done, state.get("batches", 0),
+                                               state.get("failed", 0), first[0] if first else -1, steady,
+                                               tid, json.dumps(state.get("lastError"))))
     elif cmd == "delete-trigger":
         st, b = api.call("DELETE", "/v1/triggers/" + args[0])
         assert st in (200, 204), (st, b)

@@ -19,8 +19,12 @@
 # Usage: bench/queues.sh [N, default 20000] [N for the embedded queue,
 #        default N] [RATE, default 50] [SECS, default 10]
 # Broker objects are named bq-*-$$ and deleted on exit, with the server.
+# SECTIONS (default "1 2 3") runs only the sections named; BACKENDS (default
+# "embedded rabbitmq nats redis") only the queue backends named.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+sections=" ${SECTIONS:-1 2 3} "
+want() { [[ "$sections" == *" $1 "* ]]; }
 n=${1:-20000}
 n_embedded=${2:-$n}
 rate=${3:-50}
@@ -79,7 +83,7 @@ print("server %.0f%% of a core, machine %.0f%% of %d cores" % ((float(b[0]) - fl
       (float(b[1]) - float(a[1])) / s / os.cpu_count() * 100, os.cpu_count()))' "$1" "$2" "$3"
 }
 declare -A result
-backends="embedded rabbitmq nats redis"
+backends="${BACKENDS:-embedded rabbitmq nats redis}"
 
 echo "# $(date -u +%FT%TZ) $(nproc) cores, commit $(git rev-parse --short HEAD), N=$n (embedded $n_embedded)"
 echo "## (1) throughput"
@@ -96,7 +100,7 @@ for b in $backends; do
     pub=$("$raw" publish "$b" "$q" "$count")
   fi
   c0=$(cpu); w0=$(date +%s.%N)
-  read -r s ok batches failed id err < <(h trigger "noop-$b" Queue "$(queue_config "$b" "$q")" "$count" 600)
+  read -r s ok batches failed first steady id err < <(h trigger "noop-$b" Queue "$(queue_config "$b" "$q")" "$count" 600)
   busy=$(cpu_delta "$c0" "$(cpu)" "$(echo "$(date +%s.%N) - $w0" | bc)")
   h delete-trigger "$id"
   if [ "$b" != embedded ]; then
@@ -104,17 +108,18 @@ for b in $backends; do
     "$raw" publish "$b" "$q-raw" "$count" >/dev/null
     rawline=$("$raw" consume "$b" "$q-raw" "$count")
   fi
-  echo "$b: trigger $ok/$count in $s s, $batches batches, $failed failed, lastError $err; publish: $pub; plain: $rawline; CPU during the trigger: $busy"
-  result[$b]="$count $s $ok $(sed -n 's/.*(\([0-9]*\) msgs\/s).*/\1/p' <<<"$rawline")"
+  echo "$b: trigger $ok/$count in $s s (first batch counted at $first s, then $steady msgs/s), $batches batches, $failed failed, lastError $err; publish: $pub; plain: $rawline; CPU during the trigger: $busy"
+  result[$b]="$count $s $ok $steady $(sed -n 's/.*(\([0-9]*\) msgs\/s).*/\1/p' <<<"$rawline")"
 done
 
 # The function alone: 4 clients invoking it through the API with 10-record
 # events, as many invokes as the trigger made batches.
 c0=$(cpu); t=$(date +%s.%N)
-invokes=$(h invoke noop-embedded $(( n / 10 )) 4)
+invokes=$(h invoke "noop-${backends%% *}" $(( n / 10 )) 4)
 echo "the function through the API, 4 clients: $invokes; CPU: $(cpu_delta "$c0" "$(cpu)" "$(echo "$(date +%s.%N) - $t" | bc)")"
 inv_rate=$(sed -n 's/.*(\([0-9]*\) invokes\/s).*/\1/p' <<<"$invokes")
 
+if want 2; then
 echo "## (2) latency, publish -> function start, $rate msgs/s for $secs s"
 for b in $backends; do
   q=bq-lat-$b-$$
@@ -126,7 +131,7 @@ for b in $backends; do
   # The trigger, and a warm-up of 2 s at the same rate (not counted).
   warm=$(( rate * 2 ))
   publish_rate "$rate" 2 >/dev/null
-  read -r _ _ _ _ id _ < <(h trigger "lat-$b" Queue "$(queue_config "$b" "$q")" "$warm" 60)
+  read -r _ _ _ _ _ _ id _ < <(h trigger "lat-$b" Queue "$(queue_config "$b" "$q")" "$warm" 60)
   rm -f "$work/stop"
   h collect "lat-$b" "$work/lat-$b" "$work/stop" &
   collector=$!
@@ -144,6 +149,8 @@ for b in $backends; do
   echo "${result[lat-$b]}"
 done
 
+fi
+if want 3; then
 echo "## (3) stream triggers"
 for b in nats redis; do
   st=bq-stream-$b-$$
@@ -152,27 +159,29 @@ for b in nats redis; do
   pub=$("$raw" publish "$b" "$st" "$n" stream)
   config="{\"streamArn\":\"$st\",\"source\":\"$b\",\"startingPosition\":\"TRIM_HORIZON\",\"batchSize\":100,\"parallelizationFactor\":1}"
   c0=$(cpu); w0=$(date +%s.%N)
-  read -r s ok batches failed id err < <(h trigger "snoop-$b" Stream "$config" "$n" 600)
+  read -r s ok batches failed first steady id err < <(h trigger "snoop-$b" Stream "$config" "$n" 600)
   busy=$(cpu_delta "$c0" "$(cpu)" "$(echo "$(date +%s.%N) - $w0" | bc)")
   h delete-trigger "$id"
   rawline=$("$raw" read "$b" "$st" "$n")
-  echo "$b: trigger $ok/$n in $s s, $batches batches, $failed failed, lastError $err; publish: $pub; plain read: $rawline; CPU during the trigger: $busy"
-  result[stream-$b]="$n $s $ok $(sed -n 's/.*(\([0-9]*\) msgs\/s).*/\1/p' <<<"$rawline")"
+  echo "$b: trigger $ok/$n in $s s (first batch counted at $first s, then $steady records/s), $batches batches, $failed failed, lastError $err; publish: $pub; plain read: $rawline; CPU during the trigger: $busy"
+  result[stream-$b]="$n $s $ok $steady $(sed -n 's/.*(\([0-9]*\) msgs\/s).*/\1/p' <<<"$rawline")"
 done
 
+fi
 echo
-echo "| Queue trigger, batchSize 10, maximumConcurrency 4 | messages | trigger msgs/s | plain client msgs/s | ratio |"
-echo "| --- | ---: | ---: | ---: | ---: |"
+echo "| Queue trigger, batchSize 10, maximumConcurrency 4 | messages | trigger msgs/s (whole run) | steady msgs/s (after the first batch) | plain client msgs/s | steady ratio |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: |"
 for b in $backends; do
-  read -r c s ok r <<<"${result[$b]}"
+  read -r c s ok steady r <<<"${result[$b]}"
   $py -c 'import sys
-b, c, s, ok, r = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+b, c, s, ok, steady, r = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), sys.argv[6]
 t = ok / s
-print("| %s | %d%s | %.0f | %s | %s |" % (b, c, "" if ok >= c else " (%d done)" % ok, t,
-      (r + (" (API send)" if b == "embedded" else "")) if r else "-", "%.2f" % (t / float(r)) if r else "-"))' "$b" "$c" "$s" "$ok" "${r:-}"
+print("| %s | %d%s | %.0f | %.0f | %s | %s |" % (b, c, "" if ok >= c else " (%d done)" % ok, t, steady,
+      (r + (" (API send)" if b == "embedded" else "")) if r else "-", "%.2f" % (steady / float(r)) if r else "-"))' "$b" "$c" "$s" "$ok" "$steady" "${r:-}"
 done
 echo
 echo "The same function invoked through the API by 4 clients with 10-record events: $inv_rate invokes/s, i.e. $(( inv_rate * 10 )) msgs/s."
+if want 2; then
 echo
 echo "| publish → function start, $rate msgs/s for $secs s | n | p50 | p90 | p99 | max |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: |"
@@ -181,16 +190,19 @@ for b in $backends; do
 f = dict(kv.split("=") for kv in sys.argv[2:])
 print("| %s | %s | %s ms | %s ms | %s ms | %s ms |" % (sys.argv[1], f.get("n"), f.get("p50"), f.get("p90"), f.get("p99"), f.get("max")))' ${result[lat-$b]}
 done
+fi
+if want 3; then
 echo
-echo "| Stream trigger, batchSize 100, parallelizationFactor 1 | records | trigger records/s | plain read records/s | ratio |"
-echo "| --- | ---: | ---: | ---: | ---: |"
+echo "| Stream trigger, batchSize 100, parallelizationFactor 1 | records | trigger records/s (whole run) | steady records/s | plain read records/s | steady ratio |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: |"
 for b in nats redis; do
-  read -r c s ok r <<<"${result[stream-$b]}"
+  read -r c s ok steady r <<<"${result[stream-$b]}"
   $py -c 'import sys
-b, c, s, ok, r = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+b, c, s, ok, steady, r = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
 t = ok / s
-print("| %s | %d%s | %.0f | %.0f | %.3f |" % (b, c, "" if ok >= c else " (%d done)" % ok, t, r, t / r))' "$b" "$c" "$s" "$ok" "$r"
+print("| %s | %d%s | %.0f | %.0f | %.0f | %.3f |" % (b, c, "" if ok >= c else " (%d done)" % ok, t, steady, r, steady / r))' "$b" "$c" "$s" "$ok" "$steady" "$r"
 done
+fi
 if grep -qiE 'error|warn|panic' "$work/log"; then
   echo
   echo "server log (warnings and errors, first 20):"
