@@ -763,6 +763,44 @@ pub struct VersionMetricsSchema {
     pub p99_duration_ms: f64,
 }
 
+/// One instance of a function (`GET …/instances`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Instance)]
+pub struct InstanceSchema {
+    pub instance_id: String,
+    /// `$LATEST` or the version number.
+    pub version: String,
+    /// `Initializing` (its runtime has not asked for an event yet), `Idle`
+    /// or `Busy`.
+    pub state: String,
+    /// Kept initialised by `minInstances`, keep-warm, the autoscaler or a
+    /// deployment's provisioned concurrency.
+    pub provisioned: bool,
+    /// Calls it is running.
+    pub in_flight: u32,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// Its last call's start; absent before its first call.
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The runner node it runs on.
+    pub node_id: String,
+}
+
+impl From<hotswap_runner::InstanceInfo> for InstanceSchema {
+    fn from(i: hotswap_runner::InstanceInfo) -> Self {
+        Self {
+            instance_id: i.instance_id,
+            version: i.version,
+            state: i.state.as_str().to_owned(),
+            provisioned: i.provisioned,
+            in_flight: i.in_flight,
+            started_at: i.started_at,
+            last_used_at: i.last_used_at,
+            node_id: i.node_id,
+        }
+    }
+}
+
 /// The owner whose function a `/v1/functions/{name}/…` route addresses.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]

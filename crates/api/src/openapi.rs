@@ -204,7 +204,7 @@ impl Modify for IntegerBounds {
         routes::tokens::create, routes::tokens::list, routes::tokens::get, routes::tokens::revoke, routes::tokens::whoami,
         routes::functions::create, routes::functions::list, routes::functions::get, routes::functions::update,
         routes::functions::update_code, routes::functions::delete,
-        routes::invoke::invoke, routes::invoke::logs, routes::invoke::metrics, routes::invoke::get_invocation, routes::invoke::list_invocations,
+        routes::invoke::invoke, routes::invoke::logs, routes::invoke::metrics, routes::invoke::instances, routes::invoke::get_invocation, routes::invoke::list_invocations,
         routes::layers::publish, routes::layers::list, routes::layers::versions, routes::layers::get, routes::layers::delete,
         routes::versions::publish, routes::versions::list, routes::versions::get, routes::versions::update, routes::versions::delete,
         routes::aliases::create, routes::aliases::list, routes::aliases::get, routes::aliases::update, routes::aliases::patch, routes::aliases::delete,
@@ -216,7 +216,7 @@ impl Modify for IntegerBounds {
         routes::runners::register, routes::runners::heartbeat, routes::runners::list, routes::runners::get, routes::runners::status,
         routes::deployments::create, routes::deployments::list, routes::deployments::get, routes::deployments::cancel, routes::deployments::promote, routes::deployments::rollback,
     ),
-    components(schemas(crate::error::ApiError, hotswap_domain::InvocationResult, crate::dto::LogLineSchema, crate::dto::VersionMetricsSchema))
+    components(schemas(crate::error::ApiError, hotswap_domain::InvocationResult, crate::dto::LogLineSchema, crate::dto::VersionMetricsSchema, crate::dto::InstanceSchema))
 )]
 pub struct ApiDoc;
 

@@ -486,6 +486,18 @@ fn start_tasks(tasks: &Driver, control: &ControlPlane, router: &Arc<Router>, arg
             Ok(Flow::Continue)
         }
     });
+    // Instances per version: minInstances, keep-warm, the cooldowns.
+    let autoscalers = Arc::new(hotswap_autoscaler::Autoscalers::new(weak.clone()));
+    tasks.every("autoscaler", Duration::from_secs(1), move || {
+        let a = autoscalers.clone();
+        async move {
+            Ok(if a.tick().await? {
+                Flow::Continue
+            } else {
+                Flow::Stop
+            })
+        }
+    });
     // Sliding-window metrics of versions without recent traffic are dropped.
     let r = weak.clone();
     tasks.every("window-prune", Duration::from_secs(60), move || {

@@ -403,6 +403,21 @@ impl Router {
             .await?)
     }
 
+    /// Starts and initialises instances of a version until it has `to`
+    /// (the autoscaler's start-ups ahead of calls).
+    pub async fn scale_up(&self, route: &Prepared, to: usize) -> Result<usize, RouteError> {
+        Ok(self
+            .runner
+            .scale_up(
+                &route.plan,
+                &route.function,
+                &route.version,
+                &route.layers,
+                to,
+            )
+            .await?)
+    }
+
     /// A function was deleted: its cached routes go, its idle instances
     /// are stopped and busy ones are not kept after their call.
     pub fn forget_function(&self, function_id: &str) -> usize {

@@ -50,6 +50,10 @@ pub(crate) struct Instance {
     drains: Vec<mpsc::Sender<oneshot::Sender<()>>>,
     slot: Arc<runtime_api::Slot>,
     pub last_used: Instant,
+    /// When it was started.
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// It ran a call (else `last_used` is its start).
+    pub used: bool,
 }
 
 /// How long a cold instance may take to ask for its first event.
@@ -162,6 +166,8 @@ impl Instance {
             drains,
             slot,
             last_used: Instant::now(),
+            started_at: chrono::Utc::now(),
+            used: false,
         })
     }
 
@@ -220,6 +226,7 @@ impl Instance {
             reply: reply_tx,
         };
         self.last_used = Instant::now();
+        self.used = true;
         if self.tx.send(pending).await.is_err() {
             return self.exited().await;
         }

@@ -26,6 +26,7 @@ pub mod logs;
 pub mod metrics;
 mod runtime_api;
 pub mod runtimes;
+pub mod scaling;
 pub mod window;
 
 pub use hotswap_sandbox::network;
@@ -34,6 +35,7 @@ pub use logs::{LogLimits, LogLine, LogQuery, LogStore, LogUsage};
 pub use metrics::{Metrics, VersionMetrics};
 use runtime_api::Outcome;
 pub use runtimes::RuntimeCatalog;
+pub use scaling::{InstanceInfo, InstanceState, VersionLoad};
 
 /// Errors that stop an invocation before the function could answer.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +76,8 @@ pub struct RunnerConfig {
     /// more than `limit - reserve` of them, so that the API and running
     /// instances keep what they need. `None`: not checked.
     pub fd_budget: Option<FdBudget>,
+    /// This runner's node id (its instances' `nodeId`).
+    pub node_id: String,
 }
 
 /// The server's file-descriptor limit and the part of it kept free of new
@@ -125,6 +129,7 @@ impl RunnerConfig {
             logs: LogLimits::default(),
             runtime_api_max_connections: 8,
             fd_budget: None,
+            node_id: "local".into(),
         }
     }
 }
@@ -189,8 +194,16 @@ struct Pool {
     version: u32,
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<Instance>>,
-    /// Provisioned instances the idle reaper leaves alone.
+    /// Provisioned instances the idle reaper leaves alone (a deployment's).
     min_warm: AtomicUsize,
+    /// Instances the autoscaler keeps initialised.
+    keep: AtomicUsize,
+    /// How long an instance past those kept may sit idle (the version's
+    /// `scaleDownCooldown`, set by the autoscaler); `None`: the runner's
+    /// idle timeout.
+    idle_after: Mutex<Option<Duration>>,
+    /// Instances out of `idle`: starting, or running a call.
+    out: scaling::OutInstances,
     /// Set when its function or version is deleted: an instance that
     /// finishes its call is killed instead of going back to `idle`.
     retired: AtomicBool,
@@ -320,6 +333,9 @@ impl Runner {
                     )),
                     idle: Mutex::default(),
                     min_warm: AtomicUsize::new(0),
+                    keep: AtomicUsize::new(0),
+                    idle_after: Mutex::new(None),
+                    out: Mutex::default(),
                     retired: AtomicBool::new(forgotten),
                 })
             })
@@ -447,13 +463,18 @@ impl Runner {
             .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
         for (key, pool) in pools {
-            let min_warm = pool.min_warm.load(Ordering::Relaxed);
+            let min_warm = pool.kept();
+            let idle_after = pool
+                .idle_after
+                .lock()
+                .ok()
+                .and_then(|d| *d)
+                .unwrap_or(self.config.idle_timeout);
             let stale: Vec<Instance> = match pool.idle.lock() {
                 Ok(mut idle) => {
                     let (mut old, mut keep): (Vec<Instance>, Vec<Instance>) =
                         idle.drain(..).partition(|i| {
-                            now.duration_since(i.last_used) >= self.config.idle_timeout
-                                || !i.is_alive()
+                            now.duration_since(i.last_used) >= idle_after || !i.is_alive()
                         });
                     // Provisioned instances stay, the most recently used first.
                     old.sort_by_key(|i| std::cmp::Reverse(i.last_used));
@@ -531,7 +552,7 @@ impl Runner {
         };
         let cold = warm.is_none();
         let began = Instant::now();
-        let mut instance = match warm {
+        let instance = match warm {
             Some(i) => i,
             None => match self.start_instance(plan, f, v, req.layers).await {
                 Ok(i) => i,
@@ -552,6 +573,16 @@ impl Runner {
                     return Err(e);
                 }
             },
+        };
+        let mut instance = instance;
+        pool.mark_out(
+            &instance.id,
+            scaling::InstanceState::Busy,
+            instance.started_at,
+        );
+        let _out = scaling::OutGuard {
+            pool: &pool,
+            id: instance.id.clone(),
         };
         let timeout = Duration::from_secs(u64::from(v.timeout));
         let label = version_label(v);

@@ -7,8 +7,8 @@ use hotswap_router::{Call, LogQuery, RouteError, RunnerError};
 use serde::Deserialize;
 
 use crate::dto::{
-    AcceptedInvocation, FunctionName, InvocationPath, ListInvocationsQuery, LogLineSchema,
-    OwnerQuery, Page, RawBytes, StoredResult, VersionMetricsSchema,
+    AcceptedInvocation, FunctionName, InstanceSchema, InvocationPath, ListInvocationsQuery,
+    LogLineSchema, OwnerQuery, Page, RawBytes, StoredResult, VersionMetricsSchema,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, FunctionPath, NoQuery, Path, Query};
@@ -364,6 +364,28 @@ pub(crate) async fn metrics(
     let function = s.control.get_function(&caller, &fref).await?;
     let items = s.router.metrics().versions(Some(&function.function_id));
     Ok(axum::Json(serde_json::json!({ "items": items, "nextToken": null })).into_response())
+}
+
+/// A function's instances on this server's runner, newest first: each with
+/// its version, state (`Initializing`, `Idle`, `Busy`), whether it is kept
+/// initialised (`provisioned`), its calls in flight and its times.
+#[utoipa::path(get, path = "/v1/functions/{name}/instances", tag = "invoke", params(FunctionName, OwnerQuery),
+    responses((status = 200, body = Vec<InstanceSchema>), (status = 404, body = ApiError)))]
+pub(crate) async fn instances(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    _: NoQuery,
+    FunctionPath(fref): FunctionPath,
+) -> ApiResult<axum::Json<Vec<InstanceSchema>>> {
+    let function = s.control.get_function(&caller, &fref).await?;
+    let items: Vec<InstanceSchema> = s
+        .router
+        .runner()
+        .instances(&function.function_id)
+        .into_iter()
+        .map(InstanceSchema::from)
+        .collect();
+    Ok(axum::Json(items))
 }
 
 /// A function's asynchronous invocations, newest first, paged; `status`

@@ -46,6 +46,7 @@ pub(crate) fn v1() -> Router<AppState> {
             get(invoke::list_invocations),
         )
         .route("/functions/{name}/metrics", get(invoke::metrics))
+        .route("/functions/{name}/instances", get(invoke::instances))
         .route(
             "/functions/{name}/versions",
             post(versions::publish).get(versions::list),
