@@ -199,8 +199,8 @@ struct Pool {
     /// Instances the autoscaler keeps initialised.
     keep: AtomicUsize,
     /// How long an instance past those kept may sit idle (the version's
-    /// `scaleDownCooldown`, set by the autoscaler); `None`: the runner's
-    /// idle timeout.
+    /// `scaleDownCooldown`, set by the autoscaler; never longer than the
+    /// runner's idle timeout, its default).
     idle_after: Mutex<Option<Duration>>,
     /// Instances out of `idle`: starting, or running a call.
     out: scaling::OutInstances,
@@ -469,7 +469,9 @@ impl Runner {
                 .lock()
                 .ok()
                 .and_then(|d| *d)
-                .unwrap_or(self.config.idle_timeout);
+                .map_or(self.config.idle_timeout, |d| {
+                    d.min(self.config.idle_timeout)
+                });
             let stale: Vec<Instance> = match pool.idle.lock() {
                 Ok(mut idle) => {
                     let (mut old, mut keep): (Vec<Instance>, Vec<Instance>) =
