@@ -8,8 +8,9 @@
 #  (b, c) also through an HTTP trigger (`/fn/bench`) when the server has them;
 #  (d) with BENCH_RUNTIME=node, the same for a Node handler (reference
 #      `node -e 0`, direct server: Node's http module).
-# The functions get 1792 MB, i.e. one whole vCPU (CPU quota = MemorySize/1792):
-# smaller ones are CPU-throttled by their cgroup under load, by design.
+# The functions get 1792 MB, i.e. one whole vCPU (CPU quota = MemorySize/1792),
+# or BENCH_MEMORY MB: smaller ones are CPU-throttled by their cgroup under
+# load, by design (but not during their init).
 # Usage: bench/invoke.sh [cold samples, default 40] [seconds per wrk run, default 10]
 # Needs wrk and hyperfine (apt-get install wrk hyperfine). Run as root for the
 # isolated sandbox; HOTSWAP_SANDBOX=unisolated to compare without it.
@@ -21,6 +22,7 @@ secs=${2:-10}
 sandbox=$(curl -s -H "$auth" "$url/v1/runners/local" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["sandbox"])')
 
 runtime=${BENCH_RUNTIME:-python}
+memory=${BENCH_MEMORY:-1792}
 cat >"$work/app.py" <<'PY'
 def handler(event, context):
     return {"ok": True}
@@ -37,12 +39,12 @@ fi
 code=$(base64 -w0 "$work/code.zip")
 for i in $(seq 0 "$samples"); do
   curl -sf -H "$auth" -H 'content-type: application/json' "$url/v1/functions" \
-    -d "{\"name\":\"cold-$i\",\"runtime\":\"$fn_runtime\",\"handler\":\"$fn_handler\",\"memorySize\":1792,\"code\":{\"zipFile\":\"$code\"}}" >/dev/null
+    -d "{\"name\":\"cold-$i\",\"runtime\":\"$fn_runtime\",\"handler\":\"$fn_handler\",\"memorySize\":$memory,\"code\":{\"zipFile\":\"$code\"}}" >/dev/null
 done
 # cold-0 warms the code path (first unpack of the package is per code hash, shared by all)
 curl -sf -H "$auth" "$url/v1/functions/cold-0/invoke" -d '{}' >/dev/null
 
-echo "# $(date -u +%FT%TZ) $(nproc) cores, runtime: $runtime, sandbox: $sandbox, $(git rev-parse --short HEAD 2>/dev/null)"
+echo "# $(date -u +%FT%TZ) $(nproc) cores, runtime: $runtime, memory: $memory MB, sandbox: $sandbox, $(git rev-parse --short HEAD 2>/dev/null)"
 echo "## (a) cold start, $samples functions invoked once each (curl time_total)"
 for i in $(seq 1 "$samples"); do
   curl -s -o /dev/null -w '%{time_total}\n' -H "$auth" "$url/v1/functions/cold-$i/invoke" -d '{}'

@@ -9,7 +9,19 @@ use common::*;
 use serde_json::{json, Value};
 
 const PROBE: &str = r#"
-import os, socket, json
+import os, socket, json, time
+
+def burn(seconds):
+    """Wall time taken to use `seconds` of CPU."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    while time.process_time() - cpu < seconds:
+        pass
+    return time.perf_counter() - wall
+
+INIT_WALL = burn(float(os.environ["INIT_WORK"])) if os.environ.get("INIT_WORK") else None
+
+def cpu(event, context):
+    return {"init": INIT_WALL, "handler": burn(float(os.environ["INIT_WORK"]))}
 
 def probe(event, context):
     out = {"uid": os.getuid(), "gid": os.getgid()}
@@ -176,6 +188,32 @@ fn memory_limit_kills_with_out_of_memory_and_forks_are_capped() {
     assert_eq!(out["stopped_by"], "BlockingIOError", "{out}");
     let (st, _) = s.admin("GET", "/healthz", None);
     assert_eq!(st, 200, "the host is unaffected");
+}
+
+/// The CPU quota (`MemorySize` / 1792 vCPU) is held back during init, as
+/// on Lambda, and applies from the first event: the same CPU work takes
+/// far longer in the handler of a 128 MB function than in its init.
+#[test]
+fn the_cpu_quota_applies_after_init_not_during_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = isolated_server(dir.path());
+    make(
+        &s,
+        "cpu",
+        "app.cpu",
+        json!({ "memorySize": 128, "timeout": 30, "environment": { "INIT_WORK": "0.2" } }),
+    );
+    let r = invoke(&s, "cpu", json!({}));
+    assert_eq!(r["success"], true, "{r}");
+    let out: Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+    let (init, handler) = (
+        out["init"].as_f64().unwrap(),
+        out["handler"].as_f64().unwrap(),
+    );
+    // 0.2 s of CPU at 128/1792 vCPU is about 2.8 s of wall time; in init
+    // it is about 0.2 s on a free core.
+    assert!(handler > 1.4, "throttled in the handler: {out}");
+    assert!(handler > 3.0 * init, "not throttled in init: {out}");
 }
 
 /// A function's own environment (here `LD_PRELOAD`) reaches only its

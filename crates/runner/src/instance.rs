@@ -44,7 +44,7 @@ pub(crate) struct Instance {
     pub log_stream: String,
     tx: mpsc::Sender<Pending>,
     exit: watch::Receiver<Option<ExitStatus>>,
-    guard: Box<dyn InstanceGuard>,
+    guard: Arc<dyn InstanceGuard>,
     tasks: Vec<JoinHandle<()>>,
     /// Asks each log-capture task to take in what is already in its pipe.
     drains: Vec<mpsc::Sender<oneshot::Sender<()>>>,
@@ -154,6 +154,16 @@ impl Instance {
         tasks.push(tokio::spawn(async move {
             if let Ok(status) = child.wait().await {
                 let _ = exit_tx.send(Some(status));
+            }
+        }));
+        // Init runs without the CPU quota; it applies once the runtime asks
+        // for its first event.
+        let guard: Arc<dyn InstanceGuard> = Arc::from(guard);
+        let mut ready = slot.ready.subscribe();
+        let g = guard.clone();
+        tasks.push(tokio::spawn(async move {
+            if ready.wait_for(|r| *r).await.is_ok() {
+                g.init_done();
             }
         }));
         Ok(Instance {

@@ -204,6 +204,15 @@ impl InstanceGuard for BwrapGuard {
         self.cgroup.as_ref().is_some_and(InstanceCgroup::oom_killed)
     }
 
+    fn init_done(&self) {
+        if let Some(cg) = &self.cgroup {
+            if let Err(e) = cg.limit_cpu() {
+                // The instance keeps running without a quota: said loudly.
+                tracing::warn!(error = %e, "cannot apply an instance's CPU quota after its init");
+            }
+        }
+    }
+
     fn kill_all(&self) {
         if let Some(cg) = &self.cgroup {
             cg.kill_all();

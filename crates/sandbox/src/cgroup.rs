@@ -3,6 +3,12 @@
 //! hierarchy of most production hosts). Memory = `MemorySize`, CPU quota =
 //! `GetCpuAllocation()` vCPU, a pids limit; peak memory and OOM kills are
 //! read back.
+//!
+//! The CPU quota is held back during init, as Lambda does: an instance's
+//! cgroup starts without one, and [`InstanceCgroup::limit_cpu`] writes it
+//! when the runtime first asks for an event (init itself is bounded by the
+//! runner's init timeout, 10 s). A 128 MB function then starts as fast as
+//! a 1792 MB one.
 
 use std::fs::File;
 use std::io;
@@ -147,6 +153,8 @@ impl Cgroups {
         let mut made = InstanceCgroup {
             v2: matches!(self.layout, Layout::V2 { .. }),
             dirs: Vec::new(),
+            cpu_limit: None,
+            cpu_limited: std::sync::atomic::AtomicBool::new(false),
             peak: OnceLock::new(),
         };
         match self.fill(&mut made, id, limits) {
@@ -188,7 +196,9 @@ impl Cgroups {
                     let d = cpu.join(id);
                     mkdir(&d)?;
                     write(&d.join("cpu.cfs_period_us"), &CFS_PERIOD_US.to_string())?;
-                    write(&d.join("cpu.cfs_quota_us"), &quota.to_string())?;
+                    // No quota until init is done (`limit_cpu`).
+                    write(&d.join("cpu.cfs_quota_us"), "-1")?;
+                    made.cpu_limit = Some((d.join("cpu.cfs_quota_us"), quota.to_string()));
                 }
                 if let Some(pids) = pids {
                     let d = pids.join(id);
@@ -206,7 +216,9 @@ impl Cgroups {
                     write(&swap, "0")?;
                 }
                 if d.join("cpu.max").exists() {
-                    write(&d.join("cpu.max"), &format!("{quota} {CFS_PERIOD_US}"))?;
+                    // No quota until init is done (`limit_cpu`).
+                    write(&d.join("cpu.max"), &format!("max {CFS_PERIOD_US}"))?;
+                    made.cpu_limit = Some((d.join("cpu.max"), format!("{quota} {CFS_PERIOD_US}")));
                 }
                 if d.join("pids.max").exists() {
                     write(&d.join("pids.max"), &limits.max_pids.to_string())?;
@@ -222,6 +234,9 @@ impl Cgroups {
 pub struct InstanceCgroup {
     v2: bool,
     dirs: Vec<PathBuf>,
+    /// The CPU quota file and the quota it gets once init is done.
+    cpu_limit: Option<(PathBuf, String)>,
+    cpu_limited: std::sync::atomic::AtomicBool,
     /// The peak-memory file, opened on first use: read after every
     /// invocation, it is re-read in place (`pread` at offset 0 regenerates
     /// a cgroup file) instead of being looked up and opened each time.
@@ -240,6 +255,21 @@ fn keyed(path: &Path, key: &str) -> Option<u64> {
 }
 
 impl InstanceCgroup {
+    /// Applies the CPU quota held back during init (once; later calls do
+    /// nothing).
+    pub fn limit_cpu(&self) -> io::Result<()> {
+        let Some((file, quota)) = &self.cpu_limit else {
+            return Ok(());
+        };
+        if self
+            .cpu_limited
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Ok(());
+        }
+        write(file, quota)
+    }
+
     /// The `cgroup.procs` files a process writes `0` into to join.
     pub fn procs_files(&self) -> Vec<PathBuf> {
         self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
@@ -359,6 +389,12 @@ mod tests {
             std::fs::read_to_string(m.join("i1/memory.limit_in_bytes")).unwrap(),
             "134217728"
         );
+        // No CPU quota during init; MemorySize / 1792 vCPU after.
+        assert_eq!(
+            std::fs::read_to_string(c.join("i1/cpu.cfs_quota_us")).unwrap(),
+            "-1"
+        );
+        cg.limit_cpu().unwrap();
         assert_eq!(
             std::fs::read_to_string(c.join("i1/cpu.cfs_quota_us")).unwrap(),
             "7142"
@@ -397,6 +433,11 @@ mod tests {
             std::fs::read_to_string(d.join("memory.max")).unwrap(),
             "134217728"
         );
+        assert_eq!(
+            std::fs::read_to_string(d.join("cpu.max")).unwrap(),
+            "max 100000"
+        );
+        cg.limit_cpu().unwrap();
         assert_eq!(
             std::fs::read_to_string(d.join("cpu.max")).unwrap(),
             "7142 100000"

@@ -119,6 +119,9 @@ pub trait InstanceGuard: Send + Sync {
     fn oom_killed(&self) -> bool;
     /// Kills every process of the instance.
     fn kill_all(&self);
+    /// The runtime asked for its first event: limits held back during init
+    /// (the CPU quota) apply from now.
+    fn init_done(&self) {}
 }
 
 /// An isolation backend.
