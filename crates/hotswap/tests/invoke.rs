@@ -223,13 +223,26 @@ def ok(event, context):
         "{body}"
     );
 
-    create(
-        &s,
-        "dotnet",
-        "Dotnet8",
-        "App::App.Handler::Run",
-        &[("App.dll", "x")],
-        json!({}),
+    // Said at create, not only at invoke.
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/functions", s.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(
+            &json!({ "name": "dotnet", "runtime": "Dotnet8", "handler": "App::App.Handler::Run",
+                       "code": { "zipFile": b64(&zip_of(&[("App.dll", "x")])) } }),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let warning = resp
+        .headers()
+        .get("warning")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        warning.starts_with("299 hotswap \"runtime Dotnet8 is not available on any runner"),
+        "{warning}"
     );
     let (st, _, body) = invoke(&s, "/v1/functions/dotnet/invoke", "{}");
     assert_eq!(st, 503, "{body}");

@@ -69,16 +69,20 @@ async fn read_multipart(mut m: Multipart) -> ApiResult<(CreateFunctionRequest, B
 }
 
 /// Create a function with its code (JSON with base64 `code.zipFile`, or
-/// multipart with `metadata` and `code` parts).
+/// multipart with `metadata` and `code` parts). A function whose runtime no
+/// runner has is created with a `Warning` header saying so (its calls
+/// answer 503 until a runner has it).
 #[utoipa::path(post, path = "/v1/functions", params(OwnerQuery), tag = "functions", request_body = CreateFunctionRequest,
-    responses((status = 201, body = Function), (status = 409, body = ApiError)))]
+    responses((status = 201, body = Function, headers(
+        ("Warning" = String, description = "`299 hotswap \"…\"` when no runner has the function's runtime"))),
+        (status = 409, body = ApiError)))]
 pub(crate) async fn create(
     State(s): State<AppState>,
     Caller(caller): Caller,
     _: NoQuery,
     Owner(owner): Owner,
     req: Request,
-) -> ApiResult<(StatusCode, axum::Json<Function>)> {
+) -> ApiResult<(StatusCode, axum::http::HeaderMap, axum::Json<Function>)> {
     let (body, code) = if content_type(&req).starts_with("multipart/form-data") {
         let m = Multipart::from_request(req, &s)
             .await
@@ -115,7 +119,32 @@ pub(crate) async fn create(
         .control
         .create_function(&caller, owner.as_deref(), new, code)
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(f)))
+    let mut headers = axum::http::HeaderMap::new();
+    if let Some(w) = runtime_warning(&s, &f) {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&format!("299 hotswap \"{w}\"")) {
+            headers.insert(header::WARNING, v);
+        }
+    }
+    Ok((StatusCode::CREATED, headers, axum::Json(f)))
+}
+
+/// Why `f` cannot run on this server's runner, when no runner has its
+/// runtime.
+fn runtime_warning(s: &AppState, f: &Function) -> Option<String> {
+    let catalog = s.router.runner().catalog();
+    if catalog.available().contains(&f.runtime) {
+        return None;
+    }
+    Some(format!(
+        "runtime {} is not available on any runner (this runner has: {}); its invocations answer 503 until one has it",
+        f.runtime,
+        catalog
+            .available()
+            .iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
 /// List functions (yours; admins see all), by name, paged.
