@@ -360,27 +360,24 @@ impl Runner {
         let want = (count.max(1) as usize).min(max);
         pool.min_warm.store(want, Ordering::Relaxed);
         loop {
-            let idle = pool
-                .idle
-                .lock()
-                .map(|i| i.iter().filter(|i| i.is_alive()).count())
-                .unwrap_or(0);
             // Instances serving an invocation hold a permit; never go past
             // MaxInstances in all.
+            let idle = pool.idle_alive();
             let busy = max.saturating_sub(pool.permits.available_permits());
             if idle >= want || idle + busy >= max {
                 break;
             }
-            let instance = self.start_instance(plan, f, v, layers).await?;
-            if let Err(e) = instance.wait_ready(instance::INIT_TIMEOUT).await {
-                instance.kill();
-                pool.min_warm.store(0, Ordering::Relaxed);
-                return Err(RunnerError::HealthCheck(format!(
-                    "version {} of '{}' failed its health check: {e}",
-                    v.version_string(),
-                    f.name
-                )));
-            }
+            let instance = match self.start_ready(&pool, plan, f, v, layers).await? {
+                Ok(i) => i,
+                Err(e) => {
+                    pool.min_warm.store(0, Ordering::Relaxed);
+                    return Err(RunnerError::HealthCheck(format!(
+                        "version {} of '{}' failed its health check: {e}",
+                        v.version_string(),
+                        f.name
+                    )));
+                }
+            };
             if let Ok(mut idle) = pool.idle.lock() {
                 idle.push(instance);
             }

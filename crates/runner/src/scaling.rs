@@ -102,6 +102,14 @@ impl Pool {
             .max(self.keep.load(Ordering::Relaxed))
     }
 
+    /// Idle instances whose process is alive.
+    pub(crate) fn idle_alive(&self) -> usize {
+        self.idle
+            .lock()
+            .map(|i| i.iter().filter(|i| i.is_alive()).count())
+            .unwrap_or(0)
+    }
+
     fn count(&self, state: InstanceState) -> usize {
         self.out
             .lock()
@@ -151,11 +159,7 @@ impl Runner {
                 });
             e.in_flight += p.count(InstanceState::Busy);
             e.starting += p.count(InstanceState::Initializing);
-            e.idle += p
-                .idle
-                .lock()
-                .map(|i| i.iter().filter(|i| i.is_alive()).count())
-                .unwrap_or(0);
+            e.idle += p.idle_alive();
         }
         by.into_values().collect()
     }
@@ -192,36 +196,21 @@ impl Runner {
         let to = to.min(max);
         let mut started = 0;
         loop {
-            let idle = pool
-                .idle
-                .lock()
-                .map(|i| i.iter().filter(|i| i.is_alive()).count())
-                .unwrap_or(0);
             let out = pool.out.lock().map(|o| o.len()).unwrap_or(0);
             let busy = max.saturating_sub(pool.permits.available_permits());
-            if idle + out.max(busy) >= to || pool.retired.load(Ordering::SeqCst) {
+            if pool.idle_alive() + out.max(busy) >= to || pool.retired.load(Ordering::SeqCst) {
                 return Ok(started);
             }
-            let instance = self.start_instance(plan, f, v, layers).await?;
-            pool.mark_out(
-                &instance.id,
-                InstanceState::Initializing,
-                instance.started_at,
-            );
-            let guard = crate::scaling::OutGuard {
-                pool: &pool,
-                id: instance.id.clone(),
+            let instance = match self.start_ready(&pool, plan, f, v, layers).await? {
+                Ok(i) => i,
+                Err(e) => {
+                    return Err(RunnerError::HealthCheck(format!(
+                        "an instance of version {} of '{}' failed to initialise: {e}",
+                        v.version_string(),
+                        f.name
+                    )))
+                }
             };
-            let ready = instance.wait_ready(instance::INIT_TIMEOUT).await;
-            drop(guard);
-            if let Err(e) = ready {
-                instance.kill();
-                return Err(RunnerError::HealthCheck(format!(
-                    "an instance of version {} of '{}' failed to initialise: {e}",
-                    v.version_string(),
-                    f.name
-                )));
-            }
             if pool.retired.load(Ordering::SeqCst) {
                 instance.kill();
                 return Ok(started);
@@ -231,6 +220,38 @@ impl Runner {
             }
             started += 1;
         }
+    }
+
+    /// Starts one instance of the pool's version and waits for its init,
+    /// listed as `Initializing` meanwhile. `Err` when it cannot start;
+    /// `Ok(Err(reason))` when its init failed (the instance is killed).
+    pub(crate) async fn start_ready(
+        &self,
+        pool: &Pool,
+        plan: &Plan,
+        f: &Function,
+        v: &FunctionVersion,
+        layers: &[hotswap_domain::LayerVersion],
+    ) -> Result<Result<instance::Instance, String>, RunnerError> {
+        let instance = self.start_instance(plan, f, v, layers).await?;
+        pool.mark_out(
+            &instance.id,
+            InstanceState::Initializing,
+            instance.started_at,
+        );
+        let listed = OutGuard {
+            pool,
+            id: instance.id.clone(),
+        };
+        let ready = instance.wait_ready(instance::INIT_TIMEOUT).await;
+        drop(listed);
+        Ok(match ready {
+            Ok(()) => Ok(instance),
+            Err(e) => {
+                instance.kill();
+                Err(e)
+            }
+        })
     }
 
     /// Every instance of the function on this runner, newest first.
