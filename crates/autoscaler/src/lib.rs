@@ -14,7 +14,10 @@
 //! alias routes traffic to (a weight above 0, or its primary version), or
 //! `$LATEST` of a function without aliases. They are read from the store
 //! for the functions that ask for any (`minInstances` > 0 or keep-warm),
-//! again when the routing epoch changes and at least every 10 s. Keep-warm
+//! again when the routing epoch changes and at least every 10 s; the same
+//! listing gives every function's `ScalingConfig`, so a tick reads nothing
+//! from the store unless it must start instances (it then resolves the
+//! version through the router's cache). Keep-warm
 //! keeps one instance initialised; the runner's reaper drops an instance
 //! whose process died, and the next tick starts another, so the kept
 //! instance is checked every tick (the handler is never called for it).
@@ -25,6 +28,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hotswap_domain::Function;
 use hotswap_router::{qualifier_of, Router};
 use hotswap_store::FunctionFilter;
 
@@ -53,6 +57,9 @@ struct Targets {
     loaded: Option<Instant>,
     /// (function id, version) pairs that `minInstances` or keep-warm apply to.
     list: Vec<(String, u32)>,
+    /// Every function as last listed (their scaling configs), by id: a
+    /// tick reads no store for versions that only have load.
+    functions: HashMap<String, Arc<Function>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -71,15 +78,20 @@ impl Autoscalers {
         }
     }
 
-    /// The versions `minInstances` or keep-warm apply to.
-    async fn targets(&self, router: &Router) -> Result<Vec<(String, u32)>, String> {
+    /// The versions `minInstances` or keep-warm apply to, and every
+    /// function by id.
+    async fn targets(
+        &self,
+        router: &Router,
+    ) -> Result<(Vec<(String, u32)>, HashMap<String, Arc<Function>>), String> {
         let epoch = router.control().routing_epoch();
         let mut t = self.targets.lock().await;
         if t.epoch == epoch && t.loaded.is_some_and(|at| at.elapsed() < TARGETS_TTL) {
-            return Ok(t.list.clone());
+            return Ok((t.list.clone(), t.functions.clone()));
         }
         let store = router.control().store();
         let mut list = Vec::new();
+        let mut functions = HashMap::new();
         let mut after = None;
         loop {
             let page = store
@@ -92,6 +104,7 @@ impl Autoscalers {
                 .await
                 .map_err(|e| e.to_string())?;
             for f in &page.items {
+                functions.insert(f.function_id.clone(), Arc::new(f.clone()));
                 let c = &f.scaling_config;
                 if c.min_instances == 0 && !c.keep_warm_enabled {
                     continue;
@@ -131,8 +144,9 @@ impl Autoscalers {
             epoch,
             loaded: Some(Instant::now()),
             list: list.clone(),
+            functions: functions.clone(),
         };
-        Ok(list)
+        Ok((list, functions))
     }
 
     /// One tick: observe every version's load, decide, apply. `false` when
@@ -141,7 +155,7 @@ impl Autoscalers {
         let Some(router) = self.router.upgrade() else {
             return Ok(false);
         };
-        let targets = self.targets(&router).await?;
+        let (targets, functions) = self.targets(&router).await?;
         let runner = router.runner().clone();
         let mut wanted: HashMap<(String, u32), (bool, hotswap_runner::VersionLoad)> =
             HashMap::new();
@@ -157,15 +171,16 @@ impl Autoscalers {
         }
         let now = Instant::now();
         for ((function_id, version), (routed, load)) in &wanted {
-            let route = match router
-                .resolve_by_id(function_id, &qualifier_of(*version))
-                .await
-            {
-                Ok(r) => r,
-                // Deleted meanwhile: its instances go with it.
-                Err(_) => continue,
+            let function = match functions.get(function_id) {
+                Some(f) => f.clone(),
+                // Created since the last listing.
+                None => match router.control().function_by_id(function_id).await {
+                    Ok(Some(f)) => Arc::new(f),
+                    // Deleted meanwhile: its instances go with it.
+                    _ => continue,
+                },
             };
-            let bounds = Bounds::new(&route.function.scaling_config, *routed, PER_INSTANCE);
+            let bounds = Bounds::new(&function.scaling_config, *routed, PER_INSTANCE);
             let instances = u32::try_from(load.instances()).unwrap_or(u32::MAX);
             let d = {
                 let mut versions = lock(&self.versions);
@@ -190,6 +205,15 @@ impl Autoscalers {
             let to = load.instances() + d.start as usize;
             let (keep, idle_after) = (d.keep as usize, bounds.scale_down_cooldown);
             tokio::spawn(async move {
+                // Resolved only to start instances (the router's cache).
+                let route = match router.resolve_by_id(&key.0, &qualifier_of(key.1)).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(function = %key.0, version = key.1, error = %e, "autoscaler cannot resolve a version");
+                        lock(&starting).remove(&key);
+                        return;
+                    }
+                };
                 match router.scale_up(&route, to).await {
                     Ok(n) if n > 0 => {
                         tracing::info!(function = %route.function.name, version = %route.executed_version(), started = n, "autoscaler started instances");
