@@ -34,8 +34,9 @@ const MIN_VISIBILITY: Duration = Duration::from_secs(1);
 /// How long past its wait a pull request may take to be answered.
 const PULL_GRACE: Duration = Duration::from_secs(5);
 /// Shortest wait a pull request is made with; a shorter one is a fetch of
-/// what is there (a pull request expiring within a few milliseconds can
-/// outlive the client's wait for it, and take messages nobody reads).
+/// what is there (a request that expires within milliseconds costs a
+/// server round trip for nothing; what it might still get is kept by its
+/// inbox for the next request, see `pulls`).
 const MIN_PULL_WAIT: Duration = Duration::from_millis(20);
 /// How long the server may take to confirm acknowledgements.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
